@@ -1,0 +1,109 @@
+// Package bus is Passerelle's event bus contract: FHIR resources published on
+// NATS JetStream subjects, consumed by durable consumers with explicit acks,
+// bounded redelivery and a dead-letter stream. The implementation lives in
+// pkg/bus/jetstream; the conformance suite every implementation passes is
+// pkg/bus/bustest.
+package bus
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Header names. NATS header names are case-sensitive: use exactly these.
+const (
+	HeaderMsgID        = "Nats-Msg-Id"
+	HeaderTraceparent  = "traceparent"
+	HeaderResourceType = "Fhir-Resource-Type"
+	HeaderVersion      = "Fhir-Version-Id"
+	HeaderTenant       = "Passerelle-Tenant"
+	// HeaderEventID is the id an inbox records. It equals Nats-Msg-Id on first
+	// publication and is kept on replays, whose Nats-Msg-Id must differ to get
+	// past JetStream's de-duplication.
+	HeaderEventID = "Passerelle-Event-Id"
+	// HeaderReplayFor limits a replayed dead letter to one durable consumer;
+	// every other consumer acknowledges it without handling it.
+	HeaderReplayFor = "Passerelle-Replay-For"
+)
+
+// Msg is a message to publish or a delivered one.
+type Msg struct {
+	Subject string
+	Header  map[string]string
+	Data    []byte
+
+	// Set on delivery.
+	Stream       string
+	StreamSeq    uint64
+	NumDelivered uint64
+}
+
+// ErrPermanent marks a handler error that no redelivery can fix: the message
+// goes to the dead-letter stream at once. Wrap with Permanent.
+var ErrPermanent = errors.New("permanent failure")
+
+// Permanent wraps err so that the consumer dead-letters the message at once.
+func Permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string   { return p.err.Error() }
+func (p permanentError) Unwrap() []error { return []error{p.err, ErrPermanent} }
+
+// Handler handles one delivered message. A nil return acknowledges it; an
+// error asks for redelivery with back-off, until MaxDeliver, then the message
+// is dead-lettered.
+type Handler func(ctx context.Context, m Msg) error
+
+// ConsumerConfig describes one durable pull consumer.
+type ConsumerConfig struct {
+	// Durable is the consumer's name; it is also the inbox's consumer key.
+	Durable string
+	// Subject is the one filter subject (NATS 2.9 servers take only one).
+	Subject string
+	// MaxDeliver bounds deliveries before dead-lettering (default 5).
+	MaxDeliver int
+	// BackOff is the delay before each redelivery (default 1s, 5s, 30s, 2m).
+	BackOff []time.Duration
+	// AckWait is how long a delivery may take before redelivery (default 30s).
+	AckWait time.Duration
+	// Concurrency is how many messages are handled at once (default 1, which
+	// keeps per-subject order).
+	Concurrency int
+}
+
+// DeadLetter is a message that exhausted its deliveries.
+type DeadLetter struct {
+	ID      uint64 // sequence in the dead-letter stream
+	Durable string // the consumer that gave up
+	Subject string // the original subject
+	Error   string // the last handler error
+	Time    time.Time
+	Msg     Msg
+}
+
+// Publisher publishes messages durably.
+type Publisher interface {
+	// Publish sends msgs in order and waits for the stream's acknowledgement
+	// of each. It returns how many leading messages were acknowledged; on
+	// error, msgs[acked:] may or may not be stored.
+	Publish(ctx context.Context, msgs []Msg) (acked int, err error)
+}
+
+// Bus is the whole bus contract.
+type Bus interface {
+	Publisher
+	// Consume runs a durable consumer until ctx ends. The consumer is created
+	// or updated idempotently.
+	Consume(ctx context.Context, cfg ConsumerConfig, h Handler) error
+	// DeadLetters lists dead letters, oldest first, after id afterID.
+	DeadLetters(ctx context.Context, afterID uint64, limit int) ([]DeadLetter, error)
+	// Replay republishes a dead letter to its original subject for its
+	// consumer only, then removes it from the dead-letter stream.
+	Replay(ctx context.Context, id uint64) error
+	// Ping checks the server answers and the streams exist.
+	Ping(ctx context.Context) error
+	// Close drains and closes the connection.
+	Close() error
+}

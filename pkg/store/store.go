@@ -1,0 +1,263 @@
+// Package store defines the one persistence contract of Passerelle: FHIR
+// resources with versions, history and search, the transactional outbox, the
+// inbox of handled messages, durable timers and the audit trail. Two backends
+// implement it (pkg/store/postgres and pkg/store/sqlite) and both pass the
+// conformance suite in pkg/store/storetest.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors returned by Store methods. Backends wrap them; check with errors.Is.
+var (
+	// ErrNotFound: no such resource, version, timer or dead letter.
+	ErrNotFound = errors.New("not found")
+	// ErrGone: the resource existed and was deleted.
+	ErrGone = errors.New("deleted")
+	// ErrVersionConflict: an update named a version that is not the current one
+	// (HTTP 412 for If-Match).
+	ErrVersionConflict = errors.New("version conflict")
+	// ErrExists: a create named an id that is already taken.
+	ErrExists = errors.New("already exists")
+	// ErrInvalid: the input cannot be stored as given (bad JSON, no resourceType,
+	// unknown search parameter, malformed cursor).
+	ErrInvalid = errors.New("invalid")
+	// ErrLeaseLost: a timer's lease was taken over before it completed.
+	ErrLeaseLost = errors.New("lease lost")
+)
+
+// Resource is one stored version of a FHIR resource. Body is the full JSON of
+// that version, with meta.versionId and meta.lastUpdated set by the store.
+type Resource struct {
+	Tenant      string
+	Type        string
+	ID          string
+	Version     int64
+	LastUpdated time.Time
+	Deleted     bool
+	Body        json.RawMessage
+}
+
+// Event is one outbox row: a message to publish on the bus once the
+// transaction that wrote it commits.
+type Event struct {
+	Subject string
+	// MsgID de-duplicates the message on the bus (Nats-Msg-Id) and in inboxes.
+	MsgID string
+	// Key orders events: rows with the same key are published in commit order.
+	// Usually "<Type>/<id>".
+	Key     string
+	Headers map[string]string
+	Data    []byte
+}
+
+// OutboxRow is a stored Event with its position and publication state.
+type OutboxRow struct {
+	Seq       int64
+	Event     Event
+	CreatedAt time.Time
+	SentAt    *time.Time
+}
+
+// Timer is a durable timer: at Due, the timer runner hands it to the handler
+// registered for Kind. Key is unique among pending timers: scheduling the same
+// key again replaces the pending one.
+type Timer struct {
+	Key     string
+	Tenant  string
+	Kind    string
+	Due     time.Time
+	Payload json.RawMessage
+	// Attempts counts how many times the timer has been claimed.
+	Attempts int
+}
+
+// AuditRecord is one entry of the append-only audit trail. The store chains
+// entries by hash so that `passerelle audit verify` can find a broken link.
+type AuditRecord struct {
+	Seq      int64
+	Tenant   string
+	Time     time.Time
+	Agent    string // who: "PractitionerRole/<id>", "Device/<client>", "System/<service>"
+	Action   string // C, R, U, D, E (FHIR AuditEvent.action)
+	Entity   string // what: "<Type>/<id>[/_history/<v>]" or a search
+	Patient  string // "Patient/<id>" when the entity is patient data
+	Outcome  string // "0" success, "4" minor failure, "8" serious failure
+	Detail   string
+	PrevHash string
+	Hash     string
+}
+
+// Store is the persistence contract shared by every backend.
+type Store interface {
+	// Read returns the current version. ErrNotFound, ErrGone.
+	Read(ctx context.Context, typ, id string) (Resource, error)
+	// VRead returns one version. ErrNotFound.
+	VRead(ctx context.Context, typ, id string, version int64) (Resource, error)
+	// History returns the versions of one resource, newest first. ErrNotFound.
+	History(ctx context.Context, typ, id string, p HistoryParams) (Page, error)
+	// Search returns current, non-deleted resources of one type matching every
+	// parameter, in a stable order, a page at a time. ErrInvalid.
+	Search(ctx context.Context, q Query) (Page, error)
+
+	// Tx runs fn in one database transaction: its resource writes, outbox
+	// events, inbox marks, timers and audit records commit together or not at
+	// all. fn's error aborts the transaction and is returned as is. fn may be
+	// called again if the backend must retry the transaction (deadlock,
+	// serialisation failure), so it must not have effects outside tx.
+	Tx(ctx context.Context, fn func(Tx) error) error
+
+	// Outbox is used by the relay that publishes events.
+	Outbox() Outbox
+	// Timers is used by the timer runner.
+	Timers() Timers
+	// AuditLog reads and verifies the audit trail.
+	AuditLog() AuditLog
+	// Leases gives time-bound exclusive roles to one replica.
+	Leases() Leases
+
+	// Ping checks the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the store; pending Tx calls fail.
+	Close() error
+}
+
+// Tx is the view of one write transaction.
+type Tx interface {
+	// Read returns the current version as seen inside the transaction.
+	Read(ctx context.Context, typ, id string) (Resource, error)
+	// Create stores version 1 of a resource. The body's "id" is used when set
+	// (ErrExists if taken), otherwise one is assigned. Returns the stored version.
+	Create(ctx context.Context, tenant string, body json.RawMessage) (Resource, error)
+	// Update stores a new version. ifMatch > 0 requires the current version to
+	// be ifMatch (ErrVersionConflict otherwise). A missing resource is created
+	// when ifMatch is 0 (update as create, FHIR's PUT), ErrNotFound otherwise.
+	Update(ctx context.Context, tenant string, body json.RawMessage, ifMatch int64) (Resource, error)
+	// Delete marks the resource deleted as a new version. ErrNotFound.
+	Delete(ctx context.Context, typ, id string, ifMatch int64) (Resource, error)
+
+	// Emit adds an event to the outbox.
+	Emit(ctx context.Context, e Event) error
+	// MarkHandled records that consumer handled msgID. It returns false when
+	// the pair was already recorded: the caller must then do nothing more.
+	MarkHandled(ctx context.Context, consumer, msgID string) (bool, error)
+	// Schedule creates or replaces the pending timer with t.Key.
+	Schedule(ctx context.Context, t Timer) error
+	// Cancel removes the pending timer with key, if any.
+	Cancel(ctx context.Context, key string) error
+	// CompleteTimer marks a claimed timer fired. It fails with ErrLeaseLost if
+	// owner no longer holds its lease, which rolls back the whole transaction.
+	CompleteTimer(ctx context.Context, key, owner string) error
+	// Audit appends a record to the audit trail.
+	Audit(ctx context.Context, r AuditRecord) error
+}
+
+// HistoryParams pages through a resource's history.
+type HistoryParams struct {
+	Count  int
+	Cursor string
+}
+
+// Query is a typed search on one resource type.
+type Query struct {
+	Tenant string // empty: every tenant
+	Type   string
+	Params []Param
+	// Count is the page size (default 50, at most 1000).
+	Count int
+	// Cursor continues a previous search (Page.Next). Keyset paging: pages stay
+	// stable when rows are inserted meanwhile.
+	Cursor string
+	// Total asks for the number of matches across pages.
+	Total bool
+}
+
+// ParamKind is the type of a search parameter, as in FHIR.
+type ParamKind string
+
+const (
+	KindToken     ParamKind = "token"
+	KindReference ParamKind = "reference"
+	KindDate      ParamKind = "date"
+	KindString    ParamKind = "string"
+	KindURI       ParamKind = "uri"
+)
+
+// Param is one search criterion: the resource matches when any of Values
+// matches (FHIR's comma = OR); several Params are ANDed.
+type Param struct {
+	Name   string
+	Kind   ParamKind
+	Values []Value
+}
+
+// Value is one search value. Which fields are used depends on the kind:
+// token: System (nil = any system; pointer to "" = no system) and Code;
+// reference: Ref ("Type/id"); string: Text (case- and accent-insensitive
+// prefix; Exact for :exact); uri: Text exact; date: Prefix and the interval
+// [Lo, Hi) that the given precision covers.
+type Value struct {
+	System *string
+	Code   string
+	Ref    string
+	Text   string
+	Exact  bool
+	Prefix string // eq, ne, lt, gt, le, ge, sa, eb, ap
+	Lo, Hi time.Time
+}
+
+// Page is one page of results.
+type Page struct {
+	Resources []Resource
+	// Next continues the search; empty on the last page.
+	Next string
+	// Total is set when asked for (-1 otherwise).
+	Total int
+}
+
+// Outbox is the relay's view of the outbox.
+type Outbox interface {
+	// Pending returns unsent rows in commit order, at most limit.
+	Pending(ctx context.Context, limit int) ([]OutboxRow, error)
+	// MarkSent marks rows sent at the given time.
+	MarkSent(ctx context.Context, seqs []int64, at time.Time) error
+	// Resend marks rows sent at or after since as unsent again, so the relay
+	// publishes them again (after a broker loss). Returns how many.
+	Resend(ctx context.Context, since time.Time) (int, error)
+	// Purge deletes rows sent before the given time. Returns how many.
+	Purge(ctx context.Context, sentBefore time.Time) (int, error)
+	// Backlog counts unsent rows.
+	Backlog(ctx context.Context) (int, error)
+}
+
+// Timers is the timer runner's view of durable timers.
+type Timers interface {
+	// Claim leases up to limit pending timers due at or before now to owner
+	// until now+lease. A timer whose lease has run out can be claimed again.
+	// Two concurrent claimers never get the same timer while a lease holds.
+	Claim(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Timer, error)
+	// Pending returns the pending timer with key. ErrNotFound.
+	Pending(ctx context.Context, key string) (Timer, error)
+	// NextDue returns the earliest due time of a pending timer; ok is false if none.
+	NextDue(ctx context.Context) (due time.Time, ok bool, err error)
+}
+
+// AuditLog reads the audit trail.
+type AuditLog interface {
+	// List returns records after seq afterSeq, in order, at most limit.
+	List(ctx context.Context, afterSeq int64, limit int) ([]AuditRecord, error)
+}
+
+// Leases hands out named, time-bound, exclusive roles (the outbox relay, the
+// timer runner of a tenant) to one replica at a time.
+type Leases interface {
+	// Acquire takes or renews the lease name for owner until now+ttl. It
+	// returns false when another owner holds an unexpired lease.
+	Acquire(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error)
+	// Release gives the lease up if owner holds it.
+	Release(ctx context.Context, name, owner string) error
+}
