@@ -1,0 +1,50 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/passerelle-sante/passerelle/internal/testenv"
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
+	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
+	"github.com/passerelle-sante/passerelle/pkg/store/storetest"
+)
+
+func open(t *testing.T, url string, clk clock.Clock) store.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url, postgres.Options{Options: sqlstore.Options{Clock: clk}, MaxConns: 6})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, clk clock.Clock) storetest.Opened {
+		url := testenv.PostgresURL(t)
+		return storetest.Opened{
+			Store:  open(t, url, clk),
+			Reopen: func(t *testing.T) store.Store { return open(t, url, clk) },
+		}
+	})
+}
+
+func TestMigrateIdempotent(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	be, err := postgres.Connect(context.Background(), url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	first, err := postgres.Migrate(context.Background(), be)
+	if err != nil || len(first) == 0 {
+		t.Fatalf("first migrate: %v, %v", first, err)
+	}
+	again, err := postgres.Migrate(context.Background(), be)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second migrate applied %v, %v", again, err)
+	}
+}

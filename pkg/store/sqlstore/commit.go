@@ -1,0 +1,199 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// errClosed is returned to writers once the store is closing.
+var errClosed = errors.New("store closed")
+
+// job is one unit of work for the group committer.
+type job struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, c Conn) error
+	done chan error
+}
+
+// committer gathers concurrent writes into shared transactions. Each worker
+// takes whatever jobs are waiting when it becomes free (no artificial delay:
+// under light load a job commits alone, under heavy load many share one
+// commit), runs each inside its own savepoint so that one job's failure does
+// not undo the others, and commits once.
+type committer struct {
+	be       Backend
+	maxBatch int
+	jobs     chan *job
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	onCommit func(batch int, d time.Duration)
+
+	closeOnce sync.Once
+}
+
+func newCommitter(be Backend, workers, maxBatch int) *committer {
+	if workers < 1 {
+		workers = 1
+	}
+	if maxBatch < 1 {
+		maxBatch = 1
+	}
+	c := &committer{be: be, maxBatch: maxBatch, jobs: make(chan *job, 4096), quit: make(chan struct{})}
+	for range workers {
+		c.wg.Add(1)
+		go c.work()
+	}
+	return c
+}
+
+// do runs fn in a write transaction and waits for its commit.
+func (c *committer) do(ctx context.Context, fn func(ctx context.Context, c Conn) error) error {
+	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case <-c.quit:
+		return errClosed
+	default:
+	}
+	select {
+	case c.jobs <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.quit:
+		return errClosed
+	}
+	// Once queued, the job's outcome must be awaited even if ctx ends: the
+	// caller must not believe a write failed that then commits.
+	return <-j.done
+}
+
+func (c *committer) close() {
+	c.closeOnce.Do(func() { close(c.quit) })
+	c.wg.Wait()
+	// Fail whatever is still queued.
+	for {
+		select {
+		case j := <-c.jobs:
+			j.done <- errClosed
+		default:
+			return
+		}
+	}
+}
+
+func (c *committer) work() {
+	defer c.wg.Done()
+	batch := make([]*job, 0, c.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case j := <-c.jobs:
+			batch = append(batch, j)
+		case <-c.quit:
+			return
+		}
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case j := <-c.jobs:
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		c.run(batch)
+	}
+}
+
+// run commits one batch, retrying the whole batch when the database says a
+// retry may succeed.
+func (c *committer) run(batch []*job) {
+	live := batch[:0:0]
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.done <- err
+			continue
+		}
+		live = append(live, j)
+	}
+	if len(live) == 0 {
+		return
+	}
+	const attempts = 5
+	var results []error
+	var err error
+	start := time.Now()
+	for attempt := range attempts {
+		results, err = c.runOnce(live)
+		if err == nil || !c.be.Retryable(err) {
+			break
+		}
+		if attempt < attempts-1 {
+			// Back off a little, more each time, so that two writers in a
+			// deadlock do not meet again at once.
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+		}
+	}
+	if c.onCommit != nil && err == nil {
+		c.onCommit(len(live), time.Since(start))
+	}
+	for i, j := range live {
+		if err != nil {
+			j.done <- err
+		} else {
+			j.done <- results[i]
+		}
+	}
+}
+
+// runOnce runs the jobs in one transaction. It returns each job's own error,
+// and a transaction-level error when nothing was committed.
+func (c *committer) runOnce(jobs []*job) ([]error, error) {
+	ctx := context.WithoutCancel(jobs[0].ctx)
+	tx, err := c.be.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	results := make([]error, len(jobs))
+	single := len(jobs) == 1
+	for i, j := range jobs {
+		if single {
+			results[i] = j.fn(j.ctx, tx)
+			if results[i] != nil {
+				_ = tx.Rollback(ctx)
+				if c.be.Retryable(results[i]) {
+					return nil, results[i]
+				}
+				return results, nil
+			}
+			continue
+		}
+		sp := "sp" + strconv.Itoa(i)
+		if _, err := tx.Exec(ctx, "SAVEPOINT "+sp); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, fmt.Errorf("savepoint: %w", err)
+		}
+		results[i] = j.fn(j.ctx, tx)
+		if results[i] != nil {
+			if c.be.Retryable(results[i]) {
+				_ = tx.Rollback(ctx)
+				return nil, results[i]
+			}
+			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
+				_ = tx.Rollback(ctx)
+				return nil, fmt.Errorf("rollback to savepoint: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return results, nil
+}

@@ -1,0 +1,256 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+func deleteIndex(ctx context.Context, c Conn, typ, id string) error {
+	for _, table := range []string{"idx_token", "idx_ref", "idx_string", "idx_date"} {
+		if _, err := c.Exec(ctx, "DELETE FROM "+table+" WHERE res_type = $1 AND res_id = $2", typ, id); err != nil {
+			return fmt.Errorf("unindex %s/%s: %w", typ, id, err)
+		}
+	}
+	return nil
+}
+
+// insertIndex writes the entries with one multi-row INSERT per table, to keep
+// round trips per write few.
+func insertIndex(ctx context.Context, c Conn, typ, id string, entries []IndexEntry) error {
+	var tok, ref, str, date []IndexEntry
+	for _, e := range entries {
+		switch e.Kind {
+		case store.KindToken:
+			tok = append(tok, e)
+		case store.KindReference:
+			ref = append(ref, e)
+		case store.KindString, store.KindURI:
+			str = append(str, e)
+		case store.KindDate:
+			date = append(date, e)
+		}
+	}
+	type table struct {
+		name, cols string
+		n          int
+		vals       func(e IndexEntry) []any
+		rows       []IndexEntry
+	}
+	tables := []table{
+		{"idx_token", "param, sys, code", 3, func(e IndexEntry) []any { return []any{e.Param, e.System, e.Code} }, tok},
+		{"idx_ref", "param, ref", 2, func(e IndexEntry) []any { return []any{e.Param, e.Ref} }, ref},
+		{"idx_string", "param, norm, raw", 3, func(e IndexEntry) []any { return []any{e.Param, e.Text, e.Raw} }, str},
+		{"idx_date", "param, lo, hi", 3, func(e IndexEntry) []any { return []any{e.Param, micros(e.Lo), micros(e.Hi)} }, date},
+	}
+	for _, tb := range tables {
+		if len(tb.rows) == 0 {
+			continue
+		}
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO " + tb.name + " (res_type, res_id, " + tb.cols + ") VALUES ")
+		args := []any{typ, id}
+		for i, e := range tb.rows {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("($1, $2")
+			for _, v := range tb.vals(e) {
+				args = append(args, v)
+				sb.WriteString(", $" + strconv.Itoa(len(args)))
+			}
+			sb.WriteByte(')')
+		}
+		sb.WriteString(" ON CONFLICT DO NOTHING")
+		if _, err := c.Exec(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("index %s/%s: %w", typ, id, err)
+		}
+	}
+	return nil
+}
+
+// Search implements store.Store.
+func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
+	page := store.Page{Total: -1}
+	if !ValidType(q.Type) {
+		return page, fmt.Errorf("%w: resource type %q", store.ErrInvalid, q.Type)
+	}
+	count := clampCount(q.Count)
+	var after int64
+	if q.Cursor != "" {
+		v, err := decodeCursor(q.Cursor, "s")
+		if err != nil {
+			return page, err
+		}
+		after = v
+	}
+	b := &sqlBuilder{args: []any{q.Type}}
+	where := "r.res_type = $1 AND r.deleted = " + b.arg(false)
+	if q.Tenant != "" {
+		where += " AND r.tenant = " + b.arg(q.Tenant)
+	}
+	for _, p := range q.Params {
+		cond, err := b.param(p)
+		if err != nil {
+			return page, err
+		}
+		where += " AND " + cond
+	}
+	if q.Total {
+		var n int64
+		if err := s.be.Reader().QueryRow(ctx, "SELECT COUNT(*) FROM resources r WHERE "+where, b.args...).Scan(&n); err != nil {
+			return page, fmt.Errorf("search %s: %w", q.Type, err)
+		}
+		page.Total = int(n)
+	}
+	query := `SELECT r.res_id, r.seq, v.tenant, v.version, v.last_updated, v.body
+FROM resources r JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+WHERE ` + where + " AND r.seq > " + b.arg(after) + " ORDER BY r.seq LIMIT " + b.arg(count+1)
+	rows, err := s.be.Reader().Query(ctx, query, b.args...)
+	if err != nil {
+		return page, fmt.Errorf("search %s: %w", q.Type, err)
+	}
+	defer rows.Close()
+	var lastSeq int64
+	for rows.Next() {
+		r := store.Resource{Type: q.Type}
+		var seq, lu int64
+		var body []byte
+		if err := rows.Scan(&r.ID, &seq, &r.Tenant, &r.Version, &lu, &body); err != nil {
+			return page, fmt.Errorf("search %s: %w", q.Type, err)
+		}
+		if len(page.Resources) == count {
+			page.Next = encodeCursor("s", lastSeq)
+			break
+		}
+		r.LastUpdated = fromMicros(lu)
+		r.Body = body
+		page.Resources = append(page.Resources, r)
+		lastSeq = seq
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("search %s: %w", q.Type, err)
+	}
+	return page, nil
+}
+
+type sqlBuilder struct{ args []any }
+
+func (b *sqlBuilder) arg(v any) string {
+	b.args = append(b.args, v)
+	return "$" + strconv.Itoa(len(b.args))
+}
+
+// param builds the condition for one parameter: any of its values (OR).
+func (b *sqlBuilder) param(p store.Param) (string, error) {
+	if len(p.Values) == 0 {
+		return "", fmt.Errorf("%w: parameter %s has no value", store.ErrInvalid, p.Name)
+	}
+	if p.Name == "_id" {
+		var ors []string
+		for _, v := range p.Values {
+			ors = append(ors, "r.res_id = "+b.arg(v.Code))
+		}
+		return "(" + strings.Join(ors, " OR ") + ")", nil
+	}
+	var table string
+	var ors []string
+	for _, v := range p.Values {
+		var cond string
+		switch p.Kind {
+		case store.KindToken:
+			table = "idx_token"
+			cond = "code = " + b.arg(v.Code)
+			if v.System != nil {
+				cond += " AND sys = " + b.arg(*v.System)
+			}
+			if v.Code == "" && v.System != nil {
+				cond = "sys = " + b.arg(*v.System)
+			}
+		case store.KindReference:
+			table = "idx_ref"
+			cond = "ref = " + b.arg(v.Ref)
+		case store.KindString:
+			table = "idx_string"
+			if v.Exact {
+				cond = "raw = " + b.arg(v.Text)
+			} else {
+				cond = `norm LIKE ` + b.arg(likePrefix(v.Text)) + ` ESCAPE '\'`
+			}
+		case store.KindURI:
+			table = "idx_string"
+			cond = "raw = " + b.arg(v.Text)
+		case store.KindDate:
+			table = "idx_date"
+			c, err := b.dateCond(v)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", p.Name, err)
+			}
+			cond = c
+		default:
+			return "", fmt.Errorf("%w: parameter %s has unsupported type %q", store.ErrInvalid, p.Name, p.Kind)
+		}
+		ors = append(ors, "("+cond+")")
+	}
+	if p.Name == "_lastUpdated" {
+		// _lastUpdated is indexed like any date parameter.
+		table = "idx_date"
+	}
+	return "r.res_id IN (SELECT res_id FROM " + table + " WHERE res_type = $1 AND param = " + b.arg(p.Name) +
+		" AND (" + strings.Join(ors, " OR ") + "))", nil
+}
+
+// dateCond compares an indexed interval [lo, hi) with the value's interval
+// [Lo, Hi), as pkg/fhir/search documents for each prefix.
+func (b *sqlBuilder) dateCond(v store.Value) (string, error) {
+	lo, hi := micros(v.Lo), micros(v.Hi)
+	switch v.Prefix {
+	case "", "eq":
+		return "lo >= " + b.arg(lo) + " AND hi <= " + b.arg(hi), nil
+	case "ne":
+		return "NOT (lo >= " + b.arg(lo) + " AND hi <= " + b.arg(hi) + ")", nil
+	case "lt":
+		return "lo < " + b.arg(lo), nil
+	case "le":
+		return "lo < " + b.arg(hi), nil
+	case "gt":
+		return "hi > " + b.arg(hi), nil
+	case "ge":
+		return "hi > " + b.arg(lo), nil
+	case "sa":
+		return "lo >= " + b.arg(hi), nil
+	case "eb":
+		return "hi <= " + b.arg(lo), nil
+	case "ap":
+		// Approximately: overlapping the value widened by 10 % of its width
+		// on each side (FHIR leaves the margin to the server).
+		w := (hi - lo) / 10
+		return "lo < " + b.arg(hi+w) + " AND hi > " + b.arg(lo-w), nil
+	}
+	return "", fmt.Errorf("%w: date prefix %q", store.ErrInvalid, v.Prefix)
+}
+
+func likePrefix(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s) + "%"
+}
+
+func encodeCursor(kind string, v int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + strconv.FormatInt(v, 10)))
+}
+
+func decodeCursor(c, kind string) (int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(raw), kind) {
+		return 0, fmt.Errorf("%w: malformed paging cursor", store.ErrInvalid)
+	}
+	v, err := strconv.ParseInt(string(raw[len(kind):]), 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%w: malformed paging cursor", store.ErrInvalid)
+	}
+	return v, nil
+}

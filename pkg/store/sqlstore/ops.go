@@ -1,0 +1,260 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Outbox implements store.Store.
+func (s *Store) Outbox() store.Outbox { return outbox{s} }
+
+// Timers implements store.Store.
+func (s *Store) Timers() store.Timers { return timers{s} }
+
+// AuditLog implements store.Store.
+func (s *Store) AuditLog() store.AuditLog { return auditLog{s} }
+
+// Leases implements store.Store.
+func (s *Store) Leases() store.Leases { return leases{s} }
+
+type outbox struct{ s *Store }
+
+func (o outbox) Pending(ctx context.Context, limit int) ([]store.OutboxRow, error) {
+	rows, err := o.s.be.Reader().Query(ctx, `SELECT seq, msg_key, subject, msg_id, headers, data, created_at
+FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox pending: %w", err)
+	}
+	defer rows.Close()
+	var out []store.OutboxRow
+	for rows.Next() {
+		var r store.OutboxRow
+		var headers string
+		var created int64
+		if err := rows.Scan(&r.Seq, &r.Event.Key, &r.Event.Subject, &r.Event.MsgID, &headers, &r.Event.Data, &created); err != nil {
+			return nil, fmt.Errorf("outbox pending: %w", err)
+		}
+		if err := json.Unmarshal([]byte(headers), &r.Event.Headers); err != nil {
+			return nil, fmt.Errorf("outbox row %d headers: %w", r.Seq, err)
+		}
+		r.CreatedAt = fromMicros(created)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (o outbox) MarkSent(ctx context.Context, seqs []int64, at time.Time) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return o.s.write(ctx, func(ctx context.Context, c Conn) error {
+		var sb strings.Builder
+		args := []any{micros(at)}
+		for i, seq := range seqs {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			args = append(args, seq)
+			sb.WriteString("$" + strconv.Itoa(len(args)))
+		}
+		if _, err := c.Exec(ctx, "UPDATE outbox SET sent_at = $1 WHERE seq IN ("+sb.String()+")", args...); err != nil {
+			return fmt.Errorf("outbox mark sent: %w", err)
+		}
+		return nil
+	})
+}
+
+func (o outbox) Resend(ctx context.Context, since time.Time) (int, error) {
+	var n int64
+	err := o.s.write(ctx, func(ctx context.Context, c Conn) error {
+		var err error
+		n, err = c.Exec(ctx, `UPDATE outbox SET sent_at = NULL WHERE sent_at >= $1`, micros(since))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox resend: %w", err)
+	}
+	return int(n), nil
+}
+
+func (o outbox) Purge(ctx context.Context, sentBefore time.Time) (int, error) {
+	var n int64
+	err := o.s.write(ctx, func(ctx context.Context, c Conn) error {
+		var err error
+		n, err = c.Exec(ctx, `DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1`, micros(sentBefore))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox purge: %w", err)
+	}
+	return int(n), nil
+}
+
+func (o outbox) Backlog(ctx context.Context) (int, error) {
+	var n int64
+	if err := o.s.be.Reader().QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox backlog: %w", err)
+	}
+	return int(n), nil
+}
+
+// PurgeInbox deletes inbox rows older than before: by then the bus can no
+// longer redeliver those messages.
+func (s *Store) PurgeInbox(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, c Conn) error {
+		var err error
+		n, err = c.Exec(ctx, `DELETE FROM inbox WHERE handled_at < $1`, micros(before))
+		return err
+	})
+	return int(n), err
+}
+
+type timers struct{ s *Store }
+
+const timerCols = `tkey, tenant, kind, due, payload, attempts`
+
+func scanTimers(rows Rows) ([]store.Timer, error) {
+	defer rows.Close()
+	var out []store.Timer
+	for rows.Next() {
+		var t store.Timer
+		var due int64
+		var payload string
+		if err := rows.Scan(&t.Key, &t.Tenant, &t.Kind, &due, &payload, &t.Attempts); err != nil {
+			return nil, err
+		}
+		t.Due = fromMicros(due)
+		t.Payload = json.RawMessage(payload)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (tm timers) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Timer, error) {
+	var out []store.Timer
+	err := tm.s.write(ctx, func(ctx context.Context, c Conn) error {
+		rows, err := c.Query(ctx, `UPDATE timers SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
+WHERE tkey IN (SELECT tkey FROM timers WHERE state = 'pending' AND due <= $3
+  AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due LIMIT $4`+tm.s.d.SkipLocked+`)
+RETURNING `+timerCols, owner, micros(now.Add(lease)), micros(now), limit)
+		if err != nil {
+			return err
+		}
+		out, err = scanTimers(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim timers: %w", err)
+	}
+	return out, nil
+}
+
+func (tm timers) Pending(ctx context.Context, key string) (store.Timer, error) {
+	rows, err := tm.s.be.Reader().Query(ctx, `SELECT `+timerCols+` FROM timers WHERE tkey = $1 AND state = 'pending'`, key)
+	if err != nil {
+		return store.Timer{}, fmt.Errorf("timer %s: %w", key, err)
+	}
+	ts, err := scanTimers(rows)
+	if err != nil {
+		return store.Timer{}, fmt.Errorf("timer %s: %w", key, err)
+	}
+	if len(ts) == 0 {
+		return store.Timer{}, fmt.Errorf("timer %s: %w", key, store.ErrNotFound)
+	}
+	return ts[0], nil
+}
+
+func (tm timers) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var due *int64
+	if err := tm.s.be.Reader().QueryRow(ctx, `SELECT MIN(due) FROM timers WHERE state = 'pending'`).Scan(&due); err != nil {
+		return time.Time{}, false, fmt.Errorf("next timer: %w", err)
+	}
+	if due == nil {
+		return time.Time{}, false, nil
+	}
+	return fromMicros(*due), true, nil
+}
+
+type leases struct{ s *Store }
+
+func (l leases) Acquire(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	var n int64
+	err := l.s.write(ctx, func(ctx context.Context, c Conn) error {
+		var err error
+		n, err = c.Exec(ctx, `INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+WHERE leases.owner = excluded.owner OR leases.until <= $4`, name, owner, micros(now.Add(ttl)), micros(now))
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("lease %s: %w", name, err)
+	}
+	return n == 1, nil
+}
+
+func (l leases) Release(ctx context.Context, name, owner string) error {
+	return l.s.write(ctx, func(ctx context.Context, c Conn) error {
+		_, err := c.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND owner = $2`, name, owner)
+		return err
+	})
+}
+
+// Audit appends to the hash chain: each record's hash covers the previous
+// record's hash and this record's fields, so that removing or changing a
+// record breaks every link after it.
+func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
+	if t.s.d.AuditLock != "" {
+		if _, err := t.c.Exec(ctx, t.s.d.AuditLock); err != nil {
+			return fmt.Errorf("audit lock: %w", err)
+		}
+	}
+	var prevSeq int64
+	var prevHash string
+	err := t.c.QueryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	if err != nil && !isNoRows(err) {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	if r.Time.IsZero() {
+		r.Time = t.s.clock.Now()
+	}
+	r.Time = r.Time.UTC().Truncate(time.Microsecond)
+	r.Seq = prevSeq + 1
+	r.PrevHash = prevHash
+	r.Hash = store.AuditHash(r)
+	_, err = t.c.Exec(ctx, `INSERT INTO audit (seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.Seq, r.Tenant, micros(r.Time), r.Agent, r.Action, r.Entity, r.Patient, r.Outcome, r.Detail, r.PrevHash, r.Hash)
+	if err != nil {
+		return fmt.Errorf("audit append: %w", err)
+	}
+	return nil
+}
+
+type auditLog struct{ s *Store }
+
+func (a auditLog) List(ctx context.Context, afterSeq int64, limit int) ([]store.AuditRecord, error) {
+	rows, err := a.s.be.Reader().Query(ctx, `SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash
+FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit list: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditRecord
+	for rows.Next() {
+		var r store.AuditRecord
+		var at int64
+		if err := rows.Scan(&r.Seq, &r.Tenant, &at, &r.Agent, &r.Action, &r.Entity, &r.Patient, &r.Outcome, &r.Detail, &r.PrevHash, &r.Hash); err != nil {
+			return nil, fmt.Errorf("audit list: %w", err)
+		}
+		r.Time = fromMicros(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,392 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// IndexEntry is one search-index row of a resource.
+type IndexEntry struct {
+	Param string
+	Kind  store.ParamKind
+	// token
+	System string // "" when the token has no system
+	Code   string
+	// reference: "Type/id"
+	Ref string
+	// string and uri: Text is normalised (lower case, no accents), Raw as written
+	Text, Raw string
+	// date: the interval covered, Hi exclusive
+	Lo, Hi time.Time
+}
+
+// Indexer extracts the search-index entries of a resource.
+type Indexer func(resourceType string, body []byte) ([]IndexEntry, error)
+
+// Options configure a Store.
+type Options struct {
+	Clock   clock.Clock
+	Indexer Indexer
+	// OnCommit, when set, is told the size and duration of each group commit.
+	OnCommit func(batch int, d time.Duration)
+}
+
+// Store implements store.Store over a Backend.
+type Store struct {
+	be    Backend
+	d     Dialect
+	clock clock.Clock
+	index Indexer
+	com   *committer
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store over be. The schema must already be migrated.
+func New(be Backend, d Dialect, o Options) *Store {
+	if o.Clock == nil {
+		o.Clock = clock.System{}
+	}
+	if o.Indexer == nil {
+		o.Indexer = func(string, []byte) ([]IndexEntry, error) { return nil, nil }
+	}
+	if d.MaxBatch == 0 {
+		d.MaxBatch = 128
+	}
+	s := &Store{be: be, d: d, clock: o.Clock, index: o.Indexer}
+	s.com = newCommitter(be, d.Writers, d.MaxBatch)
+	s.com.onCommit = o.OnCommit
+	return s
+}
+
+// Backend returns the underlying backend (for migrations and tests).
+func (s *Store) Backend() Backend { return s.be }
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.be.Ping(ctx) }
+
+// Close implements store.Store: pending writes fail, then the database closes.
+func (s *Store) Close() error {
+	s.com.close()
+	return s.be.Close()
+}
+
+// Tx implements store.Store.
+func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	return s.com.do(ctx, func(ctx context.Context, c Conn) error {
+		return fn(&tx{s: s, c: c})
+	})
+}
+
+// write runs an internal write through the committer.
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, c Conn) error) error {
+	return s.com.do(ctx, fn)
+}
+
+const selectResource = `SELECT v.tenant, v.version, v.last_updated, v.deleted, v.body
+FROM resources r JOIN resource_versions v
+  ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+WHERE r.res_type = $1 AND r.res_id = $2`
+
+func scanResource(row Row, typ, id string) (store.Resource, error) {
+	r := store.Resource{Type: typ, ID: id}
+	var lu int64
+	var body []byte
+	if err := row.Scan(&r.Tenant, &r.Version, &lu, &r.Deleted, &body); err != nil {
+		if isNoRows(err) {
+			return r, fmt.Errorf("%s/%s: %w", typ, id, store.ErrNotFound)
+		}
+		return r, fmt.Errorf("read %s/%s: %w", typ, id, err)
+	}
+	r.LastUpdated = fromMicros(lu)
+	r.Body = json.RawMessage(body)
+	return r, nil
+}
+
+func readCurrent(ctx context.Context, c Conn, typ, id, suffix string) (store.Resource, error) {
+	r, err := scanResource(c.QueryRow(ctx, selectResource+suffix, typ, id), typ, id)
+	if err != nil {
+		return r, err
+	}
+	if r.Deleted {
+		return r, fmt.Errorf("%s/%s: %w", typ, id, store.ErrGone)
+	}
+	return r, nil
+}
+
+// Read implements store.Store.
+func (s *Store) Read(ctx context.Context, typ, id string) (store.Resource, error) {
+	return readCurrent(ctx, s.be.Reader(), typ, id, "")
+}
+
+// VRead implements store.Store.
+func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (store.Resource, error) {
+	r := store.Resource{Type: typ, ID: id, Version: version}
+	var lu int64
+	var body []byte
+	err := s.be.Reader().QueryRow(ctx, `SELECT tenant, last_updated, deleted, body FROM resource_versions
+WHERE res_type = $1 AND res_id = $2 AND version = $3`, typ, id, version).Scan(&r.Tenant, &lu, &r.Deleted, &body)
+	if err != nil {
+		if isNoRows(err) {
+			return r, fmt.Errorf("%s/%s/_history/%d: %w", typ, id, version, store.ErrNotFound)
+		}
+		return r, fmt.Errorf("vread %s/%s/_history/%d: %w", typ, id, version, err)
+	}
+	r.LastUpdated = fromMicros(lu)
+	r.Body = body
+	return r, nil
+}
+
+// History implements store.Store.
+func (s *Store) History(ctx context.Context, typ, id string, p store.HistoryParams) (store.Page, error) {
+	page := store.Page{Total: -1}
+	count := clampCount(p.Count)
+	before := int64(1<<62)
+	if p.Cursor != "" {
+		v, err := decodeCursor(p.Cursor, "h")
+		if err != nil {
+			return page, err
+		}
+		before = v
+	}
+	rows, err := s.be.Reader().Query(ctx, `SELECT tenant, version, last_updated, deleted, body FROM resource_versions
+WHERE res_type = $1 AND res_id = $2 AND version < $3 ORDER BY version DESC LIMIT $4`, typ, id, before, count+1)
+	if err != nil {
+		return page, fmt.Errorf("history %s/%s: %w", typ, id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := store.Resource{Type: typ, ID: id}
+		var lu int64
+		var body []byte
+		if err := rows.Scan(&r.Tenant, &r.Version, &lu, &r.Deleted, &body); err != nil {
+			return page, fmt.Errorf("history %s/%s: %w", typ, id, err)
+		}
+		r.LastUpdated = fromMicros(lu)
+		r.Body = body
+		page.Resources = append(page.Resources, r)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("history %s/%s: %w", typ, id, err)
+	}
+	if len(page.Resources) == 0 && p.Cursor == "" {
+		return page, fmt.Errorf("%s/%s: %w", typ, id, store.ErrNotFound)
+	}
+	if len(page.Resources) > count {
+		page.Resources = page.Resources[:count]
+		page.Next = encodeCursor("h", page.Resources[count-1].Version)
+	}
+	return page, nil
+}
+
+func clampCount(n int) int {
+	switch {
+	case n <= 0:
+		return 50
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
+
+// tx implements store.Tx on one connection of a group commit.
+type tx struct {
+	s *Store
+	c Conn
+}
+
+func (t *tx) Read(ctx context.Context, typ, id string) (store.Resource, error) {
+	return readCurrent(ctx, t.c, typ, id, t.s.d.ForUpdate)
+}
+
+func (t *tx) Create(ctx context.Context, tenant string, body json.RawMessage) (store.Resource, error) {
+	p, err := parseBody(body)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	id := p.id
+	if id == "" {
+		id = uuid.NewString()
+	} else {
+		var one int
+		err := t.c.QueryRow(ctx, `SELECT 1 FROM resources WHERE res_type = $1 AND res_id = $2`, p.typ, id).Scan(&one)
+		if err == nil {
+			return store.Resource{}, fmt.Errorf("%s/%s: %w", p.typ, id, store.ErrExists)
+		}
+		if !isNoRows(err) {
+			return store.Resource{}, fmt.Errorf("create %s/%s: %w", p.typ, id, err)
+		}
+	}
+	return t.put(ctx, tenant, p, id, 1, true, false)
+}
+
+func (t *tx) Update(ctx context.Context, tenant string, body json.RawMessage, ifMatch int64) (store.Resource, error) {
+	p, err := parseBody(body)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if p.id == "" {
+		return store.Resource{}, fmt.Errorf("%w: an update needs the resource id", store.ErrInvalid)
+	}
+	cur, err := readCurrent(ctx, t.c, p.typ, p.id, t.s.d.ForUpdate)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if ifMatch > 0 {
+			return store.Resource{}, err
+		}
+		return t.put(ctx, tenant, p, p.id, 1, true, false)
+	case errors.Is(err, store.ErrGone):
+		// Updating a deleted resource brings it back as a new version.
+	case err != nil:
+		return store.Resource{}, err
+	}
+	if ifMatch > 0 && cur.Version != ifMatch {
+		return store.Resource{}, fmt.Errorf("%s/%s is at version %d, not %d: %w", p.typ, p.id, cur.Version, ifMatch, store.ErrVersionConflict)
+	}
+	if cur.Tenant != tenant {
+		return store.Resource{}, fmt.Errorf("%s/%s: %w", p.typ, p.id, store.ErrNotFound)
+	}
+	return t.put(ctx, tenant, p, p.id, cur.Version+1, false, false)
+}
+
+func (t *tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (store.Resource, error) {
+	cur, err := readCurrent(ctx, t.c, typ, id, t.s.d.ForUpdate)
+	if err != nil {
+		return cur, err
+	}
+	if ifMatch > 0 && cur.Version != ifMatch {
+		return store.Resource{}, fmt.Errorf("%s/%s is at version %d, not %d: %w", typ, id, cur.Version, ifMatch, store.ErrVersionConflict)
+	}
+	p, err := parseBody(cur.Body)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	return t.put(ctx, cur.Tenant, p, id, cur.Version+1, false, true)
+}
+
+// put writes a version: the version row, the current pointer and the index.
+func (t *tx) put(ctx context.Context, tenant string, p parsed, id string, version int64, create, deleted bool) (store.Resource, error) {
+	now := t.s.clock.Now().Truncate(time.Millisecond)
+	body, err := p.stamp(id, version, now)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	var entries []IndexEntry
+	if !deleted {
+		entries, err = t.s.index(p.typ, body)
+		if err != nil {
+			return store.Resource{}, fmt.Errorf("%w: index %s/%s: %v", store.ErrInvalid, p.typ, id, err)
+		}
+	}
+	if _, err := t.c.Exec(ctx, `INSERT INTO resource_versions (res_type, res_id, version, tenant, last_updated, deleted, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.typ, id, version, tenant, micros(now), deleted, body); err != nil {
+		if t.s.be.UniqueViolation(err) {
+			return store.Resource{}, fmt.Errorf("%s/%s version %d: %w", p.typ, id, version, store.ErrVersionConflict)
+		}
+		return store.Resource{}, fmt.Errorf("write %s/%s: %w", p.typ, id, err)
+	}
+	if create {
+		if _, err := t.c.Exec(ctx, `INSERT INTO resources (res_type, res_id, tenant, version, deleted, seq)
+VALUES ($1, $2, $3, $4, $5, `+t.s.d.nextSeq()+`)`, p.typ, id, tenant, version, deleted); err != nil {
+			if t.s.be.UniqueViolation(err) {
+				return store.Resource{}, fmt.Errorf("%s/%s: %w", p.typ, id, store.ErrExists)
+			}
+			return store.Resource{}, fmt.Errorf("write %s/%s: %w", p.typ, id, err)
+		}
+	} else {
+		if _, err := t.c.Exec(ctx, `UPDATE resources SET version = $3, deleted = $4 WHERE res_type = $1 AND res_id = $2`,
+			p.typ, id, version, deleted); err != nil {
+			return store.Resource{}, fmt.Errorf("write %s/%s: %w", p.typ, id, err)
+		}
+		if err := deleteIndex(ctx, t.c, p.typ, id); err != nil {
+			return store.Resource{}, err
+		}
+	}
+	if err := insertIndex(ctx, t.c, p.typ, id, entries); err != nil {
+		return store.Resource{}, err
+	}
+	return store.Resource{Tenant: tenant, Type: p.typ, ID: id, Version: version, LastUpdated: now, Deleted: deleted, Body: body}, nil
+}
+
+func (d Dialect) nextSeq() string {
+	if d.SeqExpr != "" {
+		return d.SeqExpr
+	}
+	return "(SELECT COALESCE(MAX(seq), 0) + 1 FROM resources)"
+}
+
+func (t *tx) Emit(ctx context.Context, e store.Event) error {
+	if e.Subject == "" || e.MsgID == "" {
+		return fmt.Errorf("%w: an event needs a subject and a message id", store.ErrInvalid)
+	}
+	headers, err := json.Marshal(e.Headers)
+	if err != nil {
+		return fmt.Errorf("emit %s: %w", e.MsgID, err)
+	}
+	_, err = t.c.Exec(ctx, `INSERT INTO outbox (msg_key, subject, msg_id, headers, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		e.Key, e.Subject, e.MsgID, string(headers), e.Data, micros(t.s.clock.Now()))
+	if err != nil {
+		return fmt.Errorf("emit %s: %w", e.MsgID, err)
+	}
+	return nil
+}
+
+func (t *tx) MarkHandled(ctx context.Context, consumer, msgID string) (bool, error) {
+	n, err := t.c.Exec(ctx, `INSERT INTO inbox (consumer, msg_id, handled_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		consumer, msgID, micros(t.s.clock.Now()))
+	if err != nil {
+		return false, fmt.Errorf("inbox %s %s: %w", consumer, msgID, err)
+	}
+	return n == 1, nil
+}
+
+func (t *tx) Schedule(ctx context.Context, tm store.Timer) error {
+	if tm.Key == "" || tm.Kind == "" {
+		return fmt.Errorf("%w: a timer needs a key and a kind", store.ErrInvalid)
+	}
+	payload := []byte(tm.Payload)
+	if len(payload) == 0 {
+		payload = []byte("null")
+	}
+	_, err := t.c.Exec(ctx, `INSERT INTO timers (tkey, tenant, kind, due, payload, state, attempts)
+VALUES ($1, $2, $3, $4, $5, 'pending', 0)
+ON CONFLICT (tkey) DO UPDATE SET tenant = excluded.tenant, kind = excluded.kind, due = excluded.due,
+  payload = excluded.payload, state = 'pending', attempts = 0, lease_owner = NULL, lease_until = NULL, fired_at = NULL`,
+		tm.Key, tm.Tenant, tm.Kind, micros(tm.Due), string(payload))
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", tm.Key, err)
+	}
+	return nil
+}
+
+func (t *tx) Cancel(ctx context.Context, key string) error {
+	if _, err := t.c.Exec(ctx, `DELETE FROM timers WHERE tkey = $1 AND state = 'pending'`, key); err != nil {
+		return fmt.Errorf("cancel timer %s: %w", key, err)
+	}
+	return nil
+}
+
+func (t *tx) CompleteTimer(ctx context.Context, key, owner string) error {
+	n, err := t.c.Exec(ctx, `UPDATE timers SET state = 'fired', fired_at = $3, lease_owner = NULL, lease_until = NULL
+WHERE tkey = $1 AND lease_owner = $2 AND state = 'pending'`, key, owner, micros(t.s.clock.Now()))
+	if err != nil {
+		return fmt.Errorf("complete timer %s: %w", key, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("timer %s: %w", key, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+// isNoRows tells whether a single-row query found nothing. Backends report it
+// as sql.ErrNoRows.
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -1,0 +1,677 @@
+// Package storetest is the conformance suite every store.Store backend
+// passes: versions and optimistic locking, search and keyset paging, the
+// outbox, the inbox, timers under leases, leases and the audit chain.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Opened is a store under test.
+type Opened struct {
+	Store store.Store
+	// Reopen opens another handle on the same database, as a second replica
+	// or process would.
+	Reopen func(t *testing.T) store.Store
+}
+
+// Factory opens a fresh, empty store whose clock is clk.
+type Factory func(t *testing.T, clk clock.Clock) Opened
+
+var t0 = time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC)
+
+// Run runs the suite.
+func Run(t *testing.T, open Factory) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, open Factory)
+	}{
+		{"CRUD", testCRUD},
+		{"ConcurrentUpdateOneWins", testConcurrentUpdate},
+		{"CreateExistingID", testCreateExisting},
+		{"InvalidBody", testInvalid},
+		{"Search", testSearch},
+		{"PagingStableUnderInserts", testPaging},
+		{"RollbackLeavesNothing", testRollback},
+		{"GroupCommitIsolatesFailures", testGroupCommit},
+		{"Outbox", testOutbox},
+		{"Inbox", testInbox},
+		{"TimerLease", testTimerLease},
+		{"TimerFiresOnceAcrossHandles", testTimerOnce},
+		{"Leases", testLeases},
+		{"AuditChain", testAudit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open)
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func create(t *testing.T, s store.Store, tenant, body string) store.Resource {
+	t.Helper()
+	var r store.Resource
+	err := s.Tx(ctx(t), func(tx store.Tx) error {
+		var err error
+		r, err = tx.Create(ctx(t), tenant, json.RawMessage(body))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return r
+}
+
+func update(s store.Store, tenant, body string, ifMatch int64) (store.Resource, error) {
+	var r store.Resource
+	err := s.Tx(context.Background(), func(tx store.Tx) error {
+		var err error
+		r, err = tx.Update(context.Background(), tenant, json.RawMessage(body), ifMatch)
+		return err
+	})
+	return r, err
+}
+
+func field(t *testing.T, body []byte, path ...string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+func testCRUD(t *testing.T, open Factory) {
+	clk := clock.NewFake(t0)
+	s := open(t, clk).Store
+	r := create(t, s, "demo", `{"resourceType":"Patient","active":true,"name":[{"family":"Durand"}]}`)
+	if r.ID == "" || r.Version != 1 || r.Type != "Patient" {
+		t.Fatalf("created %+v", r)
+	}
+	if got := field(t, r.Body, "meta", "versionId"); got != "1" {
+		t.Errorf("meta.versionId = %v, want 1", got)
+	}
+	if got := field(t, r.Body, "id"); got != r.ID {
+		t.Errorf("body id = %v, want %s", got, r.ID)
+	}
+	got, err := s.Read(ctx(t), "Patient", r.ID)
+	if err != nil || got.Version != 1 || got.Tenant != "demo" {
+		t.Fatalf("read: %+v, %v", got, err)
+	}
+	if !got.LastUpdated.Equal(t0) {
+		t.Errorf("lastUpdated = %v, want %v", got.LastUpdated, t0)
+	}
+	clk.Advance(time.Minute)
+	body := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"active":false}`, r.ID)
+	u, err := update(s, "demo", body, 1)
+	if err != nil || u.Version != 2 {
+		t.Fatalf("update: %+v, %v", u, err)
+	}
+	if _, err := update(s, "demo", body, 1); !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("stale update: %v, want ErrVersionConflict", err)
+	}
+	v1, err := s.VRead(ctx(t), "Patient", r.ID, 1)
+	if err != nil || field(t, v1.Body, "active") != true {
+		t.Fatalf("vread 1: %s, %v", v1.Body, err)
+	}
+	if _, err := s.VRead(ctx(t), "Patient", r.ID, 9); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("vread 9: %v, want ErrNotFound", err)
+	}
+	h, err := s.History(ctx(t), "Patient", r.ID, store.HistoryParams{})
+	if err != nil || len(h.Resources) != 2 || h.Resources[0].Version != 2 || h.Resources[1].Version != 1 {
+		t.Fatalf("history: %+v, %v", h, err)
+	}
+	h1, err := s.History(ctx(t), "Patient", r.ID, store.HistoryParams{Count: 1})
+	if err != nil || len(h1.Resources) != 1 || h1.Next == "" {
+		t.Fatalf("history page 1: %+v, %v", h1, err)
+	}
+	h2, err := s.History(ctx(t), "Patient", r.ID, store.HistoryParams{Count: 1, Cursor: h1.Next})
+	if err != nil || len(h2.Resources) != 1 || h2.Resources[0].Version != 1 || h2.Next != "" {
+		t.Fatalf("history page 2: %+v, %v", h2, err)
+	}
+	err = s.Tx(ctx(t), func(tx store.Tx) error {
+		_, err := tx.Delete(ctx(t), "Patient", r.ID, 2)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := s.Read(ctx(t), "Patient", r.ID); !errors.Is(err, store.ErrGone) {
+		t.Fatalf("read deleted: %v, want ErrGone", err)
+	}
+	if _, err := s.Read(ctx(t), "Patient", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read missing: %v, want ErrNotFound", err)
+	}
+	// PUT as create.
+	c, err := update(s, "demo", `{"resourceType":"Patient","id":"given-id"}`, 0)
+	if err != nil || c.Version != 1 || c.ID != "given-id" {
+		t.Fatalf("update as create: %+v, %v", c, err)
+	}
+	if _, err := update(s, "demo", `{"resourceType":"Patient","id":"other-id"}`, 3); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update missing with If-Match: %v, want ErrNotFound", err)
+	}
+}
+
+func testConcurrentUpdate(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	r := create(t, s, "demo", `{"resourceType":"Task","status":"requested","intent":"order"}`)
+	const n = 8
+	var wins, conflicts atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":"accepted","intent":"order","note":[{"text":"%d"}]}`, r.ID, i)
+			_, err := update(s, "demo", body, 1)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrVersionConflict):
+				conflicts.Add(1)
+			default:
+				t.Errorf("update: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || conflicts.Load() != n-1 {
+		t.Fatalf("wins %d, conflicts %d; want 1 and %d", wins.Load(), conflicts.Load(), n-1)
+	}
+	cur, err := s.Read(ctx(t), "Task", r.ID)
+	if err != nil || cur.Version != 2 {
+		t.Fatalf("after race: %+v, %v", cur, err)
+	}
+}
+
+func testCreateExisting(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	create(t, s, "demo", `{"resourceType":"Organization","id":"cpts-roanne"}`)
+	err := s.Tx(ctx(t), func(tx store.Tx) error {
+		_, err := tx.Create(ctx(t), "demo", json.RawMessage(`{"resourceType":"Organization","id":"cpts-roanne"}`))
+		return err
+	})
+	if !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+}
+
+func testInvalid(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	for _, body := range []string{`{`, `[]`, `{"resourceType":"patient"}`, `{"id":"x"}`, `{"resourceType":"Patient","id":"bad id!"}`, `{"resourceType":"Patient","meta":3}`} {
+		err := s.Tx(ctx(t), func(tx store.Tx) error {
+			_, err := tx.Create(ctx(t), "demo", json.RawMessage(body))
+			return err
+		})
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("create %s: %v, want ErrInvalid", body, err)
+		}
+	}
+	page, err := s.Search(ctx(t), store.Query{Type: "Patient"})
+	if err != nil || len(page.Resources) != 0 {
+		t.Fatalf("after invalid creates: %d resources, %v", len(page.Resources), err)
+	}
+	if _, err := s.Search(ctx(t), store.Query{Type: "Patient", Cursor: "garbage!"}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("bad cursor: %v, want ErrInvalid", err)
+	}
+}
+
+func sp(s string) *string { return &s }
+
+func ids(rs []store.Resource) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func testSearch(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	const ins = "urn:oid:1.2.250.1.213.1.4.8"
+	create(t, s, "demo", `{"resourceType":"Patient","id":"p1","identifier":[{"system":"`+ins+`","value":"248034218701255"}],"name":[{"family":"Élodie-Durand","given":["Marie"]}],"birthDate":"1948-03-15"}`)
+	create(t, s, "demo", `{"resourceType":"Patient","id":"p2","identifier":[{"system":"urn:oid:2.999.1","value":"248034218701255"}],"name":[{"family":"Martin"}],"birthDate":"1950-01-02"}`)
+	create(t, s, "other", `{"resourceType":"Patient","id":"p3","identifier":[{"system":"`+ins+`","value":"111"}],"name":[{"family":"Durand"}]}`)
+	create(t, s, "demo", `{"resourceType":"Task","id":"t1","status":"requested","intent":"order","for":{"reference":"Patient/p1"},"owner":{"reference":"PractitionerRole/ide-1"}}`)
+	create(t, s, "demo", `{"resourceType":"Task","id":"t2","status":"completed","intent":"order","for":{"reference":"Patient/p1"},"owner":{"reference":"PractitionerRole/ide-2"}}`)
+
+	tests := []struct {
+		name string
+		q    store.Query
+		want []string
+	}{
+		{"token system|code", store.Query{Type: "Patient", Params: []store.Param{{Name: "identifier", Kind: store.KindToken, Values: []store.Value{{System: sp(ins), Code: "248034218701255"}}}}}, []string{"p1"}},
+		{"token any system", store.Query{Type: "Patient", Params: []store.Param{{Name: "identifier", Kind: store.KindToken, Values: []store.Value{{Code: "248034218701255"}}}}}, []string{"p1", "p2"}},
+		{"tenant", store.Query{Tenant: "other", Type: "Patient"}, []string{"p3"}},
+		{"string prefix folds accents and case", store.Query{Type: "Patient", Params: []store.Param{{Name: "family", Kind: store.KindString, Values: []store.Value{{Text: "elodie"}}}}}, []string{"p1"}},
+		{"string OR", store.Query{Type: "Patient", Params: []store.Param{{Name: "family", Kind: store.KindString, Values: []store.Value{{Text: "martin"}, {Text: "durand"}}}}}, []string{"p2", "p3"}},
+		{"reference and token AND", store.Query{Type: "Task", Params: []store.Param{
+			{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: "Patient/p1"}}},
+			{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}}},
+		}}, []string{"t1"}},
+		{"owner", store.Query{Type: "Task", Params: []store.Param{{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: "PractitionerRole/ide-2"}}}}}, []string{"t2"}},
+		{"date eq day", store.Query{Type: "Patient", Params: []store.Param{{Name: "birthdate", Kind: store.KindDate, Values: []store.Value{{Prefix: "eq", Lo: day(1948, 3, 15), Hi: day(1948, 3, 16)}}}}}, []string{"p1"}},
+		{"date gt", store.Query{Type: "Patient", Params: []store.Param{{Name: "birthdate", Kind: store.KindDate, Values: []store.Value{{Prefix: "gt", Lo: day(1949, 1, 1), Hi: day(1949, 1, 2)}}}}}, []string{"p2"}},
+		{"_id", store.Query{Type: "Task", Params: []store.Param{{Name: "_id", Kind: store.KindToken, Values: []store.Value{{Code: "t2"}}}}}, []string{"t2"}},
+	}
+	for _, tc := range tests {
+		page, err := s.Search(ctx(t), tc.q)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := ids(page.Resources); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// An update re-indexes: t1 completed no longer matches requested.
+	if _, err := update(s, "demo", `{"resourceType":"Task","id":"t1","status":"completed","intent":"order","for":{"reference":"Patient/p1"}}`, 1); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.Search(ctx(t), store.Query{Type: "Task", Total: true, Params: []store.Param{{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}}}}})
+	if err != nil || len(page.Resources) != 0 || page.Total != 0 {
+		t.Fatalf("after update: %v, total %d, %v", ids(page.Resources), page.Total, err)
+	}
+}
+
+func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, clock.Paris) }
+
+func testPaging(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	want := map[string]bool{}
+	for i := range 25 {
+		r := create(t, s, "demo", fmt.Sprintf(`{"resourceType":"Observation","id":"o%02d","status":"final","code":{"text":"x"}}`, i))
+		want[r.ID] = true
+	}
+	seen := map[string]int{}
+	q := store.Query{Type: "Observation", Count: 10, Total: true}
+	pages := 0
+	for {
+		page, err := s.Search(ctx(t), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pages == 0 && page.Total != 25 {
+			t.Errorf("total = %d, want 25", page.Total)
+		}
+		pages++
+		for _, r := range page.Resources {
+			seen[r.ID]++
+		}
+		// Insert between pages, with ids that sort before and after.
+		create(t, s, "demo", fmt.Sprintf(`{"resourceType":"Observation","id":"a-new-%d","status":"final","code":{"text":"x"}}`, pages))
+		create(t, s, "demo", fmt.Sprintf(`{"resourceType":"Observation","id":"z-new-%d","status":"final","code":{"text":"x"}}`, pages))
+		if page.Next == "" || pages > 20 {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("%s seen %d times, want once", id, seen[id])
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s seen %d times", id, n)
+		}
+	}
+}
+
+var errBoom = errors.New("boom")
+
+func testRollback(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	err := s.Tx(ctx(t), func(tx store.Tx) error {
+		if _, err := tx.Create(ctx(t), "demo", json.RawMessage(`{"resourceType":"Patient","id":"ghost"}`)); err != nil {
+			return err
+		}
+		if err := tx.Emit(ctx(t), store.Event{Subject: "fhir.demo.Patient.created", MsgID: "Patient/ghost/_history/1", Key: "Patient/ghost", Data: []byte("{}")}); err != nil {
+			return err
+		}
+		if err := tx.Schedule(ctx(t), store.Timer{Key: "ghost", Kind: "k", Due: t0}); err != nil {
+			return err
+		}
+		if _, err := tx.MarkHandled(ctx(t), "c", "m"); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("tx: %v, want errBoom", err)
+	}
+	if _, err := s.Read(ctx(t), "Patient", "ghost"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("resource after rollback: %v", err)
+	}
+	if n, err := s.Outbox().Backlog(ctx(t)); err != nil || n != 0 {
+		t.Errorf("outbox backlog after rollback: %d, %v", n, err)
+	}
+	if _, err := s.Timers().Pending(ctx(t), "ghost"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("timer after rollback: %v", err)
+	}
+	err = s.Tx(ctx(t), func(tx store.Tx) error {
+		first, err := tx.MarkHandled(ctx(t), "c", "m")
+		if !first {
+			t.Errorf("inbox mark survived a rollback")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testGroupCommit runs many concurrent transactions, every third failing:
+// the others commit, the failing ones leave nothing.
+func testGroupCommit(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	const n = 150
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Tx(context.Background(), func(tx store.Tx) error {
+				id := fmt.Sprintf("g%03d", i)
+				if _, err := tx.Create(context.Background(), "demo", json.RawMessage(`{"resourceType":"Patient","id":"`+id+`"}`)); err != nil {
+					return err
+				}
+				if err := tx.Emit(context.Background(), store.Event{Subject: "s", MsgID: id, Key: id, Data: []byte("{}")}); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return errBoom
+				}
+				return nil
+			})
+			if (i%3 == 0) != errors.Is(err, errBoom) || (err != nil && !errors.Is(err, errBoom)) {
+				t.Errorf("tx %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	page, err := s.Search(ctx(t), store.Query{Type: "Patient", Count: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Resources) != n-n/3 {
+		t.Errorf("%d patients, want %d", len(page.Resources), n-n/3)
+	}
+	for _, r := range page.Resources {
+		var i int
+		fmt.Sscanf(r.ID, "g%d", &i)
+		if i%3 == 0 {
+			t.Errorf("%s committed although its transaction failed", r.ID)
+		}
+	}
+	if b, err := s.Outbox().Backlog(ctx(t)); err != nil || b != n-n/3 {
+		t.Errorf("outbox backlog %d, want %d (%v)", b, n-n/3, err)
+	}
+}
+
+func testOutbox(t *testing.T, open Factory) {
+	clk := clock.NewFake(t0)
+	s := open(t, clk).Store
+	for i := range 5 {
+		err := s.Tx(ctx(t), func(tx store.Tx) error {
+			return tx.Emit(ctx(t), store.Event{Subject: "fhir.demo.Task.updated", MsgID: fmt.Sprintf("Task/1/_history/%d", i+1), Key: "Task/1",
+				Headers: map[string]string{"traceparent": "00-abc-def-01"}, Data: []byte(fmt.Sprintf(`{"v":%d}`, i+1))})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := s.Outbox().Pending(ctx(t), 3)
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("pending: %d, %v", len(rows), err)
+	}
+	for i, r := range rows {
+		if r.Event.MsgID != fmt.Sprintf("Task/1/_history/%d", i+1) || r.Event.Headers["traceparent"] != "00-abc-def-01" || string(r.Event.Data) != fmt.Sprintf(`{"v":%d}`, i+1) {
+			t.Errorf("row %d: %+v", i, r.Event)
+		}
+	}
+	if err := s.Outbox().MarkSent(ctx(t), []int64{rows[0].Seq, rows[1].Seq}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Outbox().Backlog(ctx(t)); n != 3 {
+		t.Errorf("backlog %d, want 3", n)
+	}
+	rest, _ := s.Outbox().Pending(ctx(t), 10)
+	if len(rest) != 3 || rest[0].Event.MsgID != "Task/1/_history/3" {
+		t.Errorf("pending after mark: %v", rest)
+	}
+	if n, err := s.Outbox().Resend(ctx(t), t0); err != nil || n != 2 {
+		t.Errorf("resend: %d, %v", n, err)
+	}
+	all, _ := s.Outbox().Pending(ctx(t), 10)
+	var seqs []int64
+	for _, r := range all {
+		seqs = append(seqs, r.Seq)
+	}
+	if err := s.Outbox().MarkSent(ctx(t), seqs, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	if n, err := s.Outbox().Purge(ctx(t), clk.Now().Add(-30*time.Minute)); err != nil || n != 5 {
+		t.Errorf("purge: %d, %v", n, err)
+	}
+}
+
+func testInbox(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	mark := func(consumer, id string) bool {
+		var first bool
+		if err := s.Tx(ctx(t), func(tx store.Tx) error {
+			var err error
+			first, err = tx.MarkHandled(ctx(t), consumer, id)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	if !mark("pathway", "Encounter/1/_history/1") {
+		t.Error("first mark not first")
+	}
+	if mark("pathway", "Encounter/1/_history/1") {
+		t.Error("second mark reported first")
+	}
+	if !mark("teams", "Encounter/1/_history/1") {
+		t.Error("another consumer's first mark not first")
+	}
+}
+
+func testTimerLease(t *testing.T, open Factory) {
+	clk := clock.NewFake(t0)
+	s := open(t, clk).Store
+	err := s.Tx(ctx(t), func(tx store.Tx) error {
+		if err := tx.Schedule(ctx(t), store.Timer{Key: "task/1/due", Tenant: "demo", Kind: "task-due", Due: t0.Add(time.Hour), Payload: json.RawMessage(`{"task":"1"}`)}); err != nil {
+			return err
+		}
+		return tx.Schedule(ctx(t), store.Timer{Key: "task/2/due", Tenant: "demo", Kind: "task-due", Due: t0.Add(2 * time.Hour)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, ok, err := s.Timers().NextDue(ctx(t))
+	if err != nil || !ok || !due.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("next due: %v %v %v", due, ok, err)
+	}
+	if got, _ := s.Timers().Claim(ctx(t), "a", clk.Now(), time.Minute, 10); len(got) != 0 {
+		t.Fatalf("claimed before due: %v", got)
+	}
+	clk.Advance(time.Hour)
+	got, err := s.Timers().Claim(ctx(t), "a", clk.Now(), time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].Key != "task/1/due" || got[0].Attempts != 1 || string(got[0].Payload) != `{"task":"1"}` {
+		t.Fatalf("claim: %+v, %v", got, err)
+	}
+	if again, _ := s.Timers().Claim(ctx(t), "b", clk.Now(), time.Minute, 10); len(again) != 0 {
+		t.Fatalf("claimed under another's lease: %v", again)
+	}
+	clk.Advance(2 * time.Minute)
+	again, err := s.Timers().Claim(ctx(t), "b", clk.Now(), time.Minute, 10)
+	if err != nil || len(again) != 1 || again[0].Attempts != 2 {
+		t.Fatalf("reclaim after lease expiry: %+v, %v", again, err)
+	}
+	err = s.Tx(ctx(t), func(tx store.Tx) error { return tx.CompleteTimer(ctx(t), "task/1/due", "a") })
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("complete by old owner: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Tx(ctx(t), func(tx store.Tx) error { return tx.CompleteTimer(ctx(t), "task/1/due", "b") }); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	if _, err := s.Timers().Pending(ctx(t), "task/1/due"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("fired timer still pending: %v", err)
+	}
+	if err := s.Tx(ctx(t), func(tx store.Tx) error { return tx.Cancel(ctx(t), "task/2/due") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Timers().NextDue(ctx(t)); ok {
+		t.Error("a timer is still pending after cancel")
+	}
+}
+
+// testTimerOnce lets two handles of one database fire the same due timers
+// concurrently: each fires exactly once.
+func testTimerOnce(t *testing.T, open Factory) {
+	clk := clock.NewFake(t0)
+	o := open(t, clk)
+	a, b := o.Store, o.Reopen(t)
+	const n = 60
+	err := a.Tx(ctx(t), func(tx store.Tx) error {
+		for i := range n {
+			if err := tx.Schedule(ctx(t), store.Timer{Key: fmt.Sprintf("k%d", i), Kind: "x", Due: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	fired := map[string]int{}
+	var wg sync.WaitGroup
+	for w, s := range []store.Store{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("w%d", w)
+			for {
+				ts, err := s.Timers().Claim(context.Background(), owner, clk.Now(), time.Minute, 3)
+				if err != nil {
+					t.Errorf("claim: %v", err)
+					return
+				}
+				if len(ts) == 0 {
+					return
+				}
+				for _, tm := range ts {
+					err := s.Tx(context.Background(), func(tx store.Tx) error {
+						if err := tx.CompleteTimer(context.Background(), tm.Key, owner); err != nil {
+							return err
+						}
+						_, err := tx.Create(context.Background(), "demo", json.RawMessage(`{"resourceType":"Basic","id":"fired-`+tm.Key+`"}`))
+						return err
+					})
+					if err != nil {
+						t.Errorf("complete %s: %v", tm.Key, err)
+						continue
+					}
+					mu.Lock()
+					fired[tm.Key]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(fired) != n {
+		t.Errorf("%d timers fired, want %d", len(fired), n)
+	}
+	for k, c := range fired {
+		if c != 1 {
+			t.Errorf("%s fired %d times", k, c)
+		}
+	}
+}
+
+func testLeases(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	l := s.Leases()
+	if ok, err := l.Acquire(ctx(t), "relay", "a", t0, time.Minute); err != nil || !ok {
+		t.Fatalf("a acquires: %v %v", ok, err)
+	}
+	if ok, _ := l.Acquire(ctx(t), "relay", "b", t0.Add(30*time.Second), time.Minute); ok {
+		t.Fatal("b acquired a held lease")
+	}
+	if ok, _ := l.Acquire(ctx(t), "relay", "a", t0.Add(30*time.Second), time.Minute); !ok {
+		t.Fatal("a could not renew")
+	}
+	if ok, _ := l.Acquire(ctx(t), "relay", "b", t0.Add(2*time.Minute), time.Minute); !ok {
+		t.Fatal("b could not take an expired lease")
+	}
+	if err := l.Release(ctx(t), "relay", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := l.Acquire(ctx(t), "relay", "a", t0.Add(2*time.Minute), time.Minute); !ok {
+		t.Fatal("a could not take a released lease")
+	}
+}
+
+func testAudit(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Tx(context.Background(), func(tx store.Tx) error {
+				return tx.Audit(context.Background(), store.AuditRecord{Tenant: "demo", Agent: "PractitionerRole/ide-1", Action: "R",
+					Entity: fmt.Sprintf("Patient/p%d", i), Patient: fmt.Sprintf("Patient/p%d", i), Outcome: "0"})
+			})
+			if err != nil {
+				t.Errorf("audit: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	recs, err := s.AuditLog().List(ctx(t), 0, 100)
+	if err != nil || len(recs) != 20 {
+		t.Fatalf("list: %d, %v", len(recs), err)
+	}
+	prev := ""
+	for i, r := range recs {
+		if r.Seq != int64(i+1) || r.PrevHash != prev || r.Hash != store.AuditHash(r) {
+			t.Fatalf("record %d breaks the chain: %+v", i, r)
+		}
+		prev = r.Hash
+	}
+}
