@@ -17,4 +17,3 @@ func AuditHash(r AuditRecord) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
-

@@ -150,7 +150,7 @@ WHERE res_type = $1 AND res_id = $2 AND version = $3`, typ, id, version).Scan(&r
 func (s *Store) History(ctx context.Context, typ, id string, p store.HistoryParams) (store.Page, error) {
 	page := store.Page{Total: -1}
 	count := clampCount(p.Count)
-	before := int64(1<<62)
+	before := int64(1 << 62)
 	if p.Cursor != "" {
 		v, err := decodeCursor(p.Cursor, "h")
 		if err != nil {
