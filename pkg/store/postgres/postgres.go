@@ -47,7 +47,7 @@ func Open(ctx context.Context, url string, o Options) (*sqlstore.Store, error) {
 	}
 	return sqlstore.New(be, sqlstore.Dialect{
 		SkipLocked: " FOR UPDATE SKIP LOCKED",
-		ForUpdate:  " FOR UPDATE OF r",
+		ForUpdate:  " FOR UPDATE",
 		AuditLock:  "SELECT pg_advisory_xact_lock(7271002)",
 		Writers:    writers,
 		SeqExpr:    "nextval('resource_seq')",

@@ -196,10 +196,6 @@ func (b *sqlBuilder) param(p store.Param) (string, error) {
 		}
 		ors = append(ors, "("+cond+")")
 	}
-	if p.Name == "_lastUpdated" {
-		// _lastUpdated is indexed like any date parameter.
-		table = "idx_date"
-	}
 	return "r.res_id IN (SELECT res_id FROM " + table + " WHERE res_type = $1 AND param = " + b.arg(p.Name) +
 		" AND (" + strings.Join(ors, " OR ") + "))", nil
 }
@@ -226,10 +222,8 @@ func (b *sqlBuilder) dateCond(v store.Value) (string, error) {
 	case "eb":
 		return "hi <= " + b.arg(lo), nil
 	case "ap":
-		// Approximately: overlapping the value widened by 10 % of its width
-		// on each side (FHIR leaves the margin to the server).
-		w := (hi - lo) / 10
-		return "lo < " + b.arg(hi+w) + " AND hi > " + b.arg(lo-w), nil
+		// The parser has already widened the value; ap is then overlap.
+		return "lo < " + b.arg(hi) + " AND hi > " + b.arg(lo), nil
 	}
 	return "", fmt.Errorf("%w: date prefix %q", store.ErrInvalid, v.Prefix)
 }

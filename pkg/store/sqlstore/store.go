@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -57,7 +58,7 @@ func New(be Backend, d Dialect, o Options) *Store {
 		o.Clock = clock.System{}
 	}
 	if o.Indexer == nil {
-		o.Indexer = func(string, []byte) ([]IndexEntry, error) { return nil, nil }
+		o.Indexer = RegistryIndexer(search.Default())
 	}
 	if d.MaxBatch == 0 {
 		d.MaxBatch = 128
@@ -112,8 +113,8 @@ func scanResource(row Row, typ, id string) (store.Resource, error) {
 	return r, nil
 }
 
-func readCurrent(ctx context.Context, c Conn, typ, id, suffix string) (store.Resource, error) {
-	r, err := scanResource(c.QueryRow(ctx, selectResource+suffix, typ, id), typ, id)
+func readCurrent(ctx context.Context, c Conn, typ, id string) (store.Resource, error) {
+	r, err := scanResource(c.QueryRow(ctx, selectResource, typ, id), typ, id)
 	if err != nil {
 		return r, err
 	}
@@ -123,9 +124,40 @@ func readCurrent(ctx context.Context, c Conn, typ, id, suffix string) (store.Res
 	return r, nil
 }
 
+// readLocked reads the current version inside a write transaction, locking
+// the resource's row first where the database has row locks: a writer that
+// waited for the lock then sees the version committed meanwhile (a join
+// re-checked after the wait would not).
+func (t *tx) readLocked(ctx context.Context, typ, id string) (store.Resource, error) {
+	if t.s.d.ForUpdate == "" {
+		return readCurrent(ctx, t.c, typ, id)
+	}
+	var version int64
+	err := t.c.QueryRow(ctx, `SELECT version FROM resources WHERE res_type = $1 AND res_id = $2`+t.s.d.ForUpdate, typ, id).Scan(&version)
+	if isNoRows(err) {
+		return store.Resource{Type: typ, ID: id}, fmt.Errorf("%s/%s: %w", typ, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Resource{}, fmt.Errorf("read %s/%s: %w", typ, id, err)
+	}
+	r := store.Resource{Type: typ, ID: id, Version: version}
+	var lu int64
+	var body []byte
+	if err := t.c.QueryRow(ctx, `SELECT tenant, last_updated, deleted, body FROM resource_versions
+WHERE res_type = $1 AND res_id = $2 AND version = $3`, typ, id, version).Scan(&r.Tenant, &lu, &r.Deleted, &body); err != nil {
+		return r, fmt.Errorf("read %s/%s: %w", typ, id, err)
+	}
+	r.LastUpdated = fromMicros(lu)
+	r.Body = body
+	if r.Deleted {
+		return r, fmt.Errorf("%s/%s: %w", typ, id, store.ErrGone)
+	}
+	return r, nil
+}
+
 // Read implements store.Store.
 func (s *Store) Read(ctx context.Context, typ, id string) (store.Resource, error) {
-	return readCurrent(ctx, s.be.Reader(), typ, id, "")
+	return readCurrent(ctx, s.be.Reader(), typ, id)
 }
 
 // VRead implements store.Store.
@@ -205,7 +237,7 @@ type tx struct {
 }
 
 func (t *tx) Read(ctx context.Context, typ, id string) (store.Resource, error) {
-	return readCurrent(ctx, t.c, typ, id, t.s.d.ForUpdate)
+	return t.readLocked(ctx, typ, id)
 }
 
 func (t *tx) Create(ctx context.Context, tenant string, body json.RawMessage) (store.Resource, error) {
@@ -237,7 +269,7 @@ func (t *tx) Update(ctx context.Context, tenant string, body json.RawMessage, if
 	if p.id == "" {
 		return store.Resource{}, fmt.Errorf("%w: an update needs the resource id", store.ErrInvalid)
 	}
-	cur, err := readCurrent(ctx, t.c, p.typ, p.id, t.s.d.ForUpdate)
+	cur, err := t.readLocked(ctx, p.typ, p.id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if ifMatch > 0 {
@@ -259,7 +291,7 @@ func (t *tx) Update(ctx context.Context, tenant string, body json.RawMessage, if
 }
 
 func (t *tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (store.Resource, error) {
-	cur, err := readCurrent(ctx, t.c, typ, id, t.s.d.ForUpdate)
+	cur, err := t.readLocked(ctx, typ, id)
 	if err != nil {
 		return cur, err
 	}
@@ -390,3 +422,18 @@ WHERE tkey = $1 AND lease_owner = $2 AND state = 'pending'`, key, owner, micros(
 // isNoRows tells whether a single-row query found nothing. Backends report it
 // as sql.ErrNoRows.
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// RegistryIndexer indexes resources with the search parameters of reg.
+func RegistryIndexer(reg *search.Registry) Indexer {
+	return func(resourceType string, body []byte) ([]IndexEntry, error) {
+		es, err := reg.Extract(resourceType, body)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]IndexEntry, len(es))
+		for i, e := range es {
+			out[i] = IndexEntry(e)
+		}
+		return out, nil
+	}
+}
