@@ -54,3 +54,15 @@ func token(s string) string {
 		return r
 	}, s)
 }
+
+// published lists the resource types whose changes are published as events:
+// those some service reacts to (DESIGN.md "Events": events exist for
+// consumers). Directory, definitions and audit records are not published.
+var published = map[string]bool{
+	"Patient": true, "Encounter": true, "EpisodeOfCare": true, "CarePlan": true, "CareTeam": true,
+	"Task": true, "Observation": true, "QuestionnaireResponse": true, "Flag": true, "DetectedIssue": true,
+	"Consent": true, "Condition": true,
+}
+
+// Published tells whether changes of a resource type are published.
+func Published(resourceType string) bool { return published[resourceType] }

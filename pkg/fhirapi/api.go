@@ -1,0 +1,574 @@
+// Package fhirapi serves Passerelle's FHIR R4 REST API: the
+// CapabilityStatement, read, vread, history and search for stored types,
+// create and update where the access policy allows, every error an
+// OperationOutcome with the right status, every access to patient data in
+// the audit trail.
+package fhirapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/access"
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// ContentType is the media type of every FHIR answer.
+const ContentType = "application/fhir+json; charset=utf-8"
+
+// maxBody bounds a request body (a discharge message with its lettre de
+// liaison is well below).
+const maxBody = 8 << 20
+
+// API is the FHIR REST API.
+type API struct {
+	Store  store.Store
+	Search *search.Registry
+	Policy access.Policy
+	Logger *slog.Logger
+	// BaseURL is the public URL of the API, ending in /fhir.
+	BaseURL string
+	// Software and Version name the server in the CapabilityStatement.
+	Version string
+	// OAuth endpoints, advertised in the CapabilityStatement.
+	TokenURL, AuthorizeURL string
+	// Operations lists extra operations registered by services, for the
+	// CapabilityStatement: name → definition URL.
+	Operations map[string]string
+	// Published tells whether changes of a type are published as events.
+	Published func(typ string) bool
+	// Now gives the time of audit records.
+	Now func() time.Time
+}
+
+// Register adds the API's routes to mux; authn wraps every route but
+// metadata.
+func (a *API) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler) {
+	mux.HandleFunc("GET /fhir/metadata", a.metadata)
+	mux.Handle("GET /fhir/{type}", authn(http.HandlerFunc(a.search)))
+	mux.Handle("POST /fhir/{type}/_search", authn(http.HandlerFunc(a.search)))
+	mux.Handle("GET /fhir/{type}/{id}", authn(http.HandlerFunc(a.read)))
+	mux.Handle("GET /fhir/{type}/{id}/_history", authn(http.HandlerFunc(a.history)))
+	mux.Handle("GET /fhir/{type}/{id}/_history/{vid}", authn(http.HandlerFunc(a.vread)))
+	mux.Handle("POST /fhir/{type}", authn(http.HandlerFunc(a.create)))
+	mux.Handle("PUT /fhir/{type}/{id}", authn(http.HandlerFunc(a.update)))
+	mux.Handle("/fhir/", authn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusNotFound, "not-supported",
+			"Interaction non prise en charge : "+r.Method+" "+r.URL.Path, "Interaction not supported: "+r.Method+" "+r.URL.Path))
+	})))
+}
+
+// WriteError answers err as an OperationOutcome. Internal errors are logged
+// in full and shown generically.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	fe := fhir.FromError(err)
+	if fe.Status >= 500 && log != nil {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "error", err)
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(fe.Status)
+	_, _ = w.Write(fe.OperationOutcome())
+}
+
+func (a *API) knownType(typ string) error {
+	if len(a.Search.Params(typ)) == 0 {
+		return fhir.Errorf(http.StatusNotFound, "not-supported",
+			"Type de ressource non pris en charge : "+typ, "Resource type not supported: "+typ)
+	}
+	return nil
+}
+
+func actor(r *http.Request) directory.Actor {
+	a, _ := access.ActorFrom(r.Context())
+	return a
+}
+
+func writeResource(w http.ResponseWriter, status int, res store.Resource) {
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("ETag", fmt.Sprintf(`W/"%d"`, res.Version))
+	h.Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
+	w.WriteHeader(status)
+	_, _ = w.Write(res.Body)
+}
+
+func (a *API) read(w http.ResponseWriter, r *http.Request) {
+	typ, id := r.PathValue("type"), r.PathValue("id")
+	if err := a.knownType(typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	res, err := a.Store.Read(r.Context(), typ, id)
+	if errors.Is(err, store.ErrGone) {
+		res.Type, res.ID = typ, id
+	}
+	if err == nil || errors.Is(err, store.ErrGone) {
+		if perr := a.Policy.Read(r.Context(), actor(r), res); perr != nil {
+			err = perr
+		}
+	}
+	a.audit(r, "R", typ+"/"+id, res, err)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	writeResource(w, http.StatusOK, res)
+}
+
+func (a *API) vread(w http.ResponseWriter, r *http.Request) {
+	typ, id := r.PathValue("type"), r.PathValue("id")
+	if err := a.knownType(typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	vid, err := strconv.ParseInt(r.PathValue("vid"), 10, 64)
+	if err != nil || vid < 1 {
+		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "value", "Numéro de version invalide", "Invalid version id", "_history"))
+		return
+	}
+	res, err := a.Store.VRead(r.Context(), typ, id, vid)
+	if err == nil {
+		err = a.Policy.Read(r.Context(), actor(r), res)
+	}
+	a.audit(r, "R", fmt.Sprintf("%s/%s/_history/%d", typ, id, vid), res, err)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	if res.Deleted {
+		WriteError(w, r, a.Logger, store.ErrGone)
+		return
+	}
+	writeResource(w, http.StatusOK, res)
+}
+
+func (a *API) history(w http.ResponseWriter, r *http.Request) {
+	typ, id := r.PathValue("type"), r.PathValue("id")
+	if err := a.knownType(typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	q := r.URL.Query()
+	count, err := countParam(q)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	cur, err := a.Store.Read(r.Context(), typ, id)
+	if err != nil && !errors.Is(err, store.ErrGone) {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	cur.Type, cur.ID = typ, id
+	if err := a.Policy.Read(r.Context(), actor(r), cur); err != nil {
+		a.audit(r, "R", typ+"/"+id+"/_history", cur, err)
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	page, err := a.Store.History(r.Context(), typ, id, store.HistoryParams{Count: count, Cursor: q.Get("_cursor")})
+	a.audit(r, "R", typ+"/"+id+"/_history", cur, err)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	a.writeBundle(w, r, "history", page)
+}
+
+func countParam(q url.Values) (int, error) {
+	if c := q.Get("_count"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, fhir.Errorf(http.StatusBadRequest, "value", "_count doit être un entier de 1 à 1000", "_count must be an integer from 1 to 1000", "_count")
+		}
+		return n, nil
+	}
+	return 0, nil
+}
+
+func (a *API) search(w http.ResponseWriter, r *http.Request) {
+	typ := r.PathValue("type")
+	if err := a.knownType(typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	values := r.URL.Query()
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "structure", "Formulaire de recherche illisible", "Unreadable search form"))
+			return
+		}
+		values = r.Form
+	}
+	parsed, err := a.Search.ParseQuery(typ, values)
+	if err != nil {
+		var se *search.Error
+		if errors.As(err, &se) {
+			expr := []string{}
+			if se.Param != "" {
+				expr = append(expr, se.Param)
+			}
+			err = &fhir.Error{Status: http.StatusBadRequest, Err: err, Issues: []fhir.Issue{{Severity: "error", Code: "invalid",
+				FR: "Paramètre de recherche refusé : " + se.Msg, EN: "Search parameter refused: " + se.Msg, Expression: expr}}}
+		}
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	q := parsed.Query("")
+	if err := a.Policy.Search(r.Context(), actor(r), &q); err != nil {
+		a.auditSearch(r, typ, nil, err)
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	page, err := a.Store.Search(r.Context(), q)
+	a.auditSearch(r, typ, page.Resources, err)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	a.writeBundle(w, r, "searchset", page)
+}
+
+func (a *API) writeBundle(w http.ResponseWriter, r *http.Request, kind string, page store.Page) {
+	type link struct {
+		Relation string `json:"relation"`
+		URL      string `json:"url"`
+	}
+	type entry struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource"`
+		Search   *struct {
+			Mode string `json:"mode"`
+		} `json:"search,omitempty"`
+	}
+	b := struct {
+		ResourceType string  `json:"resourceType"`
+		Type         string  `json:"type"`
+		Total        *int    `json:"total,omitempty"`
+		Link         []link  `json:"link"`
+		Entry        []entry `json:"entry,omitempty"`
+	}{ResourceType: "Bundle", Type: kind}
+	if page.Total >= 0 {
+		b.Total = &page.Total
+	}
+	self := a.BaseURL + strings.TrimPrefix(r.URL.Path, "/fhir")
+	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		q = r.Form
+		self = strings.TrimSuffix(self, "/_search")
+	}
+	b.Link = append(b.Link, link{"self", withQuery(self, q)})
+	if page.Next != "" {
+		q.Set("_cursor", page.Next)
+		b.Link = append(b.Link, link{"next", withQuery(self, q)})
+	}
+	for _, res := range page.Resources {
+		e := entry{FullURL: a.BaseURL + "/" + res.Type + "/" + res.ID, Resource: res.Body}
+		if kind == "searchset" {
+			e.Search = &struct {
+				Mode string `json:"mode"`
+			}{"match"}
+		}
+		if kind == "history" {
+			e.FullURL = fmt.Sprintf("%s/%s/%s/_history/%d", a.BaseURL, res.Type, res.ID, res.Version)
+		}
+		b.Entry = append(b.Entry, e)
+	}
+	w.Header().Set("Content-Type", ContentType)
+	_ = json.NewEncoder(w).Encode(b)
+}
+
+func withQuery(u string, q url.Values) string {
+	if len(q) == 0 {
+		return u
+	}
+	return u + "?" + q.Encode()
+}
+
+// readBody decodes a resource body, checking it is a JSON object of the
+// expected type.
+func readBody(w http.ResponseWriter, r *http.Request, typ string) (json.RawMessage, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(ct, "json") {
+		return nil, fhir.Errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"Le corps doit être du JSON FHIR (application/fhir+json)", "The body must be FHIR JSON (application/fhir+json)")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	var raw json.RawMessage
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error())
+	}
+	if dec.More() {
+		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Contenu après la ressource JSON", "Content after the JSON resource")
+	}
+	var head struct {
+		ResourceType *string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Une ressource FHIR est un objet JSON", "A FHIR resource is a JSON object")
+	}
+	if head.ResourceType == nil {
+		return nil, fhir.Errorf(http.StatusBadRequest, "required", "resourceType manquant", "resourceType is missing", "resourceType")
+	}
+	if *head.ResourceType != typ {
+		return nil, fhir.Errorf(http.StatusBadRequest, "invalid",
+			fmt.Sprintf("resourceType %q ne correspond pas à l'URL (%s)", *head.ResourceType, typ),
+			fmt.Sprintf("resourceType %q does not match the URL (%s)", *head.ResourceType, typ), "resourceType")
+	}
+	return raw, nil
+}
+
+// IfMatch reads If-Match: W/"<version>". It returns 0 when absent.
+func IfMatch(r *http.Request) (int64, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" {
+		return 0, nil
+	}
+	v := strings.TrimPrefix(h, "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fhir.Errorf(http.StatusBadRequest, "value", `If-Match doit être de la forme W/"<version>"`, `If-Match must look like W/"<version>"`, "If-Match")
+	}
+	return n, nil
+}
+
+func (a *API) create(w http.ResponseWriter, r *http.Request) {
+	typ := r.PathValue("type")
+	if err := a.knownType(typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	act := actor(r)
+	if err := a.Policy.Write(r.Context(), act, typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	body, err := readBody(w, r, typ)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	// The server assigns the id of a created resource (FHIR create).
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(body, &m)
+	delete(m, "id")
+	body, _ = json.Marshal(m)
+	var res store.Resource
+	err = a.Store.Tx(r.Context(), func(tx store.Tx) error {
+		var err error
+		if res, err = tx.Create(r.Context(), act.Tenant, body); err != nil {
+			return err
+		}
+		return a.afterWrite(r.Context(), tx, act, "C", res, bus.OpCreated)
+	})
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	w.Header().Set("Location", fmt.Sprintf("%s/%s/%s/_history/%d", a.BaseURL, res.Type, res.ID, res.Version))
+	writeResource(w, http.StatusCreated, res)
+}
+
+func (a *API) update(w http.ResponseWriter, r *http.Request) {
+	typ, id := r.PathValue("type"), r.PathValue("id")
+	if err := a.knownType(typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	act := actor(r)
+	if err := a.Policy.Write(r.Context(), act, typ); err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	ifMatch, err := IfMatch(r)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	body, err := readBody(w, r, typ)
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	var head struct {
+		ID *string `json:"id"`
+	}
+	_ = json.Unmarshal(body, &head)
+	if head.ID == nil || *head.ID != id {
+		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "invalid", "L'id de la ressource doit être celui de l'URL", "The resource id must match the URL", typ+".id"))
+		return
+	}
+	var res store.Resource
+	created := false
+	err = a.Store.Tx(r.Context(), func(tx store.Tx) error {
+		cur, err := tx.Read(r.Context(), typ, id)
+		switch {
+		case err == nil, errors.Is(err, store.ErrGone):
+			if cur.Tenant != act.Tenant {
+				return store.ErrNotFound
+			}
+		case errors.Is(err, store.ErrNotFound):
+			created = true
+		default:
+			return err
+		}
+		if res, err = tx.Update(r.Context(), act.Tenant, body, ifMatch); err != nil {
+			return err
+		}
+		op := bus.OpUpdated
+		if created {
+			op = bus.OpCreated
+		}
+		return a.afterWrite(r.Context(), tx, act, "U", res, op)
+	})
+	if err != nil {
+		WriteError(w, r, a.Logger, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", fmt.Sprintf("%s/%s/%s/_history/%d", a.BaseURL, res.Type, res.ID, res.Version))
+	}
+	writeResource(w, status, res)
+}
+
+// afterWrite records the write in the audit trail and, for published types,
+// in the outbox, inside the write's own transaction.
+func (a *API) afterWrite(ctx context.Context, tx store.Tx, act directory.Actor, action string, res store.Resource, op string) error {
+	if err := tx.Audit(ctx, store.AuditRecord{Tenant: act.Tenant, Time: a.now(), Agent: act.Reference(), Action: action,
+		Entity: fmt.Sprintf("%s/%s/_history/%d", res.Type, res.ID, res.Version), Patient: PatientOf(res), Outcome: "0"}); err != nil {
+		return err
+	}
+	if a.Published == nil || !a.Published(res.Type) {
+		return nil
+	}
+	return tx.Emit(ctx, Event(act.Tenant, res, op, TraceParent(ctx)))
+}
+
+// Event is the outbox event announcing a resource version.
+func Event(tenant string, res store.Resource, op, traceparent string) store.Event {
+	id := fmt.Sprintf("%s/%s/_history/%d", res.Type, res.ID, res.Version)
+	h := map[string]string{bus.HeaderResourceType: res.Type, bus.HeaderVersion: strconv.FormatInt(res.Version, 10), bus.HeaderTenant: tenant}
+	if traceparent != "" {
+		h[bus.HeaderTraceparent] = traceparent
+	}
+	return store.Event{Subject: bus.ResourceSubject(tenant, res.Type, op), MsgID: id, Key: res.Type + "/" + res.ID, Headers: h, Data: res.Body}
+}
+
+func (a *API) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// audit records a read of patient data. Directory and definition reads are
+// not patient data and are not recorded.
+func (a *API) audit(r *http.Request, action, entity string, res store.Resource, err error) {
+	typ := r.PathValue("type")
+	if access.ClassOf(typ) != access.Clinical {
+		return
+	}
+	patient := ""
+	if err == nil {
+		patient = PatientOf(res)
+	}
+	a.appendAudit(r, store.AuditRecord{Action: action, Entity: entity, Patient: patient, Outcome: outcome(err)})
+}
+
+func (a *API) auditSearch(r *http.Request, typ string, rs []store.Resource, err error) {
+	if access.ClassOf(typ) != access.Clinical {
+		return
+	}
+	// One record per patient whose data the search returned, so that a
+	// patient's trail shows every look at it.
+	seen := map[string]bool{}
+	for _, res := range rs {
+		if p := PatientOf(res); p != "" && !seen[p] {
+			seen[p] = true
+		}
+	}
+	entity := typ + "?" + r.URL.RawQuery
+	if len(seen) == 0 {
+		a.appendAudit(r, store.AuditRecord{Action: "E", Entity: entity, Outcome: outcome(err)})
+		return
+	}
+	ps := make([]string, 0, len(seen))
+	for p := range seen {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	for _, p := range ps {
+		a.appendAudit(r, store.AuditRecord{Action: "E", Entity: entity, Patient: p, Outcome: outcome(err)})
+	}
+}
+
+func outcome(err error) string {
+	if err == nil {
+		return "0"
+	}
+	var fe *fhir.Error
+	if errors.As(err, &fe) && fe.Status < 500 {
+		return "4"
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) || errors.Is(err, store.ErrInvalid) {
+		return "4"
+	}
+	return "8"
+}
+
+func (a *API) appendAudit(r *http.Request, rec store.AuditRecord) {
+	act := actor(r)
+	rec.Tenant, rec.Agent, rec.Time = act.Tenant, act.Reference(), a.now()
+	err := a.Store.Tx(context.WithoutCancel(r.Context()), func(tx store.Tx) error { return tx.Audit(r.Context(), rec) })
+	if err != nil && a.Logger != nil {
+		a.Logger.ErrorContext(r.Context(), "audit append failed", "entity_type", r.PathValue("type"), "error", err)
+	}
+}
+
+// PatientOf returns the patient a resource is about: itself for a Patient,
+// else its subject, patient, for or beneficiary reference to a Patient.
+func PatientOf(res store.Resource) string {
+	if res.Type == "Patient" {
+		return "Patient/" + res.ID
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(res.Body, &m) != nil {
+		return ""
+	}
+	for _, k := range []string{"subject", "patient", "for", "beneficiary"} {
+		var ref struct{ Reference string }
+		if raw, ok := m[k]; ok && json.Unmarshal(raw, &ref) == nil && strings.HasPrefix(ref.Reference, "Patient/") {
+			return ref.Reference
+		}
+	}
+	return ""
+}
+
+type traceKey struct{}
+
+// WithTraceParent returns ctx carrying a W3C traceparent to copy onto events.
+func WithTraceParent(ctx context.Context, tp string) context.Context {
+	return context.WithValue(ctx, traceKey{}, tp)
+}
+
+// TraceParent returns the traceparent of ctx.
+func TraceParent(ctx context.Context) string {
+	s, _ := ctx.Value(traceKey{}).(string)
+	return s
+}

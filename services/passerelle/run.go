@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+)
+
+// services are the services `serve` can run alone, each with what it adds
+// to the platform.
+var services = map[string]func(p *Platform) ([]func(context.Context) error, error){
+	"worklist": func(p *Platform) ([]func(context.Context) error, error) {
+		p.API.Register(p.Mux, p.Authn())
+		return nil, nil
+	},
+}
+
+func serviceNames() string {
+	var names []string
+	for n := range services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func cmdRun(ctx context.Context, only string, args []string, stderr io.Writer) error {
+	cfg, rest, err := loadConfig("run", args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))
+	}
+	if only != "" {
+		if _, ok := services[only]; !ok {
+			return fmt.Errorf("serve: unknown service %q (available: %s)", only, serviceNames())
+		}
+		if cfg.DatabaseURL == "" || cfg.NATSURL == "" {
+			return fmt.Errorf("serve %s: a distributed deployment needs PASSERELLE_DATABASE_URL and PASSERELLE_NATS_URL", only)
+		}
+	}
+	if cfg.Demo {
+		return fmt.Errorf("--demo: the demo CPTS comes with the pathway and outcomes services, not in this version")
+	}
+	log := newLogger(stderr)
+	start := time.Now()
+	p, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if cfg.DevIdP() {
+		n, err := directory.SeedDev(ctx, p.Store, cfg.Tenant)
+		if err != nil {
+			return fmt.Errorf("development directory: %w", err)
+		}
+		if n > 0 {
+			log.Info("development directory seeded", "resources", n)
+		}
+	}
+	var extra []func(context.Context) error
+	for name, add := range services {
+		if only != "" && name != only {
+			continue
+		}
+		fns, err := add(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		extra = append(extra, fns...)
+	}
+	banner(p, only, time.Since(start))
+	return p.Serve(ctx, extra...)
+}
+
+// banner logs where Passerelle listens, what it uses and how to get a token.
+func banner(p *Platform, only string, took time.Duration) {
+	cfg := p.Cfg
+	db := "embedded SQLite (" + cfg.DataDir + "/passerelle.db)"
+	if cfg.DatabaseURL != "" {
+		db = "PostgreSQL " + hostOf(cfg.DatabaseURL)
+	}
+	nats := "embedded NATS JetStream (" + cfg.DataDir + "/nats)"
+	if cfg.NATSURL != "" {
+		nats = "NATS " + hostOf(cfg.NATSURL)
+	}
+	what := "all services"
+	if only != "" {
+		what = "service " + only
+	}
+	token := "tokens from " + cfg.OIDCIssuer
+	if cfg.DevIdP() {
+		token = "development identity provider at " + cfg.PublicURL + "/dev-idp — token: passerelle dev token ide.martin"
+	}
+	p.Log.Info("passerelle started",
+		"what", what, "http", p.HTTPAddr(), "public_url", cfg.PublicURL, "fhir", cfg.PublicURL+"/fhir",
+		"database", db, "nats", nats, "identity", token, "tenant", cfg.Tenant, "env", cfg.Env,
+		"startup_ms", took.Milliseconds())
+}
+
+// hostOf shows where a URL points without its credentials.
+func hostOf(raw string) string {
+	var hosts []string
+	for _, u := range strings.Split(raw, ",") {
+		u = strings.TrimSpace(u)
+		if i := strings.Index(u, "://"); i >= 0 {
+			u = u[i+3:]
+		}
+		if i := strings.LastIndex(u, "@"); i >= 0 {
+			u = u[i+1:]
+		}
+		if i := strings.IndexAny(u, "/?"); i >= 0 {
+			u = u[:i]
+		}
+		hosts = append(hosts, u)
+	}
+	return strings.Join(hosts, ",")
+}
