@@ -34,7 +34,8 @@ type Relay struct {
 	Batch int
 	// Poll is how often the relay looks for rows when not woken (default 250ms).
 	Poll time.Duration
-	// Retention keeps sent rows this long (default 7 days).
+	// Retention keeps sent rows, and inbox marks, this long (default 7 days:
+	// far beyond any redelivery).
 	Retention time.Duration
 	// RepublishWindow is re-published on taking the lease (default 2 minutes;
 	// keep it below the stream's de-duplication window).
@@ -48,6 +49,10 @@ type Relay struct {
 }
 
 const relayLease = "outbox-relay"
+
+// relayLeaseTTL is how long a dead relay blocks the others: the lease is
+// renewed at every poll, so it can be short.
+const relayLeaseTTL = 5 * time.Second
 
 // Notify wakes the relay after a commit; it never blocks.
 func (r *Relay) Notify() {
@@ -102,7 +107,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	lastPurge := time.Time{}
 	failures := 0
 	for {
-		ok, err := r.Store.Leases().Acquire(ctx, relayLease, r.Owner, r.Clock.Now(), 15*time.Second)
+		ok, err := r.Store.Leases().Acquire(ctx, relayLease, r.Owner, r.Clock.Now(), relayLeaseTTL)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.ErrorContext(ctx, "relay lease", "error", err)
@@ -131,6 +136,11 @@ func (r *Relay) Run(ctx context.Context) error {
 					log.WarnContext(ctx, "outbox purge", "error", err)
 				} else if n > 0 {
 					log.InfoContext(ctx, "outbox purged", "rows", n)
+				}
+				if n, err := r.Store.Outbox().PurgeInbox(ctx, now.Add(-r.Retention)); err != nil {
+					log.WarnContext(ctx, "inbox purge", "error", err)
+				} else if n > 0 {
+					log.InfoContext(ctx, "inbox purged", "rows", n)
 				}
 			}
 			if more && failures == 0 {

@@ -68,7 +68,7 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.TokenURL != "" {
 		security["extension"] = []any{map[string]any{
-			"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+			"url":       "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
 			"extension": []ext{{URL: "token", ValueURI: a.TokenURL}, {URL: "authorize", ValueURI: a.AuthorizeURL}},
 		}}
 	}

@@ -232,6 +232,9 @@ type Outbox interface {
 	Purge(ctx context.Context, sentBefore time.Time) (int, error)
 	// Backlog counts unsent rows.
 	Backlog(ctx context.Context) (int, error)
+	// PurgeInbox deletes inbox marks recorded before the given time: by then
+	// the bus can no longer redeliver those messages. Returns how many.
+	PurgeInbox(ctx context.Context, before time.Time) (int, error)
 }
 
 // Timers is the timer runner's view of durable timers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -50,15 +51,29 @@ func cmdRun(ctx context.Context, only string, args []string, stderr io.Writer) e
 	}
 	log := newLogger(stderr)
 	start := time.Now()
-	p, err := Open(ctx, cfg, log)
+	p, extra, err := build(ctx, cfg, only, log)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	banner(p, only, time.Since(start))
+	return p.Serve(ctx, extra...)
+}
+
+// testHook, set by tests only, adds to a platform before it serves.
+var testHook func(p *Platform)
+
+// build opens the platform and adds the services to run (all, or only one).
+func build(ctx context.Context, cfg Config, only string, log *slog.Logger) (*Platform, []func(context.Context) error, error) {
+	p, err := Open(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	if cfg.DevIdP() {
 		n, err := directory.SeedDev(ctx, p.Store, cfg.Tenant)
 		if err != nil {
-			return fmt.Errorf("development directory: %w", err)
+			p.Close()
+			return nil, nil, fmt.Errorf("development directory: %w", err)
 		}
 		if n > 0 {
 			log.Info("development directory seeded", "resources", n)
@@ -71,12 +86,15 @@ func cmdRun(ctx context.Context, only string, args []string, stderr io.Writer) e
 		}
 		fns, err := add(p)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			p.Close()
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 		extra = append(extra, fns...)
 	}
-	banner(p, only, time.Since(start))
-	return p.Serve(ctx, extra...)
+	if testHook != nil {
+		testHook(p)
+	}
+	return p, extra, nil
 }
 
 // banner logs where Passerelle listens, what it uses and how to get a token.

@@ -104,11 +104,9 @@ func (o outbox) Backlog(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
-// PurgeInbox deletes inbox rows older than before: by then the bus can no
-// longer redeliver those messages.
-func (s *Store) PurgeInbox(ctx context.Context, before time.Time) (int, error) {
+func (o outbox) PurgeInbox(ctx context.Context, before time.Time) (int, error) {
 	var n int64
-	err := s.write(ctx, func(ctx context.Context, c Conn) error {
+	err := o.s.write(ctx, func(ctx context.Context, c Conn) error {
 		var err error
 		n, err = c.Exec(ctx, `DELETE FROM inbox WHERE handled_at < $1`, micros(before))
 		return err

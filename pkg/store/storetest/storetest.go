@@ -506,6 +506,12 @@ func testInbox(t *testing.T, open Factory) {
 	if !mark("teams", "Encounter/1/_history/1") {
 		t.Error("another consumer's first mark not first")
 	}
+	if n, err := s.Outbox().PurgeInbox(ctx(t), t0.Add(time.Second)); err != nil || n != 2 {
+		t.Errorf("purge inbox: %d, %v; want 2", n, err)
+	}
+	if !mark("pathway", "Encounter/1/_history/1") {
+		t.Error("a purged mark still counts")
+	}
 }
 
 func testTimerLease(t *testing.T, open Factory) {
