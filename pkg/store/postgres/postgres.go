@@ -43,7 +43,7 @@ func Open(ctx context.Context, url string, o Options) (*sqlstore.Store, error) {
 	}
 	writers := o.Writers
 	if writers == 0 {
-		writers = 4
+		writers = 2
 	}
 	return sqlstore.New(be, sqlstore.Dialect{
 		SkipLocked: " FOR UPDATE SKIP LOCKED",
@@ -97,7 +97,7 @@ func (b *Backend) Begin(ctx context.Context) (sqlstore.WriteTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgTx{conn: conn{tx}, tx: tx}, nil
+	return &pgTx{tx: tx}, nil
 }
 
 // Reader implements sqlstore.Backend.
@@ -167,10 +167,69 @@ func (r row) Scan(dest ...any) error {
 	return err
 }
 
+// pgTx queues statements in a pgx batch: a resource write with its index
+// rows and outbox event goes to the server in one round trip.
 type pgTx struct {
-	conn
-	tx pgx.Tx
+	tx    pgx.Tx
+	batch pgx.Batch
 }
 
-func (t pgTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
-func (t pgTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+func (t *pgTx) Queue(sql string, args ...any) { t.batch.Queue(sql, args...) }
+
+func (t *pgTx) Flush(ctx context.Context) error {
+	n := t.batch.Len()
+	if n == 0 {
+		return nil
+	}
+	b := t.batch
+	t.batch = pgx.Batch{}
+	br := t.tx.SendBatch(ctx, &b)
+	var first error
+	for range n {
+		if _, err := br.Exec(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := br.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+func (t *pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if err := t.Flush(ctx); err != nil {
+		return 0, err
+	}
+	return conn{t.tx}.Exec(ctx, sql, args...)
+}
+
+func (t *pgTx) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	if err := t.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return conn{t.tx}.Query(ctx, sql, args...)
+}
+
+func (t *pgTx) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	if err := t.Flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return conn{t.tx}.QueryRow(ctx, sql, args...)
+}
+
+func (t *pgTx) Commit(ctx context.Context) error {
+	if err := t.Flush(ctx); err != nil {
+		_ = t.tx.Rollback(ctx)
+		return err
+	}
+	return t.tx.Commit(ctx)
+}
+
+func (t *pgTx) Rollback(ctx context.Context) error {
+	t.batch = pgx.Batch{}
+	return t.tx.Rollback(ctx)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }

@@ -12,7 +12,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/storetest"
 )
 
-func open(t *testing.T, url string, clk clock.Clock) store.Store {
+func open(t testing.TB, url string, clk clock.Clock) store.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), url, postgres.Options{Options: sqlstore.Options{Clock: clk}, MaxConns: 6})
 	if err != nil {
@@ -23,11 +23,11 @@ func open(t *testing.T, url string, clk clock.Clock) store.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, clk clock.Clock) storetest.Opened {
+	storetest.Run(t, func(t testing.TB, clk clock.Clock) storetest.Opened {
 		url := testenv.PostgresURL(t)
 		return storetest.Opened{
 			Store:  open(t, url, clk),
-			Reopen: func(t *testing.T) store.Store { return open(t, url, clk) },
+			Reopen: func(t testing.TB) store.Store { return open(t, url, clk) },
 		}
 	})
 }
@@ -47,4 +47,10 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second migrate applied %v, %v", again, err)
 	}
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(t testing.TB, clk clock.Clock) storetest.Opened {
+		return storetest.Opened{Store: open(t, testenv.PostgresURL(t), clk)}
+	})
 }

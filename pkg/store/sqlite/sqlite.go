@@ -102,7 +102,7 @@ func (b *Backend) Begin(ctx context.Context) (sqlstore.WriteTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqlTx{conn: conn{tx}, tx: tx}, nil
+	return &sqlTx{conn: conn{tx}, tx: tx}, nil
 }
 
 // Reader implements sqlstore.Backend.
@@ -176,10 +176,38 @@ type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { _ = r.Rows.Close() }
 
+// sqlTx runs queued statements at once: in process there is no round trip
+// to save. The first error is kept for Flush.
 type sqlTx struct {
 	conn
-	tx *sql.Tx
+	tx     *sql.Tx
+	queued error
 }
 
-func (t sqlTx) Commit(context.Context) error   { return t.tx.Commit() }
-func (t sqlTx) Rollback(context.Context) error { return t.tx.Rollback() }
+func (t *sqlTx) Queue(query string, args ...any) {
+	if t.queued != nil {
+		return
+	}
+	if _, err := t.tx.Exec(query, args...); err != nil {
+		t.queued = err
+	}
+}
+
+func (t *sqlTx) Flush(context.Context) error {
+	err := t.queued
+	t.queued = nil
+	return err
+}
+
+func (t *sqlTx) Commit(context.Context) error {
+	if err := t.Flush(context.Background()); err != nil {
+		_ = t.tx.Rollback()
+		return err
+	}
+	return t.tx.Commit()
+}
+
+func (t *sqlTx) Rollback(context.Context) error {
+	t.queued = nil
+	return t.tx.Rollback()
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/storetest"
 )
 
-func open(t *testing.T, path string, clk clock.Clock) store.Store {
+func open(t testing.TB, path string, clk clock.Clock) store.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), path, sqlite.Options{Options: sqlstore.Options{Clock: clk}})
 	if err != nil {
@@ -23,11 +23,11 @@ func open(t *testing.T, path string, clk clock.Clock) store.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, clk clock.Clock) storetest.Opened {
+	storetest.Run(t, func(t testing.TB, clk clock.Clock) storetest.Opened {
 		path := filepath.Join(t.TempDir(), "passerelle.db")
 		return storetest.Opened{
 			Store:  open(t, path, clk),
-			Reopen: func(t *testing.T) store.Store { return open(t, path, clk) },
+			Reopen: func(t testing.TB) store.Store { return open(t, path, clk) },
 		}
 	})
 }
@@ -47,4 +47,10 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second migrate applied %v, %v", again, err)
 	}
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(t testing.TB, clk clock.Clock) storetest.Opened {
+		return storetest.Opened{Store: open(t, filepath.Join(t.TempDir(), "passerelle.db"), clk)}
+	})
 }

@@ -15,7 +15,7 @@ var errClosed = errors.New("store closed")
 // job is one unit of work for the group committer.
 type job struct {
 	ctx  context.Context
-	fn   func(ctx context.Context, c Conn) error
+	fn   func(ctx context.Context, c WriteConn) error
 	done chan error
 }
 
@@ -51,7 +51,7 @@ func newCommitter(be Backend, workers, maxBatch int) *committer {
 }
 
 // do runs fn in a write transaction and waits for its commit.
-func (c *committer) do(ctx context.Context, fn func(ctx context.Context, c Conn) error) error {
+func (c *committer) do(ctx context.Context, fn func(ctx context.Context, c WriteConn) error) error {
 	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case <-c.quit:
@@ -161,7 +161,7 @@ func (c *committer) runOnce(jobs []*job) ([]error, error) {
 	single := len(jobs) == 1
 	for i, j := range jobs {
 		if single {
-			results[i] = j.fn(j.ctx, tx)
+			results[i] = runJob(j, tx)
 			if results[i] != nil {
 				_ = tx.Rollback(ctx)
 				if c.be.Retryable(results[i]) {
@@ -172,11 +172,8 @@ func (c *committer) runOnce(jobs []*job) ([]error, error) {
 			continue
 		}
 		sp := "sp" + strconv.Itoa(i)
-		if _, err := tx.Exec(ctx, "SAVEPOINT "+sp); err != nil {
-			_ = tx.Rollback(ctx)
-			return nil, fmt.Errorf("savepoint: %w", err)
-		}
-		results[i] = j.fn(j.ctx, tx)
+		tx.Queue("SAVEPOINT " + sp)
+		results[i] = runJob(j, tx)
 		if results[i] != nil {
 			if c.be.Retryable(results[i]) {
 				_ = tx.Rollback(ctx)
@@ -187,13 +184,24 @@ func (c *committer) runOnce(jobs []*job) ([]error, error) {
 				return nil, fmt.Errorf("rollback to savepoint: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
-			_ = tx.Rollback(ctx)
-			return nil, fmt.Errorf("release savepoint: %w", err)
-		}
+		tx.Queue("RELEASE SAVEPOINT " + sp)
+	}
+	if err := tx.Flush(ctx); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("release savepoint: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return results, nil
+}
+
+// runJob runs one job and sends its queued statements, so that their errors
+// are the job's own.
+func runJob(j *job, tx WriteTx) error {
+	err := j.fn(j.ctx, tx)
+	if ferr := tx.Flush(j.ctx); err == nil {
+		err = ferr
+	}
+	return err
 }

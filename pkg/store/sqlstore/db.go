@@ -35,9 +35,20 @@ type Row interface {
 	Scan(dest ...any) error
 }
 
+// WriteConn is the connection of a write transaction. Statements whose
+// result is only success or failure are queued and sent together (one round
+// trip for a whole resource write on PostgreSQL); any other call, and Flush,
+// sends the queue first. A queued statement's error surfaces at the next
+// flush.
+type WriteConn interface {
+	Conn
+	Queue(sql string, args ...any)
+	Flush(ctx context.Context) error
+}
+
 // WriteTx is a write transaction on one connection.
 type WriteTx interface {
-	Conn
+	WriteConn
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
 }

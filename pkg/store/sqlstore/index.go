@@ -10,18 +10,15 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-func deleteIndex(ctx context.Context, c Conn, typ, id string) error {
+func deleteIndex(c WriteConn, typ, id string) {
 	for _, table := range []string{"idx_token", "idx_ref", "idx_string", "idx_date"} {
-		if _, err := c.Exec(ctx, "DELETE FROM "+table+" WHERE res_type = $1 AND res_id = $2", typ, id); err != nil {
-			return fmt.Errorf("unindex %s/%s: %w", typ, id, err)
-		}
+		c.Queue("DELETE FROM "+table+" WHERE res_type = $1 AND res_id = $2", typ, id)
 	}
-	return nil
 }
 
 // insertIndex writes the entries with one multi-row INSERT per table, to keep
 // round trips per write few.
-func insertIndex(ctx context.Context, c Conn, typ, id string, entries []IndexEntry) error {
+func insertIndex(c WriteConn, typ, id string, entries []IndexEntry) {
 	var tok, ref, str, date []IndexEntry
 	for _, e := range entries {
 		switch e.Kind {
@@ -66,11 +63,8 @@ func insertIndex(ctx context.Context, c Conn, typ, id string, entries []IndexEnt
 			sb.WriteByte(')')
 		}
 		sb.WriteString(" ON CONFLICT DO NOTHING")
-		if _, err := c.Exec(ctx, sb.String(), args...); err != nil {
-			return fmt.Errorf("index %s/%s: %w", typ, id, err)
-		}
+		c.Queue(sb.String(), args...)
 	}
-	return nil
 }
 
 // Search implements store.Store.

@@ -53,7 +53,7 @@ func (o outbox) MarkSent(ctx context.Context, seqs []int64, at time.Time) error 
 	if len(seqs) == 0 {
 		return nil
 	}
-	return o.s.write(ctx, func(ctx context.Context, c Conn) error {
+	return o.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		var sb strings.Builder
 		args := []any{micros(at)}
 		for i, seq := range seqs {
@@ -72,7 +72,7 @@ func (o outbox) MarkSent(ctx context.Context, seqs []int64, at time.Time) error 
 
 func (o outbox) Resend(ctx context.Context, since time.Time) (int, error) {
 	var n int64
-	err := o.s.write(ctx, func(ctx context.Context, c Conn) error {
+	err := o.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		var err error
 		n, err = c.Exec(ctx, `UPDATE outbox SET sent_at = NULL WHERE sent_at >= $1`, micros(since))
 		return err
@@ -85,7 +85,7 @@ func (o outbox) Resend(ctx context.Context, since time.Time) (int, error) {
 
 func (o outbox) Purge(ctx context.Context, sentBefore time.Time) (int, error) {
 	var n int64
-	err := o.s.write(ctx, func(ctx context.Context, c Conn) error {
+	err := o.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		var err error
 		n, err = c.Exec(ctx, `DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1`, micros(sentBefore))
 		return err
@@ -106,7 +106,7 @@ func (o outbox) Backlog(ctx context.Context) (int, error) {
 
 func (o outbox) PurgeInbox(ctx context.Context, before time.Time) (int, error) {
 	var n int64
-	err := o.s.write(ctx, func(ctx context.Context, c Conn) error {
+	err := o.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		var err error
 		n, err = c.Exec(ctx, `DELETE FROM inbox WHERE handled_at < $1`, micros(before))
 		return err
@@ -137,7 +137,7 @@ func scanTimers(rows Rows) ([]store.Timer, error) {
 
 func (tm timers) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Timer, error) {
 	var out []store.Timer
-	err := tm.s.write(ctx, func(ctx context.Context, c Conn) error {
+	err := tm.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		rows, err := c.Query(ctx, `UPDATE timers SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
 WHERE tkey IN (SELECT tkey FROM timers WHERE state = 'pending' AND due <= $3
   AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due LIMIT $4`+tm.s.d.SkipLocked+`)
@@ -184,7 +184,7 @@ type leases struct{ s *Store }
 
 func (l leases) Acquire(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
 	var n int64
-	err := l.s.write(ctx, func(ctx context.Context, c Conn) error {
+	err := l.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		var err error
 		n, err = c.Exec(ctx, `INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
@@ -198,7 +198,7 @@ WHERE leases.owner = excluded.owner OR leases.until <= $4`, name, owner, micros(
 }
 
 func (l leases) Release(ctx context.Context, name, owner string) error {
-	return l.s.write(ctx, func(ctx context.Context, c Conn) error {
+	return l.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		_, err := c.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND owner = $2`, name, owner)
 		return err
 	})
@@ -226,12 +226,9 @@ func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
 	r.Seq = prevSeq + 1
 	r.PrevHash = prevHash
 	r.Hash = store.AuditHash(r)
-	_, err = t.c.Exec(ctx, `INSERT INTO audit (seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash)
+	t.c.Queue(`INSERT INTO audit (seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		r.Seq, r.Tenant, micros(r.Time), r.Agent, r.Action, r.Entity, r.Patient, r.Outcome, r.Detail, r.PrevHash, r.Hash)
-	if err != nil {
-		return fmt.Errorf("audit append: %w", err)
-	}
 	return nil
 }
 

@@ -83,13 +83,21 @@ func (s *Store) Close() error {
 
 // Tx implements store.Store.
 func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
-	return s.com.do(ctx, func(ctx context.Context, c Conn) error {
-		return fn(&tx{s: s, c: c})
+	return s.com.do(ctx, func(ctx context.Context, c WriteConn) error {
+		err := fn(&tx{s: s, c: c})
+		if err == nil {
+			// Queued writes fail here, not in fn: a unique violation is then
+			// a create that lost a race for the same id.
+			if err = c.Flush(ctx); err != nil && s.be.UniqueViolation(err) {
+				err = fmt.Errorf("%w: %v", store.ErrExists, err)
+			}
+		}
+		return err
 	})
 }
 
 // write runs an internal write through the committer.
-func (s *Store) write(ctx context.Context, fn func(ctx context.Context, c Conn) error) error {
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, c WriteConn) error) error {
 	return s.com.do(ctx, fn)
 }
 
@@ -233,7 +241,7 @@ func clampCount(n int) int {
 // tx implements store.Tx on one connection of a group commit.
 type tx struct {
 	s *Store
-	c Conn
+	c WriteConn
 }
 
 func (t *tx) Read(ctx context.Context, typ, id string) (store.Resource, error) {
@@ -319,33 +327,16 @@ func (t *tx) put(ctx context.Context, tenant string, p parsed, id string, versio
 			return store.Resource{}, fmt.Errorf("%w: index %s/%s: %v", store.ErrInvalid, p.typ, id, err)
 		}
 	}
-	if _, err := t.c.Exec(ctx, `INSERT INTO resource_versions (res_type, res_id, version, tenant, last_updated, deleted, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.typ, id, version, tenant, micros(now), deleted, body); err != nil {
-		if t.s.be.UniqueViolation(err) {
-			return store.Resource{}, fmt.Errorf("%s/%s version %d: %w", p.typ, id, version, store.ErrVersionConflict)
-		}
-		return store.Resource{}, fmt.Errorf("write %s/%s: %w", p.typ, id, err)
-	}
+	t.c.Queue(`INSERT INTO resource_versions (res_type, res_id, version, tenant, last_updated, deleted, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.typ, id, version, tenant, micros(now), deleted, body)
 	if create {
-		if _, err := t.c.Exec(ctx, `INSERT INTO resources (res_type, res_id, tenant, version, deleted, seq)
-VALUES ($1, $2, $3, $4, $5, `+t.s.d.nextSeq()+`)`, p.typ, id, tenant, version, deleted); err != nil {
-			if t.s.be.UniqueViolation(err) {
-				return store.Resource{}, fmt.Errorf("%s/%s: %w", p.typ, id, store.ErrExists)
-			}
-			return store.Resource{}, fmt.Errorf("write %s/%s: %w", p.typ, id, err)
-		}
+		t.c.Queue(`INSERT INTO resources (res_type, res_id, tenant, version, deleted, seq)
+VALUES ($1, $2, $3, $4, $5, `+t.s.d.nextSeq()+`)`, p.typ, id, tenant, version, deleted)
 	} else {
-		if _, err := t.c.Exec(ctx, `UPDATE resources SET version = $3, deleted = $4 WHERE res_type = $1 AND res_id = $2`,
-			p.typ, id, version, deleted); err != nil {
-			return store.Resource{}, fmt.Errorf("write %s/%s: %w", p.typ, id, err)
-		}
-		if err := deleteIndex(ctx, t.c, p.typ, id); err != nil {
-			return store.Resource{}, err
-		}
+		t.c.Queue(`UPDATE resources SET version = $3, deleted = $4 WHERE res_type = $1 AND res_id = $2`, p.typ, id, version, deleted)
+		deleteIndex(t.c, p.typ, id)
 	}
-	if err := insertIndex(ctx, t.c, p.typ, id, entries); err != nil {
-		return store.Resource{}, err
-	}
+	insertIndex(t.c, p.typ, id, entries)
 	return store.Resource{Tenant: tenant, Type: p.typ, ID: id, Version: version, LastUpdated: now, Deleted: deleted, Body: body}, nil
 }
 
@@ -364,11 +355,8 @@ func (t *tx) Emit(ctx context.Context, e store.Event) error {
 	if err != nil {
 		return fmt.Errorf("emit %s: %w", e.MsgID, err)
 	}
-	_, err = t.c.Exec(ctx, `INSERT INTO outbox (msg_key, subject, msg_id, headers, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+	t.c.Queue(`INSERT INTO outbox (msg_key, subject, msg_id, headers, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		e.Key, e.Subject, e.MsgID, string(headers), e.Data, micros(t.s.clock.Now()))
-	if err != nil {
-		return fmt.Errorf("emit %s: %w", e.MsgID, err)
-	}
 	return nil
 }
 
@@ -389,21 +377,16 @@ func (t *tx) Schedule(ctx context.Context, tm store.Timer) error {
 	if len(payload) == 0 {
 		payload = []byte("null")
 	}
-	_, err := t.c.Exec(ctx, `INSERT INTO timers (tkey, tenant, kind, due, payload, state, attempts)
+	t.c.Queue(`INSERT INTO timers (tkey, tenant, kind, due, payload, state, attempts)
 VALUES ($1, $2, $3, $4, $5, 'pending', 0)
 ON CONFLICT (tkey) DO UPDATE SET tenant = excluded.tenant, kind = excluded.kind, due = excluded.due,
   payload = excluded.payload, state = 'pending', attempts = 0, lease_owner = NULL, lease_until = NULL, fired_at = NULL`,
 		tm.Key, tm.Tenant, tm.Kind, micros(tm.Due), string(payload))
-	if err != nil {
-		return fmt.Errorf("schedule %s: %w", tm.Key, err)
-	}
 	return nil
 }
 
 func (t *tx) Cancel(ctx context.Context, key string) error {
-	if _, err := t.c.Exec(ctx, `DELETE FROM timers WHERE tkey = $1 AND state = 'pending'`, key); err != nil {
-		return fmt.Errorf("cancel timer %s: %w", key, err)
-	}
+	t.c.Queue(`DELETE FROM timers WHERE tkey = $1 AND state = 'pending'`, key)
 	return nil
 }
 

@@ -24,11 +24,11 @@ type Opened struct {
 	Store store.Store
 	// Reopen opens another handle on the same database, as a second replica
 	// or process would.
-	Reopen func(t *testing.T) store.Store
+	Reopen func(t testing.TB) store.Store
 }
 
 // Factory opens a fresh, empty store whose clock is clk.
-type Factory func(t *testing.T, clk clock.Clock) Opened
+type Factory func(t testing.TB, clk clock.Clock) Opened
 
 var t0 = time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC)
 
