@@ -86,7 +86,7 @@ func DevResources() []map[string]any {
 				map[string]any{"system": SystemIDNPS, "value": "8" + a.RPPS})
 		}
 		prac := map[string]any{"resourceType": "Practitioner", "id": pid, "active": true, "identifier": ids,
-			"name": []any{map[string]any{"family": a.Family, "given": []any{a.Given}}},
+			"name":    []any{map[string]any{"family": a.Family, "given": []any{a.Given}}},
 			"telecom": []any{map[string]any{"system": "email", "value": a.Login + "@example.invalid"}}}
 		if a.Profession != "" {
 			prac["qualification"] = []any{map[string]any{"code": map[string]any{"coding": []any{map[string]any{
