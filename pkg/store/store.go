@@ -119,6 +119,8 @@ type Store interface {
 	AuditLog() AuditLog
 	// Leases gives time-bound exclusive roles to one replica.
 	Leases() Leases
+	// Messages reads the archive of inbound hospital messages.
+	Messages() MessageLog
 
 	// Ping checks the database answers.
 	Ping(ctx context.Context) error
@@ -154,6 +156,62 @@ type Tx interface {
 	CompleteTimer(ctx context.Context, key, owner string) error
 	// Audit appends a record to the audit trail.
 	Audit(ctx context.Context, r AuditRecord) error
+	// PutMessage archives an inbound message unless one with the same
+	// (Tenant, Channel, Key) is archived: then it returns that one and false.
+	PutMessage(ctx context.Context, m Message) (Message, bool, error)
+	// SetMessageStatus records what became of an archived message.
+	SetMessageStatus(ctx context.Context, id, status, patient string) error
+}
+
+// Message is an archived inbound hospital message: what was received, from
+// whom, when, and the answer given.
+type Message struct {
+	ID      string
+	Tenant  string
+	Channel string // "fhir" or "hl7v2"
+	// Sender is the sending facility's FINESS.
+	Sender string
+	// Key identifies the message for de-duplication within its channel.
+	Key string
+	// Hash is the SHA-256 of the content, to tell a re-send from a different
+	// message reusing the key.
+	Hash string
+	// ControlID is MSH-10 or the MessageHeader id.
+	ControlID string
+	// Event is the intake event (admit, discharge, cancel, death, update),
+	// or "ignored".
+	Event string
+	// Patient is "Patient/<id>" once the message is applied.
+	Patient  string
+	Received time.Time
+	// Status: accepted (stored, to apply), rejected (answered with an
+	// error), applied, failed (dead-lettered).
+	Status string
+	// Response is the answer given: a response Bundle, an OperationOutcome
+	// or an ACK; ResponseCode its HTTP status (0 for MLLP).
+	Response     []byte
+	ResponseCode int
+	Raw          []byte
+}
+
+// MessageFilter selects archived messages; empty fields match all.
+type MessageFilter struct {
+	Tenant, Channel, Sender, ControlID, Patient, Status string
+	// Before pages backwards: messages received before this archive
+	// sequence (0: from the newest).
+	Before int64
+	Limit  int
+}
+
+// MessageLog reads the message archive.
+type MessageLog interface {
+	// Get returns one message. ErrNotFound.
+	Get(ctx context.Context, id string) (Message, error)
+	// FindKey returns the message with a de-duplication key. ErrNotFound.
+	FindKey(ctx context.Context, tenant, channel, key string) (Message, error)
+	// List returns messages, newest first, and the cursor of the next page
+	// (0 on the last).
+	List(ctx context.Context, f MessageFilter) ([]Message, int64, error)
 }
 
 // HistoryParams pages through a resource's history.

@@ -52,6 +52,7 @@ func Run(t *testing.T, open Factory) {
 		{"TimerFiresOnceAcrossHandles", testTimerOnce},
 		{"Leases", testLeases},
 		{"AuditChain", testAudit},
+		{"MessageArchive", testMessages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -679,5 +680,55 @@ func testAudit(t *testing.T, open Factory) {
 			t.Fatalf("record %d breaks the chain: %+v", i, r)
 		}
 		prev = r.Hash
+	}
+}
+
+func testMessages(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	put := func(m store.Message) (store.Message, bool) {
+		t.Helper()
+		var got store.Message
+		var created bool
+		if err := s.Tx(ctx(t), func(tx store.Tx) error {
+			var err error
+			got, created, err = tx.PutMessage(ctx(t), m)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got, created
+	}
+	first, created := put(store.Message{Tenant: "demo", Channel: "hl7v2", Sender: "420000002", Key: "GAM|CHX|MSG1", Hash: "h1",
+		ControlID: "MSG1", Event: "discharge", Status: "accepted", Response: []byte("MSH|ack"), Raw: []byte("MSH|...")})
+	if !created || first.ID == "" || !first.Received.Equal(t0) {
+		t.Fatalf("first put: %+v %v", first, created)
+	}
+	again, created := put(store.Message{Tenant: "demo", Channel: "hl7v2", Key: "GAM|CHX|MSG1", Hash: "h2"})
+	if created || again.ID != first.ID || again.Hash != "h1" || string(again.Response) != "MSH|ack" {
+		t.Fatalf("second put: %+v %v", again, created)
+	}
+	if _, created := put(store.Message{Tenant: "demo", Channel: "fhir", Key: "GAM|CHX|MSG1", Hash: "h3", ControlID: "MSG1"}); !created {
+		t.Fatal("same key on another channel not archived")
+	}
+	if err := s.Tx(ctx(t), func(tx store.Tx) error { return tx.SetMessageStatus(ctx(t), first.ID, "applied", "Patient/p1") }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Messages().Get(ctx(t), first.ID)
+	if err != nil || got.Status != "applied" || got.Patient != "Patient/p1" || string(got.Raw) != "MSH|..." {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if _, err := s.Messages().FindKey(ctx(t), "demo", "hl7v2", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("find missing: %v", err)
+	}
+	list, next, err := s.Messages().List(ctx(t), store.MessageFilter{Tenant: "demo", ControlID: "MSG1", Limit: 1})
+	if err != nil || len(list) != 1 || list[0].Channel != "fhir" || next == 0 {
+		t.Fatalf("list page 1: %+v %d %v", list, next, err)
+	}
+	list, next, err = s.Messages().List(ctx(t), store.MessageFilter{Tenant: "demo", ControlID: "MSG1", Limit: 1, Before: next})
+	if err != nil || len(list) != 1 || list[0].ID != first.ID || next != 0 {
+		t.Fatalf("list page 2: %+v %d %v", list, next, err)
+	}
+	if list, _, _ := s.Messages().List(ctx(t), store.MessageFilter{Patient: "Patient/p1"}); len(list) != 1 {
+		t.Fatalf("by patient: %d", len(list))
 	}
 }
