@@ -23,6 +23,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -50,6 +51,10 @@ type Platform struct {
 	Timers   *timer.Runner
 	Mux      *http.ServeMux
 	API      *fhirapi.API
+	// Validator checks incoming messages against the FHIR package.
+	Validator interface {
+		ValidateBundle(body []byte) []fhir.Issue
+	}
 
 	nats     *jetstream.Server
 	httpLn   net.Listener

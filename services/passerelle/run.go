@@ -10,11 +10,19 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/services/intake"
 )
 
 // services are the services `serve` can run alone, each with what it adds
 // to the platform.
 var services = map[string]func(p *Platform) ([]func(context.Context) error, error){
+	"intake": func(p *Platform) ([]func(context.Context) error, error) {
+		svc := intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+			Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
+		svc.Register(p.Mux, p.Authn())
+		p.API.Operations["process-message"] = intake.OperationURL
+		return []func(context.Context) error{svc.Run}, nil
+	},
 	"worklist": func(p *Platform) ([]func(context.Context) error, error) {
 		p.API.Register(p.Mux, p.Authn())
 		return nil, nil

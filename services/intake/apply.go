@@ -1,0 +1,564 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/intake"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Extensions Passerelle puts on an Encounter.
+const (
+	ExtMedicalUnit = "https://passerelle.health/fhir/StructureDefinition/medical-unit"
+	ExtModeSortie  = "https://passerelle.health/fhir/StructureDefinition/pmsi-mode-sortie"
+	// HeaderIntakeEvent names the intake event an Encounter event carries.
+	HeaderIntakeEvent = "Passerelle-Intake-Event"
+	// SystemFlag codes identity-vigilance flags.
+	SystemFlag = "https://passerelle.health/fhir/CodeSystem/flag"
+)
+
+func (s *Service) applyMsg(ctx context.Context, tx store.Tx, m bus.Msg) error {
+	var ev intake.Event
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return bus.Permanent(fmt.Errorf("intake event: %w", err))
+	}
+	if ev.Trace == "" {
+		ev.Trace = m.Header[bus.HeaderTraceparent]
+	}
+	return s.Apply(ctx, tx, ev)
+}
+
+// Apply records an intake event: the patient matched or created, the stay
+// created or updated, its diagnoses, the declared team and the lettre de
+// liaison, then one event on the bus carrying them all for the pathway
+// service. It runs inside the caller's transaction.
+func (s *Service) Apply(ctx context.Context, tx store.Tx, ev intake.Event) error {
+	tenant := ev.Tenant
+	if tenant == "" {
+		tenant = s.d.Tenant
+	}
+	org, err := s.facility(ctx, tenant, ev.Facility.FINESS)
+	if err != nil {
+		return err
+	}
+	patient, flags, err := s.matchPatient(ctx, tx, tenant, ev)
+	if err != nil {
+		return fmt.Errorf("match patient: %w", err)
+	}
+	enc, op, err := s.upsertEncounter(ctx, tx, tenant, ev, patient.ID, org)
+	if err != nil {
+		return fmt.Errorf("record stay: %w", err)
+	}
+	related := []store.Resource{enc, patient}
+	for _, d := range ev.Encounter.Diagnoses {
+		c, err := s.put(ctx, tx, tenant, map[string]any{
+			"resourceType": "Condition", "id": "cond-" + enc.ID + "-" + slug(d.Code),
+			"clinicalStatus": codeable("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", ""),
+			"category":       []any{codeable("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis", "")},
+			"code":           codeable(d.System, d.Code, d.Display),
+			"subject":        ref("Patient/" + patient.ID),
+			"encounter":      ref("Encounter/" + enc.ID),
+		})
+		if err != nil {
+			return err
+		}
+		related = append(related, c)
+	}
+	if len(ev.Team) > 0 {
+		ct, err := s.put(ctx, tx, tenant, s.declaredTeam(ctx, tenant, ev, patient.ID, enc.ID))
+		if err != nil {
+			return err
+		}
+		related = append(related, ct)
+	}
+	if len(ev.Document) > 0 {
+		var doc map[string]any
+		if json.Unmarshal(ev.Document, &doc) == nil {
+			doc["id"] = "letter-" + enc.ID
+			doc["subject"] = ref("Patient/" + patient.ID)
+			doc["context"] = map[string]any{"encounter": []any{ref("Encounter/" + enc.ID)}}
+			d, err := s.put(ctx, tx, tenant, doc)
+			if err != nil {
+				return err
+			}
+			related = append(related, d)
+		}
+	}
+	for _, f := range flags {
+		if _, err := tx.Create(ctx, tenant, mustJSON(f)); err != nil {
+			return err
+		}
+	}
+	if err := tx.Emit(ctx, s.stayEvent(tenant, ev, enc, op, related)); err != nil {
+		return err
+	}
+	if ev.MessageID != "" {
+		if err := tx.SetMessageStatus(ctx, ev.MessageID, "applied", "Patient/"+patient.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// stayEvent is the one message that announces a stay change: a history
+// Bundle led by the Encounter, on the Encounter's subject, carrying the
+// patient, diagnoses, declared team and letter the pathway service needs.
+func (s *Service) stayEvent(tenant string, ev intake.Event, enc store.Resource, op string, related []store.Resource) store.Event {
+	var entries []any
+	for _, r := range related {
+		entries = append(entries, map[string]any{
+			"fullUrl":  fmt.Sprintf("%s/fhir/%s/%s", s.d.PublicURL, r.Type, r.ID),
+			"resource": json.RawMessage(r.Body),
+			"request":  map[string]any{"method": "PUT", "url": r.Type + "/" + r.ID},
+			"response": map[string]any{"status": "200", "etag": fmt.Sprintf(`W/"%d"`, r.Version)},
+		})
+	}
+	b, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "history", "entry": entries})
+	e := fhirapi.Event(tenant, enc, op, ev.Trace)
+	e.Data = b
+	e.Headers[HeaderIntakeEvent] = ev.Kind
+	return e
+}
+
+// put creates or replaces a resource with a known id.
+func (s *Service) put(ctx context.Context, tx store.Tx, tenant string, res map[string]any) (store.Resource, error) {
+	r, err := tx.Update(ctx, tenant, mustJSON(res), 0)
+	if err != nil {
+		return r, fmt.Errorf("write %s/%s: %w", res["resourceType"], res["id"], err)
+	}
+	return r, nil
+}
+
+// facility finds the directory Organization of a FINESS.
+func (s *Service) facility(ctx context.Context, tenant, finess string) (string, error) {
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Organization", Count: 2,
+		Params: []store.Param{tokenParam("identifier", directory.SystemFINESS, finess)}})
+	if err != nil {
+		return "", err
+	}
+	if len(page.Resources) == 0 {
+		return "", bus.Permanent(fmt.Errorf("no facility with FINESS %s in the directory", finess))
+	}
+	return "Organization/" + page.Resources[0].ID, nil
+}
+
+func sp(s string) *string { return &s }
+
+func tokenParam(name, system, code string) store.Param {
+	return store.Param{Name: name, Kind: store.KindToken, Values: []store.Value{{System: sp(system), Code: code}}}
+}
+
+func (s *Service) findOne(ctx context.Context, tx store.Tx, tenant, typ, system, value string) (*store.Resource, error) {
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: typ, Count: 2,
+		Params: []store.Param{tokenParam("identifier", system, value)}})
+	if err != nil || len(page.Resources) == 0 {
+		return nil, err
+	}
+	// Read again inside the transaction, under its lock.
+	r, err := tx.Read(ctx, typ, page.Resources[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// matchPatient applies DOMAIN.md's identity rule: the INS is the key only
+// for a qualified identity; otherwise the facility's IPP within that
+// facility. Never name and birth date. Conflicting traits on the same INS
+// are accepted, the previous version is kept in the history, and an
+// identity-vigilance flag is raised for the coordinator.
+func (s *Service) matchPatient(ctx context.Context, tx store.Tx, tenant string, ev intake.Event) (store.Resource, []map[string]any, error) {
+	p := ev.Patient
+	var found *store.Resource
+	var err error
+	byINS := false
+	if p.Qualified && p.INS != nil {
+		found, err = s.findOne(ctx, tx, tenant, "Patient", p.INS.System, p.INS.Value)
+		if err != nil {
+			return store.Resource{}, nil, err
+		}
+		byINS = found != nil
+	}
+	if found == nil {
+		for _, id := range p.Identifiers {
+			if id.Type != "" && id.Type != "PI" {
+				continue
+			}
+			if found, err = s.findOne(ctx, tx, tenant, "Patient", id.System, id.Value); err != nil {
+				return store.Resource{}, nil, err
+			}
+			if found != nil {
+				break
+			}
+		}
+	}
+	next := s.patientResource(ev)
+	var flags []map[string]any
+	if found == nil {
+		r, err := tx.Create(ctx, tenant, mustJSON(next))
+		return r, nil, err
+	}
+	var cur map[string]any
+	_ = json.Unmarshal(found.Body, &cur)
+	if diffs := traitDiffs(cur, next); len(diffs) > 0 && byINS {
+		flags = append(flags, vigilanceFlag(found.ID, ev, diffs))
+	}
+	if other := insOf(cur); p.Qualified && p.INS != nil && other != "" && other != p.INS.Value {
+		flags = append(flags, vigilanceFlag(found.ID, ev, []string{"INS"}))
+	}
+	next["id"] = found.ID
+	next["identifier"] = mergeIdentifiers(cur["identifier"], next["identifier"])
+	if gp, ok := cur["generalPractitioner"]; ok && next["generalPractitioner"] == nil {
+		next["generalPractitioner"] = gp
+	}
+	if d, ok := cur["deceasedDateTime"]; ok && next["deceasedDateTime"] == nil {
+		next["deceasedDateTime"] = d
+	}
+	r, err := tx.Update(ctx, tenant, mustJSON(next), found.Version)
+	return r, flags, err
+}
+
+func insOf(p map[string]any) string {
+	ids, _ := p["identifier"].([]any)
+	for _, x := range ids {
+		m, _ := x.(map[string]any)
+		if sys, _ := m["system"].(string); IsINS(sys) {
+			v, _ := m["value"].(string)
+			return v
+		}
+	}
+	return ""
+}
+
+// traitDiffs lists the INS traits that differ between two versions.
+func traitDiffs(cur, next map[string]any) []string {
+	var diffs []string
+	pick := func(m map[string]any) map[string]string {
+		out := map[string]string{}
+		out["birthDate"], _ = m["birthDate"].(string)
+		out["gender"], _ = m["gender"].(string)
+		names, _ := m["name"].([]any)
+		for _, n := range names {
+			nm, _ := n.(map[string]any)
+			if nm["use"] == "official" {
+				out["birth family"], _ = nm["family"].(string)
+				if g, ok := nm["given"].([]any); ok && len(g) > 0 {
+					out["first given name"], _ = g[0].(string)
+				}
+			}
+		}
+		out["birthplace"] = birthPlaceOf(m)
+		return out
+	}
+	a, b := pick(cur), pick(next)
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if a[k] != "" && b[k] != "" && !strings.EqualFold(a[k], b[k]) {
+			diffs = append(diffs, k)
+		}
+	}
+	return diffs
+}
+
+func birthPlaceOf(m map[string]any) string {
+	exts, _ := m["extension"].([]any)
+	for _, x := range exts {
+		e, _ := x.(map[string]any)
+		if e["url"] != extBirthPlace {
+			continue
+		}
+		addr, _ := e["valueAddress"].(map[string]any)
+		subs, _ := addr["extension"].([]any)
+		for _, y := range subs {
+			se, _ := y.(map[string]any)
+			if vc, ok := se["valueCoding"].(map[string]any); ok {
+				c, _ := vc["code"].(string)
+				return c
+			}
+		}
+	}
+	return ""
+}
+
+func vigilanceFlag(patientID string, ev intake.Event, diffs []string) map[string]any {
+	return map[string]any{
+		"resourceType": "Flag", "status": "active",
+		"category": []any{codeable("http://terminology.hl7.org/CodeSystem/flag-category", "admin", "Administrative")},
+		"code": map[string]any{
+			"coding": []any{map[string]any{"system": SystemFlag, "code": "identity-vigilance", "display": "Identitovigilance"}},
+			"text":   "Identitovigilance : traits discordants pour le même INS (" + strings.Join(diffs, ", ") + ")",
+		},
+		"subject": ref("Patient/" + patientID),
+		"period":  map[string]any{"start": ev.Time.UTC().Format(time.RFC3339)},
+		"author":  map[string]any{"identifier": map[string]any{"system": directory.SystemFINESS, "value": ev.Facility.FINESS}},
+	}
+}
+
+func mergeIdentifiers(cur, next any) []any {
+	out, _ := cur.([]any)
+	seen := map[string]bool{}
+	for _, x := range out {
+		m, _ := x.(map[string]any)
+		seen[fmt.Sprint(m["system"], "|", m["value"])] = true
+	}
+	nx, _ := next.([]any)
+	for _, x := range nx {
+		m, _ := x.(map[string]any)
+		if k := fmt.Sprint(m["system"], "|", m["value"]); !seen[k] {
+			seen[k] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// patientResource builds the Patient as the hospital describes it. The INS
+// is stored only for a qualified identity (DOMAIN.md, INS rules).
+func (s *Service) patientResource(ev intake.Event) map[string]any {
+	p := ev.Patient
+	var ids []any
+	if p.INS != nil && p.Qualified {
+		t := p.INS.Type
+		if t == "" {
+			t = "INS-NIR"
+		}
+		ids = append(ids, map[string]any{"use": "official", "system": p.INS.System, "value": p.INS.Value,
+			"type": codeable(systemFRv20203, t, "")})
+	}
+	for _, id := range p.Identifiers {
+		m := map[string]any{"system": id.System, "value": id.Value}
+		if id.Type != "" {
+			m["type"] = codeable(systemV20203, id.Type, "")
+		}
+		ids = append(ids, m)
+	}
+	res := map[string]any{"resourceType": "Patient", "identifier": ids}
+	var ext []any
+	if p.IdentityStatus != "" {
+		ext = append(ext, map[string]any{"url": extIdentityReliab, "extension": []any{map[string]any{"url": "identityStatus",
+			"valueCoding": map[string]any{"system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-identity-status", "code": p.IdentityStatus}}}})
+	}
+	if p.BirthPlace != "" {
+		ext = append(ext, map[string]any{"url": extBirthPlace, "valueAddress": map[string]any{"extension": []any{map[string]any{
+			"url": extINSEE, "valueCoding": map[string]any{"system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM", "code": p.BirthPlace}}}}})
+	}
+	if len(ext) > 0 {
+		res["extension"] = ext
+	}
+	var names []any
+	if p.BirthFamily != "" || len(p.Given) > 0 {
+		names = append(names, map[string]any{"use": "official", "family": p.BirthFamily, "given": p.Given})
+	}
+	if p.Family != "" && p.Family != p.BirthFamily {
+		names = append(names, map[string]any{"use": "usual", "family": p.Family, "given": p.Given})
+	}
+	if names != nil {
+		res["name"] = names
+	}
+	if p.BirthDate != "" {
+		res["birthDate"] = p.BirthDate
+	}
+	if p.Gender != "" {
+		res["gender"] = p.Gender
+	}
+	if a := p.Address; a != nil {
+		addr := map[string]any{"use": "home"}
+		if len(a.Lines) > 0 {
+			addr["line"] = a.Lines
+		}
+		for k, v := range map[string]string{"city": a.City, "postalCode": a.PostalCode, "country": a.Country} {
+			if v != "" {
+				addr[k] = v
+			}
+		}
+		if a.INSEE != "" {
+			addr["extension"] = []any{map[string]any{"url": extINSEE, "valueCoding": map[string]any{
+				"system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM", "code": a.INSEE}}}
+		}
+		res["address"] = []any{addr}
+	}
+	if p.Phone != "" {
+		res["telecom"] = []any{map[string]any{"system": "phone", "value": p.Phone, "use": "home"}}
+	}
+	if p.Deceased != nil {
+		res["deceasedDateTime"] = p.Deceased.In(clockParis()).Format(time.RFC3339)
+	}
+	for _, pr := range ev.Team {
+		if pr.Role == directory.RoleGP && pr.Kind == "Practitioner" && len(pr.Identifier) > 0 {
+			res["generalPractitioner"] = []any{map[string]any{"identifier": map[string]any{
+				"system": pr.Identifier[0].System, "value": pr.Identifier[0].Value}, "display": pr.Name}}
+			break
+		}
+	}
+	return res
+}
+
+var idSafe = regexp.MustCompile(`[^A-Za-z0-9\-.]`)
+
+func slug(s string) string { return idSafe.ReplaceAllString(s, "-") }
+
+// upsertEncounter records the stay: the same visit number within its
+// facility is updated, never duplicated.
+func (s *Service) upsertEncounter(ctx context.Context, tx store.Tx, tenant string, ev intake.Event, patientID, org string) (store.Resource, string, error) {
+	e := ev.Encounter
+	found, err := s.findOne(ctx, tx, tenant, "Encounter", e.Identifier.System, e.Identifier.Value)
+	if err != nil {
+		return store.Resource{}, "", err
+	}
+	res := map[string]any{"resourceType": "Encounter"}
+	var cur map[string]any
+	if found != nil {
+		_ = json.Unmarshal(found.Body, &cur)
+		for k, v := range cur {
+			if k != "meta" {
+				res[k] = v
+			}
+		}
+	}
+	id := map[string]any{"system": e.Identifier.System, "value": e.Identifier.Value}
+	if e.Identifier.Type != "" {
+		id["type"] = codeable(systemV20203, e.Identifier.Type, "")
+	}
+	res["identifier"] = []any{id}
+	res["subject"] = ref("Patient/" + patientID)
+	res["serviceProvider"] = map[string]any{"reference": org, "identifier": map[string]any{"system": directory.SystemFINESS, "value": ev.Facility.FINESS}}
+	if e.Class != "" {
+		res["class"] = map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": e.Class}
+	} else if res["class"] == nil {
+		res["class"] = map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"}
+	}
+	if e.Elective {
+		res["priority"] = codeable(systemActPriority, "EL", "elective")
+	}
+	period, _ := res["period"].(map[string]any)
+	if period == nil {
+		period = map[string]any{}
+	}
+	if e.Start != nil {
+		period["start"] = e.Start.In(clockParis()).Format(time.RFC3339)
+	}
+	if e.End != nil {
+		period["end"] = e.End.In(clockParis()).Format(time.RFC3339)
+	}
+	var ext []any
+	if e.Unit != "" {
+		ext = append(ext, map[string]any{"url": ExtMedicalUnit, "valueIdentifier": map[string]any{
+			"system": directory.SystemUF + "/" + ev.Facility.FINESS, "value": e.Unit}})
+	}
+	if e.ModeSortie != "" {
+		ext = append(ext, map[string]any{"url": ExtModeSortie, "valueCode": e.ModeSortie})
+	}
+	if ext != nil {
+		res["extension"] = ext
+	}
+	if e.Disposition != "" {
+		res["hospitalization"] = map[string]any{"dischargeDisposition": codeable(systemDisposition, e.Disposition, "")}
+	}
+	switch ev.Kind {
+	case intake.KindAdmit:
+		res["status"] = "in-progress"
+		delete(period, "end")
+	case intake.KindDischarge:
+		res["status"] = "finished"
+	case intake.KindCancelDischarge:
+		// The stay is open again.
+		res["status"] = "in-progress"
+		delete(period, "end")
+		delete(res, "hospitalization")
+	case intake.KindCancelAdmit:
+		res["status"] = "entered-in-error"
+	case intake.KindDeath:
+		res["status"] = "finished"
+		res["hospitalization"] = map[string]any{"dischargeDisposition": codeable(systemDisposition, "exp", "Expired")}
+	case intake.KindUpdate:
+		if res["status"] == nil {
+			res["status"] = "in-progress"
+		}
+	}
+	if len(period) > 0 {
+		res["period"] = period
+	}
+	op := bus.OpUpdated
+	var r store.Resource
+	if found == nil {
+		// Created first to learn its id, which its diagnoses name.
+		op = bus.OpCreated
+		delete(res, "diagnosis")
+		r, err = tx.Create(ctx, tenant, mustJSON(res))
+		if err != nil {
+			return r, op, err
+		}
+		found = &r
+	}
+	var diags []any
+	for i, d := range e.Diagnoses {
+		rank := i + 2
+		if d.Principal {
+			rank = 1
+		}
+		diags = append(diags, map[string]any{"condition": ref("Condition/cond-" + found.ID + "-" + slug(d.Code)), "rank": rank})
+	}
+	if diags != nil {
+		res["diagnosis"] = diags
+	}
+	res["id"] = found.ID
+	r, err = tx.Update(ctx, tenant, mustJSON(res), found.Version)
+	return r, op, err
+}
+
+// declaredTeam is the CareTeam the hospital proposed: each declared
+// professional with the role given, matched to the directory later by the
+// teams service.
+func (s *Service) declaredTeam(ctx context.Context, tenant string, ev intake.Event, patientID, encID string) map[string]any {
+	var parts []any
+	for _, pr := range ev.Team {
+		member := map[string]any{"type": pr.Kind, "display": pr.Name}
+		if len(pr.Identifier) > 0 {
+			member["identifier"] = map[string]any{"system": pr.Identifier[0].System, "value": pr.Identifier[0].Value}
+		}
+		part := map[string]any{"member": member}
+		if pr.Role != "" {
+			part["role"] = []any{codeable(directory.SystemTeamRole, pr.Role, "")}
+		}
+		parts = append(parts, part)
+	}
+	return map[string]any{
+		"resourceType": "CareTeam", "id": "declared-" + encID, "status": "proposed",
+		"name":        "Équipe déclarée par l'établissement",
+		"subject":     ref("Patient/" + patientID),
+		"encounter":   ref("Encounter/" + encID),
+		"participant": parts,
+	}
+}
+
+func codeable(system, code, display string) map[string]any {
+	c := map[string]any{"system": system, "code": code}
+	if display != "" {
+		c["display"] = display
+	}
+	return map[string]any{"coding": []any{c}}
+}
+
+func ref(r string) map[string]any { return map[string]any{"reference": r} }
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

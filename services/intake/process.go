@@ -1,0 +1,179 @@
+package intake
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/passerelle-sante/passerelle/pkg/access"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// OperationURL defines $process-message for the CapabilityStatement.
+const OperationURL = "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
+
+// Register adds $process-message to mux.
+func (s *Service) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler) {
+	mux.Handle("POST /fhir/$process-message", authn(http.HandlerFunc(s.processMessage)))
+}
+
+const maxMessage = 16 << 20
+
+func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	act, _ := access.ActorFrom(ctx)
+	if act.System == "" || act.FINESS == "" {
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusForbidden, "forbidden",
+			"Seul le système d'information d'un établissement enregistré envoie des messages",
+			"Only a registered hospital system sends messages"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMessage))
+	if err != nil {
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "Message trop volumineux", "Message too large"))
+		return
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, body); err != nil {
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error()))
+		return
+	}
+	msg, err := decodeMessage(body)
+	if err != nil {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
+	}
+	var h messageHeader
+	_ = json.Unmarshal(msg.Bundle.Entry[0].Resource, &h)
+	key, err := msg.key(h, act.FINESS)
+	if err != nil {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
+	}
+	// The key is the sender's own: one hospital cannot take another's.
+	key = act.FINESS + "|" + key
+	hash := hashOf(compact.Bytes())
+	if prev, err := s.d.Store.Messages().FindKey(ctx, s.d.Tenant, "fhir", key); err == nil {
+		s.answerArchived(w, r, prev, hash)
+		return
+	} else if !errors.Is(err, store.ErrNotFound) {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
+	}
+
+	// The sender must be the calling system's own facility.
+	if sender := msg.facilityOf(h.Sender); h.Sender != nil && sender != act.FINESS {
+		fhirapi.WriteError(w, r, s.log, forbiddenFacility("Bundle.entry[0].resource.sender"))
+		return
+	}
+	arch := store.Message{Tenant: s.d.Tenant, Channel: "fhir", Sender: act.FINESS, Key: key, Hash: hash, ControlID: h.ID,
+		Received: s.now(), Raw: compact.Bytes()}
+	reject := func(err error) {
+		fe := fhir.FromError(err)
+		arch.Status, arch.Event, arch.Response, arch.ResponseCode = "rejected", "rejected", fe.OperationOutcome(), fe.Status
+		if got, _, aerr := s.accept(ctx, arch, nil); aerr == nil && got.Hash != hash {
+			s.answerArchived(w, r, got, hash)
+			return
+		}
+		fhirapi.WriteError(w, r, s.log, fe)
+	}
+	if s.d.Validator != nil {
+		if issues := s.d.Validator.ValidateBundle(body); hasErrors(issues) {
+			reject(&fhir.Error{Status: http.StatusBadRequest, Issues: issues})
+			return
+		}
+	}
+	_, kind, err := msg.header()
+	if err != nil {
+		reject(err)
+		return
+	}
+	ev, err := msg.toEvent(h, kind, s.d.Production)
+	if err != nil {
+		reject(err)
+		return
+	}
+	if ev.Facility.FINESS != "" && ev.Facility.FINESS != act.FINESS {
+		fhirapi.WriteError(w, r, s.log, forbiddenFacility(fmt.Sprintf("Bundle.entry[%d].resource.serviceProvider", msg.byRef[h.Focus[0].Reference])))
+		return
+	}
+	ev.Facility.FINESS = act.FINESS
+	ev.Trace = fhirapi.TraceParent(ctx)
+	arch.Status, arch.Event, arch.ResponseCode = "accepted", kind, http.StatusOK
+	arch.ID = uuid.NewString()
+	arch.Response = s.responseBundle(h, "ok", nil)
+	got, created, err := s.accept(ctx, arch, &ev)
+	if err != nil {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
+	}
+	if !created {
+		s.answerArchived(w, r, got, hash)
+		return
+	}
+	s.log.InfoContext(ctx, "message accepted", "message_id", got.ID, "event", kind, "sender", act.FINESS)
+	w.Header().Set("Content-Type", fhirapi.ContentType)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(got.Response)
+}
+
+func hasErrors(issues []fhir.Issue) bool {
+	for _, i := range issues {
+		if i.Severity == "error" || i.Severity == "fatal" {
+			return true
+		}
+	}
+	return false
+}
+
+func forbiddenFacility(expr string) error {
+	return fhir.Errorf(http.StatusForbidden, "forbidden",
+		"Un établissement n'envoie des messages que pour lui-même (FINESS)",
+		"A facility sends messages for itself only (FINESS)", expr)
+}
+
+// answerArchived answers a message already received: the same content gets
+// the original answer; the same key with other content gets 409.
+func (s *Service) answerArchived(w http.ResponseWriter, r *http.Request, m store.Message, hash string) {
+	if m.Hash != hash {
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusConflict, "duplicate",
+			"Un autre message porte déjà cet identifiant (Bundle.identifier ou MessageHeader.id)",
+			"Another message already has this identity (Bundle.identifier or MessageHeader.id)", "Bundle.identifier"))
+		return
+	}
+	w.Header().Set("Content-Type", fhirapi.ContentType)
+	w.WriteHeader(m.ResponseCode)
+	_, _ = w.Write(m.Response)
+}
+
+// responseBundle is the response message (FHIR messaging): a MessageHeader
+// whose response points to the message received.
+func (s *Service) responseBundle(h messageHeader, code string, outcome json.RawMessage) []byte {
+	id := uuid.NewString()
+	mh := map[string]any{
+		"resourceType": "MessageHeader", "id": id,
+		"eventCoding": map[string]any{"system": SystemEvent, "code": h.EventCoding.Code},
+		"source":      map[string]any{"name": "Passerelle", "endpoint": s.d.PublicURL + "/fhir"},
+		"response":    map[string]any{"identifier": h.ID, "code": code},
+	}
+	entries := []any{map[string]any{"fullUrl": "urn:uuid:" + id, "resource": mh}}
+	if outcome != nil {
+		oid := uuid.NewString()
+		mh["response"].(map[string]any)["details"] = map[string]any{"reference": "urn:uuid:" + oid}
+		entries = append(entries, map[string]any{"fullUrl": "urn:uuid:" + oid, "resource": outcome})
+	}
+	b, _ := json.Marshal(map[string]any{
+		"resourceType": "Bundle", "id": uuid.NewString(), "type": "message",
+		"timestamp": s.now().In(clockParis()).Format("2006-01-02T15:04:05-07:00"), "entry": entries,
+	})
+	return b
+}
+
+
