@@ -131,8 +131,8 @@ func (s *Service) Replay(ctx context.Context, id string) error {
 	data, _ := json.Marshal(ev)
 	return s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		return tx.Emit(ctx, store.Event{Subject: bus.InboundSubject(m.Tenant, ev.Kind),
-			MsgID: fmt.Sprintf("inbound/%s/replay/%d", m.ID, s.d.Clock.Now().UnixNano()),
-			Key:   "Encounter|" + ev.Encounter.Identifier.System + "|" + ev.Encounter.Identifier.Value,
+			MsgID:   fmt.Sprintf("inbound/%s/replay/%d", m.ID, s.d.Clock.Now().UnixNano()),
+			Key:     "Encounter|" + ev.Encounter.Identifier.System + "|" + ev.Encounter.Identifier.Value,
 			Headers: map[string]string{bus.HeaderTenant: m.Tenant}, Data: data})
 	})
 }

@@ -175,5 +175,3 @@ func (s *Service) responseBundle(h messageHeader, code string, outcome json.RawM
 	})
 	return b
 }
-
-
