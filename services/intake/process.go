@@ -26,6 +26,10 @@ func (s *Service) Register(mux *http.ServeMux, authn func(http.Handler) http.Han
 
 const maxMessage = 16 << 20
 
+// AfterAccept, set by crash tests only, runs once a message is stored and
+// before it is answered.
+var AfterAccept func()
+
 func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	act, _ := access.ActorFrom(ctx)
@@ -117,6 +121,9 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		s.answerArchived(w, r, got, hash)
 		return
+	}
+	if AfterAccept != nil {
+		AfterAccept()
 	}
 	s.log.InfoContext(ctx, "message accepted", "message_id", got.ID, "event", kind, "sender", act.FINESS)
 	w.Header().Set("Content-Type", fhirapi.ContentType)

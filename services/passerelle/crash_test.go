@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,10 +34,11 @@ func freeAddr(t *testing.T) string {
 }
 
 // startChild runs this test binary as `passerelle run` on dir.
-func startChild(t *testing.T, dir, addr string) *exec.Cmd {
+func startChild(t *testing.T, dir, addr string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "run")
 	cmd.Env = append(os.Environ(), childEnv+"=1", "PASSERELLE_DATA_DIR="+dir, "PASSERELLE_HTTP_ADDR="+addr, "PASSERELLE_MLLP_ADDR=")
+	cmd.Env = append(cmd.Env, env...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -168,4 +170,71 @@ func TestKilledAndRestarted(t *testing.T) {
 	if page.Total != 1 {
 		t.Errorf("%d timer effects, want 1", page.Total)
 	}
+}
+
+// TestKilledBetweenStoreAndAnswer: the server stores a discharge message and
+// dies before answering; the hospital re-sends it to the restarted server,
+// gets the answer, and the message is applied exactly once.
+func TestKilledBetweenStoreAndAnswer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	dir, addr := t.TempDir(), freeAddr(t)
+	child := startChild(t, dir, addr, "PASSERELLE_TEST_KILL_AFTER_ACCEPT=1")
+	body, err := os.ReadFile("../intake/testdata/discharge-hf-declared-team.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() (*http.Response, error) {
+		tok := mintFromDir(t, dir, addr, "chu-demo-dpi")
+		req, _ := http.NewRequest("POST", "http://"+addr+"/fhir/$process-message", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/fhir+json")
+		return http.DefaultClient.Do(req)
+	}
+	if res, err := send(); err == nil {
+		res.Body.Close()
+		t.Fatalf("the first send was answered (%d): the server should have died first", res.StatusCode)
+	}
+	_ = child.Wait()
+
+	child = startChild(t, dir, addr)
+	defer func() { _ = child.Process.Signal(syscall.SIGTERM); _ = child.Wait() }()
+	res, err := send()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("re-send: %d", res.StatusCode)
+	}
+	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "passerelle.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, _, _ := s.Messages().List(context.Background(), store.MessageFilter{})
+		if len(list) == 1 && list[0].Status == "applied" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("archive: %+v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	page, _ := s.Search(context.Background(), store.Query{Type: "Encounter", Total: true})
+	if page.Total != 1 || page.Resources[0].Version != 2 {
+		t.Fatalf("%d encounters (version %d), want one applied once", page.Total, page.Resources[0].Version)
+	}
+}
+
+func mintFromDir(t *testing.T, dir, addr, who string) string {
+	t.Helper()
+	var out strings.Builder
+	if code := Main([]string{"dev", "token", who, "--data-dir", dir, "--http-addr", addr}, &out, io.Discard); code != 0 {
+		t.Fatalf("dev token: exit %d", code)
+	}
+	return strings.TrimSpace(out.String())
 }

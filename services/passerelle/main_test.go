@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/services/intake"
 )
 
 // childEnv makes the test binary act as the passerelle command, so that a
@@ -28,6 +30,9 @@ func TestMain(m *testing.M) {
 				_, err := tx.Create(ctx, t.Tenant, json.RawMessage(`{"resourceType":"Basic","id":"fired-`+strings.ReplaceAll(t.Key, "/", "-")+`"}`))
 				return err
 			}
+		}
+		if os.Getenv("PASSERELLE_TEST_KILL_AFTER_ACCEPT") == "1" {
+			intake.AfterAccept = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 		}
 		os.Exit(Main(flag.Args(), os.Stdout, os.Stderr))
 	}
