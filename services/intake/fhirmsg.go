@@ -121,6 +121,8 @@ type message struct {
 			Resource json.RawMessage `json:"resource"`
 		} `json:"entry"`
 	}
+	// res holds each entry's resource, decoded once.
+	res []res
 	// byRef finds an entry by fullUrl or Type/id.
 	byRef map[string]int
 	types []string
@@ -135,12 +137,13 @@ func decodeMessage(body []byte) (*message, error) {
 	if m.Bundle.ResourceType != "Bundle" || m.Bundle.Type != "message" {
 		return nil, fhir.Errorf(http.StatusBadRequest, "invalid", "Un message est un Bundle de type message", "A message is a Bundle of type message", "Bundle.type")
 	}
+	m.res = make([]res, len(m.Bundle.Entry))
 	for i, e := range m.Bundle.Entry {
-		var head struct {
-			ResourceType string `json:"resourceType"`
-			ID           string `json:"id"`
+		head := &m.res[i]
+		if err := json.Unmarshal(e.Resource, head); err != nil {
+			return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Ressource illisible : "+err.Error(),
+				"Unreadable resource: "+err.Error(), fmt.Sprintf("Bundle.entry[%d].resource", i))
 		}
-		_ = json.Unmarshal(e.Resource, &head)
 		m.types = append(m.types, head.ResourceType)
 		if e.FullURL != "" {
 			m.byRef[e.FullURL] = i
@@ -156,30 +159,88 @@ func decodeMessage(body []byte) (*message, error) {
 	return m, nil
 }
 
-// resolve decodes the entry a reference points to into v and returns its
-// index, or -1.
-func (m *message) resolve(ref string, v any) int {
+// resolve returns the entry a reference points to and its index, or -1.
+func (m *message) resolve(ref string) (*res, int) {
 	i, ok := m.byRef[ref]
 	if !ok {
-		return -1
+		return &res{}, -1
 	}
-	if v != nil {
-		_ = json.Unmarshal(m.Bundle.Entry[i].Resource, v)
-	}
-	return i
+	return &m.res[i], i
 }
 
-type messageHeader struct {
-	ID          string      `json:"id"`
+type humanName struct {
+	Use    string   `json:"use"`
+	Family string   `json:"family"`
+	Given  []string `json:"given"`
+}
+
+// res holds the elements Passerelle reads of every resource type a message
+// carries, so that each entry is decoded once. Only "name" differs in shape
+// between types (HumanName[] or string) and is decoded on demand.
+type res struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	// MessageHeader
 	EventCoding coding      `json:"eventCoding"`
 	Sender      *reference  `json:"sender"`
 	Focus       []reference `json:"focus"`
+	// Patient, Practitioner, Organization, Encounter
+	Identifier          []identifier                     `json:"identifier"`
+	Name                json.RawMessage                  `json:"name"`
+	Extension           []extension                      `json:"extension"`
+	Gender              string                           `json:"gender"`
+	BirthDate           string                           `json:"birthDate"`
+	DeceasedDateTime    string                           `json:"deceasedDateTime"`
+	Address             []address                        `json:"address"`
+	Telecom             []struct{ System, Value string } `json:"telecom"`
+	GeneralPractitioner []reference                      `json:"generalPractitioner"`
+	// Encounter
+	Status   string    `json:"status"`
+	Class    coding    `json:"class"`
+	Priority concept   `json:"priority"`
+	Subject  reference `json:"subject"`
+	Period   struct {
+		Start string `json:"start"`
+		End   string `json:"end"`
+	} `json:"period"`
+	Diagnosis []struct {
+		Condition reference `json:"condition"`
+		Rank      int       `json:"rank"`
+	} `json:"diagnosis"`
+	Hospitalization struct {
+		DischargeDisposition concept `json:"dischargeDisposition"`
+	} `json:"hospitalization"`
+	ServiceProvider *reference `json:"serviceProvider"`
+	// Condition
+	Code concept `json:"code"`
+	// CareTeam
+	Participant []struct {
+		Role   []concept `json:"role"`
+		Member reference `json:"member"`
+	} `json:"participant"`
 }
 
-type organization struct {
-	Identifier []identifier `json:"identifier"`
-	Name       string       `json:"name"`
+func (r *res) humanNames() []humanName {
+	var ns []humanName
+	_ = json.Unmarshal(r.Name, &ns)
+	return ns
 }
+
+func (r *res) orgName() string {
+	var n string
+	_ = json.Unmarshal(r.Name, &n)
+	return n
+}
+
+// messageHeader, organization… name the resource an element of a message is.
+type (
+	messageHeader   = res
+	organization    = res
+	encounterRes    = res
+	patientRes      = res
+	practitionerRes = res
+	careTeamRes     = res
+)
 
 func finessOf(ids []identifier) string {
 	for _, id := range ids {
@@ -199,65 +260,10 @@ func (m *message) facilityOf(r *reference) string {
 	if r.Identifier != nil && r.Identifier.System == directory.SystemFINESS {
 		return r.Identifier.Value
 	}
-	var org organization
-	if m.resolve(r.Reference, &org) >= 0 {
+	if org, i := m.resolve(r.Reference); i >= 0 {
 		return finessOf(org.Identifier)
 	}
 	return ""
-}
-
-type encounterRes struct {
-	Identifier []identifier `json:"identifier"`
-	Status     string       `json:"status"`
-	Class      coding       `json:"class"`
-	Priority   concept      `json:"priority"`
-	Subject    reference    `json:"subject"`
-	Period     struct {
-		Start string `json:"start"`
-		End   string `json:"end"`
-	} `json:"period"`
-	Diagnosis []struct {
-		Condition reference `json:"condition"`
-		Rank      int       `json:"rank"`
-	} `json:"diagnosis"`
-	Hospitalization struct {
-		DischargeDisposition concept `json:"dischargeDisposition"`
-	} `json:"hospitalization"`
-	ServiceProvider *reference `json:"serviceProvider"`
-	Location        []struct {
-		Location reference `json:"location"`
-	} `json:"location"`
-}
-
-type patientRes struct {
-	Extension  []extension  `json:"extension"`
-	Identifier []identifier `json:"identifier"`
-	Name       []struct {
-		Use    string   `json:"use"`
-		Family string   `json:"family"`
-		Given  []string `json:"given"`
-	} `json:"name"`
-	Gender              string                           `json:"gender"`
-	BirthDate           string                           `json:"birthDate"`
-	DeceasedDateTime    string                           `json:"deceasedDateTime"`
-	Address             []address                        `json:"address"`
-	Telecom             []struct{ System, Value string } `json:"telecom"`
-	GeneralPractitioner []reference                      `json:"generalPractitioner"`
-}
-
-type practitionerRes struct {
-	Identifier []identifier `json:"identifier"`
-	Name       []struct {
-		Family string   `json:"family"`
-		Given  []string `json:"given"`
-	} `json:"name"`
-}
-
-type careTeamRes struct {
-	Participant []struct {
-		Role   []concept `json:"role"`
-		Member reference `json:"member"`
-	} `json:"participant"`
 }
 
 func parseTime(s string) *time.Time {
@@ -273,9 +279,8 @@ func parseTime(s string) *time.Time {
 }
 
 // header returns the MessageHeader, the event kind and the message key.
-func (m *message) header() (messageHeader, string, error) {
-	var h messageHeader
-	_ = json.Unmarshal(m.Bundle.Entry[0].Resource, &h)
+func (m *message) header() (*messageHeader, string, error) {
+	h := &m.res[0]
 	kind, ok := eventKinds[h.EventCoding.Code]
 	if h.EventCoding.System != SystemEvent || !ok {
 		return h, "", fhir.Errorf(http.StatusBadRequest, "code-invalid",
@@ -287,7 +292,7 @@ func (m *message) header() (messageHeader, string, error) {
 
 // key identifies the message for de-duplication (CONTRACT.md): its
 // Bundle.identifier, or lacking one its MessageHeader id and sender.
-func (m *message) key(h messageHeader, sender string) (string, error) {
+func (m *message) key(h *messageHeader, sender string) (string, error) {
 	if id := m.Bundle.Identifier; id != nil && id.Value != "" {
 		return "id|" + id.System + "|" + id.Value, nil
 	}
@@ -299,20 +304,18 @@ func (m *message) key(h messageHeader, sender string) (string, error) {
 }
 
 // toEvent maps a validated message to the intake event.
-func (m *message) toEvent(h messageHeader, kind string, production bool) (intake.Event, error) {
+func (m *message) toEvent(h *messageHeader, kind string, production bool) (intake.Event, error) {
 	ev := intake.Event{Kind: kind, Channel: "fhir"}
 	if len(h.Focus) == 0 {
 		return ev, fhir.Errorf(http.StatusBadRequest, "required", "MessageHeader.focus doit désigner l'Encounter", "MessageHeader.focus must name the Encounter", "Bundle.entry[0].resource.focus")
 	}
-	var enc encounterRes
-	ei := m.resolve(h.Focus[0].Reference, &enc)
+	enc, ei := m.resolve(h.Focus[0].Reference)
 	if ei < 0 || m.types[ei] != "Encounter" {
 		return ev, fhir.Errorf(http.StatusBadRequest, "invalid", "MessageHeader.focus ne désigne pas un Encounter du message",
 			"MessageHeader.focus does not name an Encounter of the message", "Bundle.entry[0].resource.focus[0]")
 	}
 	encPath := fmt.Sprintf("Bundle.entry[%d].resource", ei)
-	var pat patientRes
-	pi := m.resolve(enc.Subject.Reference, &pat)
+	pat, pi := m.resolve(enc.Subject.Reference)
 	if pi < 0 || m.types[pi] != "Patient" {
 		return ev, fhir.Errorf(http.StatusBadRequest, "invalid", "Encounter.subject ne désigne pas un Patient du message",
 			"Encounter.subject does not name a Patient of the message", encPath+".subject")
@@ -339,10 +342,8 @@ func (m *message) toEvent(h messageHeader, kind string, production bool) (intake
 		e.Disposition = cd.Code
 	}
 	for _, d := range enc.Diagnosis {
-		var cond struct {
-			Code concept `json:"code"`
-		}
-		if m.resolve(d.Condition.Reference, &cond) < 0 {
+		cond, ci := m.resolve(d.Condition.Reference)
+		if ci < 0 {
 			continue
 		}
 		if cd, ok := cond.Code.code(systemICD10); ok {
@@ -354,10 +355,7 @@ func (m *message) toEvent(h messageHeader, kind string, production bool) (intake
 		if t != "Condition" {
 			continue
 		}
-		var cond struct {
-			Code concept `json:"code"`
-		}
-		_ = json.Unmarshal(m.Bundle.Entry[i].Resource, &cond)
+		cond := &m.res[i]
 		if cd, ok := cond.Code.code(systemICD10); ok && !hasDiagnosis(e.Diagnoses, cd.Code) {
 			e.Diagnoses = append(e.Diagnoses, intake.Diagnosis{System: systemICD10, Code: cd.Code, Display: cd.Display, Principal: len(e.Diagnoses) == 0})
 		}
@@ -399,7 +397,7 @@ func (m *message) toEvent(h messageHeader, kind string, production bool) (intake
 	if p.INS == nil && len(p.Identifiers) == 0 {
 		return ev, fhir.Errorf(http.StatusBadRequest, "required", "Le patient n'a ni INS ni IPP", "The patient has neither INS nor IPP", patPath+".identifier")
 	}
-	for _, n := range pat.Name {
+	for _, n := range pat.humanNames() {
 		switch {
 		case n.Use == "official" || (n.Use == "" && p.BirthFamily == ""):
 			p.BirthFamily, p.Given = n.Family, n.Given
@@ -433,8 +431,7 @@ func (m *message) toEvent(h messageHeader, kind string, production bool) (intake
 		if t != "CareTeam" {
 			continue
 		}
-		var ct careTeamRes
-		_ = json.Unmarshal(m.Bundle.Entry[i].Resource, &ct)
+		ct := &m.res[i]
 		for _, part := range ct.Participant {
 			role := ""
 			for _, r := range part.Role {
@@ -522,24 +519,22 @@ func (m *message) professional(r reference, role string) (intake.Professional, b
 	}
 	switch m.types[i] {
 	case "Practitioner":
-		var p practitionerRes
-		_ = json.Unmarshal(m.Bundle.Entry[i].Resource, &p)
+		p := &m.res[i]
 		pr.Kind = "Practitioner"
 		for _, id := range p.Identifier {
 			pr.Identifier = append(pr.Identifier, intake.Identifier{System: id.System, Value: id.Value})
 		}
-		if len(p.Name) > 0 && pr.Name == "" {
-			pr.Name = strings.TrimSpace(strings.Join(p.Name[0].Given, " ") + " " + p.Name[0].Family)
+		if ns := p.humanNames(); len(ns) > 0 && pr.Name == "" {
+			pr.Name = strings.TrimSpace(strings.Join(ns[0].Given, " ") + " " + ns[0].Family)
 		}
 	case "Organization":
-		var o organization
-		_ = json.Unmarshal(m.Bundle.Entry[i].Resource, &o)
+		o := &m.res[i]
 		pr.Kind = "Organization"
 		for _, id := range o.Identifier {
 			pr.Identifier = append(pr.Identifier, intake.Identifier{System: id.System, Value: id.Value})
 		}
 		if pr.Name == "" {
-			pr.Name = o.Name
+			pr.Name = o.orgName()
 		}
 	default:
 		return pr, false

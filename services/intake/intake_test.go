@@ -27,7 +27,7 @@ import (
 // development directory. Authentication is tested with the platform; here
 // the caller's actor is resolved from the directory as the middleware does.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	store  store.Store
 	svc    *intake.Service
 	srv    *httptest.Server
@@ -35,7 +35,7 @@ type rig struct {
 	client string
 }
 
-func newRig(t *testing.T, production bool) *rig {
+func newRig(t testing.TB, production bool) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"), sqlite.Options{})
@@ -92,7 +92,7 @@ func newRig(t *testing.T, production bool) *rig {
 	return r
 }
 
-func sample(t *testing.T) map[string]any {
+func sample(t testing.TB) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile("testdata/discharge-hf-declared-team.json")
 	if err != nil {

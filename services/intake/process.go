@@ -54,8 +54,7 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 		fhirapi.WriteError(w, r, s.log, err)
 		return
 	}
-	var h messageHeader
-	_ = json.Unmarshal(msg.Bundle.Entry[0].Resource, &h)
+	h := &msg.res[0]
 	key, err := msg.key(h, act.FINESS)
 	if err != nil {
 		fhirapi.WriteError(w, r, s.log, err)
@@ -162,7 +161,7 @@ func (s *Service) answerArchived(w http.ResponseWriter, r *http.Request, m store
 
 // responseBundle is the response message (FHIR messaging): a MessageHeader
 // whose response points to the message received.
-func (s *Service) responseBundle(h messageHeader, code string, outcome json.RawMessage) []byte {
+func (s *Service) responseBundle(h *messageHeader, code string, outcome json.RawMessage) []byte {
 	id := uuid.NewString()
 	mh := map[string]any{
 		"resourceType": "MessageHeader", "id": id,

@@ -1,0 +1,208 @@
+// Command load sends hospital messages to a running Passerelle at a fixed
+// rate and reports the latency of the answers: FHIR discharge messages on
+// $process-message, or HL7 v2 A03 messages over MLLP.
+//
+//	go run ./services/passerelle &                       # or with PASSERELLE_DATABASE_URL
+//	go run ./bench/load -mode fhir -rate 500 -duration 20s
+//	go run ./bench/load -mode mllp -rate 1000 -conns 4 -duration 20s
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	base := flag.String("url", "http://localhost:8080", "Passerelle's public URL")
+	mllpAddr := flag.String("mllp", "localhost:2575", "MLLP address")
+	mode := flag.String("mode", "fhir", "fhir or mllp")
+	rate := flag.Int("rate", 500, "messages per second")
+	duration := flag.Duration("duration", 20*time.Second, "how long to send")
+	conns := flag.Int("conns", 4, "MLLP connections")
+	sampleFHIR := flag.String("fhir-sample", "services/intake/testdata/discharge-hf-declared-team.json", "FHIR discharge message to vary")
+	sampleHL7 := flag.String("hl7-sample", "pkg/hl7v2/testdata/adt-a03-cardiology-discharge.hl7", "HL7 v2 A03 message to vary")
+	flag.Parse()
+	var lat []time.Duration
+	var err error
+	switch *mode {
+	case "fhir":
+		lat, err = runFHIR(*base, *sampleFHIR, *rate, *duration)
+	case "mllp":
+		lat, err = runMLLP(*mllpAddr, *sampleHL7, *rate, *conns, *duration)
+	default:
+		err = fmt.Errorf("unknown mode %q", *mode)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	report(*mode, *rate, *duration, lat)
+}
+
+func report(mode string, rate int, d time.Duration, lat []time.Duration) {
+	if len(lat) == 0 {
+		fmt.Println("no answers")
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	fmt.Printf("load %s rate=%d/s answered=%d (%.0f/s) p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms\n",
+		mode, rate, len(lat), float64(len(lat))/d.Seconds(), pct(0.5), pct(0.9), pct(0.99), pct(1))
+}
+
+func token(base string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}}
+	req, _ := http.NewRequest("POST", base+"/dev-idp/token", strings.NewReader(form.Encode()))
+	req.SetBasicAuth("chu-demo-dpi", "chu-demo-dpi")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&t); err != nil || t.AccessToken == "" {
+		return "", fmt.Errorf("token: %d %v", res.StatusCode, err)
+	}
+	return t.AccessToken, nil
+}
+
+// paced calls send n times at the given rate, each in its own goroutine,
+// and collects the latencies of the successful ones.
+func paced(rate int, d time.Duration, send func(i int) error) []time.Duration {
+	n := int(float64(rate) * d.Seconds())
+	interval := time.Second / time.Duration(rate)
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		if w := time.Until(start.Add(time.Duration(i) * interval)); w > 0 {
+			time.Sleep(w)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			if err := send(i); err != nil {
+				if failed.Add(1) <= 5 {
+					log.Printf("message %d: %v", i, err)
+				}
+				return
+			}
+			mu.Lock()
+			lat = append(lat, time.Since(t0))
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		log.Printf("%d of %d messages failed", f, n)
+	}
+	return lat
+}
+
+func runFHIR(base, samplePath string, rate int, d time.Duration) ([]time.Duration, error) {
+	tok, err := token(base)
+	if err != nil {
+		return nil, err
+	}
+	sample, err := os.ReadFile(samplePath)
+	if err != nil {
+		return nil, err
+	}
+	run := time.Now().UnixNano()
+	tr := &http.Transport{MaxIdleConnsPerHost: 256}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return paced(rate, d, func(i int) error {
+		// A distinct message, stay and patient each time.
+		body := bytes.ReplaceAll(sample, []byte("MSG-2026-10-03-000123"), []byte(fmt.Sprintf("LOAD-%d-%d", run, i)))
+		body = bytes.ReplaceAll(body, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
+		body = bytes.ReplaceAll(body, []byte(`"000123456"`), []byte(fmt.Sprintf(`"P%d-%d"`, run, i)))
+		req, _ := http.NewRequest("POST", base+"/fhir/$process-message", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/fhir+json")
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("status %d: %.200s", res.StatusCode, b)
+		}
+		return nil
+	}), nil
+}
+
+func runMLLP(addr, samplePath string, rate, conns int, d time.Duration) ([]time.Duration, error) {
+	sample, err := os.ReadFile(samplePath)
+	if err != nil {
+		return nil, err
+	}
+	sample = bytes.ReplaceAll(bytes.TrimRight(sample, "\r\n"), []byte("\n"), []byte("\r"))
+	pool := make(chan *mllpConn, conns)
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		pool <- &mllpConn{c: c, r: bufio.NewReader(c)}
+	}
+	run := time.Now().UnixNano() % 1e9
+	return paced(rate, d, func(i int) error {
+		msg := bytes.Replace(sample, []byte("MSG000123"), []byte(fmt.Sprintf("L%d-%d", run, i)), 1)
+		msg = bytes.ReplaceAll(msg, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
+		msg = bytes.ReplaceAll(msg, []byte("000123456^"), []byte(fmt.Sprintf("P%d-%d^", run, i)))
+		c := <-pool
+		defer func() { pool <- c }()
+		ack, err := c.roundTrip(msg)
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(ack, []byte("MSA|AA|")) {
+			return fmt.Errorf("not accepted: %q", ack)
+		}
+		return nil
+	}), nil
+}
+
+type mllpConn struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func (m *mllpConn) roundTrip(msg []byte) ([]byte, error) {
+	frame := append(append([]byte{0x0b}, msg...), 0x1c, 0x0d)
+	if _, err := m.c.Write(frame); err != nil {
+		return nil, err
+	}
+	if _, err := m.r.ReadBytes(0x0b); err != nil {
+		return nil, err
+	}
+	ack, err := m.r.ReadBytes(0x1c)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := m.r.ReadByte(); err != nil || b != 0x0d {
+		return nil, errors.New("bad frame end")
+	}
+	return ack[:len(ack)-1], nil
+}
