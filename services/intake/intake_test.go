@@ -63,11 +63,11 @@ func newRig(t testing.TB, production bool) *rig {
 	go func() { _ = relay.Run(ctx); done <- struct{}{} }()
 	go func() { _ = r.svc.Run(ctx); done <- struct{}{} }()
 	mux := http.NewServeMux()
-	r.svc.Register(mux, func(h http.Handler) http.Handler {
+	authn := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			var a directory.Actor
 			var err error
-			if strings.Contains(r.client, ".") {
+			if r.client != directory.DevClient {
 				a, err = r.dir.Person(req.Context(), "demo", r.client)
 			} else {
 				a, err = r.dir.System(req.Context(), "demo", r.client)
@@ -78,7 +78,9 @@ func newRig(t testing.TB, production bool) *rig {
 			}
 			h.ServeHTTP(w, req.WithContext(access.WithActor(req.Context(), a)))
 		})
-	})
+	}
+	r.svc.Register(mux, authn)
+	r.svc.RegisterAdmin(mux, authn)
 	r.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
 		r.srv.Close()
@@ -391,5 +393,62 @@ func TestProductionRefusesTestINS(t *testing.T) {
 	}
 	if got := expression(t, body); len(got) != 1 || got[0] != "Bundle.entry[1].resource.identifier[0].system" {
 		t.Errorf("expression %v", got)
+	}
+}
+
+func (r *rig) get(method, path string) (int, map[string]any) {
+	r.t.Helper()
+	req, _ := http.NewRequest(method, r.srv.URL+path, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+func TestOperatorsFindAndReplay(t *testing.T) {
+	r := newRig(t, false)
+	if s, b := r.post(sample(t)); s != 200 {
+		t.Fatalf("%d %s", s, b)
+	}
+	msg := r.waitApplied("0b6f3a52-8c1e-4a57-9a0e-1d2c3b4a5001")
+	if status, _ := r.get("GET", "/api/messages"); status != 403 {
+		t.Errorf("a hospital system listed the archive: %d", status)
+	}
+	r.client = "coord.cpts"
+	status, list := r.get("GET", "/api/messages?control-id=0b6f3a52-8c1e-4a57-9a0e-1d2c3b4a5001")
+	if status != 200 || len(list["messages"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", status, list)
+	}
+	if _, byPatient := r.get("GET", "/api/messages?patient="+msg.Patient); len(byPatient["messages"].([]any)) != 1 {
+		t.Errorf("by patient: %v", byPatient)
+	}
+	status, one := r.get("GET", "/api/messages/"+msg.ID)
+	if status != 200 || !strings.Contains(one["raw"].(string), "discharge-notification") || one["status"] != "applied" {
+		t.Fatalf("get: %d %v", status, one)
+	}
+	r.client = "admin"
+	if _, one := r.get("GET", "/api/messages/"+msg.ID); one["raw"] != nil {
+		t.Errorf("the administrator read a message's content")
+	}
+	before := r.search("Encounter")[0].Version
+	if status, _ := r.get("POST", "/api/messages/"+msg.ID+"/replay"); status != 202 {
+		t.Fatalf("replay: %d", status)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.search("Encounter")[0].Version == before {
+		if time.Now().After(deadline) {
+			t.Fatal("replay not applied")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if encs := r.search("Encounter"); len(encs) != 1 {
+		t.Errorf("replay duplicated the stay: %d", len(encs))
+	}
+	if status, _ := r.get("POST", "/api/messages/nope/replay"); status != 404 {
+		t.Errorf("replay unknown: %d", status)
 	}
 }

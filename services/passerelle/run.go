@@ -20,6 +20,7 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 		svc := intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
 			Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
 		svc.Register(p.Mux, p.Authn())
+		svc.RegisterAdmin(p.Mux, p.Authn())
 		p.API.Operations["process-message"] = intake.OperationURL
 		return []func(context.Context) error{svc.Run}, nil
 	},
