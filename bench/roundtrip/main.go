@@ -14,12 +14,15 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
@@ -53,15 +56,25 @@ func run(dbURL, natsURL string, rate int, duration time.Duration, size int, lazy
 
 	relay := &bus.Relay{Owner: "bench", Poll: 50 * time.Millisecond}
 	relay.Init()
-	opts := sqlstore.Options{OnCommit: func(int, time.Duration) { relay.Notify() }}
+	opts := sqlstore.Options{OnEmit: relay.Notify}
 	var s store.Store
 	if dbURL != "" {
-		s, err = postgres.Open(ctx, dbURL, postgres.Options{Options: opts})
+		// A fresh schema per run: a previous run's outbox must not be
+		// re-published into this one.
+		url, drop, err := freshSchema(ctx, dbURL)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		s, err = postgres.Open(ctx, url, postgres.Options{Options: opts})
+		if err != nil {
+			return err
+		}
 	} else {
 		s, err = sqlite.Open(ctx, filepath.Join(dir, "db.sqlite"), sqlite.Options{Options: opts})
-	}
-	if err != nil {
-		return err
+		if err != nil {
+			return err
+		}
 	}
 	defer s.Close()
 	ns := fmt.Sprintf("bench%d", time.Now().UnixNano()%1e6)
@@ -153,3 +166,27 @@ func run(dbURL, natsURL string, rate int, duration time.Duration, size int, lazy
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func freshSchema(ctx context.Context, dbURL string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return "", nil, err
+	}
+	schema := fmt.Sprintf("roundtrip_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), func() {
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		conn.Close(context.Background())
+	}, nil
+}

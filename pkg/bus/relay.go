@@ -104,13 +104,24 @@ func (r *Relay) Run(ctx context.Context) error {
 	ticker := time.NewTicker(r.Poll)
 	defer ticker.Stop()
 	leader := false
-	lastPurge := time.Time{}
+	lastPurge, lastLease, lastBacklog := time.Time{}, time.Time{}, time.Time{}
 	failures := 0
 	for {
-		ok, err := r.Store.Leases().Acquire(ctx, relayLease, r.Owner, r.Clock.Now(), relayLeaseTTL)
+		// The lease is renewed a few times per TTL, not at every round: a
+		// renewal is a write, and rounds follow every commit.
+		ok, err := leader, error(nil)
+		if now := r.Clock.Now(); !leader || now.Sub(lastLease) > relayLeaseTTL/3 || now.Before(lastLease) {
+			ok, err = r.Store.Leases().Acquire(ctx, relayLease, r.Owner, now, relayLeaseTTL)
+			if err == nil && ok {
+				lastLease = now
+			}
+		}
 		switch {
-		case err != nil && ctx.Err() == nil:
-			log.ErrorContext(ctx, "relay lease", "error", err)
+		case err != nil:
+			if ctx.Err() == nil {
+				log.ErrorContext(ctx, "relay lease", "error", err)
+			}
+			leader = false
 		case ok && !leader:
 			leader = true
 			n, err := r.Store.Outbox().Resend(ctx, r.Clock.Now().Add(-r.RepublishWindow))
@@ -123,6 +134,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			leader = false
 		}
 		if leader {
+			if now := r.Clock.Now(); now.Sub(lastBacklog) > time.Second || now.Before(lastBacklog) {
+				lastBacklog = now
+				if n, err := r.Store.Outbox().Backlog(ctx); err == nil {
+					r.backlog.Set(float64(n))
+				}
+			}
 			more, err := r.round(ctx)
 			if err != nil && ctx.Err() == nil {
 				failures++
@@ -164,9 +181,6 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 	rows, err := r.Store.Outbox().Pending(ctx, r.Batch)
 	if err != nil {
 		return false, err
-	}
-	if n, err := r.Store.Outbox().Backlog(ctx); err == nil {
-		r.backlog.Set(float64(n))
 	}
 	if len(rows) == 0 {
 		return false, nil

@@ -96,8 +96,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	p.Relay.Init()
 	opts := sqlstore.Options{Clock: p.Clock, Indexer: sqlstore.RegistryIndexer(p.Search), OnCommit: func(n int, _ time.Duration) {
 		commitHist.Observe(float64(n))
-		p.Relay.Notify()
-	}}
+	}, OnEmit: p.Relay.Notify}
 	if cfg.DatabaseURL != "" {
 		p.Store, err = postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Options: opts})
 		if err != nil {

@@ -39,6 +39,9 @@ type Options struct {
 	Indexer Indexer
 	// OnCommit, when set, is told the size and duration of each group commit.
 	OnCommit func(batch int, d time.Duration)
+	// OnEmit, when set, is called after a transaction that emitted events
+	// commits: the outbox relay's wake-up.
+	OnEmit func()
 }
 
 // Store implements store.Store over a Backend.
@@ -48,6 +51,8 @@ type Store struct {
 	clock clock.Clock
 	index Indexer
 	com   *committer
+	// onEmit wakes the outbox relay.
+	onEmit func()
 }
 
 var _ store.Store = (*Store)(nil)
@@ -63,7 +68,7 @@ func New(be Backend, d Dialect, o Options) *Store {
 	if d.MaxBatch == 0 {
 		d.MaxBatch = 128
 	}
-	s := &Store{be: be, d: d, clock: o.Clock, index: o.Indexer}
+	s := &Store{be: be, d: d, clock: o.Clock, index: o.Indexer, onEmit: o.OnEmit}
 	s.com = newCommitter(be, d.Writers, d.MaxBatch)
 	s.com.onCommit = o.OnCommit
 	return s
@@ -83,8 +88,11 @@ func (s *Store) Close() error {
 
 // Tx implements store.Store.
 func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
-	return s.com.do(ctx, func(ctx context.Context, c WriteConn) error {
-		err := fn(&tx{s: s, c: c})
+	emitted := false
+	err := s.com.do(ctx, func(ctx context.Context, c WriteConn) error {
+		t := &tx{s: s, c: c}
+		err := fn(t)
+		emitted = t.emitted
 		if err == nil {
 			// Queued writes fail here, not in fn: a unique violation is then
 			// a create that lost a race for the same id.
@@ -94,6 +102,10 @@ func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 		}
 		return err
 	})
+	if err == nil && emitted && s.onEmit != nil {
+		s.onEmit()
+	}
+	return err
 }
 
 // write runs an internal write through the committer.
@@ -240,8 +252,9 @@ func clampCount(n int) int {
 
 // tx implements store.Tx on one connection of a group commit.
 type tx struct {
-	s *Store
-	c WriteConn
+	s       *Store
+	c       WriteConn
+	emitted bool
 }
 
 func (t *tx) Read(ctx context.Context, typ, id string) (store.Resource, error) {
@@ -355,6 +368,7 @@ func (t *tx) Emit(ctx context.Context, e store.Event) error {
 	if err != nil {
 		return fmt.Errorf("emit %s: %w", e.MsgID, err)
 	}
+	t.emitted = true
 	t.c.Queue(`INSERT INTO outbox (msg_key, subject, msg_id, headers, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		e.Key, e.Subject, e.MsgID, string(headers), e.Data, micros(t.s.clock.Now()))
 	return nil
