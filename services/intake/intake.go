@@ -163,3 +163,5 @@ func (s *Service) eventOf(m store.Message, ev *intake.Event) error {
 func (s *Service) now() time.Time { return s.d.Clock.Now() }
 
 func clockParis() *time.Location { return clock.Paris }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
+	"github.com/passerelle-sante/passerelle/pkg/mllp"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 )
@@ -237,4 +238,62 @@ func mintFromDir(t *testing.T, dir, addr, who string) string {
 		t.Fatalf("dev token: exit %d", code)
 	}
 	return strings.TrimSpace(out.String())
+}
+
+// TestKilledBetweenStoreAndACK: the server stores an A03 and dies before
+// acknowledging it; the engine retries on the restarted server, gets an AA,
+// and the discharge is applied once.
+func TestKilledBetweenStoreAndACK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	dir, addr, mllpAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	child := startChild(t, dir, addr, "PASSERELLE_TEST_KILL_AFTER_ACCEPT=1", "PASSERELLE_MLLP_ADDR="+mllpAddr)
+	msg, err := os.ReadFile("../intake/testdata/hl7/adt-a03-cardiology-discharge.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() (string, error) {
+		c, err := net.Dial("tcp", mllpAddr)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		if err := mllp.WriteFrame(c, msg); err != nil {
+			return "", err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		ack, err := mllp.NewReader(c, 1<<20).ReadMessage()
+		return string(ack), err
+	}
+	if ack, err := send(); err == nil {
+		t.Fatalf("acknowledged before dying: %q", ack)
+	}
+	_ = child.Wait()
+	child = startChild(t, dir, addr, "PASSERELLE_MLLP_ADDR="+mllpAddr)
+	defer func() { _ = child.Process.Signal(syscall.SIGTERM); _ = child.Wait() }()
+	ack, err := send()
+	if err != nil || !strings.Contains(ack, "MSA|AA|MSG000123") {
+		t.Fatalf("retry: %q, %v", ack, err)
+	}
+	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "passerelle.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, _, _ := s.Messages().List(context.Background(), store.MessageFilter{})
+		if len(list) == 1 && list[0].Status == "applied" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("archive: %d messages", len(list))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	page, _ := s.Search(context.Background(), store.Query{Type: "Encounter", Total: true})
+	if page.Total != 1 || page.Resources[0].Version != 2 {
+		t.Fatalf("%d encounters, want one applied once", page.Total)
+	}
 }

@@ -57,7 +57,7 @@ func startPlatform(t *testing.T, env map[string]string) *testPlatform {
 		switch k {
 		case "PASSERELLE_DATA_DIR":
 			return dir, true
-		case "PASSERELLE_HTTP_ADDR":
+		case "PASSERELLE_HTTP_ADDR", "PASSERELLE_MLLP_ADDR":
 			return "127.0.0.1:0", true
 		}
 		return "", false

@@ -56,6 +56,10 @@ type Platform struct {
 		ValidateBundle(body []byte) []fhir.Issue
 	}
 
+	// MLLPListener is bound at open when MLLP is on; the intake service
+	// serves it.
+	MLLPListener net.Listener
+
 	nats     *jetstream.Server
 	httpLn   net.Listener
 	closers  []func()
@@ -88,6 +92,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	}
 	p.httpLn = ln
 	p.closers = append(p.closers, func() { _ = ln.Close() })
+	if cfg.MLLPAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MLLPAddr)
+		if err != nil {
+			return p, fmt.Errorf("PASSERELLE_MLLP_ADDR: cannot listen on %s: %v", cfg.MLLPAddr, unwrapOp(err))
+		}
+		p.MLLPListener = mln
+		p.closers = append(p.closers, func() { _ = mln.Close() })
+	}
 
 	commitHist := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "passerelle_store_commit_batch_size",
 		Help: "Transactions per group commit.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}})
@@ -249,13 +261,11 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 	p.routes()
 	handler := httpMetrics(p.Metrics)(p.Mux)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.Log.Handler(), slog.LevelWarn)}
-	if p.Cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(p.Cfg.TLSCert, p.Cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("PASSERELLE_TLS_CERT: %v", err)
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsCfg, err := p.TLSConfig()
+	if err != nil {
+		return err
 	}
+	srv.TLSConfig = tlsCfg
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -285,7 +295,6 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -320,3 +329,15 @@ func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(as)} }
 func (w warnOnly) WithGroup(g string) slog.Handler       { return warnOnly{w.Handler.WithGroup(g)} }
+
+// TLSConfig is the server TLS configuration, nil without a certificate.
+func (p *Platform) TLSConfig() (*tls.Config, error) {
+	if p.Cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(p.Cfg.TLSCert, p.Cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("PASSERELLE_TLS_CERT: %v", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/mllp"
 	"github.com/passerelle-sante/passerelle/services/intake"
 )
 
@@ -22,7 +24,22 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 		svc.Register(p.Mux, p.Authn())
 		svc.RegisterAdmin(p.Mux, p.Authn())
 		p.API.Operations["process-message"] = intake.OperationURL
-		return []func(context.Context) error{svc.Run}, nil
+		fns := []func(context.Context) error{svc.Run}
+		if p.MLLPListener != nil {
+			tlsCfg, err := p.TLSConfig()
+			if err != nil {
+				return nil, err
+			}
+			if tlsCfg != nil {
+				// Hospitals may present a client certificate; it is shown to
+				// the handler, not required.
+				tlsCfg.ClientAuth = tls.RequestClientCert
+			}
+			srv := &mllp.Server{Handler: svc.MLLP(), TLSConfig: tlsCfg, Logger: p.Log.With("component", "mllp")}
+			ln := p.MLLPListener
+			fns = append(fns, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+		}
+		return fns, nil
 	},
 	"worklist": func(p *Platform) ([]func(context.Context) error, error) {
 		p.API.Register(p.Mux, p.Authn())
@@ -125,8 +142,12 @@ func banner(p *Platform, only string, took time.Duration) {
 	if cfg.DevIdP() {
 		token = "development identity provider at " + cfg.PublicURL + "/dev-idp — token: passerelle dev token ide.martin"
 	}
+	mllpAddr := "off"
+	if p.MLLPListener != nil {
+		mllpAddr = p.MLLPListener.Addr().String()
+	}
 	p.Log.Info("passerelle started",
-		"what", what, "http", p.HTTPAddr(), "public_url", cfg.PublicURL, "fhir", cfg.PublicURL+"/fhir",
+		"what", what, "http", p.HTTPAddr(), "mllp", mllpAddr, "public_url", cfg.PublicURL, "fhir", cfg.PublicURL+"/fhir",
 		"database", db, "nats", nats, "identity", token, "tenant", cfg.Tenant, "env", cfg.Env,
 		"startup_ms", took.Milliseconds())
 }
