@@ -43,3 +43,34 @@ func BenchmarkProcessMessage(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkMLLP sends distinct A03 messages over 4 connections; each ACK
+// comes once the message is stored.
+func BenchmarkMLLP(b *testing.B) {
+	r := newRig(b, false)
+	addr := r.mllpAddr()
+	a03 := hl7Sample(b, "adt-a03-cardiology-discharge.hl7")
+	var n atomic.Int64
+	conns := make(chan *client, 4)
+	for range 4 {
+		conns <- dial(b, addr)
+	}
+	b.SetParallelism(2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			id := fmt.Sprintf("B%d", i)
+			msg := bytes.Replace(a03, []byte("MSG000123"), []byte(id), 1)
+			msg = bytes.ReplaceAll(msg, []byte("V0004567"), []byte("V"+id))
+			c := <-conns
+			ack := c.send(msg)
+			conns <- c
+			if msa(ack) != "AA" {
+				b.Errorf("%q", ack)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -51,6 +53,68 @@ func Migrate(ctx context.Context, be *Backend) ([]int, error) {
 // Backend is the database/sql implementation of sqlstore.Backend for SQLite.
 type Backend struct {
 	w, r *sql.DB
+	// wc is the one writer connection, held for the store's life, so that
+	// its prepared statements are reused from one transaction to the next.
+	// Transactions on it are plain BEGIN IMMEDIATE … COMMIT.
+	wc *sql.Conn
+	// stmts caches the writer's prepared statements: parsing SQL costs more
+	// than running it for the small statements a write is made of.
+	stmts stmtCache
+	// rstmts does the same for the readers.
+	rstmts stmtCache
+}
+
+// stmtCache holds prepared statements by SQL text, up to a bound.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+const maxCachedStmts = 512
+
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+func (c *stmtCache) get(ctx context.Context, db preparer, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	st, ok := c.m[query]
+	c.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	if prev, ok := c.m[query]; ok {
+		_ = st.Close()
+		return prev, nil
+	}
+	if len(c.m) >= maxCachedStmts {
+		// Statements built for many rows at once vary; start over rather
+		// than grow without bound.
+		for k, v := range c.m {
+			_ = v.Close()
+			delete(c.m, k)
+		}
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range c.m {
+		_ = v.Close()
+		delete(c.m, k)
+	}
 }
 
 // Connect opens the writer and reader pools on the file at path.
@@ -70,7 +134,7 @@ func Connect(ctx context.Context, path string, readers int) (*Backend, error) {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -83,30 +147,38 @@ func Connect(ctx context.Context, path string, readers int) (*Backend, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	wc, err := w.Conn(ctx)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
+		_ = wc.Close()
 		_ = w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	return &Backend{w: w, r: r}, nil
+	return &Backend{w: w, wc: wc, r: r}, nil
 }
 
 // Name implements sqlstore.Backend.
 func (b *Backend) Name() string { return "sqlite" }
 
 // Begin implements sqlstore.Backend.
+// BEGIN IMMEDIATE takes the write lock at once, so that a second process
+// waits (busy_timeout) at the start of a transaction rather than failing in
+// its middle.
 func (b *Backend) Begin(ctx context.Context) (sqlstore.WriteTx, error) {
-	tx, err := b.w.BeginTx(ctx, nil)
-	if err != nil {
+	if _, err := b.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return nil, err
 	}
-	return &sqlTx{conn: conn{tx}, tx: tx}, nil
+	return &sqlTx{conn: conn{q: stmtConn{b: b}}, b: b}, nil
 }
 
 // Reader implements sqlstore.Backend.
-func (b *Backend) Reader() sqlstore.Conn { return conn{b.r} }
+func (b *Backend) Reader() sqlstore.Conn { return conn{q: stmtDB{db: b.r, c: &b.rstmts}} }
 
 // Retryable implements sqlstore.Backend: the database was locked by another
 // process for longer than the busy time-out.
@@ -141,7 +213,67 @@ func (b *Backend) Ping(ctx context.Context) error {
 
 // Close implements sqlstore.Backend.
 func (b *Backend) Close() error {
-	return errors.Join(b.r.Close(), b.w.Close())
+	b.stmts.close()
+	b.rstmts.close()
+	return errors.Join(b.r.Close(), b.wc.Close(), b.w.Close())
+}
+
+// stmtConn runs statements on the writer connection through its cache.
+type stmtConn struct{ b *Backend }
+
+func (s stmtConn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if len(args) == 0 {
+		// Statements without arguments (savepoints, migrations) may hold
+		// several statements, which a prepared statement cannot.
+		return s.b.wc.ExecContext(ctx, query)
+	}
+	st, err := s.b.stmts.get(ctx, s.b.wc, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (s stmtConn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.b.stmts.get(ctx, s.b.wc, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s stmtConn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.b.stmts.get(ctx, s.b.wc, query)
+	if err != nil {
+		return s.b.wc.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// stmtDB runs reads through the readers' cache.
+type stmtDB struct {
+	db *sql.DB
+	c  *stmtCache
+}
+
+func (s stmtDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.db.ExecContext(ctx, query, args...)
+}
+
+func (s stmtDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.c.get(ctx, s.db, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s stmtDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.c.get(ctx, s.db, query)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 type querier interface {
@@ -180,7 +312,7 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 // to save. The first error is kept for Flush.
 type sqlTx struct {
 	conn
-	tx     *sql.Tx
+	b      *Backend
 	queued error
 }
 
@@ -188,7 +320,7 @@ func (t *sqlTx) Queue(query string, args ...any) {
 	if t.queued != nil {
 		return
 	}
-	if _, err := t.tx.Exec(query, args...); err != nil {
+	if _, err := t.conn.q.ExecContext(context.Background(), query, args...); err != nil {
 		t.queued = err
 	}
 }
@@ -199,15 +331,25 @@ func (t *sqlTx) Flush(context.Context) error {
 	return err
 }
 
-func (t *sqlTx) Commit(context.Context) error {
-	if err := t.Flush(context.Background()); err != nil {
-		_ = t.tx.Rollback()
+func (t *sqlTx) Commit(ctx context.Context) error {
+	if err := t.Flush(ctx); err != nil {
+		_ = t.Rollback(ctx)
 		return err
 	}
-	return t.tx.Commit()
+	if _, err := t.b.wc.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		_ = t.Rollback(ctx)
+		return err
+	}
+	return nil
 }
 
-func (t *sqlTx) Rollback(context.Context) error {
+// Rollback ends the transaction; a rollback after SQLite already ended it
+// (an error that aborts the transaction) is not an error.
+func (t *sqlTx) Rollback(ctx context.Context) error {
 	t.queued = nil
-	return t.tx.Rollback()
+	_, err := t.b.wc.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	if err != nil && strings.Contains(err.Error(), "no transaction is active") {
+		return nil
+	}
+	return err
 }
