@@ -158,6 +158,9 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte) []byte {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return s.ack(msg, "AR", hl7v2.AckErrors(err))
 	}
+	if prev, err := s.d.Store.Messages().FindKey(ctx, s.d.Tenant, "hl7v2", rejectedKey(key, hash)); err == nil {
+		return prev.Response
+	}
 	arch := store.Message{Tenant: s.d.Tenant, Channel: "hl7v2", Sender: finess, Key: key, Hash: hash, ControlID: mh.ControlID,
 		Received: s.now(), Raw: raw}
 	kind, ignored, rerr := s.kindOf(msg, mh)
@@ -167,6 +170,7 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte) []byte {
 	}
 	if rerr != nil {
 		arch.Status, arch.Event = "rejected", "rejected"
+		arch.Key = rejectedKey(key, hash)
 		arch.Response = s.ack(msg, rerr.code, rerr.errs)
 		return s.store(ctx, msg, arch, nil, hash)
 	}
@@ -214,7 +218,7 @@ func (s *Service) archiveRejected(ctx context.Context, msg *hl7v2.Message, raw [
 	if sender == "" {
 		return ack
 	}
-	arch := store.Message{Tenant: s.d.Tenant, Channel: "hl7v2", Sender: sender, Key: hl7Key(msg), Hash: hashOf(raw),
+	arch := store.Message{Tenant: s.d.Tenant, Channel: "hl7v2", Sender: sender, Key: rejectedKey(hl7Key(msg), hashOf(raw)), Hash: hashOf(raw),
 		ControlID: msg.Value("MSH", 1, 10, 1, 1, 1), Received: s.now(), Raw: raw, Status: "rejected", Event: "rejected", Response: ack}
 	return s.store(ctx, msg, arch, nil, arch.Hash)
 }

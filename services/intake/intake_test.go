@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/profile"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 	"github.com/passerelle-sante/passerelle/services/intake"
@@ -56,7 +59,16 @@ func newRig(t testing.TB, production bool) *rig {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &rig{t: t, store: s, dir: &directory.Resolver{Store: s}, client: directory.DevClient}
-	r.svc = intake.New(intake.Deps{Store: s, Bus: b, Logger: log, Tenant: "demo", Production: production, PublicURL: "http://passerelle.test", Dir: r.dir})
+	reg, err := profile.Load(fhirprofiles.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := validate.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.svc = intake.New(intake.Deps{Store: s, Bus: b, Logger: log, Tenant: "demo", Production: production, PublicURL: "http://passerelle.test",
+		Dir: r.dir, Validator: validate.Bundles{V: v}})
 	ctx, cancel := context.WithCancel(context.Background())
 	relay := &bus.Relay{Store: s, Publisher: b, Owner: "t", Poll: 10 * time.Millisecond, Logger: log}
 	done := make(chan struct{}, 2)
@@ -353,7 +365,7 @@ func TestRefusals(t *testing.T) {
 		{"not a message", func(m map[string]any) { m["type"] = "collection" }, 400, "Bundle.type"},
 		{"unknown event", func(m map[string]any) {
 			entry(m, "MessageHeader")["eventCoding"].(map[string]any)["code"] = "birthday"
-		}, 400, "Bundle.entry[0].resource.eventCoding"},
+		}, 400, "Bundle.entry[0].resource.event.ofType(Coding)"},
 		{"discharge without end", func(m map[string]any) {
 			delete(entry(m, "Encounter")["period"].(map[string]any), "end")
 		}, 400, "Bundle.entry[2].resource.period.end"},
@@ -450,5 +462,27 @@ func TestOperatorsFindAndReplay(t *testing.T) {
 	}
 	if status, _ := r.get("POST", "/api/messages/nope/replay"); status != 404 {
 		t.Errorf("replay unknown: %d", status)
+	}
+}
+
+// TestCorrectedResend: a refused message does not hold its identity; the
+// hospital corrects it and sends it again with the same identifier.
+func TestCorrectedResend(t *testing.T) {
+	r := newRig(t, false)
+	bad := sample(t)
+	delete(entry(bad, "Encounter"), "subject")
+	if status, _ := r.post(bad); status != 400 {
+		t.Fatalf("bad message: %d", status)
+	}
+	if status, _ := r.post(bad); status != 400 {
+		t.Fatalf("bad message again: %d", status)
+	}
+	if status, body := r.post(sample(t)); status != 200 {
+		t.Fatalf("corrected message: %d %s", status, body)
+	}
+	r.waitApplied("0b6f3a52-8c1e-4a57-9a0e-1d2c3b4a5001")
+	list, _, _ := r.store.Messages().List(context.Background(), store.MessageFilter{Tenant: "demo"})
+	if len(list) != 2 {
+		t.Errorf("%d archived messages, want the refused one and the accepted one", len(list))
 	}
 }

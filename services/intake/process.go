@@ -70,6 +70,11 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 		fhirapi.WriteError(w, r, s.log, err)
 		return
 	}
+	if prev, err := s.d.Store.Messages().FindKey(ctx, s.d.Tenant, "fhir", rejectedKey(key, hash)); err == nil {
+		// The same refused message again: the same answer.
+		s.answerArchived(w, r, prev, hash)
+		return
+	}
 
 	// The sender must be the calling system's own facility.
 	if sender := msg.facilityOf(h.Sender); h.Sender != nil && sender != act.FINESS {
@@ -80,10 +85,13 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 		Received: s.now(), Raw: compact.Bytes()}
 	reject := func(err error) {
 		fe := fhir.FromError(err)
+		// A refused message is archived for the operators, under a key of
+		// its own content: it does not hold the message's identity, so the
+		// sender can correct it and send it again.
+		arch.Key = rejectedKey(key, hash)
 		arch.Status, arch.Event, arch.Response, arch.ResponseCode = "rejected", "rejected", fe.OperationOutcome(), fe.Status
-		if got, _, aerr := s.accept(ctx, arch, nil); aerr == nil && got.Hash != hash {
-			s.answerArchived(w, r, got, hash)
-			return
+		if _, _, aerr := s.accept(ctx, arch, nil); aerr != nil {
+			s.log.ErrorContext(ctx, "refused message not archived", "error", aerr)
 		}
 		fhirapi.WriteError(w, r, s.log, fe)
 	}
@@ -181,3 +189,7 @@ func (s *Service) responseBundle(h *messageHeader, code string, outcome json.Raw
 	})
 	return b
 }
+
+// rejectedKey archives a refused message under its content, apart from the
+// accepted messages' keys.
+func rejectedKey(key, hash string) string { return key + "|rejected|" + hash }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
 	"github.com/passerelle-sante/passerelle/pkg/auth"
 	"github.com/passerelle-sante/passerelle/pkg/auth/devidp"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
@@ -24,7 +25,9 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/profile"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
@@ -51,6 +54,8 @@ type Platform struct {
 	Timers   *timer.Runner
 	Mux      *http.ServeMux
 	API      *fhirapi.API
+	// Profiles is the FHIR package in use.
+	Profiles *profile.Registry
 	// Validator checks incoming messages against the FHIR package.
 	Validator interface {
 		ValidateBundle(body []byte) []fhir.Issue
@@ -143,6 +148,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	p.Relay.Store, p.Relay.Publisher = p.Store, p.Bus
 
 	if err := p.openIdentity(ctx); err != nil {
+		return p, err
+	}
+	if err := p.openProfiles(); err != nil {
 		return p, err
 	}
 	p.Dir = &directory.Resolver{Store: p.Store}
@@ -340,4 +348,26 @@ func (p *Platform) TLSConfig() (*tls.Config, error) {
 		return nil, fmt.Errorf("PASSERELLE_TLS_CERT: %v", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// openProfiles loads the FHIR package — built in, or PASSERELLE_PROFILES_DIR
+// — and the validator driven by its snapshots. A package that does not load
+// stops start-up.
+func (p *Platform) openProfiles() error {
+	pkg := fhirprofiles.FS()
+	name := "PASSERELLE_PROFILES_DIR"
+	if p.Cfg.ProfilesDir != "" {
+		pkg = os.DirFS(p.Cfg.ProfilesDir)
+	}
+	reg, err := profile.Load(pkg)
+	if err != nil {
+		return fmt.Errorf("%s: FHIR package: %v", name, err)
+	}
+	v, err := validate.New(reg)
+	if err != nil {
+		return fmt.Errorf("%s: validator: %v", name, err)
+	}
+	p.Profiles = reg
+	p.Validator = validate.Bundles{V: v}
+	return nil
 }

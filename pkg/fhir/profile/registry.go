@@ -249,3 +249,6 @@ func (r *Registry) MessageDefinitions() []*MessageDefinition {
 
 // NamingSystems returns the identifier systems of the package.
 func (r *Registry) NamingSystems() []*NamingSystem { return slices.Clone(r.naming) }
+
+// CodeSystemURLs returns the URLs of every code system, sorted.
+func (r *Registry) CodeSystemURLs() []string { return sortedKeys(r.codeSystems) }

@@ -135,12 +135,12 @@ const (
 )
 
 type extension struct {
-	URL         string          `json:"url"`
-	ValueURL    string          `json:"valueUrl"`
-	ValueURI    string          `json:"valueUri"`
-	ValueCode   string          `json:"valueCode"`
-	ValueString string          `json:"valueString"`
-	Extension   []extension     `json:"extension"`
+	URL         string      `json:"url"`
+	ValueURL    string      `json:"valueUrl"`
+	ValueURI    string      `json:"valueUri"`
+	ValueCode   string      `json:"valueCode"`
+	ValueString string      `json:"valueString"`
+	Extension   []extension `json:"extension"`
 }
 
 // UnmarshalJSON reads a TypeRef and its fhir-type extension.
@@ -169,10 +169,10 @@ func (t *TypeRef) UnmarshalJSON(b []byte) error {
 // UnmarshalJSON reads a Constraint with the French translation of human.
 func (c *Constraint) UnmarshalJSON(b []byte) error {
 	var raw struct {
-		Key        string `json:"key"`
-		Severity   string `json:"severity"`
-		Human      string `json:"human"`
-		HumanExt   *struct {
+		Key      string `json:"key"`
+		Severity string `json:"severity"`
+		Human    string `json:"human"`
+		HumanExt *struct {
 			Extension []extension `json:"extension"`
 		} `json:"_human"`
 		Expression string `json:"expression"`

@@ -1,0 +1,73 @@
+package intake_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestGoldenMessages posts each message of testdata/messages and compares
+// the answer with its .golden file: the status and, for a refusal, the
+// OperationOutcome (for an acceptance, the response code).
+func TestGoldenMessages(t *testing.T) {
+	files, _ := filepath.Glob("testdata/messages/*.json")
+	if len(files) == 0 {
+		t.Fatal("no golden messages")
+	}
+	r := newRig(t, false)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			// Several variants share the sample's identity: each runs alone.
+			r := r
+			if strings.HasPrefix(filepath.Base(f), "good-") {
+				r = newRig(t, false)
+			}
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, answer := r.post(body)
+			var got bytes.Buffer
+			got.WriteString("status: ")
+			got.WriteString(httpStatus(status))
+			got.WriteString("\n")
+			var m map[string]any
+			if json.Unmarshal(answer, &m) == nil && m["resourceType"] == "OperationOutcome" {
+				pretty, _ := json.MarshalIndent(m, "", "  ")
+				got.Write(pretty)
+			} else if status == 200 {
+				mh := entry(m, "MessageHeader")
+				got.WriteString("response.code: ")
+				got.WriteString(mh["response"].(map[string]any)["code"].(string))
+			} else {
+				got.Write(answer)
+			}
+			got.WriteString("\n")
+			golden := strings.TrimSuffix(f, ".json") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if !bytes.Equal(want, got.Bytes()) {
+				t.Errorf("answer differs from %s:\n--- want\n%s\n--- got\n%s", golden, want, got.Bytes())
+			}
+		})
+	}
+}
+
+func httpStatus(s int) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
