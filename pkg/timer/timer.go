@@ -39,8 +39,7 @@ type Runner struct {
 	Metrics prometheus.Registerer
 }
 
-// Run fires timers until ctx ends.
-func (r *Runner) Run(ctx context.Context) error {
+func (r *Runner) defaults() {
 	if r.Clock == nil {
 		r.Clock = clock.System{}
 	}
@@ -53,6 +52,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.Lease == 0 {
 		r.Lease = time.Minute
 	}
+}
+
+// Run fires timers until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	r.defaults()
 	fired := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passerelle_timers_fired_total", Help: "Timers fired, by kind and result."}, []string{"kind", "result"})
 	if r.Metrics != nil {
 		if err := r.Metrics.Register(fired); err != nil {
@@ -86,6 +90,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // FireDue claims one batch of due timers and fires them. It returns how many
 // were claimed.
 func (r *Runner) FireDue(ctx context.Context, fired *prometheus.CounterVec) (int, error) {
+	r.defaults()
 	ts, err := r.Store.Timers().Claim(ctx, r.Owner, r.Clock.Now(), r.Lease, 64)
 	if err != nil {
 		return 0, err
