@@ -136,6 +136,7 @@ func runFHIR(base, samplePath string, rate int, d time.Duration) ([]time.Duratio
 		body := bytes.ReplaceAll(sample, []byte("MSG-2026-10-03-000123"), []byte(fmt.Sprintf("LOAD-%d-%d", run, i)))
 		body = bytes.ReplaceAll(body, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
 		body = bytes.ReplaceAll(body, []byte(`"000123456"`), []byte(fmt.Sprintf(`"P%d-%d"`, run, i)))
+		body = bytes.ReplaceAll(body, []byte("248034218701255"), []byte(ins(run, i)))
 		req, _ := http.NewRequest("POST", base+"/fhir/$process-message", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/fhir+json")
@@ -171,6 +172,7 @@ func runMLLP(addr, samplePath string, rate, conns int, d time.Duration) ([]time.
 		msg := bytes.Replace(sample, []byte("MSG000123"), []byte(fmt.Sprintf("L%d-%d", run, i)), 1)
 		msg = bytes.ReplaceAll(msg, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
 		msg = bytes.ReplaceAll(msg, []byte("000123456^"), []byte(fmt.Sprintf("P%d-%d^", run, i)))
+		msg = bytes.ReplaceAll(msg, []byte("248034218701255"), []byte(ins(run, int(i))))
 		c := <-pool
 		defer func() { pool <- c }()
 		ack, err := c.roundTrip(msg)
@@ -205,4 +207,15 @@ func (m *mllpConn) roundTrip(msg []byte) ([]byte, error) {
 		return nil, errors.New("bad frame end")
 	}
 	return ack[:len(ack)-1], nil
+}
+
+// ins makes a distinct INS with a valid key for each message, so that each
+// message is a different patient: 13 digits (sex, birth year and month,
+// département 42, a commune and an order number) and the key 97 - NIR mod 97.
+func ins(run int64, i int) string {
+	n := uint64(run)%1000*1000 + uint64(i)
+	nir := fmt.Sprintf("2%02d%02d42%03d%03d", 40+int(n/1_000_000%50), 1+int(n/1000%12), n/12000%1000, n%1000)
+	var v uint64
+	fmt.Sscan(nir, &v)
+	return fmt.Sprintf("%s%02d", nir, 97-v%97)
 }

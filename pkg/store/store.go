@@ -322,3 +322,13 @@ type Leases interface {
 	// Release gives the lease up if owner holds it.
 	Release(ctx context.Context, name, owner string) error
 }
+
+type urgentKey struct{}
+
+// Urgent marks ctx so that the transactions run with it go before others
+// waiting to commit: a hospital waiting for an acknowledgement goes before
+// background work such as applying messages already acknowledged.
+func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
+
+// IsUrgent tells whether ctx was marked with Urgent.
+func IsUrgent(ctx context.Context) bool { v, _ := ctx.Value(urgentKey{}).(bool); return v }

@@ -84,6 +84,8 @@ func hashOf(b []byte) string {
 func (s *Service) accept(ctx context.Context, m store.Message, ev *intake.Event) (store.Message, bool, error) {
 	var got store.Message
 	var created bool
+	// The sender waits for this commit: it goes before background work.
+	ctx = store.Urgent(ctx)
 	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		if m.ID == "" {
 			m.ID = uuid.NewString()

@@ -23,6 +23,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
+	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 	"github.com/passerelle-sante/passerelle/services/intake"
 )
 
@@ -41,7 +42,10 @@ type rig struct {
 func newRig(t testing.TB, production bool) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"), sqlite.Options{})
+	relay := &bus.Relay{Owner: "t", Poll: 10 * time.Millisecond}
+	relay.Init()
+	// As in the binary: the relay is woken by every commit that emitted.
+	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"), sqlite.Options{Options: sqlstore.Options{OnEmit: relay.Notify}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +74,7 @@ func newRig(t testing.TB, production bool) *rig {
 	r.svc = intake.New(intake.Deps{Store: s, Bus: b, Logger: log, Tenant: "demo", Production: production, PublicURL: "http://passerelle.test",
 		Dir: r.dir, Validator: validate.Bundles{V: v}})
 	ctx, cancel := context.WithCancel(context.Background())
-	relay := &bus.Relay{Store: s, Publisher: b, Owner: "t", Poll: 10 * time.Millisecond, Logger: log}
+	relay.Store, relay.Publisher, relay.Logger = s, b, log
 	done := make(chan struct{}, 2)
 	go func() { _ = relay.Run(ctx); done <- struct{}{} }()
 	go func() { _ = r.svc.Run(ctx); done <- struct{}{} }()

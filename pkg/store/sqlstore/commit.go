@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // errClosed is returned to writers once the store is closing.
@@ -28,6 +30,10 @@ type committer struct {
 	be       Backend
 	maxBatch int
 	jobs     chan *job
+	// urgent jobs (store.Urgent) go first: a batch holds only them while
+	// any wait, except one batch in starveAfter, so that background work
+	// still moves under a sustained load.
+	urgent   chan *job
 	quit     chan struct{}
 	wg       sync.WaitGroup
 	onCommit func(batch int, d time.Duration)
@@ -42,7 +48,7 @@ func newCommitter(be Backend, workers, maxBatch int) *committer {
 	if maxBatch < 1 {
 		maxBatch = 1
 	}
-	c := &committer{be: be, maxBatch: maxBatch, jobs: make(chan *job, 4096), quit: make(chan struct{})}
+	c := &committer{be: be, maxBatch: maxBatch, jobs: make(chan *job, 4096), urgent: make(chan *job, 4096), quit: make(chan struct{})}
 	for range workers {
 		c.wg.Add(1)
 		go c.work()
@@ -58,8 +64,12 @@ func (c *committer) do(ctx context.Context, fn func(ctx context.Context, c Write
 		return errClosed
 	default:
 	}
+	queue := c.jobs
+	if store.IsUrgent(ctx) {
+		queue = c.urgent
+	}
 	select {
-	case c.jobs <- j:
+	case queue <- j:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.quit:
@@ -78,30 +88,59 @@ func (c *committer) close() {
 		select {
 		case j := <-c.jobs:
 			j.done <- errClosed
+		case j := <-c.urgent:
+			j.done <- errClosed
 		default:
 			return
 		}
 	}
 }
 
+// starveAfter bounds how many urgent-only batches run in a row.
+const starveAfter = 8
+
 func (c *committer) work() {
 	defer c.wg.Done()
 	batch := make([]*job, 0, c.maxBatch)
+	urgentRun := 0
 	for {
 		batch = batch[:0]
 		select {
-		case j := <-c.jobs:
+		case j := <-c.urgent:
 			batch = append(batch, j)
-		case <-c.quit:
-			return
-		}
-	fill:
-		for len(batch) < c.maxBatch {
+		default:
 			select {
+			case j := <-c.urgent:
+				batch = append(batch, j)
 			case j := <-c.jobs:
 				batch = append(batch, j)
+			case <-c.quit:
+				return
+			}
+		}
+	fillUrgent:
+		for len(batch) < c.maxBatch {
+			select {
+			case j := <-c.urgent:
+				batch = append(batch, j)
 			default:
-				break fill
+				break fillUrgent
+			}
+		}
+		hasUrgent := store.IsUrgent(batch[0].ctx)
+		if hasUrgent {
+			urgentRun++
+		}
+		if !hasUrgent || urgentRun >= starveAfter {
+			urgentRun = 0
+		fill:
+			for len(batch) < c.maxBatch {
+				select {
+				case j := <-c.jobs:
+					batch = append(batch, j)
+				default:
+					break fill
+				}
 			}
 		}
 		c.run(batch)
