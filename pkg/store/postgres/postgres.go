@@ -5,7 +5,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 
@@ -15,9 +14,6 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
 
 // migrationLock keeps two replicas from migrating at once.
 const migrationLock = "SELECT pg_advisory_xact_lock(7271001)"
@@ -56,7 +52,7 @@ func Open(ctx context.Context, url string, o Options) (*sqlstore.Store, error) {
 
 // Migrate applies pending migrations and returns the versions applied.
 func Migrate(ctx context.Context, be *Backend) ([]int, error) {
-	return sqlstore.Migrate(ctx, be, migrations, "migrations", migrationLock)
+	return sqlstore.MigrateSchema(ctx, be, sqlstore.PostgresTypes, migrationLock)
 }
 
 // Backend is the pgx implementation of sqlstore.Backend.

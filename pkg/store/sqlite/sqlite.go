@@ -6,7 +6,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"net/url"
@@ -20,9 +19,6 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
 
 // Options configure Open.
 type Options struct {
@@ -47,7 +43,7 @@ func Open(ctx context.Context, path string, o Options) (*sqlstore.Store, error) 
 
 // Migrate applies pending migrations and returns the versions applied.
 func Migrate(ctx context.Context, be *Backend) ([]int, error) {
-	return sqlstore.Migrate(ctx, be, migrations, "migrations", "")
+	return sqlstore.MigrateSchema(ctx, be, sqlstore.SQLiteTypes, "")
 }
 
 // Backend is the database/sql implementation of sqlstore.Backend for SQLite.

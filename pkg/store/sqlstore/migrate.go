@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -9,6 +10,54 @@ import (
 	"strings"
 	"time"
 )
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Types fills the placeholders of the migrations for one database:
+// {{BOOL}}, {{JSON}}, {{BYTES}}, {{SERIAL}} (an auto-increment primary key),
+// {{PATTERN_OPS}} (an index operator class for prefix matches) and
+// {{SEQUENCE}} (the resource sequence, where the database has sequences).
+type Types map[string]string
+
+// PostgresTypes and SQLiteTypes are the two backends' types.
+var (
+	PostgresTypes = Types{"BOOL": "BOOLEAN", "JSON": "JSONB", "BYTES": "BYTEA", "SERIAL": "BIGSERIAL PRIMARY KEY",
+		"PATTERN_OPS": " text_pattern_ops", "SEQUENCE": "CREATE SEQUENCE resource_seq;"}
+	SQLiteTypes = Types{"BOOL": "INTEGER", "JSON": "TEXT", "BYTES": "BLOB", "SERIAL": "INTEGER PRIMARY KEY AUTOINCREMENT",
+		"PATTERN_OPS": "", "SEQUENCE": ""}
+)
+
+// MigrateSchema applies Passerelle's migrations, written once with the
+// placeholders of Types.
+func MigrateSchema(ctx context.Context, be Backend, types Types, lock string) ([]int, error) {
+	return Migrate(ctx, be, rendered{migrations, types}, "migrations", lock)
+}
+
+// rendered serves the migrations with their placeholders filled.
+type rendered struct {
+	fs    embed.FS
+	types Types
+}
+
+func (r rendered) Open(name string) (fs.File, error) { return r.fs.Open(name) }
+
+func (r rendered) ReadFile(name string) ([]byte, error) {
+	b, err := r.fs.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	for k, v := range r.types {
+		s = strings.ReplaceAll(s, "{{"+k+"}}", v)
+	}
+	if i := strings.Index(s, "{{"); i >= 0 {
+		return nil, fmt.Errorf("%s: unknown placeholder at %q", name, s[i:min(len(s), i+20)])
+	}
+	return []byte(s), nil
+}
+
+func (r rendered) Glob(pattern string) ([]string, error) { return fs.Glob(r.fs, pattern) }
 
 // Migrate applies the migrations in dir of fsys (files NNNN_name.sql, in
 // order) that the database has not applied yet. Each runs in its own

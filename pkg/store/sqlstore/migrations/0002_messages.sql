@@ -1,7 +1,7 @@
 -- Archive of inbound hospital messages (FHIR messages and HL7 v2), kept
 -- with the answer given so that a re-send gets the same answer.
 CREATE TABLE messages (
-    seq           BIGSERIAL PRIMARY KEY,
+    seq           {{SERIAL}},
     id            TEXT NOT NULL UNIQUE,
     tenant        TEXT NOT NULL,
     channel       TEXT NOT NULL,
@@ -13,9 +13,9 @@ CREATE TABLE messages (
     patient       TEXT NOT NULL,
     received_at   BIGINT NOT NULL,
     status        TEXT NOT NULL,
-    response      BYTEA NOT NULL,
+    response      {{BYTES}} NOT NULL,
     response_code INTEGER NOT NULL,
-    raw           BYTEA NOT NULL,
+    raw           {{BYTES}} NOT NULL,
     UNIQUE (tenant, channel, msg_key)
 );
 CREATE INDEX messages_by_control_id ON messages (tenant, control_id);

@@ -1,14 +1,15 @@
 -- Resources: one row per resource pointing at its current version; the
--- bodies live in resource_versions (TEXT), one row per version.
+-- bodies live in resource_versions ({{JSON}}), one row per version.
 CREATE TABLE resources (
     res_type TEXT NOT NULL,
     res_id   TEXT NOT NULL,
     tenant   TEXT NOT NULL,
     version  BIGINT NOT NULL,
-    deleted  INTEGER NOT NULL,
+    deleted  {{BOOL}} NOT NULL,
     seq      BIGINT NOT NULL,
     PRIMARY KEY (res_type, res_id)
 );
+{{SEQUENCE}}
 CREATE UNIQUE INDEX resources_by_seq ON resources (res_type, seq);
 CREATE INDEX resources_by_tenant ON resources (tenant, res_type, seq);
 
@@ -18,8 +19,8 @@ CREATE TABLE resource_versions (
     version      BIGINT NOT NULL,
     tenant       TEXT NOT NULL,
     last_updated BIGINT NOT NULL, -- microseconds since the Unix epoch
-    deleted      INTEGER NOT NULL,
-    body         TEXT NOT NULL,
+    deleted      {{BOOL}} NOT NULL,
+    body         {{JSON}} NOT NULL,
     PRIMARY KEY (res_type, res_id, version)
 );
 
@@ -42,7 +43,7 @@ CREATE TABLE idx_string (
     norm TEXT NOT NULL, raw TEXT NOT NULL,
     PRIMARY KEY (res_type, res_id, param, raw)
 );
-CREATE INDEX idx_string_lookup ON idx_string (res_type, param, norm);
+CREATE INDEX idx_string_lookup ON idx_string (res_type, param, norm{{PATTERN_OPS}});
 CREATE INDEX idx_string_raw ON idx_string (res_type, param, raw);
 
 CREATE TABLE idx_date (
@@ -54,12 +55,12 @@ CREATE INDEX idx_date_lookup ON idx_date (res_type, param, lo, hi);
 
 -- Transactional outbox: rows written with the change they announce.
 CREATE TABLE outbox (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq        {{SERIAL}},
     msg_key    TEXT NOT NULL,
     subject    TEXT NOT NULL,
     msg_id     TEXT NOT NULL,
     headers    TEXT NOT NULL,
-    data       BLOB NOT NULL,
+    data       {{BYTES}} NOT NULL,
     created_at BIGINT NOT NULL,
     sent_at    BIGINT
 );
