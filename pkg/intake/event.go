@@ -5,6 +5,7 @@
 package intake
 
 import (
+	"errors"
 	"time"
 )
 
@@ -125,4 +126,43 @@ type Professional struct {
 	Kind       string       `json:"kind"`
 	Identifier []Identifier `json:"identifier"`
 	Name       string       `json:"name,omitempty"`
+}
+
+// Errors of Dated.
+var (
+	ErrNoDischargeTime = errors.New("a discharge must give the end of the stay")
+	ErrNoDeathTime     = errors.New("a death must be dated")
+)
+
+// Dated sets the event's Time from what it carries: the end of the stay for
+// a discharge; the death time (or, lacking it, the end of the stay) for a
+// death, which then also dates the patient's death; the start for an
+// admission. Other kinds keep the Time the channel gave.
+func (ev *Event) Dated() error {
+	e, p := &ev.Encounter, &ev.Patient
+	switch ev.Kind {
+	case KindDischarge:
+		if e.End == nil {
+			return ErrNoDischargeTime
+		}
+		ev.Time = *e.End
+	case KindDeath:
+		switch {
+		case p.Deceased != nil:
+			ev.Time = *p.Deceased
+		case e.End != nil:
+			ev.Time = *e.End
+		default:
+			return ErrNoDeathTime
+		}
+		if p.Deceased == nil {
+			t := ev.Time
+			p.Deceased = &t
+		}
+	case KindAdmit:
+		if e.Start != nil {
+			ev.Time = *e.Start
+		}
+	}
+	return nil
 }

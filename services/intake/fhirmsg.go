@@ -2,6 +2,7 @@ package intake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -451,31 +452,13 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 		}
 	}
 
-	switch kind {
-	case intake.KindDischarge:
-		if e.End == nil {
-			return ev, fhir.Errorf(http.StatusBadRequest, "required", "Une sortie doit dater la fin du séjour (period.end)",
-				"A discharge must give the end of the stay (period.end)", encPath+".period.end")
-		}
-		ev.Time = *e.End
-	case intake.KindDeath:
-		switch {
-		case p.Deceased != nil:
-			ev.Time = *p.Deceased
-		case e.End != nil:
-			ev.Time = *e.End
-		default:
-			return ev, fhir.Errorf(http.StatusBadRequest, "required", "Un décès doit être daté (Patient.deceasedDateTime)",
-				"A death must be dated (Patient.deceasedDateTime)", patPath+".deceasedDateTime")
-		}
-		if p.Deceased == nil {
-			t := ev.Time
-			p.Deceased = &t
-		}
-	case intake.KindAdmit:
-		if e.Start != nil {
-			ev.Time = *e.Start
-		}
+	switch err := ev.Dated(); {
+	case errors.Is(err, intake.ErrNoDischargeTime):
+		return ev, fhir.Errorf(http.StatusBadRequest, "required", "Une sortie doit dater la fin du séjour (period.end)",
+			"A discharge must give the end of the stay (period.end)", encPath+".period.end")
+	case errors.Is(err, intake.ErrNoDeathTime):
+		return ev, fhir.Errorf(http.StatusBadRequest, "required", "Un décès doit être daté (Patient.deceasedDateTime)",
+			"A death must be dated (Patient.deceasedDateTime)", patPath+".deceasedDateTime")
 	}
 	return ev, nil
 }

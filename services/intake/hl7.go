@@ -456,32 +456,7 @@ func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess str
 	if kind == intake.KindDischarge && (p.Deceased != nil || pid.DeathIndicator == "Y" || e.ModeSortie == "9") {
 		ev.Kind = intake.KindDeath
 	}
-	switch ev.Kind {
-	case intake.KindDischarge:
-		if e.End == nil {
-			return ev, reject("AE", hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 45}, hl7v2.CodeRequiredFieldMissing,
-				"Date de sortie absente (PV1-45) / Discharge time missing (PV1-45)")
-		}
-		ev.Time = *e.End
-	case intake.KindDeath:
-		switch {
-		case p.Deceased != nil:
-			ev.Time = *p.Deceased
-		case e.End != nil:
-			ev.Time = *e.End
-		default:
-			return ev, reject("AE", hl7v2.Location{Segment: "PID", Sequence: 1, Field: 29}, hl7v2.CodeRequiredFieldMissing,
-				"Décès non daté (PID-29, PV1-45) / Death not dated (PID-29, PV1-45)")
-		}
-		if p.Deceased == nil {
-			t := ev.Time
-			p.Deceased = &t
-		}
-	case intake.KindAdmit:
-		if e.Start != nil {
-			ev.Time = *e.Start
-		}
-	default:
+	if ev.Kind == intake.KindUpdate || ev.Kind == intake.KindCancelAdmit || ev.Kind == intake.KindCancelDischarge {
 		if evn, _ := msg.EVN(); evn != nil {
 			if t := hl7Time(evn.Occurred); t != nil {
 				ev.Time = *t
@@ -489,6 +464,14 @@ func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess str
 				ev.Time = *t
 			}
 		}
+	}
+	switch err := ev.Dated(); {
+	case errors.Is(err, intake.ErrNoDischargeTime):
+		return ev, reject("AE", hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 45}, hl7v2.CodeRequiredFieldMissing,
+			"Date de sortie absente (PV1-45) / Discharge time missing (PV1-45)")
+	case errors.Is(err, intake.ErrNoDeathTime):
+		return ev, reject("AE", hl7v2.Location{Segment: "PID", Sequence: 1, Field: 29}, hl7v2.CodeRequiredFieldMissing,
+			"Décès non daté (PID-29, PV1-45) / Death not dated (PID-29, PV1-45)")
 	}
 	if ev.Time.IsZero() {
 		ev.Time = mh.Time.Time
