@@ -373,12 +373,14 @@ func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess str
 	}
 	if n, ok := pid.Name("L"); ok {
 		p.BirthFamily = n.Family
-		p.Given = strings.Fields(strings.TrimSpace(n.Given + " " + strings.ReplaceAll(n.OtherGiven, ",", " ")))
-		if n.Given != "" {
-			p.Given = []string{n.Given}
-			if n.OtherGiven != "" && n.OtherGiven != n.Given {
-				p.Given = append(p.Given, n.OtherGiven)
-			}
+		// IHE PAM France: PID-5.2 is the first prénom, PID-5.3 the whole
+		// list of prénoms de naissance, space-separated.
+		p.Given = strings.Fields(n.OtherGiven)
+		if len(p.Given) == 0 || p.Given[0] != n.Given {
+			p.Given = append([]string{n.Given}, p.Given...)
+		}
+		if n.Given == "" {
+			p.Given = strings.Fields(n.OtherGiven)
 		}
 	}
 	if n, ok := pid.Name("D"); ok {
