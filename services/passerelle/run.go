@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
+	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/mllp"
 	"github.com/passerelle-sante/passerelle/services/intake"
+	"github.com/passerelle-sante/passerelle/services/pathway"
 )
 
 // services are the services `serve` can run alone, each with what it adds
@@ -40,6 +44,26 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 			fns = append(fns, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 		}
 		return fns, nil
+	},
+	"pathway": func(p *Platform) ([]func(context.Context) error, error) {
+		pkg := fhirprofiles.FS()
+		if p.Cfg.ProfilesDir != "" {
+			pkg = os.DirFS(p.Cfg.ProfilesDir)
+		}
+		var v pathway.Validator
+		if b, ok := p.Validator.(validate.Bundles); ok {
+			v = b.V
+		}
+		svc, err := pathway.New(pathway.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+			Validator: v, Package: pkg})
+		if err != nil {
+			return nil, err
+		}
+		svc.Register(p.Mux, p.Authn())
+		for kind, h := range svc.TimerHandlers() {
+			p.Timers.Handlers[kind] = h
+		}
+		return []func(context.Context) error{svc.Run}, nil
 	},
 	"worklist": func(p *Platform) ([]func(context.Context) error, error) {
 		p.API.Register(p.Mux, p.Authn())

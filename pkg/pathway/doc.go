@@ -1,0 +1,58 @@
+// Package pathway is the domain of Passerelle's care pathways: a template
+// read from its FHIR PlanDefinition, the eligibility of a discharge, the due
+// windows of each action in Europe/Paris with French public holidays, and
+// the small rule language of conditional actions. It has no driver: the
+// pathway service (services/pathway) stores and announces what it computes.
+//
+// # Templates are data
+//
+// A template is a PlanDefinition meeting the profile passerelle-plandefinition
+// of the FHIR package (fhir-profiles/). Every number and rule of a pathway
+// lives in it; the Go code knows only what the elements mean:
+//
+//   - url, version, name, title, status. The version is assigned by the
+//     server at each upload: it is the resource's store version, so that an
+//     episode's CarePlan.instantiatesCanonical (url|version) always finds the
+//     template it was opened with, whatever versions come after.
+//   - extension pathway-eligibility: ICD-10 diagnosis prefixes (matched on
+//     prefix, dots ignored: I50 matches I50.1 and ATIH's extensions under
+//     I50), accepted discharge dispositions (home), a minimum age in years on
+//     the discharge date, the medical-unit specialties (SM04 cardiology)
+//     whose discharges without any diagnosis become an inclusion to confirm,
+//     and the stays excluded: Encounter classes (R, séances), elective stays,
+//     PMSI modes de sortie (6 mutation, 7 transfert).
+//   - extension working-day-rule (on the template, overridden per action):
+//     next-working-day, previous-working-day or none.
+//   - extension pathway-variable, repeated: a name the rules use (%nyha)
+//     and the observation code that gives its value (LOINC 88020-3).
+//   - goal: one Goal per episode; target.due in days after D0.
+//   - action, one per kind of task: code (unique in the template; it
+//     becomes Task.code), title, participant (a team role of the team-role
+//     code system, or type patient for what the patient does alone — a
+//     CarePlan activity without tasks), goalId, extension closes-on-refusal,
+//     and the timing:
+//   - timingRange low…high, in days (d) or weeks (wk): the due window
+//     D+low … D+high, D0 being the discharge's calendar day in Europe/Paris.
+//   - timingTiming.repeat: boundsRange is the window of the first
+//     occurrence, count the number of occurrences, period/periodUnit (d or
+//     wk) the step between them. "Weekly from week 2 to week 8" is
+//     boundsRange 8…14 d, count 7, period 1 wk.
+//   - condition (kind applicability, language text/x-passerelle-rule): the
+//     action's tasks exist only once the rule holds (see Rule).
+//
+// # Due windows
+//
+// Occurrence i of an action runs from the start of day D+low+i·period to
+// the end of day (23:59:59) D+high+i·period, where the due day moves by the
+// working-day rule when it is a Sunday or a French public holiday. Saturdays
+// are working days (the patient's and the liberal professionals' week, not
+// an office's). A window never starts before the discharge instant. Local
+// midnights are built with time.Date, so windows across the daylight-saving
+// changes keep their wall-clock bounds and carry the offset of their own day
+// (+01:00 or +02:00).
+//
+// Public holidays (IsHoliday): 1 January, 1 May, 8 May, 14 July, 15 August,
+// 1 November, 11 November, 25 December, and from Easter (computed with the
+// anonymous Gregorian algorithm) Easter Monday, Ascension Thursday and Whit
+// Monday. Alsace-Moselle's Good Friday and 26 December are not included.
+package pathway

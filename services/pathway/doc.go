@@ -1,0 +1,105 @@
+// Package pathway is the service that turns hospital discharges into care
+// pathways: it owns EpisodeOfCare, CarePlan, Goal and the pathway's Tasks
+// (DESIGN.md "Ownership"), from templates that are data (package
+// pkg/pathway describes their encoding).
+//
+// # Templates
+//
+// The shipped templates are fhir-profiles/PlanDefinition/*.json
+// (hf-post-discharge, fall-home-return). New checks each of them against
+// the profile passerelle-plandefinition and reads it as the engine will:
+// an invalid shipped template stops start-up. Run stores them in the tenant
+// when absent (a CPTS's own version survives restarts). A coordinator
+// uploads a template or a new version with POST /fhir/PlanDefinition (a
+// known url makes a new version of that template) or PUT
+// /fhir/PlanDefinition/{id}: routes more specific than the generic API's,
+// which validate with the profile and the engine and answer 400 with an
+// OperationOutcome whose expressions locate each problem. The server sets
+// version to the new store version; episodes record url|version and keep
+// following the version they were opened with.
+//
+// # Events consumed (each through bus.Inbox: exactly once)
+//
+//   - pathway-encounter, fhir.<tenant>.Encounter.*: intake's history Bundle
+//     led by the Encounter, its kind in the Passerelle-Intake-Event header.
+//     discharge: held episodes of the patient resume, then each active
+//     template the stay is eligible for opens an episode (not when an
+//     episode of the same template is already running, nor twice for one
+//     stay). cancel-discharge: the episodes that stay opened become
+//     entered-in-error. admit (class IMP, any hospital): readmission.
+//     cancel-admit: the hold it caused is lifted with no shift. death: the
+//     patient's episodes end.
+//   - pathway-observation, fhir.<tenant>.Observation.*: a final observation
+//     whose code is a template variable records its value on the episode,
+//     once (the first one, at the first contact, decides), then conditional
+//     actions whose rule is now decided get their tasks, or are marked
+//     cancelled.
+//   - pathway-task, fhir.<tenant>.Task.*: outcomes recorded by a task's
+//     owner. Refusal: Task.businessStatus refused (task-business-status
+//     code system) on a task of an action with closes-on-refusal (the first
+//     contact) finishes the episode (end reason refused) and cancels its
+//     open tasks. Inclusion answer: the confirm-inclusion task completed
+//     with businessStatus include opens the full pathway, dates counted from
+//     the original discharge; exclude cancels the episode. A task done
+//     loses its due-date timer.
+//   - pathway-patient, fhir.<tenant>.Patient.*: a Patient with a deceased
+//     date ends the episodes, as a death in hospital does.
+//
+// # What one change writes and announces
+//
+// Everything one event does to one episode commits in the handler's
+// transaction with its inbox mark, and is announced by ONE outbox event: a
+// history Bundle led by the EpisodeOfCare, with the CarePlan, Goals and
+// Tasks written, on fhir.<tenant>.EpisodeOfCare.created (opening) or
+// .updated (every later change). New and changed pathway Tasks therefore
+// travel on the EpisodeOfCare subjects, which is where the teams service
+// finds them. The episode gets a new version in every change, so the
+// event's id is new. The only other event is the overdue mark of a task
+// (below), on fhir.<tenant>.Task.updated.
+//
+// # Resources
+//
+// EpisodeOfCare: status planned (inclusion to confirm), active, onhold
+// (readmitted), finished, cancelled or entered-in-error with statusHistory;
+// managingOrganization the tenant's CPTS (the directory Organization typed
+// CPTS); period.start the discharge; extensions episode-pathway (url|
+// version), index-encounter, episode-careplan, readmission (encounter,
+// start, end, planned), schedule-shift (days), rule-value (recorded rule
+// variables) and episode-end-reason (death, refused, excluded,
+// discharge-cancelled). CarePlan: instantiatesCanonical, one activity per
+// template action (detail.code = action code; status scheduled, not-started
+// while its condition waits, cancelled), supportingInfo = the episode.
+// Task: intent order, status requested, code = action code, for = Patient,
+// basedOn and focus = CarePlan, performerType = the team role the teams
+// service assigns an owner for, restriction.period = the due window,
+// extension action-occurrence = its rank in a series.
+//
+// # Readmission
+//
+// An admission (class IMP) while an episode is active records the stay on
+// the episode, puts it onhold and its open tasks on-hold, each keeping the
+// status it left in the extension previous-status, and removes their
+// timers. At the patient's next discharge the episode resumes: each held
+// task returns to its previous status with its window recomputed from the
+// template for a discharge moved by the readmission's length in calendar
+// days (so the working-day rule applies to the new dates), and its timer is
+// scheduled again. That discharge does not open a second episode of the
+// same pathway.
+//
+// # Inclusion to confirm
+//
+// A discharge with no diagnosis from a unit whose specialty the template
+// lists (an A03 without DG1 from cardiology) opens the episode planned, its
+// CarePlan draft and its goals proposed, with a single task
+// confirm-inclusion owned by the referent coordinating nurse (the
+// PractitionerRole with team role coordinating-nurse) and due with the
+// first contact.
+//
+// # Timers
+//
+// Each open task has a durable timer pathway-task-due at its due date
+// (restriction.period.end). When it fires and the task is still open, the
+// task's businessStatus becomes overdue and a Task.updated event announces
+// it for escalation. Timers are removed when a task is cancelled, held or
+// done, and scheduled again when it resumes.
+package pathway

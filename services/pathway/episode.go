@@ -1,0 +1,424 @@
+package pathway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Extensions the pathway service writes on its resources.
+const (
+	// ExtPathway on an EpisodeOfCare: the template it instantiates
+	// (valueCanonical url|version), as CarePlan.instantiatesCanonical.
+	ExtPathway = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
+	// ExtIndexEncounter on an EpisodeOfCare: the discharge that opened it.
+	ExtIndexEncounter = "https://passerelle.health/fhir/StructureDefinition/index-encounter"
+	// ExtCarePlan on an EpisodeOfCare: its CarePlan (R4 has no element for it).
+	ExtCarePlan = "https://passerelle.health/fhir/StructureDefinition/episode-careplan"
+	// ExtReadmission on an EpisodeOfCare, repeated: a stay during the
+	// episode (encounter, start, end once discharged, planned).
+	ExtReadmission = "https://passerelle.health/fhir/StructureDefinition/readmission"
+	// ExtScheduleShift on an EpisodeOfCare: days the open tasks have moved
+	// by, the sum of the readmissions' lengths.
+	ExtScheduleShift = "https://passerelle.health/fhir/StructureDefinition/schedule-shift"
+	// ExtEndReason on an EpisodeOfCare: why it ended (episode-end-reason).
+	ExtEndReason = "https://passerelle.health/fhir/StructureDefinition/episode-end-reason"
+	// ExtRuleValue on an EpisodeOfCare, repeated: a rule variable's value
+	// (name, value, observation), recorded once, from the first
+	// observation of its code.
+	ExtRuleValue = "https://passerelle.health/fhir/StructureDefinition/rule-value"
+	// ExtPreviousStatus on an on-hold Task: the status it returns to.
+	ExtPreviousStatus = "https://passerelle.health/fhir/StructureDefinition/previous-status"
+	// ExtOccurrence on a Task: which occurrence of its action's series it is.
+	ExtOccurrence = "https://passerelle.health/fhir/StructureDefinition/action-occurrence"
+
+	SystemEndReason      = "https://passerelle.health/fhir/CodeSystem/episode-end-reason"
+	SystemBusinessStatus = "https://passerelle.health/fhir/CodeSystem/task-business-status"
+	// CodeConfirmInclusion is the code of the inclusion-to-confirm task.
+	CodeConfirmInclusion = "confirm-inclusion"
+)
+
+// Task statuses still waiting for work; on-hold is apart.
+var openTask = map[string]bool{"draft": true, "requested": true, "received": true, "accepted": true, "ready": true, "in-progress": true}
+
+// episode is an EpisodeOfCare with its CarePlan and tasks, read inside the
+// transaction that changes them.
+type episode struct {
+	tenant string
+	ep     resource
+	cp     resource
+	tasks  []*resource
+	t      *pathway.Template
+}
+
+func (e *episode) status() string { return str(e.ep.m, "status") }
+
+func (e *episode) discharge() time.Time {
+	t, _ := parseTime(str(e.ep.m, "period", "start"))
+	return t
+}
+
+func (e *episode) shift() int {
+	if x := extension(e.ep.m, ExtScheduleShift); x != nil {
+		if f, ok := x["valueInteger"].(float64); ok {
+			return int(f)
+		}
+	}
+	return 0
+}
+
+func (e *episode) indexEncounter() string {
+	return str(extension(e.ep.m, ExtIndexEncounter), "valueReference", "reference")
+}
+
+// change collects what one event does to one episode: announced as one
+// history Bundle, led by the EpisodeOfCare, on its subject.
+type change struct {
+	op    string
+	order []string
+	res   map[string]store.Resource
+}
+
+func (c *change) add(r store.Resource) {
+	if c.res == nil {
+		c.res = map[string]store.Resource{}
+	}
+	k := r.Type + "/" + r.ID
+	if _, ok := c.res[k]; !ok {
+		c.order = append(c.order, k)
+	}
+	c.res[k] = r
+}
+
+// put stores a new version of r (optimistic on the version read) and
+// records it in the change.
+func (s *Service) put(ctx context.Context, tx store.Tx, tenant string, r *resource, c *change) error {
+	r.m["id"] = r.res.ID
+	delete(r.m, "meta")
+	res, err := tx.Update(ctx, tenant, mustJSON(r.m), r.res.Version)
+	if err != nil {
+		return fmt.Errorf("update %s/%s: %w", r.res.Type, r.res.ID, err)
+	}
+	r.res = res
+	c.add(res)
+	return nil
+}
+
+func (s *Service) create(ctx context.Context, tx store.Tx, tenant string, m obj, c *change) (resource, error) {
+	res, err := tx.Create(ctx, tenant, mustJSON(m))
+	if err != nil {
+		return resource{}, fmt.Errorf("create %s: %w", m["resourceType"], err)
+	}
+	c.add(res)
+	return resource{res: res, m: m}, nil
+}
+
+// emit writes the change's one event. The episode always gets a new
+// version in a change, so the event's id (the episode's version) is new.
+func (s *Service) emit(ctx context.Context, tx store.Tx, e *episode, c *change, trace string) error {
+	epKey := "EpisodeOfCare/" + e.ep.res.ID
+	entries := []any{entry(c.res[epKey])}
+	for _, k := range c.order {
+		if k != epKey {
+			entries = append(entries, entry(c.res[k]))
+		}
+	}
+	ev := fhirapi.Event(e.tenant, c.res[epKey], c.op, trace)
+	ev.Data = mustJSON(obj{"resourceType": "Bundle", "type": "history", "entry": entries})
+	return tx.Emit(ctx, ev)
+}
+
+func entry(r store.Resource) obj {
+	return obj{
+		"fullUrl":  r.Type + "/" + r.ID,
+		"resource": json.RawMessage(r.Body),
+		"request":  obj{"method": "PUT", "url": r.Type + "/" + r.ID},
+		"response": obj{"status": "200", "etag": fmt.Sprintf(`W/"%d"`, r.Version)},
+	}
+}
+
+// patientEpisodes reads the patient's pathway episodes inside tx.
+func (s *Service) patientEpisodes(ctx context.Context, tx store.Tx, tenant, patientID string) ([]*episode, error) {
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "EpisodeOfCare", Count: 1000,
+		Params: []store.Param{{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: "Patient/" + patientID}}}}})
+	if err != nil {
+		return nil, fmt.Errorf("search episodes: %w", err)
+	}
+	var out []*episode
+	for _, r := range page.Resources {
+		e, err := s.loadEpisode(ctx, tx, tenant, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// loadEpisode reads an episode, its CarePlan, its template and its tasks.
+// It returns nil for an EpisodeOfCare the pathway service did not open.
+func (s *Service) loadEpisode(ctx context.Context, tx store.Tx, tenant, id string) (*episode, error) {
+	ep, err := readObj(ctx, tx, "EpisodeOfCare", id)
+	if err != nil {
+		return nil, err
+	}
+	canonical, _ := extension(ep.m, ExtPathway)["valueCanonical"].(string)
+	cpRef := str(extension(ep.m, ExtCarePlan), "valueReference", "reference")
+	if canonical == "" || len(cpRef) <= len("CarePlan/") {
+		return nil, nil
+	}
+	e := &episode{tenant: tenant, ep: ep}
+	if e.t, err = s.templateAt(ctx, tenant, canonical); err != nil {
+		return nil, err
+	}
+	if e.cp, err = readObj(ctx, tx, "CarePlan", cpRef[len("CarePlan/"):]); err != nil {
+		return nil, err
+	}
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Task", Count: 1000,
+		Params: []store.Param{{Name: "based-on", Kind: store.KindReference, Values: []store.Value{{Ref: cpRef}}}}})
+	if err != nil {
+		return nil, fmt.Errorf("search tasks: %w", err)
+	}
+	for _, r := range page.Resources {
+		t, err := readObj(ctx, tx, "Task", r.ID)
+		if err != nil {
+			return nil, err
+		}
+		e.tasks = append(e.tasks, &t)
+	}
+	return e, nil
+}
+
+// setStatus moves an episode to a new status, keeping the old one in
+// statusHistory.
+func setStatus(m obj, status string, at time.Time) {
+	old := str(m, "status")
+	if old == status {
+		return
+	}
+	since := str(m, "period", "start")
+	if h := list(m["statusHistory"]); len(h) > 0 {
+		if end := str(asObj(h[len(h)-1]), "period", "end"); end != "" {
+			since = end
+		}
+	}
+	period := obj{"end": pathway.FormatTime(at)}
+	if since != "" {
+		period["start"] = since
+	}
+	m["statusHistory"] = append(list(m["statusHistory"]), obj{"status": old, "period": period})
+	m["status"] = status
+}
+
+func timerKey(tenant, taskID string) string { return TimerTaskDue + ":" + tenant + ":" + taskID }
+
+// newTask builds the task of one occurrence of an action.
+func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status string, now time.Time) obj {
+	code := codeable(a.CodeSystem, a.Code, a.Title)
+	m := obj{
+		"resourceType": "Task", "id": uuid.NewString(),
+		"extension": []any{obj{"url": ExtOccurrence, "valueInteger": w.Seq}},
+		"basedOn":   []any{ref("CarePlan/" + e.cp.res.ID)},
+		"status":    status, "intent": "order", "priority": "routine",
+		"code":        code,
+		"description": a.Title,
+		"focus":       ref("CarePlan/" + e.cp.res.ID),
+		"for":         ref(str(e.ep.m, "patient", "reference")),
+		"authoredOn":  pathway.FormatTime(now), "lastModified": pathway.FormatTime(now),
+		"restriction": obj{"period": obj{"start": pathway.FormatTime(w.Start), "end": pathway.FormatTime(w.End)}},
+	}
+	if org := str(e.ep.m, "managingOrganization", "reference"); org != "" {
+		m["requester"] = ref(org)
+	}
+	if enc := e.indexEncounter(); enc != "" {
+		m["encounter"] = ref(enc)
+	}
+	if a.Role != "" {
+		// The role the task needs: the teams service picks the owner.
+		m["performerType"] = []any{codeable(pathway.SystemTeamRole, a.Role, "")}
+	}
+	return m
+}
+
+// addTasks creates the tasks of one action, held when the episode is, and
+// schedules their due-date timers.
+func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathway.Action, c *change, now time.Time) error {
+	base := pathway.ShiftDays(e.discharge(), e.shift())
+	for _, w := range a.Windows(base) {
+		status := "requested"
+		if e.status() == "onhold" {
+			status = "on-hold"
+		}
+		m := s.newTask(e, a, w, status, now)
+		if status == "on-hold" {
+			setExtension(m, obj{"url": ExtPreviousStatus, "valueCode": "requested"})
+		}
+		r, err := s.create(ctx, tx, e.tenant, m, c)
+		if err != nil {
+			return err
+		}
+		e.tasks = append(e.tasks, &r)
+		if status == "requested" {
+			if err := s.scheduleDue(ctx, tx, e.tenant, r.res.ID, w.End); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) scheduleDue(ctx context.Context, tx store.Tx, tenant, taskID string, due time.Time) error {
+	return tx.Schedule(ctx, store.Timer{Key: timerKey(tenant, taskID), Tenant: tenant, Kind: TimerTaskDue, Due: due,
+		Payload: mustJSON(obj{"task": taskID})})
+}
+
+// activity returns the CarePlan activity of an action.
+func activity(cp obj, code string) obj {
+	for _, a := range list(cp["activity"]) {
+		d := asObj(asObj(a)["detail"])
+		if firstCode(d["code"], "") == code {
+			return d
+		}
+	}
+	return nil
+}
+
+// instantiate creates the tasks of every action whose condition holds (or
+// has none); conditional actions wait for their variables.
+func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time) error {
+	vars := ruleValues(e.ep.m)
+	for _, a := range e.t.Actions {
+		d := activity(e.cp.m, a.Code)
+		if a.ForPatient() {
+			if d != nil {
+				d["status"] = "in-progress"
+			}
+			continue
+		}
+		if a.Condition != nil {
+			ok, known := a.Condition.Eval(vars)
+			if !known {
+				if d != nil {
+					d["status"] = "not-started"
+				}
+				continue
+			}
+			if !ok {
+				if d != nil {
+					d["status"] = "cancelled"
+					d["statusReason"] = obj{"text": "Condition non remplie : " + a.Condition.String()}
+				}
+				continue
+			}
+		}
+		if d != nil {
+			d["status"] = "scheduled"
+			delete(d, "statusReason")
+		}
+		if err := s.addTasks(ctx, tx, e, a, c, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ruleValues reads the rule variables recorded on an episode.
+func ruleValues(ep obj) map[string]pathway.Value {
+	vars := map[string]pathway.Value{}
+	for _, x := range list(ep["extension"]) {
+		xo := asObj(x)
+		if xo["url"] != ExtRuleValue {
+			continue
+		}
+		var name string
+		var v pathway.Value
+		set := false
+		for _, sub := range list(xo["extension"]) {
+			so := asObj(sub)
+			switch so["url"] {
+			case "name":
+				name, _ = so["valueId"].(string)
+			case "value":
+				if f, ok := so["valueDecimal"].(float64); ok {
+					v, set = pathway.Number(f), true
+				} else if t, ok := so["valueString"].(string); ok {
+					v, set = pathway.Text(t), true
+				}
+			}
+		}
+		if name != "" && set {
+			vars[name] = v
+		}
+	}
+	return vars
+}
+
+// closeEpisode ends an episode: status (finished, cancelled or
+// entered-in-error) with its reason, the care plan ended, every task not
+// done yet cancelled and its timer removed.
+func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, status, reason string, at time.Time, c *change) error {
+	now := s.d.Clock.Now()
+	setStatus(e.ep.m, status, now)
+	if reason != "" {
+		setExtension(e.ep.m, obj{"url": ExtEndReason, "valueCodeableConcept": codeable(SystemEndReason, reason, "")})
+	}
+	if status != "entered-in-error" {
+		period := asObj(e.ep.m["period"])
+		if period == nil {
+			period = obj{}
+		}
+		if start, ok := parseTime(str(period, "start")); ok && at.Before(start) {
+			at = start
+		}
+		period["end"] = pathway.FormatTime(at)
+		e.ep.m["period"] = period
+	}
+	cpStatus := map[string]string{"finished": "completed", "cancelled": "revoked", "entered-in-error": "entered-in-error"}[status]
+	e.cp.m["status"] = cpStatus
+	for _, a := range list(e.cp.m["activity"]) {
+		d := asObj(asObj(a)["detail"])
+		switch str(d, "status") {
+		case "completed", "cancelled", "entered-in-error":
+		default:
+			d["status"] = "cancelled"
+		}
+	}
+	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
+		return err
+	}
+	for _, t := range e.tasks {
+		st := str(t.m, "status")
+		if !openTask[st] && st != "on-hold" {
+			continue
+		}
+		t.m["status"] = "cancelled"
+		t.m["statusReason"] = codeable(SystemEndReason, reason, "")
+		t.m["lastModified"] = pathway.FormatTime(now)
+		removeExtension(t.m, ExtPreviousStatus)
+		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
+			return err
+		}
+		if err := tx.Cancel(ctx, timerKey(e.tenant, t.res.ID)); err != nil {
+			return err
+		}
+	}
+	return s.put(ctx, tx, e.tenant, &e.ep, c)
+}
+
+// closed tells whether an episode status is final.
+func closed(status string) bool {
+	return status == "finished" || status == "cancelled" || status == "entered-in-error"
+}
+
+// traceOf returns the traceparent to carry on.
+func traceOf(m bus.Msg) string { return m.Header[bus.HeaderTraceparent] }

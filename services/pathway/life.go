@@ -1,0 +1,622 @@
+package pathway
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Episode end reasons (CodeSystem episode-end-reason).
+const (
+	ReasonDeath              = "death"
+	ReasonRefused            = "refused"
+	ReasonExcluded           = "excluded"
+	ReasonDischargeCancelled = "discharge-cancelled"
+)
+
+// onCancelDischarge: the stay is open again (A13 or discharge-cancel), so
+// the episodes it opened never were: entered-in-error, tasks cancelled.
+func (s *Service) onCancelDischarge(ctx context.Context, tx store.Tx, ev *stayEvent) error {
+	episodes, err := s.patientEpisodes(ctx, tx, ev.tenant, ev.patientID)
+	if err != nil {
+		return err
+	}
+	for _, e := range episodes {
+		if e.indexEncounter() != "Encounter/"+ev.encID || e.status() == "entered-in-error" {
+			continue
+		}
+		c := &change{op: bus.OpUpdated}
+		if err := s.closeEpisode(ctx, tx, e, "entered-in-error", ReasonDischargeCancelled, s.d.Clock.Now(), c); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "episode entered in error: discharge cancelled", "episode_id", e.ep.res.ID)
+		if err := s.emit(ctx, tx, e, c, ev.trace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onDeath finishes every running episode of the patient with the reason
+// death (a planned one is cancelled) and cancels its open tasks.
+func (s *Service) onDeath(ctx context.Context, tx store.Tx, tenant, patientID string, at time.Time, trace string) error {
+	episodes, err := s.patientEpisodes(ctx, tx, tenant, patientID)
+	if err != nil {
+		return err
+	}
+	for _, e := range episodes {
+		if closed(e.status()) {
+			continue
+		}
+		status := "finished"
+		if e.status() == "planned" {
+			status = "cancelled"
+		}
+		c := &change{op: bus.OpUpdated}
+		if err := s.closeEpisode(ctx, tx, e, status, ReasonDeath, at, c); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "episode closed: death", "episode_id", e.ep.res.ID)
+		if err := s.emit(ctx, tx, e, c, trace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onAdmit records a readmission on the patient's active episodes and holds
+// their open tasks. Only full hospitalisations count: outpatient,
+// emergency and séance visits (class AMB, EMER, R) leave the pathway as it
+// is. Any hospital's admission counts: the patient is matched region-wide.
+func (s *Service) onAdmit(ctx context.Context, tx store.Tx, ev *stayEvent) error {
+	if class := str(ev.enc, "class", "code"); class != "" && class != "IMP" {
+		return nil
+	}
+	start, ok := parseTime(str(ev.enc, "period", "start"))
+	if !ok {
+		start = s.d.Clock.Now()
+	}
+	episodes, err := s.patientEpisodes(ctx, tx, ev.tenant, ev.patientID)
+	if err != nil {
+		return err
+	}
+	for _, e := range episodes {
+		if e.status() != "active" || e.indexEncounter() == "Encounter/"+ev.encID || readmissionIndex(e.ep.m, ev.encID) >= 0 {
+			continue
+		}
+		c := &change{op: bus.OpUpdated}
+		if err := s.hold(ctx, tx, e, ev, start, c); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "readmission: episode on hold", "episode_id", e.ep.res.ID)
+		if err := s.emit(ctx, tx, e, c, ev.trace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onCancelAdmit: an admission that never was (A11) releases the episodes it
+// held, with no shift.
+func (s *Service) onCancelAdmit(ctx context.Context, tx store.Tx, ev *stayEvent) error {
+	episodes, err := s.patientEpisodes(ctx, tx, ev.tenant, ev.patientID)
+	if err != nil {
+		return err
+	}
+	for _, e := range episodes {
+		if e.status() != "onhold" || readmissionIndex(e.ep.m, ev.encID) < 0 {
+			continue
+		}
+		if err := s.resume(ctx, tx, e, time.Time{}, ev.encID, ev.trace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readmissionIndex finds the readmission of an encounter among the
+// episode's extensions, -1 if none.
+func readmissionIndex(ep obj, encID string) int {
+	for i, x := range list(ep["extension"]) {
+		xo := asObj(x)
+		if xo["url"] != ExtReadmission {
+			continue
+		}
+		for _, sub := range list(xo["extension"]) {
+			if so := asObj(sub); so["url"] == "encounter" && str(so, "valueReference", "reference") == "Encounter/"+encID {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func (s *Service) hold(ctx context.Context, tx store.Tx, e *episode, ev *stayEvent, start time.Time, c *change) error {
+	now := s.d.Clock.Now()
+	readm := []any{
+		obj{"url": "encounter", "valueReference": ref("Encounter/" + ev.encID)},
+		obj{"url": "start", "valueDateTime": pathway.FormatTime(start)},
+	}
+	if firstCode(ev.enc["priority"], "") == "EL" {
+		readm = append(readm, obj{"url": "planned", "valueBoolean": true})
+	}
+	e.ep.m["extension"] = append(list(e.ep.m["extension"]), obj{"url": ExtReadmission, "extension": readm})
+	setStatus(e.ep.m, "onhold", now)
+	e.cp.m["status"] = "on-hold"
+	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
+		return err
+	}
+	for _, t := range e.tasks {
+		st := str(t.m, "status")
+		if !openTask[st] {
+			continue
+		}
+		setExtension(t.m, obj{"url": ExtPreviousStatus, "valueCode": st})
+		t.m["status"] = "on-hold"
+		t.m["lastModified"] = pathway.FormatTime(now)
+		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
+			return err
+		}
+		if err := tx.Cancel(ctx, timerKey(e.tenant, t.res.ID)); err != nil {
+			return err
+		}
+	}
+	return s.put(ctx, tx, e.tenant, &e.ep, c)
+}
+
+// resume ends a hold. With a discharge time, the open readmission ends
+// then, and every held task's window moves by the readmission's length in
+// calendar days (recomputed from the template, so the working-day rule
+// applies to the new dates). With cancelledEnc, that admission is removed
+// and nothing moves.
+func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge time.Time, cancelledEnc, trace string) error {
+	now := s.d.Clock.Now()
+	c := &change{op: bus.OpUpdated}
+	shift := e.shift()
+	exts := list(e.ep.m["extension"])
+	if cancelledEnc != "" {
+		i := readmissionIndex(e.ep.m, cancelledEnc)
+		exts = append(exts[:i:i], exts[i+1:]...)
+		e.ep.m["extension"] = exts
+	} else {
+		for _, x := range exts {
+			xo := asObj(x)
+			if xo["url"] != ExtReadmission {
+				continue
+			}
+			var start time.Time
+			ended := false
+			for _, sub := range list(xo["extension"]) {
+				so := asObj(sub)
+				switch so["url"] {
+				case "start":
+					start, _ = parseTime(str(so, "valueDateTime"))
+				case "end":
+					ended = true
+				}
+			}
+			if ended {
+				continue
+			}
+			xo["extension"] = append(list(xo["extension"]), obj{"url": "end", "valueDateTime": pathway.FormatTime(discharge)})
+			if n := pathway.DaysBetween(start, discharge); n > 0 {
+				shift += n
+			}
+		}
+		setExtension(e.ep.m, obj{"url": ExtScheduleShift, "valueInteger": shift})
+	}
+	// Other admissions still open keep the episode on hold.
+	for _, x := range list(e.ep.m["extension"]) {
+		xo := asObj(x)
+		if xo["url"] != ExtReadmission {
+			continue
+		}
+		open := true
+		for _, sub := range list(xo["extension"]) {
+			if asObj(sub)["url"] == "end" {
+				open = false
+			}
+		}
+		if open {
+			if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+				return err
+			}
+			return s.emit(ctx, tx, e, c, trace)
+		}
+	}
+	setStatus(e.ep.m, "active", now)
+	e.cp.m["status"] = "active"
+	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
+		return err
+	}
+	base := pathway.ShiftDays(e.discharge(), shift)
+	for _, t := range e.tasks {
+		if str(t.m, "status") != "on-hold" {
+			continue
+		}
+		prev, _ := extension(t.m, ExtPreviousStatus)["valueCode"].(string)
+		if prev == "" {
+			prev = "requested"
+		}
+		t.m["status"] = prev
+		removeExtension(t.m, ExtPreviousStatus)
+		t.m["lastModified"] = pathway.FormatTime(now)
+		end, _ := parseTime(str(t.m, "restriction", "period", "end"))
+		if a, ok := e.t.Action(firstCode(t.m["code"], "")); ok {
+			occ := 1
+			if f, ok := extension(t.m, ExtOccurrence)["valueInteger"].(float64); ok {
+				occ = int(f)
+			}
+			for _, w := range a.Windows(base) {
+				if w.Seq == occ {
+					t.m["restriction"] = obj{"period": obj{"start": pathway.FormatTime(w.Start), "end": pathway.FormatTime(w.End)}}
+					end = w.End
+				}
+			}
+		}
+		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
+			return err
+		}
+		if openTask[prev] && !end.IsZero() {
+			if err := s.scheduleDue(ctx, tx, e.tenant, t.res.ID, end); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "episode resumed", "episode_id", e.ep.res.ID, "shift_days", shift)
+	return s.emit(ctx, tx, e, c, trace)
+}
+
+// resources returns the resources of type typ a message carries: the
+// resource itself, or a history Bundle's entries.
+func resources(data []byte, typ string) ([]obj, error) {
+	root, err := decodeObj(data)
+	if err != nil {
+		return nil, bus.Permanent(err)
+	}
+	if root["resourceType"] == typ {
+		return []obj{root}, nil
+	}
+	var out []obj
+	for _, e := range list(root["entry"]) {
+		if r := asObj(asObj(e)["resource"]); r["resourceType"] == typ {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func tenantOf(m bus.Msg, def string) string {
+	if t := m.Header[bus.HeaderTenant]; t != "" {
+		return t
+	}
+	return def
+}
+
+// HandleObservation records rule variables from an observation and decides
+// the conditional actions waiting for them: the NYHA class recorded at the
+// first contact decides the fortnightly series. The rule is the template's;
+// this code only knows that a variable is an observation code.
+func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg) error {
+	obs, err := resources(m.Data, "Observation")
+	if err != nil {
+		return err
+	}
+	tenant := tenantOf(m, s.d.Tenant)
+	for _, o := range obs {
+		switch str(o, "status") {
+		case "final", "amended", "corrected":
+		default:
+			continue
+		}
+		p := str(o, "subject", "reference")
+		if len(p) <= len("Patient/") || p[:len("Patient/")] != "Patient/" {
+			continue
+		}
+		value, ok := observationValue(o)
+		if !ok {
+			continue
+		}
+		episodes, err := s.patientEpisodes(ctx, tx, tenant, p[len("Patient/"):])
+		if err != nil {
+			return err
+		}
+		for _, e := range episodes {
+			if closed(e.status()) {
+				continue
+			}
+			if err := s.recordObservation(ctx, tx, e, o, value, traceOf(m)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// observationValue is the value a rule compares: a coded value's code, a
+// number, a text or a boolean.
+func observationValue(o obj) (pathway.Value, bool) {
+	if cc, ok := o["valueCodeableConcept"]; ok {
+		if c := firstCode(cc, ""); c != "" {
+			return pathway.Text(c), true
+		}
+	}
+	if q := asObj(o["valueQuantity"]); q != nil {
+		if f, ok := q["value"].(float64); ok {
+			return pathway.Number(f), true
+		}
+	}
+	if f, ok := o["valueInteger"].(float64); ok {
+		return pathway.Number(f), true
+	}
+	if t, ok := o["valueString"].(string); ok {
+		return pathway.Text(t), true
+	}
+	if b, ok := o["valueBoolean"].(bool); ok {
+		return pathway.Text(strconv.FormatBool(b)), true
+	}
+	return pathway.Value{}, false
+}
+
+func (s *Service) recordObservation(ctx context.Context, tx store.Tx, e *episode, o obj, value pathway.Value, trace string) error {
+	// An observation from before the discharge is not the first contact's.
+	if eff, ok := parseTime(str(o, "effectiveDateTime")); ok && eff.Before(e.discharge().Add(-12*time.Hour)) {
+		return nil
+	}
+	known := ruleValues(e.ep.m)
+	recorded := false
+	for _, v := range e.t.Variables {
+		if _, done := known[v.Name]; done || !hasCoding(o["code"], v.System, v.Code) {
+			continue
+		}
+		val := obj{"url": "value", "valueString": value.Text}
+		if value.IsNum {
+			val = obj{"url": "value", "valueDecimal": value.Num}
+		}
+		sub := []any{obj{"url": "name", "valueId": v.Name}, val}
+		if id, _ := o["id"].(string); id != "" {
+			sub = append(sub, obj{"url": "observation", "valueReference": ref("Observation/" + id)})
+		}
+		e.ep.m["extension"] = append(list(e.ep.m["extension"]), obj{"url": ExtRuleValue, "extension": sub})
+		recorded = true
+	}
+	if !recorded {
+		return nil
+	}
+	c := &change{op: bus.OpUpdated}
+	if e.status() != "planned" {
+		if err := s.decide(ctx, tx, e, c); err != nil {
+			return err
+		}
+	}
+	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, e, c, trace)
+}
+
+func hasCoding(cc any, system, code string) bool {
+	for _, c := range list(asObj(cc)["coding"]) {
+		co := asObj(c)
+		if co["code"] == code && (system == "" || co["system"] == system) {
+			return true
+		}
+	}
+	return false
+}
+
+// decide creates the tasks of the conditional actions whose rule is now
+// known to hold, and marks those whose rule is known to fail.
+func (s *Service) decide(ctx context.Context, tx store.Tx, e *episode, c *change) error {
+	vars := ruleValues(e.ep.m)
+	now := s.d.Clock.Now()
+	changed := false
+	for _, a := range e.t.Actions {
+		if a.Condition == nil {
+			continue
+		}
+		d := activity(e.cp.m, a.Code)
+		if d == nil || str(d, "status") != "not-started" {
+			continue
+		}
+		ok, known := a.Condition.Eval(vars)
+		if !known {
+			continue
+		}
+		changed = true
+		if !ok {
+			d["status"] = "cancelled"
+			d["statusReason"] = obj{"text": "Condition non remplie : " + a.Condition.String()}
+			continue
+		}
+		d["status"] = "scheduled"
+		if err := s.addTasks(ctx, tx, e, a, c, now); err != nil {
+			return err
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return s.put(ctx, tx, e.tenant, &e.cp, c)
+}
+
+// HandleTask reacts to the outcome of two kinds of tasks, recorded by
+// their owner through the worklist: the patient's refusal at the action
+// that closes the episode on refusal (Task.businessStatus refused), and the
+// referent coordinating nurse's answer to an inclusion to confirm (status
+// completed, businessStatus include or exclude). Every other task change
+// is someone else's business.
+func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error {
+	tasks, err := resources(m.Data, "Task")
+	if err != nil {
+		return err
+	}
+	tenant := tenantOf(m, s.d.Tenant)
+	for _, t := range tasks {
+		switch str(t, "status") {
+		case "completed", "failed", "cancelled", "entered-in-error":
+			// Done: its due-date timer has nothing left to check.
+			if id, _ := t["id"].(string); id != "" {
+				if err := tx.Cancel(ctx, timerKey(tenant, id)); err != nil {
+					return err
+				}
+			}
+		}
+		bs := firstCode(t["businessStatus"], SystemBusinessStatus)
+		if bs != ReasonRefused && bs != "include" && bs != "exclude" {
+			continue
+		}
+		cpRef := str(asObj(firstOf(t["basedOn"])), "reference")
+		if len(cpRef) <= len("CarePlan/") {
+			continue
+		}
+		cp, err := s.d.Store.Read(ctx, "CarePlan", cpRef[len("CarePlan/"):])
+		if err != nil {
+			continue
+		}
+		cpm, _ := decodeObj(cp.Body)
+		epRef := str(asObj(firstOf(cpm["supportingInfo"])), "reference")
+		if len(epRef) <= len("EpisodeOfCare/") {
+			continue
+		}
+		e, err := s.loadEpisode(ctx, tx, tenant, epRef[len("EpisodeOfCare/"):])
+		if err != nil || e == nil {
+			return err
+		}
+		code := firstCode(t["code"], "")
+		switch {
+		case code == CodeConfirmInclusion && e.status() == "planned" && str(t, "status") == "completed":
+			if err := s.confirm(ctx, tx, e, bs == "include", traceOf(m)); err != nil {
+				return err
+			}
+		case bs == ReasonRefused && !closed(e.status()):
+			if a, ok := e.t.Action(code); ok && a.ClosesOnRefusal {
+				c := &change{op: bus.OpUpdated}
+				if err := s.closeEpisode(ctx, tx, e, "finished", ReasonRefused, s.d.Clock.Now(), c); err != nil {
+					return err
+				}
+				s.log.InfoContext(ctx, "episode closed: refused by the patient", "episode_id", e.ep.res.ID)
+				if err := s.emit(ctx, tx, e, c, traceOf(m)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func firstOf(v any) any {
+	if l := list(v); len(l) > 0 {
+		return l[0]
+	}
+	return nil
+}
+
+// confirm settles an inclusion: included, the full pathway opens with dates
+// from the original discharge; excluded, the episode is cancelled.
+func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include bool, trace string) error {
+	c := &change{op: bus.OpUpdated}
+	if !include {
+		if err := s.closeEpisode(ctx, tx, e, "cancelled", ReasonExcluded, s.d.Clock.Now(), c); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "inclusion declined", "episode_id", e.ep.res.ID)
+		return s.emit(ctx, tx, e, c, trace)
+	}
+	now := s.d.Clock.Now()
+	setStatus(e.ep.m, "active", now)
+	e.cp.m["status"] = "active"
+	if err := s.instantiate(ctx, tx, e, c, now); err != nil {
+		return err
+	}
+	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
+		return err
+	}
+	if err := s.activateGoals(ctx, tx, e, c); err != nil {
+		return err
+	}
+	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "inclusion confirmed: episode opened", "episode_id", e.ep.res.ID)
+	return s.emit(ctx, tx, e, c, trace)
+}
+
+func (s *Service) activateGoals(ctx context.Context, tx store.Tx, e *episode, c *change) error {
+	for _, g := range list(e.cp.m["goal"]) {
+		r := str(asObj(g), "reference")
+		if len(r) <= len("Goal/") {
+			continue
+		}
+		goal, err := readObj(ctx, tx, "Goal", r[len("Goal/"):])
+		if err != nil {
+			return err
+		}
+		goal.m["lifecycleStatus"] = "active"
+		if err := s.put(ctx, tx, e.tenant, &goal, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HandlePatient closes the episodes of a patient recorded as deceased
+// (a death known outside a hospital stay: the team's report, the INSEE
+// register).
+func (s *Service) HandlePatient(ctx context.Context, tx store.Tx, m bus.Msg) error {
+	ps, err := resources(m.Data, "Patient")
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		id, _ := p["id"].(string)
+		at, ok := parseTime(str(p, "deceasedDateTime"))
+		if !ok {
+			if b, _ := p["deceasedBoolean"].(bool); !b {
+				continue
+			}
+			at = s.d.Clock.Now()
+		}
+		if err := s.onDeath(ctx, tx, tenantOf(m, s.d.Tenant), id, at, traceOf(m)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// taskDue fires at a task's due date: a task still open is marked overdue
+// (businessStatus), announced as a Task change for the teams service to
+// escalate. A task done, cancelled or on hold is left alone.
+func (s *Service) taskDue(ctx context.Context, tx store.Tx, t store.Timer) error {
+	var p struct {
+		Task string `json:"task"`
+	}
+	if err := jsonUnmarshal(t.Payload, &p); err != nil || p.Task == "" {
+		return fmt.Errorf("task-due timer %s: bad payload", t.Key)
+	}
+	r, err := readObj(ctx, tx, "Task", p.Task)
+	if err != nil {
+		return err
+	}
+	if !openTask[str(r.m, "status")] || firstCode(r.m["businessStatus"], SystemBusinessStatus) == "overdue" {
+		return nil
+	}
+	r.m["businessStatus"] = codeable(SystemBusinessStatus, "overdue", "Échéance dépassée")
+	r.m["lastModified"] = pathway.FormatTime(s.d.Clock.Now())
+	r.m["id"] = r.res.ID
+	delete(r.m, "meta")
+	res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.m), r.res.Version)
+	if err != nil {
+		return err
+	}
+	return tx.Emit(ctx, fhirapi.Event(r.res.Tenant, res, bus.OpUpdated, ""))
+}

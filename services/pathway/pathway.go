@@ -1,0 +1,295 @@
+package pathway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/pkg/timer"
+)
+
+// Durable consumer names; each is also its inbox key.
+const (
+	DurableEncounter   = "pathway-encounter"
+	DurableObservation = "pathway-observation"
+	DurableTask        = "pathway-task"
+	DurablePatient     = "pathway-patient"
+)
+
+// TimerTaskDue is the kind of the due-date timer of a task.
+const TimerTaskDue = "pathway-task-due"
+
+// Validator checks a resource against a profile of the FHIR package.
+type Validator interface {
+	ValidateResource(profileURL string, body []byte) []validate.Issue
+}
+
+// Consumer runs durable consumers.
+type Consumer interface {
+	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
+}
+
+// Deps are what the service needs.
+type Deps struct {
+	Store  store.Store
+	Bus    Consumer
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Tenant string
+	// Validator checks templates against passerelle-plandefinition.
+	Validator Validator
+	// Package is the FHIR package; its PlanDefinition/ folder holds the
+	// shipped templates.
+	Package fs.FS
+}
+
+// Service is the pathway service.
+type Service struct {
+	d       Deps
+	log     *slog.Logger
+	shipped []shippedTemplate
+
+	mu        sync.Mutex
+	templates map[string]*pathway.Template // by tenant|url|version
+	cpts      map[string]string            // tenant → Organization reference
+}
+
+type shippedTemplate struct {
+	id   string
+	body []byte
+}
+
+// New loads and checks the shipped templates: a template that does not
+// meet the profile, or that the engine cannot read, stops start-up.
+func New(d Deps) (*Service, error) {
+	if d.Clock == nil {
+		d.Clock = clock.System{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	s := &Service{d: d, log: d.Logger.With("service", "pathway"), templates: map[string]*pathway.Template{}, cpts: map[string]string{}}
+	if d.Package == nil {
+		return s, nil
+	}
+	files, err := fs.Glob(d.Package, "PlanDefinition/*.json")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		b, err := fs.ReadFile(d.Package, f)
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", f, err)
+		}
+		if issues := s.check(b); len(issues) > 0 {
+			return nil, fmt.Errorf("template %s is invalid: %s", f, issueText(issues))
+		}
+		m, err := decodeObj(b)
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", f, err)
+		}
+		id, _ := m["id"].(string)
+		if id == "" {
+			id = strings.TrimSuffix(path.Base(f), ".json")
+		}
+		s.shipped = append(s.shipped, shippedTemplate{id: id, body: b})
+	}
+	return s, nil
+}
+
+// templateIssue is a problem found in a template, from the profile or from
+// the engine's own reading.
+type templateIssue struct {
+	Severity, Code, Expression, FR, EN string
+}
+
+// check validates a template with the profile, then reads it as the engine
+// will. Only errors count; the validator's warnings are dropped.
+func (s *Service) check(body []byte) []templateIssue {
+	var out []templateIssue
+	if s.d.Validator != nil {
+		for _, i := range s.d.Validator.ValidateResource(pathway.ProfileURL, body) {
+			if i.Severity == "error" || i.Severity == "fatal" {
+				out = append(out, templateIssue{Severity: "error", Code: i.Code, Expression: i.Expression, FR: i.FR, EN: i.EN})
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	if _, issues := pathway.Parse(body); len(issues) > 0 {
+		for _, i := range issues {
+			out = append(out, templateIssue{Severity: "error", Code: "business-rule", Expression: i.Expression, FR: i.FR, EN: i.EN})
+		}
+	}
+	return out
+}
+
+func issueText(issues []templateIssue) string {
+	var parts []string
+	for _, i := range issues {
+		parts = append(parts, i.EN+" ("+i.Expression+")")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Seed stores the shipped templates in tenant where no template with their
+// id exists yet: a CPTS's own version of a shipped template survives
+// restarts and upgrades. The shipped template's version is its store
+// version (1), as for every upload.
+func (s *Service) Seed(ctx context.Context, tenant string) error {
+	return s.d.Store.Tx(ctx, func(tx store.Tx) error {
+		for _, t := range s.shipped {
+			_, err := tx.Read(ctx, "PlanDefinition", t.id)
+			if err == nil || errors.Is(err, store.ErrGone) {
+				continue
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			m, _ := decodeObj(t.body)
+			m["id"] = t.id
+			m["version"] = "1"
+			if _, err := tx.Create(ctx, tenant, mustJSON(m)); err != nil {
+				return fmt.Errorf("seed template %s: %w", t.id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Run seeds the templates of the tenant, then handles events until ctx
+// ends.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Seed(ctx, s.d.Tenant); err != nil {
+		return fmt.Errorf("pathway templates: %w", err)
+	}
+	consumers := []struct {
+		durable, typ string
+		h            func(context.Context, store.Tx, bus.Msg) error
+	}{
+		{DurableEncounter, "Encounter", s.HandleEncounter},
+		{DurableObservation, "Observation", s.HandleObservation},
+		{DurableTask, "Task", s.HandleTask},
+		{DurablePatient, "Patient", s.HandlePatient},
+	}
+	// One consumer failing stops the others, so that the platform sees the
+	// service fail instead of running half of it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(consumers))
+	for _, c := range consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: c.durable, Subject: bus.ResourceSubject(s.d.Tenant, c.typ, "*")},
+				bus.Inbox(s.d.Store, c.durable, c.h))
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", c.durable, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// TimerHandlers are the handlers to register with the platform's timer
+// runner.
+func (s *Service) TimerHandlers() map[string]timer.Handler {
+	return map[string]timer.Handler{TimerTaskDue: s.taskDue}
+}
+
+// activeTemplates returns the tenant's active templates. Parsed templates
+// are cached by canonical: a version never changes once stored.
+func (s *Service) activeTemplates(ctx context.Context, tenant string) ([]*templateRef, error) {
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 100,
+		Params: []store.Param{{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "active"}}}}})
+	if err != nil {
+		return nil, fmt.Errorf("search templates: %w", err)
+	}
+	var out []*templateRef
+	for _, r := range page.Resources {
+		t, err := s.parseStored(tenant, r)
+		if err != nil {
+			// A template stored by another path than the upload route
+			// (a direct database edit) must not stop every discharge.
+			s.log.ErrorContext(ctx, "stored template unreadable; skipped", "template", r.ID, "error", err)
+			continue
+		}
+		out = append(out, &templateRef{id: r.ID, t: t})
+	}
+	return out, nil
+}
+
+type templateRef struct {
+	id string
+	t  *pathway.Template
+}
+
+func (s *Service) parseStored(tenant string, r store.Resource) (*pathway.Template, error) {
+	m, err := decodeObj(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	key := tenant + "|" + str(m, "url") + "|" + str(m, "version")
+	s.mu.Lock()
+	t := s.templates[key]
+	s.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, issues := pathway.Parse(r.Body)
+	if len(issues) > 0 {
+		return nil, fmt.Errorf("%s: %s", issues[0].Expression, issues[0].EN)
+	}
+	s.mu.Lock()
+	s.templates[key] = t
+	s.mu.Unlock()
+	return t, nil
+}
+
+// templateAt returns the template an episode was opened with (url|version),
+// whatever versions came after: the version is the PlanDefinition's store
+// version, so it is one vread away.
+func (s *Service) templateAt(ctx context.Context, tenant, canonical string) (*pathway.Template, error) {
+	url, version, _ := strings.Cut(canonical, "|")
+	s.mu.Lock()
+	t := s.templates[tenant+"|"+canonical]
+	s.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 2,
+		Params: []store.Param{{Name: "url", Kind: store.KindURI, Values: []store.Value{{Text: url}}}}})
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Resources) == 0 {
+		return nil, fmt.Errorf("template %s: %w", canonical, store.ErrNotFound)
+	}
+	v, err := strconv.ParseInt(version, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: version is not a store version", canonical)
+	}
+	r, err := s.d.Store.VRead(ctx, "PlanDefinition", page.Resources[0].ID, v)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", canonical, err)
+	}
+	return s.parseStored(tenant, r)
+}

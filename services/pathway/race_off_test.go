@@ -1,0 +1,5 @@
+//go:build !race
+
+package pathway_test
+
+const raceEnabled = false
