@@ -58,13 +58,13 @@ type API struct {
 // metadata.
 func (a *API) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler) {
 	mux.HandleFunc("GET /fhir/metadata", a.metadata)
-	mux.Handle("GET /fhir/{type}", authn(http.HandlerFunc(a.search)))
-	mux.Handle("POST /fhir/{type}/_search", authn(http.HandlerFunc(a.search)))
-	mux.Handle("GET /fhir/{type}/{id}", authn(http.HandlerFunc(a.read)))
-	mux.Handle("GET /fhir/{type}/{id}/_history", authn(http.HandlerFunc(a.history)))
-	mux.Handle("GET /fhir/{type}/{id}/_history/{vid}", authn(http.HandlerFunc(a.vread)))
-	mux.Handle("POST /fhir/{type}", authn(http.HandlerFunc(a.create)))
-	mux.Handle("PUT /fhir/{type}/{id}", authn(http.HandlerFunc(a.update)))
+	mux.Handle("GET /fhir/{type}", authn(a.typed(a.search)))
+	mux.Handle("POST /fhir/{type}/_search", authn(a.typed(a.search)))
+	mux.Handle("GET /fhir/{type}/{id}", authn(a.typed(a.read)))
+	mux.Handle("GET /fhir/{type}/{id}/_history", authn(a.typed(a.history)))
+	mux.Handle("GET /fhir/{type}/{id}/_history/{vid}", authn(a.typed(a.vread)))
+	mux.Handle("POST /fhir/{type}", authn(a.typed(a.create)))
+	mux.Handle("PUT /fhir/{type}/{id}", authn(a.typed(a.update)))
 	mux.Handle("/fhir/", authn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusNotFound, "not-supported",
 			"Interaction non prise en charge : "+r.Method+" "+r.URL.Path, "Interaction not supported: "+r.Method+" "+r.URL.Path))
@@ -81,6 +81,18 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	w.Header().Set("Content-Type", ContentType)
 	w.WriteHeader(fe.Status)
 	_, _ = w.Write(fe.OperationOutcome())
+}
+
+// typed answers 404 for a resource type the server does not know, before
+// the handler runs.
+func (a *API) typed(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.knownType(r.PathValue("type")); err != nil {
+			WriteError(w, r, a.Logger, err)
+			return
+		}
+		h(w, r)
+	})
 }
 
 func (a *API) knownType(typ string) error {
@@ -107,10 +119,6 @@ func writeResource(w http.ResponseWriter, status int, res store.Resource) {
 
 func (a *API) read(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := a.knownType(typ); err != nil {
-		WriteError(w, r, a.Logger, err)
-		return
-	}
 	res, err := a.Store.Read(r.Context(), typ, id)
 	if errors.Is(err, store.ErrGone) {
 		res.Type, res.ID = typ, id
@@ -130,10 +138,6 @@ func (a *API) read(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) vread(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := a.knownType(typ); err != nil {
-		WriteError(w, r, a.Logger, err)
-		return
-	}
 	vid, err := strconv.ParseInt(r.PathValue("vid"), 10, 64)
 	if err != nil || vid < 1 {
 		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "value", "Numéro de version invalide", "Invalid version id", "_history"))
@@ -157,10 +161,6 @@ func (a *API) vread(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := a.knownType(typ); err != nil {
-		WriteError(w, r, a.Logger, err)
-		return
-	}
 	q := r.URL.Query()
 	count, err := countParam(q)
 	if err != nil {
@@ -200,10 +200,6 @@ func countParam(q url.Values) (int, error) {
 
 func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	typ := r.PathValue("type")
-	if err := a.knownType(typ); err != nil {
-		WriteError(w, r, a.Logger, err)
-		return
-	}
 	values := r.URL.Query()
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -348,10 +344,6 @@ func IfMatch(r *http.Request) (int64, error) {
 
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	typ := r.PathValue("type")
-	if err := a.knownType(typ); err != nil {
-		WriteError(w, r, a.Logger, err)
-		return
-	}
 	act := actor(r)
 	if err := a.Policy.Write(r.Context(), act, typ); err != nil {
 		WriteError(w, r, a.Logger, err)
@@ -385,10 +377,6 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := a.knownType(typ); err != nil {
-		WriteError(w, r, a.Logger, err)
-		return
-	}
 	act := actor(r)
 	if err := a.Policy.Write(r.Context(), act, typ); err != nil {
 		WriteError(w, r, a.Logger, err)
