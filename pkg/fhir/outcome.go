@@ -95,11 +95,6 @@ func (e *Error) OperationOutcome() json.RawMessage {
 // OperationOutcome renders issues as a FHIR OperationOutcome. Each issue's
 // details.text carries the French text, then the English one.
 func OperationOutcome(issues []Issue) json.RawMessage {
-	type coding struct {
-		System  string `json:"system"`
-		Code    string `json:"code"`
-		Display string `json:"display,omitempty"`
-	}
 	type details struct {
 		Text string `json:"text"`
 	}
