@@ -39,6 +39,16 @@
 //     boundsRange 8…14 d, count 7, period 1 wk.
 //   - condition (kind applicability, language text/x-passerelle-rule): the
 //     action's tasks exist only once the rule holds (see Rule).
+//   - extension pathway-reminder (valueDuration, d or wk): each open task
+//     of the action gets a reminder at the start (00:00, Europe/Paris) of
+//     the day that many days before its due day, never before its window
+//     opens (Action.ReminderAt); 0 d reminds on the due day's morning.
+//     Without it, no reminder.
+//   - extension pathway-check, repeated, on the template: code, offset
+//     (valueDuration after D0), actionCompleted (an action's code) and a
+//     French description. It is evaluated at the end (23:59:59) of day
+//     D+offset, moved by the template's working-day rule (Template.CheckAt),
+//     and passes when a task of actionCompleted is completed.
 //
 // # Due windows
 //

@@ -138,3 +138,24 @@ func TestEligibility(t *testing.T) {
 		}
 	}
 }
+
+func TestReminderAndCheckTimes(t *testing.T) {
+	a := Action{Code: "x", Role: "gp", Low: 0, High: 7, WorkingDay: NoDayChange, Reminder: true, ReminderDays: 2}
+	d0 := time.Date(2025, 3, 14, 15, 0, 0, 0, paris)
+	w := a.Windows(d0)[0]
+	if at, ok := a.ReminderAt(w); !ok || FormatTime(at) != "2025-03-19T00:00:00+01:00" {
+		t.Errorf("reminder %s %v", FormatTime(at), ok)
+	}
+	a.ReminderDays = 30 // never before the window opens
+	if at, ok := a.ReminderAt(w); !ok || !at.Equal(w.Start) {
+		t.Errorf("reminder %s %v", FormatTime(at), ok)
+	}
+	if _, ok := (Action{Code: "y", Role: "gp", High: 1}).ReminderAt(w); ok {
+		t.Error("a reminder without the extension")
+	}
+	tpl := &Template{WorkingDay: NextWorkingDay}
+	// D+2 is Sunday 16 March: the check moves to Monday's end.
+	if got := FormatTime(tpl.CheckAt(Check{Code: "c", OffsetDays: 2}, d0)); got != "2025-03-17T23:59:59+01:00" {
+		t.Errorf("check at %s", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Canonical URLs and code systems of the template encoding.
@@ -13,6 +14,8 @@ const (
 	ExtWorkingDay    = "https://passerelle.health/fhir/StructureDefinition/working-day-rule"
 	ExtClosesRefusal = "https://passerelle.health/fhir/StructureDefinition/closes-on-refusal"
 	ExtVariable      = "https://passerelle.health/fhir/StructureDefinition/pathway-variable"
+	ExtReminder      = "https://passerelle.health/fhir/StructureDefinition/pathway-reminder"
+	ExtCheck         = "https://passerelle.health/fhir/StructureDefinition/pathway-check"
 	SystemAction     = "https://passerelle.health/fhir/CodeSystem/pathway-action"
 	SystemTeamRole   = "https://passerelle.health/fhir/CodeSystem/team-role"
 )
@@ -26,6 +29,30 @@ type Template struct {
 	Variables  []Variable
 	Goals      []Goal
 	Actions    []Action
+	// Checks are evaluated by a timer at their instant after D0.
+	Checks []Check
+}
+
+// Check is one extension pathway-check: at the end of day D+OffsetDays
+// (moved by the template's working-day rule), the check passes when a
+// task of the action ActionCompleted is completed; when it fails, the
+// referent coordinating nurse gets a follow-up-check task saying so.
+type Check struct {
+	// Code names the check, unique in the template.
+	Code            string
+	OffsetDays      int
+	ActionCompleted string
+	// Description says in French what failed; the task's description.
+	Description string
+}
+
+// CheckAt is the instant a check is evaluated for a discharge at d0: the
+// end (23:59:59, Europe/Paris) of day D+OffsetDays, the day moved by the
+// template's working-day rule, so that a check never runs before the due
+// date it checks moved the same way.
+func (t *Template) CheckAt(c Check, d0 time.Time) time.Time {
+	day := t.WorkingDay.Adjust(addDays(dayOf(d0, paris), c.OffsetDays))
+	return addDays(day, 1).Add(-time.Second)
 }
 
 // Canonical is url|version, what an episode records of its template.
@@ -72,9 +99,32 @@ type Action struct {
 	ConditionText   string
 	ClosesOnRefusal bool
 	GoalIDs         []string
+	// Reminder: the extension pathway-reminder is set, ReminderDays
+	// before the due day (see ReminderAt).
+	Reminder     bool
+	ReminderDays int
 	// Timing is the action's timing element as written, copied onto the
 	// patient's CarePlan activities.
 	Timing json.RawMessage
+}
+
+// ReminderAt is when the reminder of an occurrence is due: the start
+// (00:00, Europe/Paris) of the day ReminderDays before the due day (the
+// day of w.End), never before the window's start. There is none when the
+// action has no pathway-reminder, or when that instant is not before the
+// due date.
+func (a Action) ReminderAt(w Window) (time.Time, bool) {
+	if !a.Reminder {
+		return time.Time{}, false
+	}
+	at := addDays(dayOf(w.End, paris), -a.ReminderDays)
+	if at.Before(w.Start) {
+		at = w.Start
+	}
+	if !at.Before(w.End) {
+		return time.Time{}, false
+	}
+	return at, true
 }
 
 // ForPatient tells whether the patient carries the action out alone.
@@ -99,14 +149,15 @@ type pdJSON struct {
 }
 
 type extJSON struct {
-	URL              string      `json:"url"`
-	Extension        []extJSON   `json:"extension"`
-	ValueString      *string     `json:"valueString"`
-	ValueCode        *string     `json:"valueCode"`
-	ValueID          *string     `json:"valueId"`
-	ValueBoolean     *bool       `json:"valueBoolean"`
-	ValueUnsignedInt *int        `json:"valueUnsignedInt"`
-	ValueCoding      *codingJSON `json:"valueCoding"`
+	URL              string        `json:"url"`
+	Extension        []extJSON     `json:"extension"`
+	ValueString      *string       `json:"valueString"`
+	ValueCode        *string       `json:"valueCode"`
+	ValueID          *string       `json:"valueId"`
+	ValueBoolean     *bool         `json:"valueBoolean"`
+	ValueUnsignedInt *int          `json:"valueUnsignedInt"`
+	ValueCoding      *codingJSON   `json:"valueCoding"`
+	ValueDuration    *quantityJSON `json:"valueDuration"`
 }
 
 type codingJSON struct {
@@ -218,6 +269,8 @@ func Parse(body []byte) (*Template, []Issue) {
 				bad(expr, "Variable sans nom ou sans code", "Variable without a name or a code")
 			}
 			t.Variables = append(t.Variables, v)
+		case ExtCheck:
+			t.Checks = append(t.Checks, parseCheck(e, expr, bad))
 		}
 	}
 	if !eligible {
@@ -265,6 +318,13 @@ func Parse(body []byte) (*Template, []Issue) {
 				act.WorkingDay = parseDayRule(e, fmt.Sprintf("%s.extension[%d]", expr, j), bad)
 			case ExtClosesRefusal:
 				act.ClosesOnRefusal = e.ValueBoolean != nil && *e.ValueBoolean
+			case ExtReminder:
+				d, ok := days(e.ValueDuration)
+				if !ok {
+					bad(fmt.Sprintf("%s.extension[%d].value", expr, j), "Le rappel se compte en jours (d) ou semaines (wk) entiers avant l'échéance",
+						"A reminder is counted in whole days (d) or weeks (wk) before the due date")
+				}
+				act.Reminder, act.ReminderDays = true, d
 			}
 		}
 		for _, g := range a.GoalID {
@@ -323,6 +383,18 @@ func Parse(body []byte) (*Template, []Issue) {
 		}
 		t.Actions = append(t.Actions, act)
 	}
+	checks := map[string]bool{}
+	for i, c := range t.Checks {
+		expr := fmt.Sprintf("PlanDefinition.extension(%q)[%d]", ExtCheck, i)
+		if checks[c.Code] {
+			bad(expr, fmt.Sprintf("Le contrôle %q est déclaré deux fois", c.Code), fmt.Sprintf("Check %q is declared twice", c.Code))
+		}
+		checks[c.Code] = true
+		if a, ok := t.Action(c.ActionCompleted); c.ActionCompleted != "" && (!ok || a.ForPatient()) {
+			bad(expr, fmt.Sprintf("Le contrôle %q porte sur une action inconnue ou sans tâche : %s", c.Code, c.ActionCompleted),
+				fmt.Sprintf("Check %q names an unknown action or one without tasks: %s", c.Code, c.ActionCompleted))
+		}
+	}
 	if len(pd.Action) == 0 {
 		bad("PlanDefinition.action", "Un modèle a au moins une action", "A template has at least one action")
 	}
@@ -330,6 +402,33 @@ func Parse(body []byte) (*Template, []Issue) {
 		return nil, issues
 	}
 	return t, nil
+}
+
+func parseCheck(e extJSON, expr string, bad func(string, string, string)) Check {
+	var c Check
+	offset := false
+	for _, s := range e.Extension {
+		switch {
+		case s.URL == "code" && s.ValueID != nil:
+			c.Code = *s.ValueID
+		case s.URL == "offset":
+			d, ok := days(s.ValueDuration)
+			if !ok {
+				bad(expr, "Le délai d'un contrôle se compte en jours (d) ou semaines (wk) entiers après J0",
+					"A check's offset is counted in whole days (d) or weeks (wk) after D0")
+			}
+			c.OffsetDays, offset = d, true
+		case s.URL == "actionCompleted" && s.ValueCode != nil:
+			c.ActionCompleted = *s.ValueCode
+		case s.URL == "description" && s.ValueString != nil:
+			c.Description = *s.ValueString
+		}
+	}
+	if c.Code == "" || !offset || c.ActionCompleted == "" {
+		bad(expr, "Un contrôle a un code, un délai (offset) et une action à vérifier (actionCompleted)",
+			"A check has a code, an offset and an action to verify (actionCompleted)")
+	}
+	return c
 }
 
 func parseDayRule(e extJSON, expr string, bad func(string, string, string)) DayRule {

@@ -97,9 +97,42 @@
 //
 // # Timers
 //
+// All are the platform's durable timers (pkg/timer): they fire after a
+// restart as well as before it.
+//
 // Each open task has a durable timer pathway-task-due at its due date
 // (restriction.period.end). When it fires and the task is still open, the
 // task's businessStatus becomes overdue and a Task.updated event announces
-// it for escalation. Timers are removed when a task is cancelled, held or
+// it for escalation.
+//
+// A task of an action with the extension pathway-reminder also has a timer
+// pathway-task-reminder (package pkg/pathway says when; none when that time
+// has passed already). When it fires and the task is still open, the
+// reminder is a Communication: status completed, category
+// communication-kind#reminder, about the Task, subject the Patient,
+// recipient the task's owner when it has one, sender the CPTS, payload
+// "Rappel : <title> à faire avant le <due date>", announced on
+// fhir.<tenant>.Communication.created. The shipped heart-failure template
+// reminds the first contact 1 day and the GP visit 2 days before their due
+// day.
+//
+// Both task timers are removed together when a task is cancelled, held or
 // done, and scheduled again when it resumes.
+//
+// Each extension pathway-check of the template has a timer pathway-check
+// per episode, scheduled when the episode opens active (or its inclusion
+// is confirmed) and removed when it ends. When it fires on an active
+// episode and no task of the checked action is completed, the referent
+// coordinating nurse (found as for confirm-inclusion) gets a task
+// follow-up-check whose description says which check failed, due at the
+// end of the next working day after the check's day, announced with the
+// episode. An episode planned or on hold at that time is not checked. The
+// heart-failure template checks at D+3 that the first contact is done.
+//
+// # Goals
+//
+// When an episode ends, its goals' lifecycleStatus becomes completed
+// (episode finished: refusal, death) or cancelled (cancelled,
+// entered-in-error), in the same transaction and event; a goal already
+// final keeps its status.
 package pathway

@@ -222,6 +222,14 @@ func setStatus(m obj, status string, at time.Time) {
 
 func timerKey(tenant, taskID string) string { return TimerTaskDue + ":" + tenant + ":" + taskID }
 
+func reminderKey(tenant, taskID string) string {
+	return TimerTaskReminder + ":" + tenant + ":" + taskID
+}
+
+func checkKey(tenant, episodeID, check string) string {
+	return TimerCheck + ":" + tenant + ":" + episodeID + ":" + check
+}
+
 // newTask builds the task of one occurrence of an action.
 func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status string, now time.Time) obj {
 	code := codeable(a.CodeSystem, a.Code, a.Title)
@@ -269,7 +277,7 @@ func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathw
 		}
 		e.tasks = append(e.tasks, &r)
 		if status == "requested" {
-			if err := s.scheduleDue(ctx, tx, e.tenant, r.res.ID, w.End); err != nil {
+			if err := s.scheduleTask(ctx, tx, e.tenant, r.res.ID, a, w); err != nil {
 				return err
 			}
 		}
@@ -280,6 +288,70 @@ func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathw
 func (s *Service) scheduleDue(ctx context.Context, tx store.Tx, tenant, taskID string, due time.Time) error {
 	return tx.Schedule(ctx, store.Timer{Key: timerKey(tenant, taskID), Tenant: tenant, Kind: TimerTaskDue, Due: due,
 		Payload: mustJSON(obj{"task": taskID})})
+}
+
+// scheduleTask schedules the timers of an open task: its due date and,
+// when the action has a pathway-reminder, its reminder (not when the
+// reminder's time has already passed).
+func (s *Service) scheduleTask(ctx context.Context, tx store.Tx, tenant, taskID string, a pathway.Action, w pathway.Window) error {
+	if err := s.scheduleDue(ctx, tx, tenant, taskID, w.End); err != nil {
+		return err
+	}
+	at, ok := a.ReminderAt(w)
+	if !ok || !at.After(s.d.Clock.Now()) {
+		return tx.Cancel(ctx, reminderKey(tenant, taskID))
+	}
+	return tx.Schedule(ctx, store.Timer{Key: reminderKey(tenant, taskID), Tenant: tenant, Kind: TimerTaskReminder, Due: at,
+		Payload: mustJSON(obj{"task": taskID})})
+}
+
+// cancelTaskTimers removes a task's due-date and reminder timers.
+func cancelTaskTimers(ctx context.Context, tx store.Tx, tenant, taskID string) error {
+	if err := tx.Cancel(ctx, timerKey(tenant, taskID)); err != nil {
+		return err
+	}
+	return tx.Cancel(ctx, reminderKey(tenant, taskID))
+}
+
+// scheduleChecks schedules the template's checks of an episode.
+func (s *Service) scheduleChecks(ctx context.Context, tx store.Tx, e *episode) error {
+	for _, c := range e.t.Checks {
+		err := tx.Schedule(ctx, store.Timer{Key: checkKey(e.tenant, e.ep.res.ID, c.Code), Tenant: e.tenant, Kind: TimerCheck,
+			Due: e.t.CheckAt(c, e.discharge()), Payload: mustJSON(obj{"episode": e.ep.res.ID, "check": c.Code})})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setGoals moves the episode's goals to a lifecycle status; goals already
+// completed, cancelled, rejected or entered in error keep theirs when
+// final is set.
+func (s *Service) setGoals(ctx context.Context, tx store.Tx, e *episode, status string, final bool, c *change) error {
+	for _, g := range list(e.cp.m["goal"]) {
+		r := str(asObj(g), "reference")
+		if len(r) <= len("Goal/") {
+			continue
+		}
+		goal, err := readObj(ctx, tx, "Goal", r[len("Goal/"):])
+		if err != nil {
+			return err
+		}
+		switch str(goal.m, "lifecycleStatus") {
+		case status:
+			continue
+		case "completed", "cancelled", "rejected", "entered-in-error":
+			if final {
+				continue
+			}
+		}
+		goal.m["lifecycleStatus"] = status
+		if err := s.put(ctx, tx, e.tenant, &goal, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // activity returns the CarePlan activity of an action.
@@ -329,7 +401,7 @@ func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *c
 			return err
 		}
 	}
-	return nil
+	return s.scheduleChecks(ctx, tx, e)
 }
 
 // ruleValues reads the rule variables recorded on an episode.
@@ -365,7 +437,8 @@ func ruleValues(ep obj) map[string]pathway.Value {
 
 // closeEpisode ends an episode: status (finished, cancelled or
 // entered-in-error) with its reason, the care plan ended, every task not
-// done yet cancelled and its timer removed.
+// done yet cancelled and its timers removed, the checks' timers removed,
+// and the goals completed (finished) or cancelled (any other end).
 func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, status, reason string, at time.Time, c *change) error {
 	now := s.d.Clock.Now()
 	setStatus(e.ep.m, status, now)
@@ -408,9 +481,21 @@ func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, sta
 		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
 			return err
 		}
-		if err := tx.Cancel(ctx, timerKey(e.tenant, t.res.ID)); err != nil {
+		if err := cancelTaskTimers(ctx, tx, e.tenant, t.res.ID); err != nil {
 			return err
 		}
+	}
+	for _, ch := range e.t.Checks {
+		if err := tx.Cancel(ctx, checkKey(e.tenant, e.ep.res.ID, ch.Code)); err != nil {
+			return err
+		}
+	}
+	goal := "cancelled"
+	if status == "finished" {
+		goal = "completed"
+	}
+	if err := s.setGoals(ctx, tx, e, goal, true, c); err != nil {
+		return err
 	}
 	return s.put(ctx, tx, e.tenant, &e.ep, c)
 }

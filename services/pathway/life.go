@@ -163,7 +163,7 @@ func (s *Service) hold(ctx context.Context, tx store.Tx, e *episode, ev *stayEve
 		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
 			return err
 		}
-		if err := tx.Cancel(ctx, timerKey(e.tenant, t.res.ID)); err != nil {
+		if err := cancelTaskTimers(ctx, tx, e.tenant, t.res.ID); err != nil {
 			return err
 		}
 	}
@@ -247,8 +247,11 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 		t.m["status"] = prev
 		removeExtension(t.m, ExtPreviousStatus)
 		t.m["lastModified"] = pathway.FormatTime(now)
+		start, _ := parseTime(str(t.m, "restriction", "period", "start"))
 		end, _ := parseTime(str(t.m, "restriction", "period", "end"))
-		if a, ok := e.t.Action(firstCode(t.m["code"], "")); ok {
+		win := pathway.Window{Seq: 1, Start: start, End: end}
+		a, ok := e.t.Action(firstCode(t.m["code"], ""))
+		if ok {
 			occ := 1
 			if f, ok := extension(t.m, ExtOccurrence)["valueInteger"].(float64); ok {
 				occ = int(f)
@@ -256,15 +259,17 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 			for _, w := range a.Windows(base) {
 				if w.Seq == occ {
 					t.m["restriction"] = obj{"period": obj{"start": pathway.FormatTime(w.Start), "end": pathway.FormatTime(w.End)}}
-					end = w.End
+					win = w
 				}
 			}
 		}
 		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
 			return err
 		}
-		if openTask[prev] && !end.IsZero() {
-			if err := s.scheduleDue(ctx, tx, e.tenant, t.res.ID, end); err != nil {
+		if openTask[prev] && !win.End.IsZero() {
+			// A task of no template action (confirm-inclusion,
+			// follow-up-check) has no reminder: a zero Action.
+			if err := s.scheduleTask(ctx, tx, e.tenant, t.res.ID, a, win); err != nil {
 				return err
 			}
 		}
@@ -466,7 +471,7 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error 
 		case "completed", "failed", "cancelled", "entered-in-error":
 			// Done: its due-date timer has nothing left to check.
 			if id, _ := t["id"].(string); id != "" {
-				if err := tx.Cancel(ctx, timerKey(tenant, id)); err != nil {
+				if err := cancelTaskTimers(ctx, tx, tenant, id); err != nil {
 					return err
 				}
 			}
@@ -541,7 +546,7 @@ func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include 
 	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
 		return err
 	}
-	if err := s.activateGoals(ctx, tx, e, c); err != nil {
+	if err := s.setGoals(ctx, tx, e, "active", false, c); err != nil {
 		return err
 	}
 	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
@@ -549,24 +554,6 @@ func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include 
 	}
 	s.log.InfoContext(ctx, "inclusion confirmed: episode opened", "episode_id", e.ep.res.ID)
 	return s.emit(ctx, tx, e, c, trace)
-}
-
-func (s *Service) activateGoals(ctx context.Context, tx store.Tx, e *episode, c *change) error {
-	for _, g := range list(e.cp.m["goal"]) {
-		r := str(asObj(g), "reference")
-		if len(r) <= len("Goal/") {
-			continue
-		}
-		goal, err := readObj(ctx, tx, "Goal", r[len("Goal/"):])
-		if err != nil {
-			return err
-		}
-		goal.m["lifecycleStatus"] = "active"
-		if err := s.put(ctx, tx, e.tenant, &goal, c); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // HandlePatient closes the episodes of a patient recorded as deceased

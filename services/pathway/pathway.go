@@ -28,8 +28,16 @@ const (
 	DurablePatient     = "pathway-patient"
 )
 
-// TimerTaskDue is the kind of the due-date timer of a task.
-const TimerTaskDue = "pathway-task-due"
+// Timer kinds.
+const (
+	// TimerTaskDue is the kind of the due-date timer of a task.
+	TimerTaskDue = "pathway-task-due"
+	// TimerTaskReminder is the kind of the reminder timer of a task whose
+	// action has a pathway-reminder.
+	TimerTaskReminder = "pathway-task-reminder"
+	// TimerCheck is the kind of the timer of a template's pathway-check.
+	TimerCheck = "pathway-check"
+)
 
 // Validator checks a resource against a profile of the FHIR package.
 type Validator interface {
@@ -212,7 +220,7 @@ func (s *Service) Run(ctx context.Context) error {
 // TimerHandlers are the handlers to register with the platform's timer
 // runner.
 func (s *Service) TimerHandlers() map[string]timer.Handler {
-	return map[string]timer.Handler{TimerTaskDue: s.taskDue}
+	return map[string]timer.Handler{TimerTaskDue: s.taskDue, TimerTaskReminder: s.taskReminder, TimerCheck: s.runCheck}
 }
 
 // activeTemplates returns the tenant's active templates. Parsed templates

@@ -388,8 +388,10 @@ func TestTimerFiresAfterRestart(t *testing.T) {
 		t.Fatalf("fired %d before the due date (%v)", n, err)
 	}
 	r.clk.Set(paris("2025-03-18T00:00"))
-	if n, err := runner.FireDue(r.ctx, nil); err != nil || n != 1 {
-		t.Fatalf("fired %d, want the first contact's timer (%v)", n, err)
+	// The first contact's reminder (D+2) and due date, and the template's
+	// D+3 check.
+	if n, err := runner.FireDue(r.ctx, nil); err != nil || n != 3 {
+		t.Fatalf("fired %d, want the first contact's reminder and due timers and the D+3 check (%v)", n, err)
 	}
 	v := r.only(p)
 	for _, tk := range v.tasks {
@@ -399,7 +401,18 @@ func TestTimerFiresAfterRestart(t *testing.T) {
 		}
 	}
 	rows := r.outbox()
-	if len(rows) != before+1 || rows[len(rows)-1].Event.Subject != bus.ResourceSubject(tenant, "Task", "updated") {
-		t.Errorf("events %d→%d", before, len(rows))
+	got := map[string]int{}
+	for _, row := range rows[before:] {
+		got[row.Event.Subject]++
+	}
+	want := map[string]int{bus.ResourceSubject(tenant, "Task", "updated"): 1, bus.ResourceSubject(tenant, "Communication", "created"): 1,
+		bus.ResourceSubject(tenant, "EpisodeOfCare", "updated"): 1}
+	if len(got) != len(want) || len(rows) != before+3 {
+		t.Errorf("events after %d: %v", before, got)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("events %s: %d, want %d", k, got[k], n)
+		}
 	}
 }
