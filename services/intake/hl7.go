@@ -252,8 +252,40 @@ func hl7Key(msg *hl7v2.Message) string {
 
 // sender recognises the sending facility by MSH-4: its FINESS in the second
 // component, or a namespace registered for it in the directory. It returns
-// "" for an unknown facility.
+// "" for an unknown facility. Answers are kept for a short while: an
+// interface engine sends thousands of messages under the same MSH-4.
 func (s *Service) sender(ctx context.Context, mh *hl7v2.MSH) (string, error) {
+	key := mh.SendingFacility.Namespace + "^" + mh.SendingFacility.UniversalID
+	now := s.now()
+	s.sendersMu.Lock()
+	c, ok := s.senders[key]
+	s.sendersMu.Unlock()
+	if ok && now.Sub(c.at) < senderTTL && !now.Before(c.at) {
+		return c.finess, nil
+	}
+	finess, err := s.lookupSender(ctx, mh)
+	if err != nil {
+		return "", err
+	}
+	s.sendersMu.Lock()
+	if s.senders == nil || len(s.senders) > 1000 {
+		s.senders = map[string]cachedSender{}
+	}
+	s.senders[key] = cachedSender{finess: finess, at: now}
+	s.sendersMu.Unlock()
+	return finess, nil
+}
+
+// senderTTL is how long a facility's recognition is kept: a change in the
+// directory takes effect within it.
+const senderTTL = 30 * time.Second
+
+type cachedSender struct {
+	finess string
+	at     time.Time
+}
+
+func (s *Service) lookupSender(ctx context.Context, mh *hl7v2.MSH) (string, error) {
 	sf := mh.SendingFacility
 	try := func(system, value string) (string, error) {
 		if value == "" {

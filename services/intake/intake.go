@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,9 @@ type Service struct {
 	log *slog.Logger
 	// hl7Event rebuilds the event of an archived HL7 v2 message.
 	hl7Event func(raw []byte, ev *intake.Event) error
+
+	sendersMu sync.Mutex
+	senders   map[string]cachedSender
 }
 
 // New returns the service.
