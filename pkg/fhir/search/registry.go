@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/search/internal/corefile"
 	"maps"
 	"slices"
 	"strings"
@@ -58,31 +59,11 @@ type param struct {
 //go:embed core_params.json
 var coreJSON []byte
 
-// coreFile is the layout of core_params.json; internal/gen writes it.
-type coreFile struct {
-	Comment     string    `json:"_comment"`
-	FHIRVersion string    `json:"fhirVersion"`
-	Params      []defJSON `json:"params"`
-	Dropped     []dropped `json:"dropped"`
-}
-
-type defJSON struct {
-	Resource    string   `json:"resource"`
-	Name        string   `json:"name"`
-	Type        string   `json:"type"`
-	URL         string   `json:"url"`
-	Expression  string   `json:"expression"`
-	Targets     []string `json:"targets,omitempty"`
-	Description string   `json:"description,omitempty"`
-}
-
-type dropped struct {
-	Resource string `json:"resource"`
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	URL      string `json:"url"`
-	Reason   string `json:"reason"`
-}
+type (
+	coreFile = corefile.File
+	defJSON  = corefile.Def
+	dropped  = corefile.Dropped
+)
 
 var core = sync.OnceValues(func() (*Registry, error) {
 	return load(coreJSON)

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/search/internal/corefile"
 	"log"
 	"maps"
 	"os"
@@ -59,31 +60,11 @@ type searchParameter struct {
 	Description  string   `json:"description"`
 }
 
-// The output layout; package search reads it (coreFile).
-type coreFile struct {
-	Comment     string    `json:"_comment"`
-	FHIRVersion string    `json:"fhirVersion"`
-	Params      []defJSON `json:"params"`
-	Dropped     []dropped `json:"dropped"`
-}
-
-type defJSON struct {
-	Resource    string   `json:"resource"`
-	Name        string   `json:"name"`
-	Type        string   `json:"type"`
-	URL         string   `json:"url"`
-	Expression  string   `json:"expression"`
-	Targets     []string `json:"targets,omitempty"`
-	Description string   `json:"description,omitempty"`
-}
-
-type dropped struct {
-	Resource string `json:"resource"`
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	URL      string `json:"url"`
-	Reason   string `json:"reason"`
-}
+type (
+	coreFile = corefile.File
+	defJSON  = corefile.Def
+	dropped  = corefile.Dropped
+)
 
 func main() {
 	in := flag.String("in", "../../../../shared/data/fhir-r4/search-parameters.json", "FHIR R4 search-parameters.json bundle")
