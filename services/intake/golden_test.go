@@ -3,14 +3,12 @@ package intake_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
+	"github.com/passerelle-sante/passerelle/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestGoldenMessages posts each message of testdata/messages and compares
 // the answer with its .golden file: the status and, for a refusal, the
@@ -49,20 +47,7 @@ func TestGoldenMessages(t *testing.T) {
 				got.Write(answer)
 			}
 			got.WriteString("\n")
-			golden := strings.TrimSuffix(f, ".json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update)", err)
-			}
-			if !bytes.Equal(want, got.Bytes()) {
-				t.Errorf("answer differs from %s:\n--- want\n%s\n--- got\n%s", golden, want, got.Bytes())
-			}
+			golden.Check(t, strings.TrimSuffix(f, ".json")+".golden", got.Bytes())
 		})
 	}
 }

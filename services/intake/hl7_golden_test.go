@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
+	"github.com/passerelle-sante/passerelle/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +16,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/hl7v2"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 )
-
-var updateHL7 = flag.Bool("update-hl7", false, "rewrite the HL7 v2 golden files")
 
 // TestHL7Golden maps each sample of testdata/hl7 and compares the ACK code,
 // its ERR segments and the intake event with testdata/hl7/<name>.golden.
@@ -60,20 +58,7 @@ func TestHL7Golden(t *testing.T) {
 					got.WriteString("\n")
 				}
 			}
-			golden := strings.TrimSuffix(f, ".hl7") + ".golden"
-			if *updateHL7 {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update-hl7)", err)
-			}
-			if !bytes.Equal(want, got.Bytes()) {
-				t.Errorf("%s differs:\n--- want\n%s\n--- got\n%s", golden, want, got.Bytes())
-			}
+			golden.Check(t, strings.TrimSuffix(f, ".hl7")+".golden", got.Bytes())
 		})
 	}
 }
