@@ -62,32 +62,54 @@ var forbidden = func(fr, en string) error { return fhir.Errorf(http.StatusForbid
 // Policy is the access policy.
 type Policy struct{}
 
-// Search constrains q to what a may see, or refuses it.
-func (Policy) Search(_ context.Context, a directory.Actor, q *store.Query) error {
-	q.Tenant = a.Tenant
+// verdict of the rules every kind of access shares.
+type verdict int
+
+const (
+	allowed verdict = iota
+	ownTasksOnly
+)
+
+// common applies the rules shared by searches and reads: systems read
+// nothing, the directory and definitions are open to members, the
+// coordinator and the referent coordinating nurse see their CPTS's patients,
+// an administrator none. Other professionals reach patient data through
+// their own tasks.
+func common(a directory.Actor, typ, verb string) (verdict, error) {
 	if a.System != "" {
-		return forbidden("Un système hospitalier ne consulte pas le dossier", "A hospital system does not search records")
+		return 0, forbidden("Un système hospitalier ne consulte pas le dossier", "A hospital system does not "+verb+" records")
 	}
-	switch ClassOf(q.Type) {
+	switch ClassOf(typ) {
 	case Directory, Definition:
-		return nil
+		return allowed, nil
 	}
 	switch {
 	case a.Has(directory.RoleCoordinator), a.Has(directory.RoleCoordinatingNurse):
-		return nil
+		return allowed, nil
 	case a.Has(directory.RoleAdmin) && len(a.Roles) == 1:
-		return forbidden("Un administrateur n'accède pas aux données cliniques", "An administrator has no access to clinical data")
-	case q.Type == "Task":
-		// A professional's own tasks: the search is narrowed to them.
-		var refs []store.Value
-		for _, r := range a.Roles {
-			refs = append(refs, store.Value{Ref: "PractitionerRole/" + r.ID})
-		}
-		q.Params = append(q.Params, store.Param{Name: "owner", Kind: store.KindReference, Values: refs})
-		return nil
+		return 0, forbidden("Un administrateur n'accède pas aux données cliniques", "An administrator has no access to clinical data")
 	}
-	return forbidden("L'accès aux données d'un patient suit la relation de soin : consultez-les depuis vos tâches",
-		"Access to a patient's data follows the care relationship: reach it through your tasks")
+	return ownTasksOnly, nil
+}
+
+// Search constrains q to what a may see, or refuses it.
+func (Policy) Search(_ context.Context, a directory.Actor, q *store.Query) error {
+	q.Tenant = a.Tenant
+	v, err := common(a, q.Type, "search")
+	if err != nil || v == allowed {
+		return err
+	}
+	if q.Type != "Task" {
+		return forbidden("L'accès aux données d'un patient suit la relation de soin : consultez-les depuis vos tâches",
+			"Access to a patient's data follows the care relationship: reach it through your tasks")
+	}
+	// A professional's own tasks: the search is narrowed to them.
+	var refs []store.Value
+	for _, r := range a.Roles {
+		refs = append(refs, store.Value{Ref: "PractitionerRole/" + r.ID})
+	}
+	q.Params = append(q.Params, store.Param{Name: "owner", Kind: store.KindReference, Values: refs})
+	return nil
 }
 
 // Read tells whether a may read res.
@@ -95,19 +117,11 @@ func (Policy) Read(_ context.Context, a directory.Actor, res store.Resource) err
 	if res.Tenant != a.Tenant {
 		return fhir.FromError(store.ErrNotFound)
 	}
-	if a.System != "" {
-		return forbidden("Un système hospitalier ne consulte pas le dossier", "A hospital system does not read records")
+	v, err := common(a, res.Type, "read")
+	if err != nil || v == allowed {
+		return err
 	}
-	switch ClassOf(res.Type) {
-	case Directory, Definition:
-		return nil
-	}
-	switch {
-	case a.Has(directory.RoleCoordinator), a.Has(directory.RoleCoordinatingNurse):
-		return nil
-	case a.Has(directory.RoleAdmin) && len(a.Roles) == 1:
-		return forbidden("Un administrateur n'accède pas aux données cliniques", "An administrator has no access to clinical data")
-	case res.Type == "Task" && ownsTask(a, res.Body):
+	if res.Type == "Task" && ownsTask(a, res.Body) {
 		return nil
 	}
 	return forbidden("Vous ne faites pas partie de l'équipe de soins de ce patient", "You are not in this patient's care team")
