@@ -68,8 +68,8 @@ func (m Member) AvailableAt(t time.Time) bool {
 type fhirTelecom struct{ System, Value string }
 
 type fhirRole struct {
-	ID           string `json:"id"`
-	Active       *bool  `json:"active"`
+	ID           string                     `json:"id"`
+	Active       *bool                      `json:"active"`
 	Practitioner struct{ Reference string } `json:"practitioner"`
 	Organization struct{ Reference string } `json:"organization"`
 	Code         []struct {
@@ -91,7 +91,7 @@ type fhirRole struct {
 }
 
 type fhirPractitioner struct {
-	Active     *bool `json:"active"`
+	Active     *bool                            `json:"active"`
 	Identifier []struct{ System, Value string } `json:"identifier"`
 	Name       []struct {
 		Family string   `json:"family"`
