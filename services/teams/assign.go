@@ -1,0 +1,654 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Task statuses.
+var (
+	finalStatus = map[string]bool{"completed": true, "failed": true, "cancelled": true, "entered-in-error": true}
+	openStatus  = map[string]bool{"requested": true, "received": true, "accepted": true, "ready": true, "in-progress": true}
+)
+
+const systemBusinessStatus = "https://passerelle.health/fhir/CodeSystem/task-business-status"
+
+// assignment is what the service keeps on a Task (extension
+// task-assignment): who it last assigned, who declined or let the
+// acceptance time run out, and which follow-ups it already did.
+type assignment struct {
+	owner      string
+	at         string
+	tried      []string
+	exhausted  bool   // no candidate left: the task stays rejected
+	overdue    bool   // the owner was told the task is overdue
+	escalation string // "Task/<id>" of the escalation task
+	cancelled  bool   // the owner was told the task was cancelled
+}
+
+func assignmentOf(t obj) assignment {
+	var a assignment
+	for _, e := range list(extension(t, ExtAssignment)["extension"]) {
+		eo := asObj(e)
+		switch str(eo, "url") {
+		case "owner":
+			a.owner = refOf(eo["valueReference"])
+		case "assignedAt":
+			a.at = str(eo, "valueDateTime")
+		case "tried":
+			a.tried = append(a.tried, refOf(eo["valueReference"]))
+		case "exhausted":
+			a.exhausted, _ = eo["valueBoolean"].(bool)
+		case "overdueNotified":
+			a.overdue, _ = eo["valueBoolean"].(bool)
+		case "escalation":
+			a.escalation = refOf(eo["valueReference"])
+		case "cancellationNotified":
+			a.cancelled, _ = eo["valueBoolean"].(bool)
+		}
+	}
+	return a
+}
+
+func (a assignment) set(t obj) {
+	var ext []any
+	if a.owner != "" {
+		ext = append(ext, obj{"url": "owner", "valueReference": ref(a.owner)})
+	}
+	if a.at != "" {
+		ext = append(ext, obj{"url": "assignedAt", "valueDateTime": a.at})
+	}
+	for _, r := range a.tried {
+		ext = append(ext, obj{"url": "tried", "valueReference": ref(r)})
+	}
+	for _, f := range []struct {
+		url string
+		on  bool
+	}{{"exhausted", a.exhausted}, {"overdueNotified", a.overdue}, {"cancellationNotified", a.cancelled}} {
+		if f.on {
+			ext = append(ext, obj{"url": f.url, "valueBoolean": true})
+		}
+	}
+	if a.escalation != "" {
+		ext = append(ext, obj{"url": "escalation", "valueReference": ref(a.escalation)})
+	}
+	setExtension(t, obj{"url": ExtAssignment, "extension": ext})
+}
+
+func acceptKey(tenant, taskID string) string   { return TimerAccept + ":" + tenant + ":" + taskID }
+func escalateKey(tenant, taskID string) string { return TimerEscalate + ":" + tenant + ":" + taskID }
+
+// HandleEpisode forms the team of a new episode, assigns the tasks the
+// event carries, and ends the team of an ended episode.
+func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) error {
+	tenant := tenantOf(m, s.d.Tenant)
+	eps, err := resources(m.Data, "EpisodeOfCare")
+	if err != nil || len(eps) == 0 {
+		return err
+	}
+	tasks, err := resources(m.Data, "Task")
+	if err != nil {
+		return err
+	}
+	p, err := s.newPlan(ctx, tx, tenant, traceOf(m))
+	if err != nil {
+		return err
+	}
+	epID := str(eps[0], "id")
+	ep, err := readObj(ctx, tx, "EpisodeOfCare", epID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t, err := p.teamOf(epID)
+	if err != nil {
+		return err
+	}
+	switch st := str(ep.m, "status"); st {
+	case "finished", "cancelled", "entered-in-error":
+		if t != nil && t.status() == "active" {
+			t.r.m["status"] = "inactive"
+			if per := asObj(t.r.m["period"]); per != nil {
+				per["end"] = fmtTime(p.now)
+			}
+			if st == "entered-in-error" {
+				t.r.m["status"] = "entered-in-error"
+			}
+			t.changed = true
+		}
+	default:
+		if t == nil {
+			var roles []string
+			pre := map[string]string{}
+			for _, task := range tasks {
+				if r := firstCode(task["performerType"], directory.SystemTeamRole); r != "" && !slices.Contains(roles, r) {
+					roles = append(roles, r)
+				}
+				if o := refOf(task["owner"]); strings.HasPrefix(o, "PractitionerRole/") {
+					pre[str(task, "id")] = o
+				}
+			}
+			if _, err := p.form(ep, roles, pre); err != nil {
+				return err
+			}
+		}
+	}
+	for _, task := range tasks {
+		if err := p.handleTask(str(task, "id"), epID); err != nil {
+			return err
+		}
+	}
+	return p.commit()
+}
+
+// HandleTask follows a task's life: a new unowned task gets an owner, a
+// decline goes to the next candidate, an accepted or finished task loses its
+// acceptance deadline, an overdue one reminds its owner and waits for
+// escalation.
+func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error {
+	tasks, err := resources(m.Data, "Task")
+	if err != nil {
+		return err
+	}
+	p, err := s.newPlan(ctx, tx, tenantOf(m, s.d.Tenant), traceOf(m))
+	if err != nil {
+		return err
+	}
+	for _, task := range tasks {
+		if err := p.handleTask(str(task, "id"), ""); err != nil {
+			return err
+		}
+	}
+	return p.commit()
+}
+
+// episodeOfTask finds the episode a task belongs to: through its CarePlan
+// (basedOn), whose supportingInfo is the episode.
+func (p *plan) episodeOfTask(t obj) (string, error) {
+	for _, b := range list(t["basedOn"]) {
+		cp := strings.TrimPrefix(refOf(b), "CarePlan/")
+		if cp == refOf(b) || cp == "" {
+			continue
+		}
+		r, err := readObj(p.ctx, p.tx, "CarePlan", cp)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		for _, si := range list(r.m["supportingInfo"]) {
+			if e := strings.TrimPrefix(refOf(si), "EpisodeOfCare/"); e != refOf(si) {
+				return e, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// handleTask brings one task in line with the rules. It changes nothing
+// when the task already is: redeliveries and the service's own events are
+// no-ops.
+func (p *plan) handleTask(id, episodeID string) error {
+	r, err := readObj(p.ctx, p.tx, "Task", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t := r.m
+	a := assignmentOf(t)
+	status := str(t, "status")
+	owner := refOf(t["owner"])
+	role := firstCode(t["performerType"], directory.SystemTeamRole)
+	if episodeID == "" {
+		if episodeID, err = p.episodeOfTask(t); err != nil {
+			return err
+		}
+	}
+	changed := false
+	switch {
+	case finalStatus[status]:
+		p.tx.Cancel(p.ctx, acceptKey(p.tenant, id))
+		p.tx.Cancel(p.ctx, escalateKey(p.tenant, id))
+		if status == "cancelled" && strings.HasPrefix(a.owner, "PractitionerRole/") && a.owner == owner && !a.cancelled {
+			a.cancelled, changed = true, true
+			if err := p.notifyTask(r, "cancellation", owner); err != nil {
+				return err
+			}
+		}
+	case status == "on-hold":
+		p.tx.Cancel(p.ctx, acceptKey(p.tenant, id))
+		p.tx.Cancel(p.ctx, escalateKey(p.tenant, id))
+	case status == "draft":
+	case role == "" && owner == "":
+		// A task for the patient (daily self-weighing): the patient owns it.
+		if pt := refOf(t["for"]); pt != "" {
+			t["owner"] = ref(pt)
+			changed = true
+		}
+	case role == "":
+	case status == "rejected":
+		if a.exhausted || owner == "" || owner != a.owner {
+			break
+		}
+		if err := p.reassign(r, &a, episodeID, "declined"); err != nil {
+			return err
+		}
+		changed = true
+	case status == "requested" && owner == "":
+		if err := p.assignNext(r, &a, episodeID, ""); err != nil {
+			return err
+		}
+		changed = true
+	case status == "requested" && owner != a.owner:
+		// Set by someone else: the pathway (the referent's own tasks) or a
+		// coordinator's reassignment. Adopt it.
+		if err := p.adopt(r, &a, episodeID); err != nil {
+			return err
+		}
+		changed = true
+	case status == "requested":
+		// Owned as assigned: its acceptance deadline runs (again after a
+		// hold).
+		pending, err := p.s.d.Store.Timers().Pending(p.ctx, acceptKey(p.tenant, id))
+		if errors.Is(err, store.ErrNotFound) {
+			if err := p.scheduleAccept(r, episodeID); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		_ = pending
+	case openStatus[status]:
+		p.tx.Cancel(p.ctx, acceptKey(p.tenant, id))
+	}
+	if openStatus[str(t, "status")] && firstCode(t["businessStatus"], systemBusinessStatus) == "overdue" && !a.overdue {
+		a.overdue, changed = true, true
+		if o := refOf(t["owner"]); strings.HasPrefix(o, "PractitionerRole/") {
+			if err := p.notifyTask(r, "overdue", o); err != nil {
+				return err
+			}
+		}
+		d, err := p.delaysFor(episodeID, firstCode(t["code"], SystemAction))
+		if err != nil {
+			return err
+		}
+		if err := p.tx.Schedule(p.ctx, store.Timer{Key: escalateKey(p.tenant, id), Tenant: p.tenant, Kind: TimerEscalate,
+			Due: p.now.Add(d.escalate), Payload: mustJSON(obj{"task": id})}); err != nil {
+			return err
+		}
+	}
+	if !changed {
+		return nil
+	}
+	a.set(t)
+	return p.putTask(&r)
+}
+
+// putTask writes a task changed in place and queues its announcement.
+func (p *plan) putTask(r *resource) error {
+	r.m["id"] = r.res.ID
+	delete(r.m, "meta")
+	res, err := p.tx.Update(p.ctx, p.tenant, mustJSON(r.m), r.res.Version)
+	if err != nil {
+		return fmt.Errorf("Task/%s: %w", r.res.ID, err)
+	}
+	r.res = res
+	p.announce(res, bus.OpUpdated)
+	return nil
+}
+
+// assignNext gives the task to the best candidate; with none left, the
+// task is rejected and escalated. reason says why the previous owner (if
+// any) lost it.
+func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) error {
+	t := r.m
+	role := firstCode(t["performerType"], directory.SystemTeamRole)
+	patient := refOf(t["for"])
+	tm, err := p.teamOf(episodeID)
+	if err != nil {
+		return err
+	}
+	var cands []directory.Member
+	if firstCode(t["code"], SystemAction) == CodeEscalation {
+		cands, err = p.escalationChain(tm, a.tried)
+	} else {
+		cands, err = p.candidates(tm, role, patient, a.tried)
+	}
+	if err != nil {
+		return err
+	}
+	if len(cands) == 0 {
+		a.exhausted = true
+		a.owner = ""
+		delete(t, "owner")
+		t["status"] = "rejected"
+		why := "Aucun professionnel disponible pour ce rôle : la coordination est prévenue"
+		if reason != "" {
+			why = "Refusée ou sans réponse, et aucun autre professionnel disponible : la coordination est prévenue"
+		}
+		t["statusReason"] = obj{"text": why}
+		t["lastModified"] = fmtTime(p.now)
+		p.tx.Cancel(p.ctx, acceptKey(p.tenant, r.res.ID))
+		return p.escalate(r, a, episodeID, why)
+	}
+	next := cands[0]
+	if tm != nil {
+		tm.add(next, memberRole(next, role), p.now)
+	}
+	owner := ref(next.Ref())
+	if next.Name != "" {
+		owner["display"] = next.Name
+	}
+	t["owner"] = owner
+	t["status"] = "requested"
+	if reason != "" {
+		delete(t, "statusReason")
+	}
+	t["lastModified"] = fmtTime(p.now)
+	a.owner, a.at = next.Ref(), fmtTime(p.now)
+	p.load[next.Ref()]++
+	if err := p.notifyTask(r, "assignment", next.Ref()); err != nil {
+		return err
+	}
+	return p.scheduleAccept(r, episodeID)
+}
+
+func memberRole(m directory.Member, role string) string {
+	if role == "" {
+		return m.Code
+	}
+	if m.Code == directory.RoleCoordinator || m.Code == directory.RoleCoordinatingNurse {
+		return m.Code
+	}
+	return role
+}
+
+// adopt records an owner someone else set: the owner joins the team, is
+// told, and the acceptance deadline runs; the previous owner, if the
+// service had assigned one, is told the task went elsewhere.
+func (p *plan) adopt(r resource, a *assignment, episodeID string) error {
+	owner := refOf(r.m["owner"])
+	prev := a.owner
+	if tm, err := p.teamOf(episodeID); err != nil {
+		return err
+	} else if tm != nil {
+		if m, ok := p.memberByRef(owner); ok {
+			tm.add(m, memberRole(m, firstCode(r.m["performerType"], directory.SystemTeamRole)), p.now)
+		}
+	}
+	a.owner, a.at, a.exhausted = owner, fmtTime(p.now), false
+	if strings.HasPrefix(prev, "PractitionerRole/") && prev != owner {
+		if err := p.notifyTask(r, "unassignment", prev); err != nil {
+			return err
+		}
+		if err := p.leaveIfIdle(r, prev, episodeID); err != nil {
+			return err
+		}
+	}
+	if err := p.notifyTask(r, "assignment", owner); err != nil {
+		return err
+	}
+	return p.scheduleAccept(r, episodeID)
+}
+
+// reassign moves a declined or timed-out task to the next candidate,
+// recording why in a Provenance.
+func (p *plan) reassign(r resource, a *assignment, episodeID, reason string) error {
+	prev := a.owner
+	if prev != "" && !slices.Contains(a.tried, prev) {
+		a.tried = append(a.tried, prev)
+	}
+	if err := p.assignNext(r, a, episodeID, reason); err != nil {
+		return err
+	}
+	if strings.HasPrefix(prev, "PractitionerRole/") {
+		if err := p.notifyTask(r, "unassignment", prev); err != nil {
+			return err
+		}
+		if err := p.leaveIfIdle(r, prev, episodeID); err != nil {
+			return err
+		}
+	}
+	return p.provenance(r, prev, reason)
+}
+
+// leaveIfIdle ends who's participation in the episode's team when they own
+// no other open task of the episode.
+func (p *plan) leaveIfIdle(r resource, who, episodeID string) error {
+	tm, err := p.teamOf(episodeID)
+	if err != nil || tm == nil {
+		return err
+	}
+	if tm.referent() == who {
+		return nil
+	}
+	page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: 100, Params: []store.Param{
+		{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: who}}},
+		{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: refOf(r.m["for"])}}},
+		{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}, {Code: "accepted"}, {Code: "in-progress"}, {Code: "on-hold"}}},
+	}})
+	if err != nil {
+		return err
+	}
+	for _, o := range page.Resources {
+		if o.ID != r.res.ID {
+			return nil
+		}
+	}
+	tm.end(who, p.now)
+	return nil
+}
+
+// provenance records why a task changed hands.
+func (p *plan) provenance(r resource, prev, reason string) error {
+	text := map[string]string{
+		"declined": "Tâche refusée par son destinataire : proposée au suivant",
+		"timeout":  "Délai d'acceptation dépassé : tâche proposée au suivant",
+	}[reason]
+	if text == "" {
+		text = reason
+	}
+	if refOf(r.m["owner"]) == "" {
+		text += " — aucun autre professionnel disponible"
+	}
+	body := obj{
+		"resourceType": "Provenance", "id": uuid.NewString(),
+		"target":       []any{ref("Task/" + r.res.ID)},
+		"recorded":     fmtTime(p.now),
+		"activity": codeable("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE", "revise"),
+		"reason":   []any{obj{"text": text}},
+		"agent": []any{obj{
+			"type": codeable("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+			"who":  obj{"display": "Passerelle — service équipes"},
+		}},
+	}
+	if prev != "" {
+		body["entity"] = []any{obj{"role": "revision", "what": ref(prev)}}
+	}
+	if c := p.s.cptsOf(p.tenant); c != "" {
+		asObj(list(body["agent"])[0])["onBehalfOf"] = ref(c)
+	}
+	res, err := p.tx.Create(p.ctx, p.tenant, mustJSON(body))
+	if err != nil {
+		return err
+	}
+	p.announce(res, bus.OpCreated)
+	return nil
+}
+
+// scheduleAccept starts the task's acceptance deadline.
+func (p *plan) scheduleAccept(r resource, episodeID string) error {
+	d, err := p.delaysFor(episodeID, firstCode(r.m["code"], SystemAction))
+	if err != nil {
+		return err
+	}
+	return p.tx.Schedule(p.ctx, store.Timer{Key: acceptKey(p.tenant, r.res.ID), Tenant: p.tenant, Kind: TimerAccept,
+		Due: p.now.Add(d.accept), Payload: mustJSON(obj{"task": r.res.ID, "owner": refOf(r.m["owner"])})})
+}
+
+// escalate gives the referent coordinating nurse (then the coordinator) a
+// task about a task nobody answers: once per task.
+func (p *plan) escalate(r resource, a *assignment, episodeID, why string) error {
+	if a.escalation != "" {
+		return nil
+	}
+	t := r.m
+	title := str(t, "description")
+	if title == "" {
+		title = str(t, "code", "coding", "display")
+	}
+	esc := obj{
+		"resourceType": "Task", "id": uuid.NewString(), "status": "requested", "intent": "order", "priority": "urgent",
+		"code":          codeable(SystemAction, CodeEscalation, "Escalade d'une tâche sans réponse"),
+		"description":   "Escalade : " + title + " — " + why,
+		"focus":         ref("Task/" + r.res.ID),
+		"for":           t["for"],
+		"authoredOn":    fmtTime(p.now), "lastModified": fmtTime(p.now),
+		"performerType": []any{codeable(directory.SystemTeamRole, directory.RoleCoordinatingNurse, "")},
+		"restriction":   obj{"period": obj{"start": fmtTime(p.now), "end": fmtTime(endOfNextDay(p.now))}},
+	}
+	if b := t["basedOn"]; b != nil {
+		esc["basedOn"] = b
+	}
+	if c := p.s.cptsOf(p.tenant); c != "" {
+		esc["requester"] = ref(c)
+	}
+	var ea assignment
+	if firstCode(t["code"], SystemAction) == CodeEscalation {
+		// An escalation nobody answers goes up the chain, past whoever
+		// already had it.
+		ea.tried = append(slices.Clone(a.tried), a.owner)
+		if o := refOf(t["owner"]); o != "" {
+			ea.tried = append(ea.tried, o)
+		}
+	}
+	tm, err := p.teamOf(episodeID)
+	if err != nil {
+		return err
+	}
+	chain, err := p.escalationChain(tm, ea.tried)
+	if err != nil {
+		return err
+	}
+	if len(chain) == 0 {
+		p.s.log.ErrorContext(p.ctx, "nobody to escalate to: no coordinating nurse nor coordinator available", "task", r.res.ID, "tenant", p.tenant)
+		return nil
+	}
+	to := chain[0]
+	owner := ref(to.Ref())
+	if to.Name != "" {
+		owner["display"] = to.Name
+	}
+	esc["owner"] = owner
+	ea.owner, ea.at = to.Ref(), fmtTime(p.now)
+	ea.set(esc)
+	res, err := p.tx.Create(p.ctx, p.tenant, mustJSON(esc))
+	if err != nil {
+		return err
+	}
+	p.announce(res, bus.OpCreated)
+	a.escalation = "Task/" + res.ID
+	er := resource{res: res, m: esc}
+	if tm != nil {
+		tm.add(to, to.Code, p.now)
+	}
+	if err := p.notifyTask(er, "escalation", to.Ref()); err != nil {
+		return err
+	}
+	return p.scheduleAccept(er, episodeID)
+}
+
+// endOfNextDay is 23:59:59 of the next day in Europe/Paris.
+func endOfNextDay(t time.Time) time.Time {
+	y, m, d := t.In(paris).Date()
+	return time.Date(y, m, d+2, 0, 0, 0, 0, paris).Add(-time.Second)
+}
+
+// acceptTimeout fires when an owner has not accepted in time: the task goes
+// to the next candidate.
+func (s *Service) acceptTimeout(ctx context.Context, tx store.Tx, tm store.Timer) error {
+	var pl struct{ Task, Owner string }
+	if err := jsonUnmarshal(tm.Payload, &pl); err != nil || pl.Task == "" {
+		return fmt.Errorf("acceptance timer %s: bad payload", tm.Key)
+	}
+	p, err := s.newPlan(ctx, tx, tm.Tenant, "")
+	if err != nil {
+		return err
+	}
+	r, err := readObj(ctx, tx, "Task", pl.Task)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if str(r.m, "status") != "requested" || refOf(r.m["owner"]) != pl.Owner {
+		return nil
+	}
+	a := assignmentOf(r.m)
+	ep, err := p.episodeOfTask(r.m)
+	if err != nil {
+		return err
+	}
+	if err := p.reassign(r, &a, ep, "timeout"); err != nil {
+		return err
+	}
+	a.set(r.m)
+	if err := p.putTask(&r); err != nil {
+		return err
+	}
+	return p.commit()
+}
+
+// escalateTimer fires some time after a task went overdue: if it is still
+// open, the referent coordinating nurse gets an escalation task.
+func (s *Service) escalateTimer(ctx context.Context, tx store.Tx, tm store.Timer) error {
+	var pl struct{ Task string }
+	if err := jsonUnmarshal(tm.Payload, &pl); err != nil || pl.Task == "" {
+		return fmt.Errorf("escalation timer %s: bad payload", tm.Key)
+	}
+	p, err := s.newPlan(ctx, tx, tm.Tenant, "")
+	if err != nil {
+		return err
+	}
+	r, err := readObj(ctx, tx, "Task", pl.Task)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !openStatus[str(r.m, "status")] {
+		return nil
+	}
+	a := assignmentOf(r.m)
+	if a.escalation != "" {
+		return nil
+	}
+	ep, err := p.episodeOfTask(r.m)
+	if err != nil {
+		return err
+	}
+	if err := p.escalate(r, &a, ep, "en retard et toujours pas faite"); err != nil {
+		return err
+	}
+	a.set(r.m)
+	if err := p.putTask(&r); err != nil {
+		return err
+	}
+	return p.commit()
+}

@@ -1,0 +1,624 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// team is an episode's CareTeam being read or changed in one transaction.
+type team struct {
+	r       resource
+	created bool
+	changed bool
+}
+
+func teamID(episodeID string) string { return "ct-" + episodeID }
+
+func (t *team) status() string { return str(t.r.m, "status") }
+
+// current returns the members holding role now (no period end), in the
+// order they joined.
+func (t *team) current(role string) []string {
+	var out []string
+	for _, p := range list(t.r.m["participant"]) {
+		po := asObj(p)
+		if str(po, "period", "end") != "" {
+			continue
+		}
+		if firstCode(po["role"], directory.SystemTeamRole) == role {
+			if r := refOf(po["member"]); r != "" {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// active tells whether ref is a current participant.
+func (t *team) active(ref string) bool {
+	for _, p := range list(t.r.m["participant"]) {
+		po := asObj(p)
+		if refOf(po["member"]) == ref && str(po, "period", "end") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *team) add(m directory.Member, role string, now time.Time) {
+	if t.active(m.Ref()) {
+		return
+	}
+	member := ref(m.Ref())
+	if m.Name != "" {
+		member["display"] = m.Name
+	}
+	t.r.m["participant"] = append(list(t.r.m["participant"]), obj{
+		"role":   []any{codeable(directory.SystemTeamRole, role, "")},
+		"member": member, "period": obj{"start": fmtTime(now)},
+	})
+	t.changed = true
+}
+
+// end closes ref's participation.
+func (t *team) end(ref string, now time.Time) {
+	for _, p := range list(t.r.m["participant"]) {
+		po := asObj(p)
+		if refOf(po["member"]) == ref && str(po, "period", "end") == "" {
+			per := asObj(po["period"])
+			if per == nil {
+				per = obj{}
+				po["period"] = per
+			}
+			per["end"] = fmtTime(now)
+			t.changed = true
+		}
+	}
+}
+
+// referent is the team's coordinating nurse.
+func (t *team) referent() string {
+	if c := t.current(directory.RoleCoordinatingNurse); len(c) > 0 {
+		return c[0]
+	}
+	return ""
+}
+
+// plan is the work of one handler: the directory as read once, loads as
+// counted plus what this transaction assigned, teams and patients read.
+type plan struct {
+	s      *Service
+	ctx    context.Context
+	tx     store.Tx
+	tenant string
+	now    time.Time
+	trace  string
+	dir    memberCache
+	load   map[string]int
+	teams  map[string]*team // by episode id
+	addr   map[string][2]string
+	events []store.Resource // written resources to announce, in order
+	ops    map[string]string
+}
+
+func (s *Service) newPlan(ctx context.Context, tx store.Tx, tenant, trace string) (*plan, error) {
+	dir, err := s.directoryOf(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	return &plan{s: s, ctx: ctx, tx: tx, tenant: tenant, now: s.d.Clock.Now(), trace: trace, dir: dir,
+		load: map[string]int{}, teams: map[string]*team{}, addr: map[string][2]string{}, ops: map[string]string{}}, nil
+}
+
+// memberByRef finds a member in the directory as read.
+func (p *plan) memberByRef(ref string) (directory.Member, bool) {
+	for _, m := range p.dir.list {
+		if m.Ref() == ref {
+			return m, true
+		}
+	}
+	return directory.Member{}, false
+}
+
+// openLoad counts ref's open tasks.
+func (p *plan) openLoad(ref string) (int, error) {
+	if n, ok := p.load[ref]; ok {
+		return n, nil
+	}
+	page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: 1, Total: true, Params: []store.Param{
+		{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: ref}}},
+		{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}, {Code: "accepted"}, {Code: "in-progress"}}},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("load of %s: %w", ref, err)
+	}
+	n := page.Total
+	if n < 0 {
+		n = len(page.Resources)
+	}
+	p.load[ref] = n
+	return n, nil
+}
+
+// usable tells whether m can take one more task now.
+func (p *plan) usable(m directory.Member) (bool, error) {
+	if !m.AvailableAt(p.now) {
+		return false, nil
+	}
+	if m.Capacity <= 0 {
+		return true, nil
+	}
+	n, err := p.openLoad(m.Ref())
+	return n < m.Capacity, err
+}
+
+// patientAddress returns the INSEE commune and postal code of the patient's
+// home.
+func (p *plan) patientAddress(patient string) ([2]string, error) {
+	if a, ok := p.addr[patient]; ok {
+		return a, nil
+	}
+	var a [2]string
+	id := strings.TrimPrefix(patient, "Patient/")
+	if id != patient {
+		r, err := readObj(p.ctx, p.tx, "Patient", id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return a, err
+		}
+		if err == nil {
+			for _, ad := range list(r.m["address"]) {
+				ao := asObj(ad)
+				if u := str(ao, "use"); u != "" && u != "home" {
+					continue
+				}
+				a[1] = str(ao, "postalCode")
+				for _, e := range list(ao["extension"]) {
+					if strings.HasSuffix(str(asObj(e), "url"), "fr-core-address-insee-code") {
+						a[0] = str(asObj(e), "valueCoding", "code")
+					}
+				}
+				break
+			}
+		}
+	}
+	p.addr[patient] = a
+	return a, nil
+}
+
+// candidates lists who may own a task of role for patient, best first: the
+// team's current members of that role, then the directory's members of the
+// role whose territory covers the patient's home (any member when the
+// address is unknown), by lowest load then id. Nobody in exclude, nobody
+// away or full.
+func (p *plan) candidates(t *team, role, patient string, exclude []string) ([]directory.Member, error) {
+	var out []directory.Member
+	seen := map[string]bool{}
+	for _, e := range exclude {
+		seen[e] = true
+	}
+	if t != nil {
+		for _, r := range t.current(role) {
+			m, ok := p.memberByRef(r)
+			if !ok || seen[r] || m.Code != role {
+				continue
+			}
+			ok, err := p.usable(m)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, m)
+				seen[r] = true
+			}
+		}
+	}
+	addr, err := p.patientAddress(patient)
+	if err != nil {
+		return nil, err
+	}
+	var pool []directory.Member
+	for _, m := range p.dir.list {
+		if m.Code != role || seen[m.Ref()] {
+			continue
+		}
+		if (addr[0] != "" || addr[1] != "") && !m.Covers(addr[0], addr[1]) && role != directory.RoleCoordinator {
+			continue
+		}
+		ok, err := p.usable(m)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			pool = append(pool, m)
+		}
+	}
+	if err := p.byLoad(pool); err != nil {
+		return nil, err
+	}
+	return append(out, pool...), nil
+}
+
+// byLoad sorts members by open tasks, then id.
+func (p *plan) byLoad(ms []directory.Member) error {
+	loads := map[string]int{}
+	for _, m := range ms {
+		n, err := p.openLoad(m.Ref())
+		if err != nil {
+			return err
+		}
+		loads[m.ID] = n
+	}
+	sort.SliceStable(ms, func(i, j int) bool {
+		if loads[ms[i].ID] != loads[ms[j].ID] {
+			return loads[ms[i].ID] < loads[ms[j].ID]
+		}
+		return ms[i].ID < ms[j].ID
+	})
+	return nil
+}
+
+// escalationChain lists who an escalation goes to: the team's referent
+// coordinating nurse, then the CPTS's coordinators.
+func (p *plan) escalationChain(t *team, exclude []string) ([]directory.Member, error) {
+	var out []directory.Member
+	if t != nil {
+		if r := t.referent(); r != "" && !slices.Contains(exclude, r) {
+			if m, ok := p.memberByRef(r); ok && m.AvailableAt(p.now) {
+				out = append(out, m)
+			}
+		}
+	}
+	var coords []directory.Member
+	for _, m := range p.dir.list {
+		if m.Code == directory.RoleCoordinator && m.AvailableAt(p.now) && !slices.Contains(exclude, m.Ref()) {
+			coords = append(coords, m)
+		}
+	}
+	if err := p.byLoad(coords); err != nil {
+		return nil, err
+	}
+	return append(out, coords...), nil
+}
+
+// teamOf returns the CareTeam of an episode, nil when there is none.
+func (p *plan) teamOf(episodeID string) (*team, error) {
+	if t, ok := p.teams[episodeID]; ok {
+		return t, nil
+	}
+	r, err := readObj(p.ctx, p.tx, "CareTeam", teamID(episodeID))
+	if errors.Is(err, store.ErrNotFound) {
+		p.teams[episodeID] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := &team{r: r}
+	p.teams[episodeID] = t
+	return t, nil
+}
+
+// form creates the episode's CareTeam: the professionals the hospital
+// declared, matched to the directory (a declared pharmacy → its member
+// pharmacist; a declared professional who is not a member stays external),
+// then a member for each missing role and the referent coordinating nurse.
+// preOwned are owners already set on the episode's tasks (a coordinating
+// nurse owning the inclusion to confirm becomes the referent).
+func (p *plan) form(ep resource, roles []string, preOwned map[string]string) (*team, error) {
+	patient := str(ep.m, "patient", "reference")
+	t := &team{created: true, changed: true, r: resource{m: obj{
+		"resourceType": "CareTeam", "id": teamID(ep.res.ID), "status": "active",
+		"name":         "Équipe de soins du parcours",
+		"subject":      ref(patient),
+		"period":       obj{"start": fmtTime(p.now)},
+		"extension":    []any{obj{"url": ExtEpisode, "valueReference": ref("EpisodeOfCare/" + ep.res.ID)}},
+		"participant":  []any{},
+	}}}
+	if org := str(ep.m, "managingOrganization", "reference"); org != "" {
+		t.r.m["managingOrganization"] = []any{ref(org)}
+	}
+	p.teams[ep.res.ID] = t
+	// Declared professionals.
+	declared, err := p.declared(ep, patient)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range declared {
+		m, ok := p.match(d)
+		if !ok {
+			member := obj{"display": d.name}
+			if d.system != "" {
+				member["identifier"] = obj{"system": d.system, "value": d.value}
+			}
+			t.r.m["participant"] = append(list(t.r.m["participant"]), obj{
+				"role":   []any{codeable(directory.SystemTeamRole, directory.RoleExternal, "")},
+				"member": member, "period": obj{"start": fmtTime(p.now)},
+			})
+			continue
+		}
+		t.add(m, m.Code, p.now)
+	}
+	// Owners already set (the referent chosen for an inclusion to confirm).
+	for _, owner := range preOwned {
+		if m, ok := p.memberByRef(owner); ok {
+			t.add(m, m.Code, p.now)
+		}
+	}
+	// Each missing role, and the referent coordinating nurse.
+	need := append(slices.Clone(roles), directory.RoleCoordinatingNurse)
+	for _, role := range need {
+		cur := t.current(role)
+		usable := false
+		for _, r := range cur {
+			if m, ok := p.memberByRef(r); ok && m.AvailableAt(p.now) {
+				usable = true
+			}
+		}
+		if usable {
+			continue
+		}
+		cands, err := p.candidates(nil, role, patient, cur)
+		if err != nil {
+			return nil, err
+		}
+		if len(cands) > 0 {
+			t.add(cands[0], role, p.now)
+		}
+	}
+	return t, nil
+}
+
+type declaredPro struct {
+	kind, system, value, role, name string
+}
+
+// declared lists the professionals the hospital declared with the stay
+// that opened the episode: the proposed CareTeam and the patient's
+// médecin traitant.
+func (p *plan) declared(ep resource, patient string) ([]declaredPro, error) {
+	var out []declaredPro
+	for _, e := range list(ep.m["extension"]) {
+		eo := asObj(e)
+		if !strings.HasSuffix(str(eo, "url"), "/index-encounter") {
+			continue
+		}
+		enc := strings.TrimPrefix(refOf(eo["valueReference"]), "Encounter/")
+		if enc == "" {
+			continue
+		}
+		ct, err := readObj(p.ctx, p.tx, "CareTeam", "declared-"+enc)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil {
+			for _, pt := range list(ct.m["participant"]) {
+				po := asObj(pt)
+				mem := asObj(po["member"])
+				out = append(out, declaredPro{kind: str(mem, "type"), system: str(mem, "identifier", "system"),
+					value: str(mem, "identifier", "value"), role: firstCode(po["role"], directory.SystemTeamRole), name: str(mem, "display")})
+			}
+		}
+	}
+	if id := strings.TrimPrefix(patient, "Patient/"); id != patient {
+		pr, err := readObj(p.ctx, p.tx, "Patient", id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil {
+			for _, g := range list(pr.m["generalPractitioner"]) {
+				go_ := asObj(g)
+				d := declaredPro{kind: "Practitioner", system: str(go_, "identifier", "system"), value: str(go_, "identifier", "value"),
+					role: directory.RoleGP, name: str(go_, "display")}
+				dup := false
+				for _, o := range out {
+					dup = dup || (o.system == d.system && o.value == d.value)
+				}
+				if !dup && d.value != "" {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// match finds the member a declared professional is: by RPPS (or
+// idNat_PS), or for an organisation by FINESS, its member of the declared
+// role (a pharmacy → its pharmacist). Away or inactive members still match:
+// the team says who the patient's professionals are; assignment skips
+// whoever is away.
+func (p *plan) match(d declaredPro) (directory.Member, bool) {
+	var found []directory.Member
+	switch d.system {
+	case directory.SystemRPPS, directory.SystemIDNPS:
+		rpps := d.value
+		if d.system == directory.SystemIDNPS {
+			rpps = strings.TrimPrefix(d.value, "8")
+		}
+		for _, m := range p.dir.list {
+			if m.RPPS == rpps && m.RPPS != "" && m.Active {
+				found = append(found, m)
+			}
+		}
+	case directory.SystemFINESS:
+		org := p.dir.orgs[d.value]
+		role := d.role
+		if role == "" || role == directory.RoleExternal {
+			role = directory.RolePharmacist
+		}
+		for _, m := range p.dir.list {
+			if org != "" && m.Organization == org && m.Code == role && m.Active {
+				found = append(found, m)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return directory.Member{}, false
+	}
+	for _, m := range found {
+		if m.Code == d.role {
+			return m, true
+		}
+	}
+	return found[0], true
+}
+
+// save writes the changed teams.
+func (p *plan) save() error {
+	ids := make([]string, 0, len(p.teams))
+	for id := range p.teams {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t := p.teams[id]
+		if t == nil || !t.changed {
+			continue
+		}
+		delete(t.r.m, "meta")
+		var res store.Resource
+		var err error
+		op := "updated"
+		if t.created {
+			op = "created"
+			res, err = p.tx.Create(p.ctx, p.tenant, mustJSON(t.r.m))
+		} else {
+			res, err = p.tx.Update(p.ctx, p.tenant, mustJSON(t.r.m), t.r.res.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("CareTeam %s: %w", id, err)
+		}
+		t.r.res, t.created, t.changed = res, false, false
+		p.announce(res, op)
+	}
+	return nil
+}
+
+func (p *plan) announce(res store.Resource, op string) {
+	key := res.Type + "/" + res.ID
+	if _, ok := p.ops[key]; !ok {
+		p.events = append(p.events, res)
+		p.ops[key] = op
+	} else {
+		for i, e := range p.events {
+			if e.Type+"/"+e.ID == key {
+				p.events[i] = res
+			}
+		}
+		if p.ops[key] != "created" {
+			p.ops[key] = op
+		}
+	}
+}
+
+// commit saves the teams and announces every resource written, once each,
+// at its last version.
+func (p *plan) commit() error {
+	if err := p.save(); err != nil {
+		return err
+	}
+	for _, res := range p.events {
+		if err := p.tx.Emit(p.ctx, fhirapi.Event(p.tenant, res, p.ops[res.Type+"/"+res.ID], p.trace)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// durationOf reads a FHIR Duration.
+func durationOf(v obj) (time.Duration, bool) {
+	f, ok := v["value"].(float64)
+	if !ok || f < 0 {
+		return 0, false
+	}
+	unit := str(v, "code")
+	if unit == "" {
+		unit = str(v, "unit")
+	}
+	mult := map[string]time.Duration{"s": time.Second, "min": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "wk": 7 * 24 * time.Hour}[unit]
+	if mult == 0 {
+		return 0, false
+	}
+	return time.Duration(f * float64(mult)), true
+}
+
+// delays are a template's acceptance and escalation delays for one action.
+type delays struct{ accept, escalate time.Duration }
+
+func readDelays(ext obj, d *delays) {
+	for _, e := range list(ext["extension"]) {
+		eo := asObj(e)
+		v, ok := durationOf(asObj(eo["valueDuration"]))
+		if !ok {
+			continue
+		}
+		switch str(eo, "url") {
+		case "acceptance":
+			d.accept = v
+		case "escalation":
+			d.escalate = v
+		}
+	}
+}
+
+// delaysFor returns the delays for an action of the episode's template.
+func (p *plan) delaysFor(episodeID, action string) (delays, error) {
+	d := delays{DefaultAcceptance, DefaultEscalation}
+	if episodeID == "" {
+		return d, nil
+	}
+	ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, nil
+	}
+	if err != nil {
+		return d, err
+	}
+	canonical, _ := extension(ep.m, ExtPathway)["valueCanonical"].(string)
+	if canonical == "" {
+		return d, nil
+	}
+	pd, err := p.s.template(p.ctx, p.tenant, canonical)
+	if err != nil || pd == nil {
+		return d, err
+	}
+	if e := extension(pd, ExtTeamAssignment); e != nil {
+		readDelays(e, &d)
+	}
+	for _, a := range list(pd["action"]) {
+		ao := asObj(a)
+		if firstCode(ao["code"], SystemAction) == action {
+			if e := extension(ao, ExtTeamAssignment); e != nil {
+				readDelays(e, &d)
+			}
+		}
+	}
+	return d, nil
+}
+
+// template returns the PlanDefinition an episode follows (url|version).
+func (s *Service) template(ctx context.Context, tenant, canonical string) (obj, error) {
+	url, version, _ := strings.Cut(canonical, "|")
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 2,
+		Params: []store.Param{{Name: "url", Kind: store.KindURI, Values: []store.Value{{Text: url}}}}})
+	if err != nil || len(page.Resources) == 0 {
+		return nil, err
+	}
+	r := page.Resources[0]
+	if v, err := strconv.ParseInt(version, 10, 64); err == nil && v != r.Version {
+		if old, err := s.d.Store.VRead(ctx, "PlanDefinition", r.ID, v); err == nil {
+			r = old
+		}
+	}
+	return decode(r.Body)
+}

@@ -1,0 +1,245 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/notify"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/pkg/timer"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var paris = clock.Paris
+
+// Durable consumer names; the first two are also inbox keys.
+const (
+	DurableEpisode = "teams-episode"
+	DurableTask    = "teams-task"
+	DurableNotify  = "teams-notify"
+)
+
+// Timer kinds.
+const (
+	TimerAccept   = "teams-accept"
+	TimerEscalate = "teams-escalate"
+)
+
+// Extensions and code systems.
+const (
+	ExtAssignment     = "https://passerelle.health/fhir/StructureDefinition/task-assignment"
+	ExtEpisode        = "https://passerelle.health/fhir/StructureDefinition/careteam-episode"
+	ExtDelivery       = "https://passerelle.health/fhir/StructureDefinition/notification-delivery"
+	ExtTeamAssignment = "https://passerelle.health/fhir/StructureDefinition/team-assignment"
+	ExtPathway        = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
+	SystemAction      = "https://passerelle.health/fhir/CodeSystem/pathway-action"
+	SystemKind        = "https://passerelle.health/fhir/CodeSystem/communication-kind"
+	CodeEscalation    = "escalation"
+)
+
+// Default delays when a template says nothing.
+const (
+	DefaultAcceptance = 24 * time.Hour
+	DefaultEscalation = 24 * time.Hour
+)
+
+// Consumer runs durable consumers.
+type Consumer interface {
+	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
+}
+
+// Deps are what the service needs.
+type Deps struct {
+	Store  store.Store
+	Bus    Consumer
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Tenant string
+	// Notifier delivers notifications (default: the log).
+	Notifier notify.Notifier
+	// PublicURL is where people open Passerelle, for links in
+	// notifications.
+	PublicURL string
+	// MembersTTL is how long the directory is cached (default 5 s;
+	// negative: read it every time).
+	MembersTTL time.Duration
+	// Metrics, when set, receives the service's metrics.
+	Metrics prometheus.Registerer
+	// NotifyBackOff are the delays between delivery attempts (default 5 s,
+	// 30 s, 2 min, 10 min, 30 min, 1 h, 2 h: about 4 h in all).
+	NotifyBackOff []time.Duration
+}
+
+// Service is the teams service.
+type Service struct {
+	d   Deps
+	log *slog.Logger
+
+	mu      sync.Mutex
+	members map[string]memberCache // by tenant
+	cpts    map[string]string
+
+	sent *prometheus.CounterVec
+}
+
+type memberCache struct {
+	at   time.Time
+	list []directory.Member
+	orgs map[string]string // FINESS → "Organization/<id>"
+}
+
+// New returns the service.
+func New(d Deps) *Service {
+	if d.Clock == nil {
+		d.Clock = clock.System{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Notifier == nil {
+		d.Notifier = notify.Log{Logger: d.Logger}
+	}
+	if d.MembersTTL == 0 {
+		d.MembersTTL = 5 * time.Second
+	}
+	if d.NotifyBackOff == nil {
+		d.NotifyBackOff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
+			30 * time.Minute, time.Hour, 2 * time.Hour}
+	}
+	s := &Service{d: d, log: d.Logger.With("service", "teams"), members: map[string]memberCache{}, cpts: map[string]string{}}
+	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passerelle_notifications_total",
+		Help: "Notifications by channel and outcome (delivered, failed, retry)."}, []string{"channel", "outcome"})
+	if d.Metrics != nil {
+		if err := d.Metrics.Register(s.sent); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				s.sent = are.ExistingCollector.(*prometheus.CounterVec)
+			}
+		}
+	}
+	return s
+}
+
+// Run consumes episode and task events and delivers notifications until
+// ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consumers := []struct {
+		cfg bus.ConsumerConfig
+		h   bus.Handler
+	}{
+		{bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
+			bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+		{bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+			bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+		{bus.ConsumerConfig{Durable: DurableNotify, Subject: bus.ResourceSubject(s.d.Tenant, "Communication", bus.OpCreated),
+			MaxDeliver: len(s.d.NotifyBackOff) + 1, BackOff: s.d.NotifyBackOff, Concurrency: 4}, s.Deliver},
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(consumers))
+	for _, c := range consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.d.Bus.Consume(ctx, c.cfg, c.h); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", c.cfg.Durable, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// TimerHandlers are the handlers to register with the platform's timer
+// runner.
+func (s *Service) TimerHandlers() map[string]timer.Handler {
+	return map[string]timer.Handler{TimerAccept: s.acceptTimeout, TimerEscalate: s.escalateTimer}
+}
+
+// directoryOf returns the tenant's members (cached for MembersTTL) and its
+// organisations by FINESS.
+func (s *Service) directoryOf(ctx context.Context, tenant string, fresh bool) (memberCache, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.members[tenant]
+	s.mu.Unlock()
+	if ok && !fresh && s.d.MembersTTL > 0 && now.Sub(c.at) < s.d.MembersTTL {
+		return c, nil
+	}
+	members, err := directory.LoadMembers(ctx, s.d.Store, tenant)
+	if err != nil {
+		return memberCache{}, err
+	}
+	orgs := map[string]string{}
+	q := store.Query{Tenant: tenant, Type: "Organization", Count: 1000}
+	var cpts []string
+	for {
+		page, err := s.d.Store.Search(ctx, q)
+		if err != nil {
+			return memberCache{}, err
+		}
+		for _, r := range page.Resources {
+			m, err := decode(r.Body)
+			if err != nil {
+				continue
+			}
+			for _, id := range list(m["identifier"]) {
+				if str(asObj(id), "system") == directory.SystemFINESS {
+					orgs[str(asObj(id), "value")] = "Organization/" + r.ID
+				}
+			}
+			for _, t := range list(m["type"]) {
+				if str(asObj(t), "text") == "CPTS" {
+					cpts = append(cpts, "Organization/"+r.ID)
+				}
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	c = memberCache{at: now, list: members, orgs: orgs}
+	sort.Strings(cpts)
+	s.mu.Lock()
+	s.members[tenant] = c
+	if len(cpts) > 0 {
+		s.cpts[tenant] = cpts[0]
+	}
+	s.mu.Unlock()
+	return c, nil
+}
+
+// member finds a member by reference, reading the directory again when the
+// cache does not know it.
+func (s *Service) member(ctx context.Context, tenant, ref string) (directory.Member, bool, error) {
+	for _, fresh := range []bool{false, true} {
+		c, err := s.directoryOf(ctx, tenant, fresh)
+		if err != nil {
+			return directory.Member{}, false, err
+		}
+		for _, m := range c.list {
+			if m.Ref() == ref {
+				return m, true, nil
+			}
+		}
+	}
+	return directory.Member{}, false, nil
+}
+
+func (s *Service) cptsOf(tenant string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cpts[tenant]
+}
