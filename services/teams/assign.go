@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -467,8 +470,8 @@ func (p *plan) provenance(r resource, prev, reason string) error {
 	}
 	body := obj{
 		"resourceType": "Provenance", "id": uuid.NewString(),
-		"target":       []any{ref("Task/" + r.res.ID)},
-		"recorded":     fmtTime(p.now),
+		"target":   []any{ref("Task/" + r.res.ID)},
+		"recorded": fmtTime(p.now),
 		"activity": codeable("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE", "revise"),
 		"reason":   []any{obj{"text": text}},
 		"agent": []any{obj{
@@ -513,11 +516,11 @@ func (p *plan) escalate(r resource, a *assignment, episodeID, why string) error 
 	}
 	esc := obj{
 		"resourceType": "Task", "id": uuid.NewString(), "status": "requested", "intent": "order", "priority": "urgent",
-		"code":          codeable(SystemAction, CodeEscalation, "Escalade d'une tâche sans réponse"),
-		"description":   "Escalade : " + title + " — " + why,
-		"focus":         ref("Task/" + r.res.ID),
-		"for":           t["for"],
-		"authoredOn":    fmtTime(p.now), "lastModified": fmtTime(p.now),
+		"code":        codeable(SystemAction, CodeEscalation, "Escalade d'une tâche sans réponse"),
+		"description": "Escalade : " + title + " — " + why,
+		"focus":       ref("Task/" + r.res.ID),
+		"for":         t["for"],
+		"authoredOn":  fmtTime(p.now), "lastModified": fmtTime(p.now),
 		"performerType": []any{codeable(directory.SystemTeamRole, directory.RoleCoordinatingNurse, "")},
 		"restriction":   obj{"period": obj{"start": fmtTime(p.now), "end": fmtTime(endOfNextDay(p.now))}},
 	}
@@ -651,4 +654,63 @@ func (s *Service) escalateTimer(ctx context.Context, tx store.Tx, tm store.Timer
 		return err
 	}
 	return p.commit()
+}
+
+// Reassign gives a task to another member, for the coordinator or the
+// referent coordinating nurse (one-click reassignment of an unassigned,
+// declined or overdue task). The task returns to requested with the new
+// owner; the teams-task consumer then tells the new and the previous owner,
+// updates the team and starts the acceptance deadline.
+func (s *Service) Reassign(ctx context.Context, a directory.Actor, taskID, to string) error {
+	if !a.Has(directory.RoleCoordinator) && !a.Has(directory.RoleCoordinatingNurse) {
+		return fhir.Errorf(http.StatusForbidden, "forbidden", "Seule la coordination réattribue une tâche", "Only the coordination reassigns a task")
+	}
+	m, ok, err := s.member(ctx, a.Tenant, to)
+	if err != nil {
+		return err
+	}
+	if !ok || !m.Active {
+		return fhir.Errorf(http.StatusBadRequest, "invalid", "Ce professionnel n'est pas membre actif de l'annuaire : "+to,
+			"Not an active member of the directory: "+to, "Task.owner")
+	}
+	return s.d.Store.Tx(ctx, func(tx store.Tx) error {
+		r, err := readObj(ctx, tx, "Task", taskID)
+		if err != nil {
+			return err
+		}
+		if r.res.Tenant != a.Tenant {
+			return store.ErrNotFound
+		}
+		st := str(r.m, "status")
+		if finalStatus[st] || st == "on-hold" {
+			return fhir.Errorf(http.StatusConflict, "business-rule", "Une tâche "+st+" ne se réattribue pas", "A "+st+" task cannot be reassigned")
+		}
+		role := firstCode(r.m["performerType"], directory.SystemTeamRole)
+		if role != "" && role != m.Code && m.Code != directory.RoleCoordinatingNurse && m.Code != directory.RoleCoordinator {
+			return fhir.Errorf(http.StatusBadRequest, "invalid", "Cette tâche demande le rôle "+role+", pas "+m.Code,
+				"This task needs the role "+role+", not "+m.Code, "Task.owner")
+		}
+		owner := ref(m.Ref())
+		if m.Name != "" {
+			owner["display"] = m.Name
+		}
+		r.m["owner"] = owner
+		r.m["status"] = "requested"
+		delete(r.m, "statusReason")
+		as := assignmentOf(r.m)
+		as.exhausted = false
+		as.set(r.m)
+		r.m["lastModified"] = fmtTime(s.d.Clock.Now())
+		r.m["id"] = r.res.ID
+		delete(r.m, "meta")
+		res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.m), r.res.Version)
+		if err != nil {
+			return err
+		}
+		if err := tx.Audit(ctx, store.AuditRecord{Tenant: a.Tenant, Time: s.d.Clock.Now(), Agent: a.Reference(), Action: "U",
+			Entity: "Task/" + res.ID, Patient: refOf(r.m["for"]), Outcome: "0", Detail: "reassigned to " + to}); err != nil {
+			return err
+		}
+		return tx.Emit(ctx, fhirapi.Event(r.res.Tenant, res, bus.OpUpdated, ""))
+	})
 }

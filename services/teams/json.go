@@ -51,10 +51,10 @@ func str(m obj, keys ...string) string {
 	return s
 }
 
-func list(v any) []any      { l, _ := v.([]any); return l }
-func asObj(v any) obj       { m, _ := v.(map[string]any); return m }
-func ref(r string) obj      { return obj{"reference": r} }
-func refOf(v any) string    { return str(asObj(v), "reference") }
+func list(v any) []any           { l, _ := v.([]any); return l }
+func asObj(v any) obj            { m, _ := v.(map[string]any); return m }
+func ref(r string) obj           { return obj{"reference": r} }
+func refOf(v any) string         { return str(asObj(v), "reference") }
 func fmtTime(t time.Time) string { return t.In(paris).Format(time.RFC3339) }
 
 func codeable(system, code, display string) obj {

@@ -318,11 +318,11 @@ func (p *plan) form(ep resource, roles []string, preOwned map[string]string) (*t
 	patient := str(ep.m, "patient", "reference")
 	t := &team{created: true, changed: true, r: resource{m: obj{
 		"resourceType": "CareTeam", "id": teamID(ep.res.ID), "status": "active",
-		"name":         "Équipe de soins du parcours",
-		"subject":      ref(patient),
-		"period":       obj{"start": fmtTime(p.now)},
-		"extension":    []any{obj{"url": ExtEpisode, "valueReference": ref("EpisodeOfCare/" + ep.res.ID)}},
-		"participant":  []any{},
+		"name":        "Équipe de soins du parcours",
+		"subject":     ref(patient),
+		"period":      obj{"start": fmtTime(p.now)},
+		"extension":   []any{obj{"url": ExtEpisode, "valueReference": ref("EpisodeOfCare/" + ep.res.ID)}},
+		"participant": []any{},
 	}}}
 	if org := str(ep.m, "managingOrganization", "reference"); org != "" {
 		t.r.m["managingOrganization"] = []any{ref(org)}

@@ -32,12 +32,12 @@ func TestTeamFormedAndEveryTaskOwned(t *testing.T) {
 			}
 			got := members(e.team)
 			want := map[string]string{
-				"PractitionerRole/pr-dr-bernard":     "gp",                 // declared médecin traitant
-				"PractitionerRole/pr-pharma-durand":  "pharmacist",         // the declared pharmacy's pharmacist
-				"external:" + unknownRPPS:            "external",           // declared, not a member
-				"PractitionerRole/pr-ide-leroy":      "nurse",              // lowest load, then id
-				"PractitionerRole/pr-dr-petit":       "cardiologist",       // the only one
-				"PractitionerRole/pr-idec-moreau":    "coordinating-nurse", // the referent
+				"PractitionerRole/pr-dr-bernard":    "gp",                 // declared médecin traitant
+				"PractitionerRole/pr-pharma-durand": "pharmacist",         // the declared pharmacy's pharmacist
+				"external:" + unknownRPPS:           "external",           // declared, not a member
+				"PractitionerRole/pr-ide-leroy":     "nurse",              // lowest load, then id
+				"PractitionerRole/pr-dr-petit":      "cardiologist",       // the only one
+				"PractitionerRole/pr-idec-moreau":   "coordinating-nurse", // the referent
 			}
 			for who, role := range want {
 				if got[who] != role {
@@ -299,5 +299,41 @@ func TestFailedDeliveryIsVisible(t *testing.T) {
 	}
 	if got := r2.search("Communication", store.Param{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "not-done"}}}); len(got) != 1 {
 		t.Fatalf("%d not-done", len(got))
+	}
+}
+
+func TestCoordinatorReassigns(t *testing.T) {
+	r := newRig(t, sqliteOpener(t))
+	p := r.patient(declared{}, "enc-9")
+	r.discharge(p, "enc-9")
+	id := r.episode(p).byCode("first-contact")[0]["id"].(string)
+	coord, err := (&directory.Resolver{Store: r.s}).Person(r.ctx, tenant, "coord.cpts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nurse, err := (&directory.Resolver{Store: r.s}).Person(r.ctx, tenant, "ide.martin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.tm.Reassign(r.ctx, nurse, id, "PractitionerRole/pr-ide-martin"); err == nil {
+		t.Fatal("a nurse reassigned a task")
+	}
+	if err := r.tm.Reassign(r.ctx, coord, id, "PractitionerRole/pr-dr-petit"); err == nil || !strings.Contains(err.Error(), "nurse") {
+		t.Fatalf("wrong role accepted: %v", err)
+	}
+	if err := r.tm.Reassign(r.ctx, coord, id, "PractitionerRole/pr-ide-martin"); err != nil {
+		t.Fatal(err)
+	}
+	r.pump()
+	task := r.read("Task", id)
+	if s(task, "owner", "reference") != "PractitionerRole/pr-ide-martin" || task["status"] != "requested" {
+		t.Fatalf("task %v", task)
+	}
+	n := r.notif.all()
+	if notifications(n, "PractitionerRole/pr-ide-martin", "assignment") != 1 || notifications(n, "PractitionerRole/pr-ide-leroy", "unassignment") != 1 {
+		t.Fatalf("notifications %+v", n)
+	}
+	if members(r.episode(p).team)["PractitionerRole/pr-ide-martin"] != "nurse" {
+		t.Fatal("new owner not on the team")
 	}
 }

@@ -1,0 +1,23 @@
+package main
+
+import (
+	"context"
+
+	"github.com/passerelle-sante/passerelle/pkg/notify"
+	"github.com/passerelle-sante/passerelle/services/teams"
+)
+
+func init() {
+	services["teams"] = func(p *Platform) ([]func(context.Context) error, error) {
+		n, err := notify.New(p.Cfg.SMTPURL, p.Log.With("component", "notify"))
+		if err != nil {
+			return nil, err
+		}
+		svc := teams.New(teams.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+			Notifier: n, PublicURL: p.Cfg.PublicURL, Metrics: p.Metrics})
+		for kind, h := range svc.TimerHandlers() {
+			p.Timers.Handlers[kind] = h
+		}
+		return []func(context.Context) error{svc.Run}, nil
+	}
+}
