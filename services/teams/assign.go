@@ -328,6 +328,11 @@ func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) e
 	var cands []directory.Member
 	if firstCode(t["code"], SystemAction) == CodeEscalation {
 		cands, err = p.escalationChain(tm, a.tried)
+		if err == nil && len(cands) == 0 {
+			// An escalation is never left with nobody: past the end of
+			// the chain it stays with the coordination.
+			cands, err = p.escalationChain(nil, nil)
+		}
 	} else {
 		cands, err = p.candidates(tm, role, patient, a.tried)
 	}

@@ -79,6 +79,8 @@ type rig struct {
 	// dead holds notifications whose delivery failed, by Communication id,
 	// with the number of deliveries so far.
 	dead map[string]uint64
+	// dup delivers every event twice, as a redelivery after a lost ack.
+	dup bool
 }
 
 func paris(s string) time.Time {
@@ -185,6 +187,9 @@ func (r *rig) pump() {
 			m.Header[bus.HeaderMsgID] = row.Event.MsgID
 			m.Header[bus.HeaderEventID] = row.Event.MsgID
 			r.dispatch(m)
+			if r.dup {
+				r.dispatch(m)
+			}
 		}
 	}
 	r.redeliver()
