@@ -28,61 +28,114 @@ var subjects = map[string]string{
 	"alert":        "Alerte patient",
 }
 
-// notifyTask records a notification to who about a task as a
-// Communication (status in-progress), in the transaction of the change
-// that warrants it; the teams-notify consumer delivers it.
+// note is a notification being gathered: one per kind and recipient in a
+// change, about every task concerned, so that a GP given two tasks of one
+// episode is told once.
+type note struct {
+	kind, who string
+	tasks     []resource
+}
+
+// notifyTask gathers a notification to who about a task; commit records
+// the notifications as Communications (status in-progress) in the
+// transaction of the change that warrants them, and the teams-notify
+// consumer delivers them.
 func (p *plan) notifyTask(r resource, kind, who string) error {
-	t := r.m
-	title := str(t, "description")
-	if title == "" {
-		title = str(t, "code", "coding", "display")
-	}
-	due := ""
-	if end, ok := parseTime(str(t, "restriction", "period", "end")); ok {
-		due = end.In(paris).Format("02/01/2006")
-	}
-	var text string
-	switch kind {
-	case "assignment":
-		text = "Une tâche vous est proposée : " + title
-		if due != "" {
-			text += ", à faire avant le " + due
+	key := kind + "\x00" + who
+	for _, n := range p.notes {
+		if n.kind+"\x00"+n.who == key {
+			for _, t := range n.tasks {
+				if t.res.ID == r.res.ID {
+					return nil
+				}
+			}
+			n.tasks = append(n.tasks, r)
+			return nil
 		}
-		text += ". Acceptez-la ou refusez-la depuis votre liste de tâches."
-	case "unassignment":
-		text = "La tâche « " + title + " » a été confiée à un autre professionnel : vous n'avez plus à la faire."
-	case "overdue":
-		text = "La tâche « " + title + " » a dépassé son échéance"
-		if due != "" {
-			text += " (" + due + ")"
-		}
-		text += ". Faites-la ou signalez ce qui l'empêche."
-	case "escalation":
-		text = title + ". Une décision de la coordination est attendue."
-	case "cancellation":
-		text = "La tâche « " + title + " » est annulée : vous n'avez plus à la faire."
-	default:
-		text = title
 	}
-	c := obj{
-		"resourceType": "Communication", "id": uuid.NewString(), "status": "in-progress",
-		"category":  []any{codeable(SystemKind, kind, subjects[kind])},
-		"about":     []any{ref("Task/" + r.res.ID)},
-		"recipient": []any{ref(who)},
-		"payload":   []any{obj{"contentString": text}},
-	}
-	if pt := refOf(t["for"]); strings.HasPrefix(pt, "Patient/") {
-		c["subject"] = ref(pt)
-	}
-	if cpts := p.s.cptsOf(p.tenant); cpts != "" {
-		c["sender"] = ref(cpts)
-	}
-	res, err := p.tx.Create(p.ctx, p.tenant, mustJSON(c))
-	if err != nil {
-		return err
-	}
-	p.announce(res, bus.OpCreated)
+	p.notes = append(p.notes, &note{kind: kind, who: who, tasks: []resource{r}})
 	return nil
+}
+
+func taskTitle(t obj) string {
+	if d := str(t, "description"); d != "" {
+		return d
+	}
+	return str(t, "code", "coding", "display")
+}
+
+func taskDue(t obj) string {
+	if end, ok := parseTime(str(t, "restriction", "period", "end")); ok {
+		return end.In(paris).Format("02/01/2006")
+	}
+	return ""
+}
+
+// text is what a notification says: what to do and by when, never who the
+// patient is (the channel may not be a secure one).
+func (n *note) text() string {
+	var items []string
+	for _, r := range n.tasks {
+		item := taskTitle(r.m)
+		if due := taskDue(r.m); due != "" && (n.kind == "assignment" || n.kind == "overdue") {
+			item += " (avant le " + due + ")"
+		}
+		items = append(items, item)
+	}
+	one := len(items) == 1
+	list := strings.Join(items, " ; ")
+	switch n.kind {
+	case "assignment":
+		if one {
+			return "Une tâche vous est proposée : " + list + ". Acceptez-la ou refusez-la depuis votre liste de tâches."
+		}
+		return fmt.Sprintf("%d tâches vous sont proposées : %s. Acceptez-les ou refusez-les depuis votre liste de tâches.", len(items), list)
+	case "unassignment":
+		return "Confiée à un autre professionnel, vous n'avez plus à faire : " + list + "."
+	case "overdue":
+		return "Échéance dépassée : " + list + ". Faites-la ou signalez ce qui l'empêche."
+	case "escalation":
+		return list + ". Une décision de la coordination est attendue."
+	case "cancellation":
+		return "Annulée, vous n'avez plus à faire : " + list + "."
+	}
+	return list
+}
+
+// flushNotes writes the gathered notifications as Communications and
+// returns them, to be announced together.
+func (p *plan) flushNotes() ([]store.Resource, error) {
+	var out []store.Resource
+	for _, n := range p.notes {
+		var about []any
+		patient := ""
+		for _, r := range n.tasks {
+			about = append(about, ref("Task/"+r.res.ID))
+			if pt := refOf(r.m["for"]); strings.HasPrefix(pt, "Patient/") {
+				patient = pt
+			}
+		}
+		c := obj{
+			"resourceType": "Communication", "id": uuid.NewString(), "status": "in-progress",
+			"category":  []any{codeable(SystemKind, n.kind, subjects[n.kind])},
+			"about":     about,
+			"recipient": []any{ref(n.who)},
+			"payload":   []any{obj{"contentString": n.text()}},
+		}
+		if patient != "" {
+			c["subject"] = ref(patient)
+		}
+		if cpts := p.s.cptsOf(p.tenant); cpts != "" {
+			c["sender"] = ref(cpts)
+		}
+		res, err := p.tx.Create(p.ctx, p.tenant, mustJSON(c))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res)
+	}
+	p.notes = nil
+	return out, nil
 }
 
 // Deliver is the teams-notify consumer: it delivers a Communication to each
@@ -101,26 +154,66 @@ func (s *Service) Deliver(ctx context.Context, m bus.Msg) error {
 		return err
 	}
 	tenant := tenantOf(m, s.d.Tenant)
-	id := str(cs[0], "id")
-	cur, err := s.d.Store.Read(ctx, "Communication", id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
+	channel := s.d.Notifier.Channel()
+	var done []string
+	var sendErr error
+	var failed string
+	for _, ev := range cs {
+		id := str(ev, "id")
+		cur, err := s.d.Store.Read(ctx, "Communication", id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c, err := decode(cur.Body)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		if extension(c, ExtDelivery) != nil {
+			continue // delivered or given up already
+		}
+		if sendErr = s.send(ctx, tenant, id, c); sendErr != nil {
+			failed = id
+			break
+		}
+		done = append(done, id)
 	}
-	if err != nil {
+	s.sent.WithLabelValues(channel, "delivered").Add(float64(len(done)))
+	if err := s.recordDelivery(ctx, done, "delivered", channel, "", int(m.NumDelivered)); err != nil {
 		return err
 	}
-	c, err := decode(cur.Body)
-	if err != nil {
-		return bus.Permanent(err)
+	if sendErr == nil {
+		return nil
 	}
-	if d := extension(c, ExtDelivery); d != nil {
-		return nil // delivered or given up already
+	final := errors.Is(sendErr, notify.ErrUndeliverable)
+	last := m.NumDelivered >= uint64(len(s.d.NotifyBackOff)+1)
+	if !final && !last {
+		s.sent.WithLabelValues(channel, "retry").Inc()
+		s.log.WarnContext(ctx, "notification not delivered, will retry", "communication", failed, "attempt", m.NumDelivered, "error", sendErr)
+		return sendErr
 	}
+	s.sent.WithLabelValues(channel, "failed").Inc()
+	s.log.ErrorContext(ctx, "notification not delivered", "communication", failed, "attempts", m.NumDelivered, "error", sendErr)
+	if err := s.recordDelivery(ctx, []string{failed}, "failed", channel, sendErr.Error(), int(m.NumDelivered)); err != nil {
+		return err
+	}
+	if final && len(cs) > 1 {
+		// The others of the batch still go: deliver again without the
+		// one that cannot be.
+		return fmt.Errorf("%s undeliverable, the others of its batch retried: %w", failed, sendErr)
+	}
+	if final {
+		return nil
+	}
+	return sendErr
+}
+
+// send delivers one Communication to each of its recipients.
+func (s *Service) send(ctx context.Context, tenant, id string, c obj) error {
 	kind := firstCode(c["category"], SystemKind)
-	text := str(c, "payload", "contentString")
 	link := strings.TrimRight(s.d.PublicURL, "/") + "/worklist"
-	var sendErr error
-	delivered := 0
 	for i, rc := range list(c["recipient"]) {
 		who := refOf(rc)
 		if !strings.HasPrefix(who, "PractitionerRole/") {
@@ -134,76 +227,62 @@ func (s *Service) Deliver(ctx context.Context, m bus.Msg) error {
 		if ok {
 			to.Name, to.Email, to.Phone = mem.Name, mem.Email, mem.Phone
 		}
-		n := notify.Notification{ID: fmt.Sprintf("%s-%d", id, i), Kind: kind, To: to, Subject: "Passerelle — " + subjects[kind],
-			Body: text, Link: link}
-		if kind == "" {
-			n.Subject = "Passerelle"
+		subject := "Passerelle"
+		if sub := subjects[kind]; sub != "" {
+			subject += " — " + sub
 		}
+		n := notify.Notification{ID: fmt.Sprintf("%s-%d", id, i), Kind: kind, To: to, Subject: subject,
+			Body: str(c, "payload", "contentString"), Link: link}
 		if err := s.d.Notifier.Send(ctx, n); err != nil {
-			sendErr = err
-			break
+			return err
 		}
-		delivered++
 	}
-	channel := s.d.Notifier.Channel()
-	if sendErr == nil {
-		s.sent.WithLabelValues(channel, "delivered").Add(float64(delivered))
-		return s.recordDelivery(ctx, id, "delivered", channel, "", int(m.NumDelivered))
-	}
-	final := errors.Is(sendErr, notify.ErrUndeliverable)
-	last := m.NumDelivered >= uint64(len(s.d.NotifyBackOff)+1)
-	if !final && !last {
-		s.sent.WithLabelValues(channel, "retry").Inc()
-		s.log.WarnContext(ctx, "notification not delivered, will retry", "communication", id, "attempt", m.NumDelivered, "error", sendErr)
-		return sendErr
-	}
-	s.sent.WithLabelValues(channel, "failed").Inc()
-	s.log.ErrorContext(ctx, "notification not delivered", "communication", id, "attempts", m.NumDelivered, "error", sendErr)
-	if err := s.recordDelivery(ctx, id, "failed", channel, sendErr.Error(), int(m.NumDelivered)); err != nil {
-		return err
-	}
-	if final {
-		return nil
-	}
-	return sendErr
+	return nil
 }
 
-// recordDelivery marks the Communication delivered (completed, sent) or
-// failed (not-done with the reason), retrying a concurrent change.
-func (s *Service) recordDelivery(ctx context.Context, id, outcome, channel, reason string, attempts int) error {
+// recordDelivery marks Communications delivered (completed, sent) or
+// failed (not-done with the reason), in one transaction, retrying a
+// concurrent change.
+func (s *Service) recordDelivery(ctx context.Context, ids []string, outcome, channel, reason string, attempts int) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	var err error
 	for range 5 {
 		err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
-			r, err := readObj(ctx, tx, "Communication", id)
-			if err != nil {
-				return err
-			}
-			if extension(r.m, ExtDelivery) != nil {
-				return nil
-			}
-			now := s.d.Clock.Now()
-			ext := []any{obj{"url": "outcome", "valueCode": outcome}, obj{"url": "channel", "valueCode": channel},
-				obj{"url": "attempts", "valueInteger": attempts}, obj{"url": "at", "valueDateTime": fmtTime(now)}}
-			if outcome == "delivered" {
-				if st := str(r.m, "status"); st != "completed" {
+			for _, id := range ids {
+				r, err := readObj(ctx, tx, "Communication", id)
+				if err != nil {
+					return err
+				}
+				if extension(r.m, ExtDelivery) != nil {
+					continue
+				}
+				now := s.d.Clock.Now()
+				ext := []any{obj{"url": "outcome", "valueCode": outcome}, obj{"url": "channel", "valueCode": channel},
+					obj{"url": "attempts", "valueInteger": attempts}, obj{"url": "at", "valueDateTime": fmtTime(now)}}
+				if outcome == "delivered" {
 					r.m["status"] = "completed"
+					if str(r.m, "sent") == "" {
+						r.m["sent"] = fmtTime(now)
+					}
+				} else {
+					r.m["status"] = "not-done"
+					r.m["statusReason"] = obj{"text": "Non délivrée : " + reason}
+					ext = append(ext, obj{"url": "error", "valueString": reason})
 				}
-				if str(r.m, "sent") == "" {
-					r.m["sent"] = fmtTime(now)
+				setExtension(r.m, obj{"url": ExtDelivery, "extension": ext})
+				r.m["id"] = id
+				delete(r.m, "meta")
+				res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.m), r.res.Version)
+				if err != nil {
+					return err
 				}
-			} else {
-				r.m["status"] = "not-done"
-				r.m["statusReason"] = obj{"text": "Non délivrée : " + reason}
-				ext = append(ext, obj{"url": "error", "valueString": reason})
+				if err := tx.Emit(ctx, fhirEvent(r.res.Tenant, res)); err != nil {
+					return err
+				}
 			}
-			setExtension(r.m, obj{"url": ExtDelivery, "extension": ext})
-			r.m["id"] = id
-			delete(r.m, "meta")
-			res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.m), r.res.Version)
-			if err != nil {
-				return err
-			}
-			return tx.Emit(ctx, fhirEvent(r.res.Tenant, res))
+			return nil
 		})
 		if !errors.Is(err, store.ErrVersionConflict) {
 			return err

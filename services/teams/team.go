@@ -2,6 +2,9 @@ package teams
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -109,6 +113,7 @@ type plan struct {
 	addr   map[string][2]string
 	events []store.Resource // written resources to announce, in order
 	ops    map[string]string
+	notes  []*note
 }
 
 func (s *Service) newPlan(ctx context.Context, tx store.Tx, tenant, trace string) (*plan, error) {
@@ -521,18 +526,62 @@ func (p *plan) announce(res store.Resource, op string) {
 	}
 }
 
-// commit saves the teams and announces every resource written, once each,
-// at its last version.
+// commit saves the teams, records the notifications and announces what
+// was written: each CareTeam and Provenance on its own, the tasks together
+// in one event, the notifications together in another, so that one change
+// costs each consumer one delivery.
 func (p *plan) commit() error {
 	if err := p.save(); err != nil {
 		return err
 	}
+	notes, err := p.flushNotes()
+	if err != nil {
+		return err
+	}
+	var tasks []store.Resource
+	taskOp := bus.OpCreated
 	for _, res := range p.events {
-		if err := p.tx.Emit(p.ctx, fhirapi.Event(p.tenant, res, p.ops[res.Type+"/"+res.ID], p.trace)); err != nil {
+		op := p.ops[res.Type+"/"+res.ID]
+		if res.Type == "Task" {
+			tasks = append(tasks, res)
+			if op != bus.OpCreated {
+				taskOp = bus.OpUpdated
+			}
+			continue
+		}
+		if err := p.tx.Emit(p.ctx, fhirapi.Event(p.tenant, res, op, p.trace)); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := p.emitBatch("Task", taskOp, tasks); err != nil {
+		return err
+	}
+	return p.emitBatch("Communication", bus.OpCreated, notes)
+}
+
+// emitBatch announces resources of one type in one event: the resource
+// itself when alone, else a history Bundle of them.
+func (p *plan) emitBatch(typ, op string, rs []store.Resource) error {
+	switch len(rs) {
+	case 0:
+		return nil
+	case 1:
+		return p.tx.Emit(p.ctx, fhirapi.Event(p.tenant, rs[0], op, p.trace))
+	}
+	ev := fhirapi.Event(p.tenant, rs[0], op, p.trace)
+	var entries []any
+	ids := make([]string, 0, len(rs))
+	for _, r := range rs {
+		entries = append(entries, obj{"fullUrl": r.Type + "/" + r.ID, "resource": json.RawMessage(r.Body),
+			"request":  obj{"method": "PUT", "url": r.Type + "/" + r.ID},
+			"response": obj{"status": "200", "etag": fmt.Sprintf(`W/"%d"`, r.Version)}})
+		ids = append(ids, fmt.Sprintf("%s/%d", r.ID, r.Version))
+	}
+	sum := sha256.Sum256([]byte(strings.Join(ids, ",")))
+	ev.MsgID = typ + "-batch/" + hex.EncodeToString(sum[:16])
+	ev.Key = typ + "/" + rs[0].ID
+	ev.Data = mustJSON(obj{"resourceType": "Bundle", "type": "history", "entry": entries})
+	return p.tx.Emit(p.ctx, ev)
 }
 
 // durationOf reads a FHIR Duration.

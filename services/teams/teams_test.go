@@ -68,10 +68,23 @@ func TestTeamFormedAndEveryTaskOwned(t *testing.T) {
 			if owned < 10 {
 				t.Fatalf("only %d professional tasks", owned)
 			}
-			// Each owner told once per task.
+			// Each owner told once, about all their tasks.
+			owners := map[string]bool{}
+			for _, task := range e.tasks {
+				if o := s(task, "owner", "reference"); strings.HasPrefix(o, "PractitionerRole/") {
+					owners[o] = true
+				}
+			}
 			n := r.notif.all()
-			if len(n) != owned {
-				t.Fatalf("%d notifications for %d owned tasks", len(n), owned)
+			if len(n) != len(owners) {
+				t.Fatalf("%d notifications for %d owners", len(n), len(owners))
+			}
+			about := 0
+			for _, c := range r.search("Communication") {
+				about += len(c["about"].([]any))
+			}
+			if about != owned {
+				t.Fatalf("notifications about %d tasks, %d owned", about, owned)
 			}
 			for _, x := range n {
 				if x.Kind != "assignment" || !strings.HasPrefix(x.To.Ref, "PractitionerRole/") || x.Link != "http://localhost:8080/worklist" {
