@@ -175,13 +175,13 @@ func runOwnedLoad(t *testing.T, s store.Store) {
 				return err
 			}
 			e := map[string]any{"resourceType": "Encounter", "id": enc, "status": "finished",
-				"class":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
-				"subject": map[string]any{"reference": "Patient/" + patient},
-				"period":  map[string]any{"start": at.AddDate(0, 0, -8).Format(time.RFC3339), "end": at.Format(time.RFC3339)},
+				"class":           map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+				"subject":         map[string]any{"reference": "Patient/" + patient},
+				"period":          map[string]any{"start": at.AddDate(0, 0, -8).Format(time.RFC3339), "end": at.Format(time.RFC3339)},
 				"serviceProvider": map[string]any{"reference": "Organization/" + directory.DevHospital},
 				"hospitalization": map[string]any{"dischargeDisposition": map[string]any{"coding": []any{map[string]any{
 					"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home"}}}},
-				"extension":       []any{map[string]any{"url": intakesvc.ExtModeSortie, "valueCode": "8"}}}
+				"extension": []any{map[string]any{"url": intakesvc.ExtModeSortie, "valueCode": "8"}}}
 			if _, err := tx.Create(ctx, tenant, mustJSON(e)); err != nil {
 				return err
 			}
