@@ -13,7 +13,7 @@ import (
 // The hand-written differentials travel with their snapshots: the loader
 // checks that each snapshot was generated from the differential beside it.
 //
-//go:embed package.json StructureDefinition ValueSet CodeSystem MessageDefinition NamingSystem PlanDefinition snapshots
+//go:embed package.json StructureDefinition ValueSet CodeSystem MessageDefinition NamingSystem PlanDefinition Measure snapshots
 var files embed.FS
 
 // FS returns the package's files, package.json at the root.

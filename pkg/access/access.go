@@ -6,14 +6,26 @@
 // pathway definitions are readable by every member; the coordinator and the
 // referent coordinating nurse see every episode of their CPTS; an
 // administrator manages tenants and system clients, never clinical data; a
-// professional sees a patient's data only through the tasks they own; a
-// hospital system writes only through the intake for its own facility.
+// professional reads and writes a patient's data only while in care
+// relationship with that patient — an active participant of one of the
+// patient's active CareTeams, or the owner of one of the patient's tasks; a
+// hospital system writes only through the intake for its own facility and
+// reads only the answers to what it sent.
+//
+// Entry points: Policy.Search narrows a search (results and totals) to what
+// the actor may see; Policy.Read decides on one resource; Policy.Patient on
+// one patient's data (for pages, exports and writes that name a patient);
+// Policy.Write on the directory and the definitions. Each error is a
+// fhir.Error with the status to answer (403, or 404 for another tenant's
+// resource, which does not exist for the caller).
 package access
 
 import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
@@ -59,22 +71,40 @@ func ClassOf(typ string) Class { return classes[typ] }
 
 var forbidden = func(fr, en string) error { return fhir.Errorf(http.StatusForbidden, "forbidden", fr, en) }
 
-// Policy is the access policy.
-type Policy struct{}
+// Policy is the access policy. Its zero value is ready to use.
+type Policy struct {
+	// Now tells the time at which a care relationship is judged (a
+	// participant's period may have ended). Default time.Now.
+	Now func() time.Time
+}
+
+func (p Policy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// Searcher is the part of the store the policy reads: a patient's care
+// teams and tasks.
+type Searcher interface {
+	Search(ctx context.Context, q store.Query) (store.Page, error)
+}
 
 // verdict of the rules every kind of access shares.
 type verdict int
 
 const (
 	allowed verdict = iota
-	ownTasksOnly
+	careRelationship
 )
 
 // common applies the rules shared by searches and reads: systems read
-// nothing, the directory and definitions are open to members, the
+// nothing through the API (they read the answers to what they sent, from
+// the intake), the directory and definitions are open to members, the
 // coordinator and the referent coordinating nurse see their CPTS's patients,
-// an administrator none. Other professionals reach patient data through
-// their own tasks.
+// an administrator none; the audit trail is the coordinator's. Other
+// professionals reach a patient's data through the care relationship.
 func common(a directory.Actor, typ, verb string) (verdict, error) {
 	if a.System != "" {
 		return 0, forbidden("Un système hospitalier ne consulte pas le dossier", "A hospital system does not "+verb+" records")
@@ -83,37 +113,88 @@ func common(a directory.Actor, typ, verb string) (verdict, error) {
 	case Directory, Definition:
 		return allowed, nil
 	}
+	if typ == "AuditEvent" {
+		if a.Has(directory.RoleCoordinator) {
+			return allowed, nil
+		}
+		return 0, forbidden("Seul le coordinateur de la CPTS consulte la traçabilité", "Only the CPTS coordinator reads the audit trail")
+	}
 	switch {
 	case a.Has(directory.RoleCoordinator), a.Has(directory.RoleCoordinatingNurse):
 		return allowed, nil
-	case a.Has(directory.RoleAdmin) && len(a.Roles) == 1:
+	case len(a.Roles) == 0:
+		return 0, forbidden("Aucun rôle dans l'annuaire de la CPTS", "No role in the CPTS directory")
+	case onlyAdmin(a):
 		return 0, forbidden("Un administrateur n'accède pas aux données cliniques", "An administrator has no access to clinical data")
 	}
-	return ownTasksOnly, nil
+	return careRelationship, nil
 }
 
-// Search constrains q to what a may see, or refuses it.
-func (Policy) Search(_ context.Context, a directory.Actor, q *store.Query) error {
+func onlyAdmin(a directory.Actor) bool {
+	for _, r := range a.Roles {
+		if r.Code != directory.RoleAdmin {
+			return false
+		}
+	}
+	return len(a.Roles) > 0
+}
+
+// patientParams names, for each clinical type a professional may search, the
+// search parameter that ties it to a patient (FHIR R4 core). A clinical type
+// missing here is not searchable by a professional: nothing ties its results
+// to the care relationship.
+var patientParams = map[string]string{
+	"Patient":    "_id",
+	"AuditEvent": "patient", "CarePlan": "patient", "CareTeam": "patient", "Communication": "patient",
+	"Condition": "patient", "Consent": "patient", "DetectedIssue": "patient", "DocumentReference": "patient",
+	"Encounter": "patient", "EpisodeOfCare": "patient", "Flag": "patient", "Goal": "patient",
+	"MeasureReport": "patient", "Observation": "patient", "Provenance": "patient",
+	"QuestionnaireResponse": "patient", "ServiceRequest": "patient", "Task": "patient",
+}
+
+// noPatient is a reference no resource carries (not a FHIR id): narrowing a
+// search to it leaves nothing, with an honest total of zero.
+const noPatient = "Patient/#none"
+
+// Search constrains q to what a may see, or refuses it. A professional's
+// search is narrowed to the patients they are in care relationship with
+// (CarePatients), so that results and totals show nothing else; one naming
+// another patient finds nothing.
+func (p Policy) Search(ctx context.Context, st Searcher, a directory.Actor, q *store.Query) error {
 	q.Tenant = a.Tenant
 	v, err := common(a, q.Type, "search")
 	if err != nil || v == allowed {
 		return err
 	}
-	if q.Type != "Task" {
-		return forbidden("L'accès aux données d'un patient suit la relation de soin : consultez-les depuis vos tâches",
-			"Access to a patient's data follows the care relationship: reach it through your tasks")
+	name, ok := patientParams[q.Type]
+	if !ok {
+		return forbidden("L'accès aux données d'un patient suit la relation de soin : cherchez-les par patient",
+			"Access to a patient's data follows the care relationship: search it by patient")
 	}
-	// A professional's own tasks: the search is narrowed to them.
-	var refs []store.Value
-	for _, r := range a.Roles {
-		refs = append(refs, store.Value{Ref: "PractitionerRole/" + r.ID})
+	patients, err := CarePatients(ctx, st, a, p.now())
+	if err != nil {
+		return err
 	}
-	q.Params = append(q.Params, store.Param{Name: "owner", Kind: store.KindReference, Values: refs})
+	if len(patients) == 0 {
+		patients = []string{noPatient}
+	}
+	param := store.Param{Name: name, Kind: store.KindReference}
+	for _, ref := range patients {
+		if name == "_id" {
+			param.Kind = store.KindToken
+			param.Values = append(param.Values, store.Value{Code: strings.TrimPrefix(ref, "Patient/")})
+		} else {
+			param.Values = append(param.Values, store.Value{Ref: ref})
+		}
+	}
+	q.Params = append(q.Params, param)
 	return nil
 }
 
-// Read tells whether a may read res.
-func (Policy) Read(_ context.Context, a directory.Actor, res store.Resource) error {
+// Read tells whether a may read res: a resource of another tenant does not
+// exist for a; a professional reads a clinical resource when it is about a
+// patient in their care (Patient), or when it is a task they own.
+func (p Policy) Read(ctx context.Context, st Searcher, a directory.Actor, res store.Resource) error {
 	if res.Tenant != a.Tenant {
 		return fhir.FromError(store.ErrNotFound)
 	}
@@ -124,7 +205,30 @@ func (Policy) Read(_ context.Context, a directory.Actor, res store.Resource) err
 	if res.Type == "Task" && ownsTask(a, res.Body) {
 		return nil
 	}
-	return forbidden("Vous ne faites pas partie de l'équipe de soins de ce patient", "You are not in this patient's care team")
+	patient := PatientOf(res)
+	if patient == "" {
+		return forbidden("Vous ne faites pas partie de l'équipe de soins de ce patient", "You are not in this patient's care team")
+	}
+	return p.Patient(ctx, st, a, patient)
+}
+
+// PatientOf returns the patient a resource is about: itself for a Patient,
+// else its subject, patient, for or beneficiary reference to a Patient.
+func PatientOf(res store.Resource) string {
+	if res.Type == "Patient" {
+		return "Patient/" + res.ID
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(res.Body, &m) != nil {
+		return ""
+	}
+	for _, k := range []string{"subject", "patient", "for", "beneficiary"} {
+		var ref struct{ Reference string }
+		if raw, ok := m[k]; ok && json.Unmarshal(raw, &ref) == nil && strings.HasPrefix(ref.Reference, "Patient/") {
+			return ref.Reference
+		}
+	}
+	return ""
 }
 
 func ownsTask(a directory.Actor, body []byte) bool {
@@ -151,7 +255,12 @@ func (Policy) Write(_ context.Context, a directory.Actor, typ string) error {
 	}
 	switch ClassOf(typ) {
 	case Directory:
-		if a.Has(directory.RoleCoordinator) || a.Has(directory.RoleAdmin) {
+		if a.Has(directory.RoleCoordinator) {
+			return nil
+		}
+		// The administrator manages tenants (their Organization) and
+		// system clients (a Device per client), not the members.
+		if a.Has(directory.RoleAdmin) && (typ == "Device" || typ == "Organization") {
 			return nil
 		}
 		return forbidden("Seul le coordinateur gère l'annuaire", "Only the coordinator manages the directory")
@@ -162,4 +271,16 @@ func (Policy) Write(_ context.Context, a directory.Actor, typ string) error {
 		return forbidden("Seul le coordinateur gère les modèles", "Only the coordinator manages templates")
 	}
 	return forbidden("Ce type de ressource ne s'écrit pas par l'API générique", "This resource type is not written through the generic API")
+}
+
+// Outcomes tells whether a may read the CPTS's outcomes and their exports
+// (MeasureReports, the outcomes CSV, curves): the coordinator and the
+// referent coordinating nurse of a's own tenant. Exports are pseudonymous
+// and cover the whole CPTS, so no care relationship opens them.
+func (Policy) Outcomes(_ context.Context, a directory.Actor) error {
+	if a.System == "" && (a.Has(directory.RoleCoordinator) || a.Has(directory.RoleCoordinatingNurse)) {
+		return nil
+	}
+	return forbidden("Les résultats de la CPTS sont réservés à son coordinateur et à l'IDE coordinatrice référente",
+		"The CPTS's outcomes are for its coordinator and referent coordinating nurse")
 }

@@ -22,6 +22,7 @@ type claims struct {
 	Scopes          []string
 	Login           string
 	HasLogin        bool
+	Nonce           string
 }
 
 // maxNumericDate bounds exp and nbf to year 9999, so that absurd values
@@ -53,6 +54,7 @@ func decodeClaims(payload []byte, practitionerClaim string) (claims, error) {
 	c.AuthorizedParty = str("azp")
 	c.ClientID = str("client_id")
 	c.Type = str("typ")
+	c.Nonce = str("nonce")
 	if err != nil {
 		return claims{}, err
 	}

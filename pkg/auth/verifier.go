@@ -67,6 +67,7 @@ type Verifier struct {
 	now      func() time.Time
 
 	idv atomic.Pointer[oidc.IDTokenVerifier] // nil until discovery succeeds
+	ep  atomic.Pointer[Endpoints]            // set with idv
 
 	mu          sync.Mutex // serialises discovery
 	triedAt     time.Time
@@ -171,11 +172,13 @@ func (v *Verifier) discover(ctx context.Context) (*oidc.IDTokenVerifier, error) 
 		return nil, err
 	}
 	var meta struct {
-		JWKSURI string `json:"jwks_uri"`
+		JWKSURI    string `json:"jwks_uri"`
+		EndSession string `json:"end_session_endpoint"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("discovery document: %w", err)
 	}
+	v.ep.Store(&Endpoints{Authorization: p.Endpoint().AuthURL, Token: p.Endpoint().TokenURL, EndSession: meta.EndSession})
 	if u, err := url.Parse(meta.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("discovery document: bad jwks_uri %q", meta.JWKSURI)
 	}

@@ -1,7 +1,8 @@
 // Package directory knows the CPTS member directory: who a token belongs to
 // (Practitioner by login, RPPS or idNat_PS; a hospital system by client id),
-// which team roles they hold, and the development directory seeded in every
-// development-mode instance.
+// which team roles they hold, the development directory seeded in every
+// development-mode instance, and the import of members from a CSV file or a
+// FHIR Bundle (Importer, `passerelle directory import`).
 package directory
 
 import (

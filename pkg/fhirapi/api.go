@@ -2,7 +2,13 @@
 // CapabilityStatement, read, vread, history and search for stored types,
 // create and update where the access policy allows, every error an
 // OperationOutcome with the right status, every access to patient data in
-// the audit trail.
+// the audit trail (a write's record in the write's own transaction), and
+// that trail served to the coordinator as AuditEvents shaped like IHE BALP
+// (GET /fhir/AuditEvent?patient=).
+//
+// Access is package access's: searches are narrowed by Policy.Search (so
+// results and totals show only what the caller may see), reads checked by
+// Policy.Read, writes by Policy.Write.
 package fhirapi
 
 import (
@@ -58,6 +64,11 @@ type API struct {
 // metadata.
 func (a *API) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler) {
 	mux.HandleFunc("GET /fhir/metadata", a.metadata)
+	// The audit trail is served from the store's hash-chained log, not as
+	// stored resources: these routes are more specific than the generic ones.
+	mux.Handle("GET /fhir/AuditEvent", authn(http.HandlerFunc(a.searchAudit)))
+	mux.Handle("POST /fhir/AuditEvent/_search", authn(http.HandlerFunc(a.searchAudit)))
+	mux.Handle("GET /fhir/AuditEvent/{id}", authn(http.HandlerFunc(a.readAudit)))
 	mux.Handle("GET /fhir/{type}", authn(a.typed(a.search)))
 	mux.Handle("POST /fhir/{type}/_search", authn(a.typed(a.search)))
 	mux.Handle("GET /fhir/{type}/{id}", authn(a.typed(a.read)))
@@ -124,7 +135,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request) {
 		res.Type, res.ID = typ, id
 	}
 	if err == nil || errors.Is(err, store.ErrGone) {
-		if perr := a.Policy.Read(r.Context(), actor(r), res); perr != nil {
+		if perr := a.Policy.Read(r.Context(), a.Store, actor(r), res); perr != nil {
 			err = perr
 		}
 	}
@@ -145,7 +156,7 @@ func (a *API) vread(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.Store.VRead(r.Context(), typ, id, vid)
 	if err == nil {
-		err = a.Policy.Read(r.Context(), actor(r), res)
+		err = a.Policy.Read(r.Context(), a.Store, actor(r), res)
 	}
 	a.audit(r, "R", fmt.Sprintf("%s/%s/_history/%d", typ, id, vid), res, err)
 	if err != nil {
@@ -173,7 +184,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cur.Type, cur.ID = typ, id
-	if err := a.Policy.Read(r.Context(), actor(r), cur); err != nil {
+	if err := a.Policy.Read(r.Context(), a.Store, actor(r), cur); err != nil {
 		a.audit(r, "R", typ+"/"+id+"/_history", cur, err)
 		WriteError(w, r, a.Logger, err)
 		return
@@ -224,7 +235,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := parsed.Query("")
-	if err := a.Policy.Search(r.Context(), actor(r), &q); err != nil {
+	if err := a.Policy.Search(r.Context(), a.Store, actor(r), &q); err != nil {
 		a.auditSearch(r, typ, nil, err)
 		WriteError(w, r, a.Logger, err)
 		return
@@ -472,8 +483,10 @@ func (a *API) audit(r *http.Request, action, entity string, res store.Resource, 
 	if access.ClassOf(typ) != access.Clinical {
 		return
 	}
+	// A refused look at a patient's record goes in that patient's trail
+	// too, unless the resource is another tenant's.
 	patient := ""
-	if err == nil {
+	if res.Tenant == actor(r).Tenant {
 		patient = PatientOf(res)
 	}
 	a.appendAudit(r, store.AuditRecord{Action: action, Entity: entity, Patient: patient, Outcome: outcome(err)})
@@ -529,24 +542,8 @@ func (a *API) appendAudit(r *http.Request, rec store.AuditRecord) {
 	}
 }
 
-// PatientOf returns the patient a resource is about: itself for a Patient,
-// else its subject, patient, for or beneficiary reference to a Patient.
-func PatientOf(res store.Resource) string {
-	if res.Type == "Patient" {
-		return "Patient/" + res.ID
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(res.Body, &m) != nil {
-		return ""
-	}
-	for _, k := range []string{"subject", "patient", "for", "beneficiary"} {
-		var ref struct{ Reference string }
-		if raw, ok := m[k]; ok && json.Unmarshal(raw, &ref) == nil && strings.HasPrefix(ref.Reference, "Patient/") {
-			return ref.Reference
-		}
-	}
-	return ""
-}
+// PatientOf returns the patient a resource is about (access.PatientOf).
+func PatientOf(res store.Resource) string { return access.PatientOf(res) }
 
 type traceKey struct{}
 

@@ -47,7 +47,15 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 			rs.UpdateCreate = true
 		}
 		for _, d := range a.Search.Params(typ) {
+			// AuditEvents come from the audit trail, searched by patient.
+			if typ == "AuditEvent" && d.Name != "patient" {
+				continue
+			}
 			rs.SearchParam = append(rs.SearchParam, param{Name: d.Name, Definition: d.URL, Type: string(d.Kind)})
+		}
+		if typ == "AuditEvent" {
+			rs.Interaction = []interaction{{"read"}, {"search-type"}}
+			rs.Versioning, rs.ReadHistory = "no-version", false
 		}
 		resources = append(resources, rs)
 	}

@@ -77,7 +77,8 @@ type Timer struct {
 }
 
 // AuditRecord is one entry of the append-only audit trail. The store chains
-// entries by hash so that `passerelle audit verify` can find a broken link.
+// each tenant's entries by hash (PrevHash is the hash of the tenant's
+// previous record) so that `passerelle audit verify` can find a broken link.
 type AuditRecord struct {
 	Seq      int64
 	Tenant   string
@@ -311,6 +312,20 @@ type Timers interface {
 type AuditLog interface {
 	// List returns records after seq afterSeq, in order, at most limit.
 	List(ctx context.Context, afterSeq int64, limit int) ([]AuditRecord, error)
+	// Find returns one tenant's records matching f, newest first.
+	Find(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+}
+
+// AuditFilter selects audit records of one tenant; empty fields match all.
+type AuditFilter struct {
+	Tenant  string
+	Patient string
+	// Seq selects one record.
+	Seq int64
+	// Before pages backwards: records with a smaller seq (0: from the newest).
+	Before int64
+	// Limit is at most 1000 (default 1000).
+	Limit int
 }
 
 // Leases hands out named, time-bound, exclusive roles (the outbox relay, the

@@ -232,9 +232,12 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// VerifyAudit walks the audit chain and reports the first broken link.
+// VerifyAudit walks the audit trail and reports the first broken link: a
+// missing record (the sequence has a gap), a record that does not follow its
+// tenant's previous one (one was removed or changed before it), or a record
+// whose content does not match its hash. Each tenant has its own chain.
 func VerifyAudit(ctx context.Context, log store.AuditLog) (int, error) {
-	prev := ""
+	prev := map[string]string{} // tenant → hash of its last record
 	var seq int64
 	n := 0
 	for {
@@ -246,12 +249,12 @@ func VerifyAudit(ctx context.Context, log store.AuditLog) (int, error) {
 			switch {
 			case r.Seq != seq+1:
 				return n, fmt.Errorf("audit trail broken at record %d: record %d is missing", r.Seq, seq+1)
-			case r.PrevHash != prev:
-				return n, fmt.Errorf("audit trail broken at record %d: it does not follow record %d", r.Seq, seq)
+			case r.PrevHash != prev[r.Tenant]:
+				return n, fmt.Errorf("audit trail broken at record %d (tenant %s): it does not follow the tenant's previous record", r.Seq, r.Tenant)
 			case store.AuditHash(r) != r.Hash:
-				return n, fmt.Errorf("audit trail broken at record %d: its content was changed", r.Seq)
+				return n, fmt.Errorf("audit trail broken at record %d (tenant %s): its content was changed", r.Seq, r.Tenant)
 			}
-			prev, seq = r.Hash, r.Seq
+			prev[r.Tenant], seq = r.Hash, r.Seq
 			n++
 		}
 		if len(recs) < 1000 {

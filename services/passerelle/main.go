@@ -1,6 +1,6 @@
 // Command passerelle runs Passerelle: every service in one process (run), or
 // one service alone (serve), and the operator's commands (migrate, dev token,
-// dlq, audit verify, version). CONTRACT.md "Commands" is its manual.
+// dlq, audit verify, directory import, version). CONTRACT.md "Commands" is its manual.
 package main
 
 import (
@@ -30,6 +30,8 @@ Usage:
   passerelle dlq list                 list dead-lettered events
   passerelle dlq replay <id|--all>    replay dead-lettered events
   passerelle audit verify             check the audit trail's hash chain
+  passerelle directory import [--dry-run] <file.csv|bundle.json>
+                                      import members into the directory
   passerelle version                  version, commit, Go version
 
 Every flag is also an environment variable (see "passerelle run -h").
@@ -65,6 +67,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdDLQ(ctx, args, stdout, stderr)
 	case "audit":
 		err = cmdAudit(ctx, args, stdout, stderr)
+	case "outcomes":
+		err = cmdOutcomes(ctx, args, stdout, stderr)
+	case "directory":
+		err = cmdDirectory(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
@@ -75,6 +81,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		if errors.Is(err, errReported) {
+			return 1
 		}
 		fmt.Fprintln(stderr, "passerelle:", err)
 		return 1

@@ -337,7 +337,12 @@ func TestSearchPagingLinks(t *testing.T) {
 func TestAccessAndAudit(t *testing.T) {
 	tp := startPlatform(t, nil)
 	nurse := tp.token(t, "ide.martin")
-	outcome(t, tp.do(t, "GET", "/fhir/Patient", nurse, ""), 403, "")
+	// A nurse's search is narrowed to her patients: in no care team, none.
+	if r := tp.do(t, "GET", "/fhir/Patient?_total=accurate", nurse, ""); r.status != 200 || r.json(t)["total"] != float64(0) {
+		t.Errorf("nurse's patients: %d %s", r.status, r.body)
+	}
+	// Clinical data not tied to a patient is not hers to search.
+	outcome(t, tp.do(t, "GET", "/fhir/MessageHeader", nurse, ""), 403, "")
 	if r := tp.do(t, "GET", "/fhir/Task?status=requested", nurse, ""); r.status != 200 {
 		t.Errorf("nurse's own tasks: %d %s", r.status, r.body)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
+	"github.com/passerelle-sante/passerelle/pkg/websession"
 )
 
 // Platform is what every service runs on: the store, the bus, identity, the
@@ -54,6 +55,8 @@ type Platform struct {
 	Timers   *timer.Runner
 	Mux      *http.ServeMux
 	API      *fhirapi.API
+	// Sessions logs people into the web pages (registerLogin sets it).
+	Sessions *websession.Manager
 	// Profiles is the FHIR package in use.
 	Profiles *profile.Registry
 	// Validator checks incoming messages against the FHIR package.
@@ -178,7 +181,7 @@ func (p *Platform) openIdentity(ctx context.Context) error {
 	vcfg := auth.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, PractitionerClaim: cfg.PractitionerClaim, Logger: p.Log}
 	if cfg.DevIdP() {
 		idp, err := devidp.New(devidp.Config{DataDir: cfg.DataDir, Issuer: cfg.PublicURL + "/dev-idp", Audience: cfg.OIDCClientID,
-			Users: devUsers(), Clients: devClients(cfg), Logger: p.Log})
+			Users: devUsers(), Clients: devClients(cfg), Logger: p.Log, Production: cfg.Production()})
 		if err != nil {
 			return fmt.Errorf("PASSERELLE_DATA_DIR: development identity provider: %v", err)
 		}

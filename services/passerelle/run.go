@@ -17,6 +17,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/mllp"
 	"github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
+	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
 // services are the services `serve` can run alone, each with what it adds
@@ -66,8 +67,15 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 		return []func(context.Context) error{svc.Run}, nil
 	},
 	"worklist": func(p *Platform) ([]func(context.Context) error, error) {
+		registerLogin(p)
 		p.API.Register(p.Mux, p.Authn())
-		return nil, nil
+		svc := worklist.New(worklist.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant, Metrics: p.Metrics})
+		svc.Register(p.Mux, p.Authn())
+		p.API.Operations["acknowledge"] = worklist.OperationAcknowledge
+		for kind, h := range svc.TimerHandlers() {
+			p.Timers.Handlers[kind] = h
+		}
+		return []func(context.Context) error{svc.Run}, nil
 	},
 }
 

@@ -114,6 +114,8 @@ type plan struct {
 	events []store.Resource // written resources to announce, in order
 	ops    map[string]string
 	notes  []*note
+	// canonical is each episode's template, as read once.
+	canonical map[string]string
 }
 
 func (s *Service) newPlan(ctx context.Context, tx store.Tx, tenant, trace string) (*plan, error) {
@@ -122,7 +124,7 @@ func (s *Service) newPlan(ctx context.Context, tx store.Tx, tenant, trace string
 		return nil, err
 	}
 	return &plan{s: s, ctx: ctx, tx: tx, tenant: tenant, now: s.d.Clock.Now(), trace: trace, dir: dir,
-		load: map[string]int{}, teams: map[string]*team{}, addr: map[string][2]string{}, ops: map[string]string{}}, nil
+		load: map[string]int{}, teams: map[string]*team{}, addr: map[string][2]string{}, ops: map[string]string{}, canonical: map[string]string{}}, nil
 }
 
 // memberByRef finds a member in the directory as read.
@@ -626,14 +628,17 @@ func (p *plan) delaysFor(episodeID, action string) (delays, error) {
 	if episodeID == "" {
 		return d, nil
 	}
-	ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, nil
+	canonical, ok := p.canonical[episodeID]
+	if !ok {
+		ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return d, err
+		}
+		if err == nil {
+			canonical, _ = extension(ep.m, ExtPathway)["valueCanonical"].(string)
+		}
+		p.canonical[episodeID] = canonical
 	}
-	if err != nil {
-		return d, err
-	}
-	canonical, _ := extension(ep.m, ExtPathway)["valueCanonical"].(string)
 	if canonical == "" {
 		return d, nil
 	}
@@ -656,7 +661,15 @@ func (p *plan) delaysFor(episodeID, action string) (delays, error) {
 }
 
 // template returns the PlanDefinition an episode follows (url|version).
+// A version never changes once stored: it is cached.
 func (s *Service) template(ctx context.Context, tenant, canonical string) (obj, error) {
+	key := tenant + "|" + canonical
+	s.mu.Lock()
+	pd, ok := s.templates[key]
+	s.mu.Unlock()
+	if ok {
+		return pd, nil
+	}
 	url, version, _ := strings.Cut(canonical, "|")
 	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 2,
 		Params: []store.Param{{Name: "url", Kind: store.KindURI, Values: []store.Value{{Text: url}}}}})
@@ -669,5 +682,12 @@ func (s *Service) template(ctx context.Context, tenant, canonical string) (obj, 
 			r = old
 		}
 	}
-	return decode(r.Body)
+	pd, err = decode(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.templates[key] = pd
+	s.mu.Unlock()
+	return pd, nil
 }

@@ -86,6 +86,8 @@ type Service struct {
 	mu      sync.Mutex
 	members map[string]memberCache // by tenant
 	cpts    map[string]string
+	// templates are PlanDefinitions by tenant|url|version.
+	templates map[string]obj
 
 	sent *prometheus.CounterVec
 }
@@ -114,7 +116,8 @@ func New(d Deps) *Service {
 		d.NotifyBackOff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
 			30 * time.Minute, time.Hour, 2 * time.Hour}
 	}
-	s := &Service{d: d, log: d.Logger.With("service", "teams"), members: map[string]memberCache{}, cpts: map[string]string{}}
+	s := &Service{d: d, log: d.Logger.With("service", "teams"), members: map[string]memberCache{}, cpts: map[string]string{},
+		templates: map[string]obj{}}
 	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passerelle_notifications_total",
 		Help: "Notifications by channel and outcome (delivered, failed, retry)."}, []string{"channel", "outcome"})
 	if d.Metrics != nil {

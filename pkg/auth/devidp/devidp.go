@@ -83,6 +83,8 @@ type Config struct {
 	// Now tells the time. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Production is set in production mode: New then refuses to start.
+	Production bool
 }
 
 const (
@@ -118,11 +120,21 @@ type Provider struct {
 
 	codesMu sync.Mutex
 	codes   map[string]authCode
+
+	onLoginFailure func(login string)
 }
+
+// OnLoginFailure sets fn to be called, with the login tried, after a wrong
+// user name or password at the login form (for the audit trail). Call it
+// before the provider serves.
+func (p *Provider) OnLoginFailure(fn func(login string)) { p.onLoginFailure = fn }
 
 // New starts the provider: it loads the signing keys from the data directory,
 // creating the first one if there is none.
 func New(cfg Config) (*Provider, error) {
+	if cfg.Production {
+		return nil, errors.New("devidp: the development identity provider never runs in production mode (PASSERELLE_ENV=production): set PASSERELLE_OIDC_ISSUER")
+	}
 	p, err := newProvider(cfg)
 	if err != nil {
 		return nil, err
@@ -144,7 +156,7 @@ func New(cfg Config) (*Provider, error) {
 		}
 	}
 	p.keys = keys
-	p.log.Warn("development identity provider active: for development only, never use it in production",
+	p.log.Warn("development identity provider active (no PASSERELLE_OIDC_ISSUER): for development only, refused with PASSERELLE_ENV=production",
 		"issuer", p.issuer, "key_dir", p.keyDir, "users", len(p.users), "clients", len(p.clients))
 	return p, nil
 }

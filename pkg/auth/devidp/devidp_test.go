@@ -664,7 +664,7 @@ func TestKeyFiles(t *testing.T) {
 		t.Fatalf("key files %v", files)
 	}
 	assertMode(t, files[0], 0o600)
-	if !strings.Contains(logs.String(), "never use it in production") {
+	if !strings.Contains(logs.String(), "refused with PASSERELLE_ENV=production") {
 		t.Errorf("no production warning in the log:\n%s", logs)
 	}
 
@@ -818,5 +818,13 @@ func TestHandlerPaths(t *testing.T) {
 		if rec.Code != want {
 			t.Errorf("%s: %d, want %d", path, rec.Code, want)
 		}
+	}
+}
+
+func TestRefusedInProduction(t *testing.T) {
+	cfg := testConfig(t.TempDir(), clock.NewFake(start), &bytes.Buffer{})
+	cfg.Production = true
+	if _, err := devidp.New(cfg); err == nil || !strings.Contains(err.Error(), "PASSERELLE_ENV=production") {
+		t.Fatalf("started in production mode: %v", err)
 	}
 }

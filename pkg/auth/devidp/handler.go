@@ -504,6 +504,9 @@ func (p *Provider) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	user, ok := p.checkPassword(login, form.Get("password"))
 	if !ok {
+		if p.onLoginFailure != nil {
+			p.onLoginFailure(login)
+		}
 		p.renderLogin(w, r, http.StatusUnauthorized, form, login, msgBadCredentials)
 		return
 	}

@@ -204,9 +204,10 @@ func (l leases) Release(ctx context.Context, name, owner string) error {
 	})
 }
 
-// Audit appends to the hash chain: each record's hash covers the previous
-// record's hash and this record's fields, so that removing or changing a
-// record breaks every link after it.
+// Audit appends to the hash chain of the record's tenant: each record's hash
+// covers the hash of the tenant's previous record and this record's fields,
+// so that removing or changing a record breaks every link after it. Seq is
+// global and gapless, so that removing a tenant's last record shows too.
 func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
 	if t.s.d.AuditLock != "" {
 		if _, err := t.c.Exec(ctx, t.s.d.AuditLock); err != nil {
@@ -215,7 +216,12 @@ func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
 	}
 	var prevSeq int64
 	var prevHash string
-	err := t.c.QueryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	err := t.c.QueryRow(ctx, `SELECT seq FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq)
+	if err != nil && !isNoRows(err) {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	// The chain is per tenant: the record follows its tenant's last one.
+	err = t.c.QueryRow(ctx, `SELECT hash FROM audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1`, r.Tenant).Scan(&prevHash)
 	if err != nil && !isNoRows(err) {
 		return fmt.Errorf("audit head: %w", err)
 	}
@@ -234,9 +240,37 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 
 type auditLog struct{ s *Store }
 
+func (a auditLog) Find(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error) {
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	q := `SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash FROM audit WHERE tenant = $1`
+	args := []any{f.Tenant}
+	if f.Patient != "" {
+		args = append(args, f.Patient)
+		q += ` AND patient = $` + strconv.Itoa(len(args))
+	}
+	if f.Seq != 0 {
+		args = append(args, f.Seq)
+		q += ` AND seq = $` + strconv.Itoa(len(args))
+	}
+	if f.Before > 0 {
+		args = append(args, f.Before)
+		q += ` AND seq < $` + strconv.Itoa(len(args))
+	}
+	args = append(args, limit)
+	q += ` ORDER BY seq DESC LIMIT $` + strconv.Itoa(len(args))
+	return a.query(ctx, q, args...)
+}
+
 func (a auditLog) List(ctx context.Context, afterSeq int64, limit int) ([]store.AuditRecord, error) {
-	rows, err := a.s.be.Reader().Query(ctx, `SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash
+	return a.query(ctx, `SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash
 FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
+}
+
+func (a auditLog) query(ctx context.Context, q string, args ...any) ([]store.AuditRecord, error) {
+	rows, err := a.s.be.Reader().Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit list: %w", err)
 	}

@@ -681,6 +681,33 @@ func testAudit(t *testing.T, open Factory) {
 		}
 		prev = r.Hash
 	}
+	// Each tenant has its own chain; sequence numbers stay global.
+	for _, tenant := range []string{"autre", "demo", "autre"} {
+		err := s.Tx(context.Background(), func(tx store.Tx) error {
+			return tx.Audit(context.Background(), store.AuditRecord{Tenant: tenant, Agent: "PractitionerRole/ide-1", Action: "R",
+				Entity: "Patient/p1", Patient: "Patient/p1", Outcome: "0"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, _ = s.AuditLog().List(ctx(t), 20, 100)
+	if len(recs) != 3 || recs[0].PrevHash != "" || recs[1].PrevHash != prev || recs[2].PrevHash != recs[0].Hash || recs[2].Seq != 23 {
+		t.Fatalf("per-tenant chains: %+v", recs)
+	}
+	// Find: one tenant's records, newest first, by patient, by seq, paged.
+	found, err := s.AuditLog().Find(ctx(t), store.AuditFilter{Tenant: "demo", Patient: "Patient/p1"})
+	if err != nil || len(found) != 2 || found[0].Seq != 22 || found[1].Patient != "Patient/p1" {
+		t.Fatalf("find by patient: %+v %v", found, err)
+	}
+	found, err = s.AuditLog().Find(ctx(t), store.AuditFilter{Tenant: "demo", Before: 22, Limit: 3})
+	if err != nil || len(found) != 3 || found[0].Seq != 20 || found[2].Seq != 18 {
+		t.Fatalf("find before: %+v %v", found, err)
+	}
+	found, err = s.AuditLog().Find(ctx(t), store.AuditFilter{Tenant: "autre", Seq: 22})
+	if err != nil || len(found) != 0 {
+		t.Fatalf("another tenant's record by seq: %+v %v", found, err)
+	}
 }
 
 func testMessages(t *testing.T, open Factory) {

@@ -1,0 +1,25 @@
+// Package outcome is the arithmetic of Passerelle's outcome measures
+// (DOMAIN.md "Outcomes"), free of storage and HTTP: the calendar days of
+// Europe/Paris that windows are counted in, the per-patient record the
+// outcomes service projects from events, the seven measures of CONTRACT.md
+// evaluated in one pass over a stream of records with all their strata,
+// the Wilson 95 % interval, Kaplan–Meier curves with numbers at risk and
+// their SVG drawing, small-cell masking with secondary suppression, the
+// episode CSV export and the parser of INSEE's monthly register of deaths.
+//
+// # Counting rules
+//
+// D0 is the discharge's calendar day in Europe/Paris. A window of N days
+// covers D0+1 … D0+N and has elapsed once the day D0+N has ended in
+// Europe/Paris. An episode counts in a rate's denominator only when its
+// window has elapsed, or when it ended inside the window by a death (the
+// event of a mortality measure, a competing end of a readmission measure).
+// Every other episode of the initial population is censored: counted as
+// such and never as a success. A readmission is an unplanned full
+// hospitalisation (Encounter class IMP, priority not elective) that starts
+// on D0+1 … D0+N; a stay starting on D0 (a transfer or mutation) continues
+// the index stay. A death on D0 after the discharge is inside every window.
+// Mortality windows start at the discharge itself and, when the register of
+// deaths is tracked, close only once the INSEE file covering their last day
+// has been imported (or a death inside them is known).
+package outcome

@@ -1,0 +1,653 @@
+package worklist
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/passerelle-sante/passerelle/pkg/access"
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Observation codes of a visit (DOMAIN.md section 3).
+const (
+	LOINCWeight     = "29463-7"
+	LOINCHeartRate  = "8867-4"
+	LOINCBPPanel    = "85354-9"
+	LOINCSystolic   = "8480-6"
+	LOINCDiastolic  = "8462-4"
+	LOINCNYHA       = "88020-3"
+	LOINCPotassium  = "2823-3"
+	LOINCCreatinine = "14682-9"
+	LOINCNTproBNP   = "33762-6"
+	SNOMEDOedema    = "267038008"
+	SNOMEDDyspnoea  = "267036007"
+)
+
+// quantityKind is a measured value: its code, unit and the range outside
+// which the value is taken for a typing error. These are plausibility
+// limits of input, not clinical thresholds (those are the templates').
+type quantityKind struct {
+	system, code, display string
+	unit, ucum            string
+	min, max              float64
+	fr                    string
+}
+
+var quantities = map[string]quantityKind{
+	LOINCWeight:     {SystemLOINC, LOINCWeight, "Body weight", "kg", "kg", 0.5, 350, "le poids"},
+	LOINCHeartRate:  {SystemLOINC, LOINCHeartRate, "Heart rate", "/min", "/min", 20, 250, "la fréquence cardiaque"},
+	LOINCSystolic:   {SystemLOINC, LOINCSystolic, "Systolic blood pressure", "mm[Hg]", "mm[Hg]", 50, 280, "la pression systolique"},
+	LOINCDiastolic:  {SystemLOINC, LOINCDiastolic, "Diastolic blood pressure", "mm[Hg]", "mm[Hg]", 20, 180, "la pression diastolique"},
+	LOINCPotassium:  {SystemLOINC, LOINCPotassium, "Potassium", "mmol/L", "mmol/L", 1, 10, "la kaliémie"},
+	LOINCCreatinine: {SystemLOINC, LOINCCreatinine, "Creatinine", "µmol/L", "umol/L", 10, 3000, "la créatininémie"},
+	LOINCNTproBNP:   {SystemLOINC, LOINCNTproBNP, "NT-proBNP", "pg/mL", "pg/mL", 0, 100000, "le NT-proBNP"},
+}
+
+// NYHA classes (SNOMED CT) by their roman numeral.
+var nyhaClasses = map[string]string{"I": "420300004", "II": "421704003", "III": "420913000", "IV": "422293003"}
+
+// Presence and severity of a symptom (SNOMED CT qualifiers).
+var symptomValues = map[string]struct{ code, display string }{
+	"absent": {"2667000", "Absent"}, "present": {"52101004", "Present"},
+	"mild": {"255604002", "Mild"}, "moderate": {"6736007", "Moderate"}, "severe": {"24484000", "Severe"},
+}
+
+var symptomCodes = map[string]string{SNOMEDOedema: "Oedema", SNOMEDDyspnoea: "Dyspnoea"}
+
+func vitalSigns() []any {
+	return []any{codeable("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")}
+}
+
+// invalid is a 400 naming the element at fault.
+func invalid(fr, en string, expr ...string) error {
+	return fhir.Errorf(http.StatusBadRequest, "invalid", fr, en, expr...)
+}
+
+// ParseObservation checks a measurement as a client sends it and returns
+// it normalised: status final when absent, units and systems filled in,
+// effective time now when absent. Every refusal is a 400 *fhir.Error
+// whose expression names the element (Observation.valueQuantity.value,
+// Observation.component[1].valueQuantity.value, …). It reads the body
+// only: the subject's existence, the performer and the access rules are
+// the caller's.
+func ParseObservation(body []byte, now time.Time) (obj, error) {
+	var m obj
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Une Observation est un objet JSON", "An Observation is a JSON object")
+	}
+	if m["resourceType"] != "Observation" {
+		return nil, invalid("resourceType doit être Observation", "resourceType must be Observation", "resourceType")
+	}
+	delete(m, "id")
+	delete(m, "meta")
+	switch st := m["status"].(type) {
+	case nil:
+		m["status"] = "final"
+	case string:
+		if st != "registered" && st != "preliminary" && st != "final" && st != "amended" {
+			return nil, invalid("Statut non accepté : "+st+" (final, preliminary, amended)", "Status not accepted: "+st+" (final, preliminary, amended)", "Observation.status")
+		}
+	default:
+		return nil, invalid("status doit être un code", "status must be a code", "Observation.status")
+	}
+	subj := str(m, "subject", "reference")
+	if !strings.HasPrefix(subj, "Patient/") || len(subj) == len("Patient/") || strings.ContainsAny(subj[len("Patient/"):], "/?# ") {
+		return nil, invalid("subject doit désigner le patient (Patient/<id>)", "subject must name the patient (Patient/<id>)", "Observation.subject")
+	}
+	if e, ok := m["encounter"]; ok {
+		if r := str(asObj(e), "reference"); !strings.HasPrefix(r, "Encounter/") {
+			return nil, invalid("encounter doit désigner une Encounter", "encounter must name an Encounter", "Observation.encounter")
+		}
+	}
+	switch v := m["effectiveDateTime"].(type) {
+	case nil:
+		if _, other := m["effectivePeriod"]; other {
+			return nil, invalid("Donnez la date de mesure dans effectiveDateTime", "Give the time of measurement in effectiveDateTime", "Observation.effectivePeriod")
+		}
+		m["effectiveDateTime"] = formatTime(now)
+	case string:
+		t, ok := parseTime(v)
+		if !ok || len(v) < len("2006-01-02T15:04") {
+			return nil, invalid("effectiveDateTime doit être une date et heure avec fuseau", "effectiveDateTime must be a date and time with a zone", "Observation.effectiveDateTime")
+		}
+		if t.After(now.Add(10 * time.Minute)) {
+			return nil, invalid("La date de mesure est dans le futur", "The time of measurement is in the future", "Observation.effectiveDateTime")
+		}
+	default:
+		return nil, invalid("effectiveDateTime doit être une date", "effectiveDateTime must be a date", "Observation.effectiveDateTime")
+	}
+	code := asObj(m["code"])
+	if code == nil {
+		return nil, invalid("code manquant", "code is missing", "Observation.code")
+	}
+	kind := ""
+	for _, c := range list(code["coding"]) {
+		co := asObj(c)
+		sys, _ := co["system"].(string)
+		cd, _ := co["code"].(string)
+		switch {
+		case sys == SystemLOINC && (quantities[cd].code != "" || cd == LOINCBPPanel || cd == LOINCNYHA):
+			kind = cd
+		case sys == SystemSNOMED && symptomCodes[cd] != "":
+			kind = cd
+		}
+		if kind != "" {
+			break
+		}
+	}
+	switch {
+	case kind == "":
+		return nil, invalid("Code d'observation non pris en charge : poids (LOINC 29463-7), FC (8867-4), PA (85354-9, 8480-6, 8462-4), NYHA (88020-3), kaliémie (2823-3), créatininémie (14682-9), NT-proBNP (33762-6), œdèmes (SNOMED 267038008), essoufflement (267036007)",
+			"Observation code not supported: weight (LOINC 29463-7), HR (8867-4), BP (85354-9, 8480-6, 8462-4), NYHA (88020-3), potassium (2823-3), creatinine (14682-9), NT-proBNP (33762-6), oedema (SNOMED 267038008), breathlessness (267036007)",
+			"Observation.code")
+	case kind == LOINCBPPanel:
+		if err := checkPanel(m); err != nil {
+			return nil, err
+		}
+	case kind == LOINCNYHA:
+		cc := asObj(m["valueCodeableConcept"])
+		ok := false
+		for _, sn := range nyhaClasses {
+			if hasCoding(cc, SystemSNOMED, sn) {
+				ok = true
+			}
+		}
+		if !ok {
+			return nil, invalid("La classe NYHA est un code SNOMED CT : 420300004 (I), 421704003 (II), 420913000 (III), 422293003 (IV)",
+				"The NYHA class is a SNOMED CT code: 420300004 (I), 421704003 (II), 420913000 (III), 422293003 (IV)", "Observation.valueCodeableConcept")
+		}
+		m["category"] = []any{codeable("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey")}
+	case symptomCodes[kind] != "":
+		if b, ok := m["valueBoolean"].(bool); ok {
+			v := symptomValues["absent"]
+			if b {
+				v = symptomValues["present"]
+			}
+			delete(m, "valueBoolean")
+			m["valueCodeableConcept"] = codeable(SystemSNOMED, v.code, v.display)
+		}
+		cc := asObj(m["valueCodeableConcept"])
+		ok := false
+		for _, v := range symptomValues {
+			if hasCoding(cc, SystemSNOMED, v.code) {
+				ok = true
+			}
+		}
+		if !ok {
+			return nil, invalid("Valeur attendue : absent (2667000), présent (52101004), léger (255604002), modéré (6736007), sévère (24484000)",
+				"Expected value: absent (2667000), present (52101004), mild (255604002), moderate (6736007), severe (24484000)", "Observation.valueCodeableConcept")
+		}
+		m["category"] = []any{codeable("http://terminology.hl7.org/CodeSystem/observation-category", "exam", "Exam")}
+	default:
+		q, err := checkQuantity(asObj(m["valueQuantity"]), quantities[kind], "Observation.valueQuantity")
+		if err != nil {
+			return nil, err
+		}
+		m["valueQuantity"] = q
+		if kind == LOINCPotassium || kind == LOINCCreatinine || kind == LOINCNTproBNP {
+			m["category"] = []any{codeable("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory")}
+		} else {
+			m["category"] = vitalSigns()
+		}
+	}
+	return m, nil
+}
+
+// checkQuantity checks a measured value against its kind: a number, the
+// expected unit, a plausible value.
+func checkQuantity(q obj, k quantityKind, expr string) (obj, error) {
+	if q == nil {
+		return nil, invalid("Valeur manquante pour "+k.fr, "Value missing for "+k.display, expr)
+	}
+	v, ok := q["value"].(float64)
+	if !ok {
+		return nil, invalid("La valeur de "+k.fr+" doit être un nombre", "The "+k.display+" value must be a number", expr+".value")
+	}
+	if c, ok := q["code"]; ok && c != k.ucum {
+		return nil, invalid(fmt.Sprintf("Unité attendue pour %s : %s", k.fr, k.ucum), fmt.Sprintf("Expected unit for %s: %s", k.display, k.ucum), expr+".code")
+	}
+	if s, ok := q["system"]; ok && s != SystemUCUM {
+		return nil, invalid("Les unités sont UCUM ("+SystemUCUM+")", "Units are UCUM ("+SystemUCUM+")", expr+".system")
+	}
+	if math.IsNaN(v) || v < k.min || v > k.max {
+		return nil, invalid(fmt.Sprintf("Valeur invraisemblable pour %s : %s %s (attendu entre %s et %s)", k.fr, num(v), k.unit, num(k.min), num(k.max)),
+			fmt.Sprintf("Implausible %s: %v %s (expected between %v and %v)", k.display, v, k.unit, k.min, k.max), expr+".value")
+	}
+	return obj{"value": v, "unit": k.unit, "system": SystemUCUM, "code": k.ucum}, nil
+}
+
+// checkPanel checks a blood-pressure panel: a systolic and a diastolic
+// component, plausible, the diastolic below the systolic.
+func checkPanel(m obj) error {
+	if _, ok := m["valueQuantity"]; ok {
+		return invalid("Un panel de pression artérielle porte ses valeurs dans component", "A blood-pressure panel carries its values in component", "Observation.valueQuantity")
+	}
+	idx := map[string]int{}
+	var vals = map[string]float64{}
+	comps := list(m["component"])
+	for i, c := range comps {
+		co := asObj(c)
+		for _, code := range []string{LOINCSystolic, LOINCDiastolic} {
+			if hasCoding(co["code"], SystemLOINC, code) {
+				if _, dup := idx[code]; dup {
+					return invalid("Composant en double", "Duplicate component", fmt.Sprintf("Observation.component[%d].code", i))
+				}
+				expr := fmt.Sprintf("Observation.component[%d].valueQuantity", i)
+				q, err := checkQuantity(asObj(co["valueQuantity"]), quantities[code], expr)
+				if err != nil {
+					return err
+				}
+				co["valueQuantity"] = q
+				idx[code] = i
+				vals[code] = q["value"].(float64)
+			}
+		}
+	}
+	for _, code := range []string{LOINCSystolic, LOINCDiastolic} {
+		if _, ok := idx[code]; !ok {
+			k := quantities[code]
+			return invalid("Composant manquant : "+k.fr+" (LOINC "+code+")", "Missing component: "+k.display+" (LOINC "+code+")", "Observation.component")
+		}
+	}
+	if vals[LOINCDiastolic] >= vals[LOINCSystolic] {
+		return invalid(fmt.Sprintf("La pression diastolique (%s) doit être inférieure à la systolique (%s)", num(vals[LOINCDiastolic]), num(vals[LOINCSystolic])),
+			fmt.Sprintf("The diastolic pressure (%v) must be below the systolic (%v)", vals[LOINCDiastolic], vals[LOINCSystolic]),
+			fmt.Sprintf("Observation.component[%d].valueQuantity.value", idx[LOINCDiastolic]))
+	}
+	m["category"] = vitalSigns()
+	return nil
+}
+
+// Visit is what a professional records at a visit, as the worklist's form
+// sends it. Nil and empty fields were not recorded.
+type Visit struct {
+	// TaskID is the visit's task, when the visit is one: it must be the
+	// actor's, accepted or in progress; what is recorded becomes its
+	// output.
+	TaskID string
+	// Patient is "Patient/<id>" (or the bare id).
+	Patient string
+	// Encounter is "Encounter/<id>", optional.
+	Encounter string
+	// At is when the measurements were taken; zero: now.
+	At                                       time.Time
+	WeightKg, Systolic, Diastolic, HeartRate *float64
+	// NYHA is the class: I, II, III or IV.
+	NYHA string
+	// Oedema and Breathlessness: absent, present, mild, moderate or severe.
+	Oedema, Breathlessness string
+	// Symptoms and Note are free text, kept in the visit's
+	// QuestionnaireResponse.
+	Symptoms, Note string
+}
+
+// Form field names (CONTRACT.md "Web UI"), the first expression of a
+// visit's errors so that a page can show each next to its field.
+const (
+	FieldWeight         = "weight-kg"
+	FieldSystolic       = "systolic"
+	FieldDiastolic      = "diastolic"
+	FieldHeartRate      = "heart-rate"
+	FieldNYHA           = "nyha"
+	FieldOedema         = "oedema"
+	FieldBreathlessness = "breathlessness"
+	FieldSymptoms       = "symptoms"
+	FieldNote           = "note"
+)
+
+// VisitQuestionnaire is the canonical of the structured visit form the
+// QuestionnaireResponse of a visit answers.
+const VisitQuestionnaire = "https://passerelle.health/fhir/Questionnaire/home-visit"
+
+// observations builds and checks the Observations of a visit. An error's
+// expressions are the form field, then the FHIRPath in the Observation.
+func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
+	at := v.At
+	if at.IsZero() {
+		at = now
+	}
+	base := func(coding obj) obj {
+		m := obj{"resourceType": "Observation", "status": "final", "code": obj{"coding": []any{coding}},
+			"subject": ref(v.Patient), "effectiveDateTime": formatTime(at)}
+		if v.Encounter != "" {
+			m["encounter"] = ref(v.Encounter)
+		}
+		return m
+	}
+	quantity := func(code string, val float64) obj {
+		k := quantities[code]
+		m := base(obj{"system": k.system, "code": k.code, "display": k.display})
+		m["valueQuantity"] = obj{"value": val, "unit": k.unit, "system": SystemUCUM, "code": k.ucum}
+		return m
+	}
+	type built struct {
+		field string
+		m     obj
+	}
+	var out []built
+	if v.WeightKg != nil {
+		out = append(out, built{FieldWeight, quantity(LOINCWeight, *v.WeightKg)})
+	}
+	if v.HeartRate != nil {
+		out = append(out, built{FieldHeartRate, quantity(LOINCHeartRate, *v.HeartRate)})
+	}
+	switch {
+	case v.Systolic != nil && v.Diastolic != nil:
+		m := base(obj{"system": SystemLOINC, "code": LOINCBPPanel, "display": "Blood pressure panel"})
+		comp := func(code string, val float64) obj {
+			k := quantities[code]
+			return obj{"code": codeable(SystemLOINC, code, k.display), "valueQuantity": obj{"value": val, "unit": k.unit, "system": SystemUCUM, "code": k.ucum}}
+		}
+		m["component"] = []any{comp(LOINCSystolic, *v.Systolic), comp(LOINCDiastolic, *v.Diastolic)}
+		out = append(out, built{"", m})
+	case v.Systolic != nil:
+		out = append(out, built{FieldSystolic, quantity(LOINCSystolic, *v.Systolic)})
+	case v.Diastolic != nil:
+		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Pression diastolique sans systolique", "Diastolic pressure without a systolic", FieldSystolic)
+	}
+	if v.NYHA != "" {
+		sn, ok := nyhaClasses[strings.ToUpper(strings.TrimSpace(v.NYHA))]
+		if !ok {
+			return nil, fhir.Errorf(http.StatusBadRequest, "value", "Classe NYHA : I, II, III ou IV", "NYHA class: I, II, III or IV", FieldNYHA, "Observation.valueCodeableConcept")
+		}
+		m := base(obj{"system": SystemLOINC, "code": LOINCNYHA, "display": "NYHA class"})
+		m["valueCodeableConcept"] = codeable(SystemSNOMED, sn, "NYHA "+strings.ToUpper(strings.TrimSpace(v.NYHA)))
+		out = append(out, built{FieldNYHA, m})
+	}
+	for _, s := range []struct{ field, code, val string }{{FieldOedema, SNOMEDOedema, v.Oedema}, {FieldBreathlessness, SNOMEDDyspnoea, v.Breathlessness}} {
+		if s.val == "" {
+			continue
+		}
+		sv, ok := symptomValues[s.val]
+		if !ok {
+			return nil, fhir.Errorf(http.StatusBadRequest, "value", "Valeur attendue : absent, present, mild, moderate ou severe",
+				"Expected value: absent, present, mild, moderate or severe", s.field, "Observation.valueCodeableConcept")
+		}
+		m := base(obj{"system": SystemSNOMED, "code": s.code, "display": symptomCodes[s.code]})
+		m["valueCodeableConcept"] = codeable(SystemSNOMED, sv.code, sv.display)
+		out = append(out, built{s.field, m})
+	}
+	var obs []obj
+	for _, b := range out {
+		m, err := ParseObservation(mustJSON(b.m), now)
+		if err != nil {
+			fe := fhir.FromError(err)
+			field := b.field
+			for i := range fe.Issues {
+				if field == "" { // the panel: the component at fault
+					field = FieldSystolic
+					for _, e := range fe.Issues[i].Expression {
+						if strings.HasPrefix(e, "Observation.component[1]") {
+							field = FieldDiastolic
+						}
+					}
+				}
+				fe.Issues[i].Expression = append([]string{field}, fe.Issues[i].Expression...)
+			}
+			return nil, fe
+		}
+		m["performer"] = []any{ref(performer)}
+		m["id"] = uuid.NewString()
+		obs = append(obs, m)
+	}
+	return obs, nil
+}
+
+// performerOf is the PractitionerRole an actor records as: the one that
+// owns the task, else a care role, else the first.
+func performerOf(a directory.Actor, owner string) (string, error) {
+	if r, ok := ownerRole(a, owner); ok {
+		return "PractitionerRole/" + r, nil
+	}
+	if len(a.Roles) == 0 {
+		return "", fhir.Errorf(http.StatusForbidden, "forbidden", "Seul un professionnel de l'annuaire enregistre des mesures", "Only a professional of the directory records measurements")
+	}
+	for _, r := range a.Roles {
+		switch r.Code {
+		case directory.RoleNurse, directory.RoleGP, directory.RoleCardiologist, directory.RolePharmacist, directory.RoleCoordinatingNurse:
+			return "PractitionerRole/" + r.ID, nil
+		}
+	}
+	return "PractitionerRole/" + a.Roles[0].ID, nil
+}
+
+// RecordVisit records a visit for actor a: one Observation per measurement
+// (weight, heart rate, blood-pressure panel, NYHA class, oedema,
+// breathlessness) and a QuestionnaireResponse of the visit form holding
+// every answer with the symptoms and the note; with a TaskID, they become
+// the task's output. Everything commits in one transaction with an event
+// (Observation.created, QuestionnaireResponse.created, Task.updated) and an
+// audit record per resource. It returns the Observations, the
+// QuestionnaireResponse, then the task's new version when there is one.
+// Errors: 400 naming the field (form field name, then FHIRPath), 403 no
+// care relationship or not the task's owner, 404 unknown task, 409 a task
+// that is not accepted or in progress.
+func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) ([]store.Resource, error) {
+	if v.Patient != "" && !strings.HasPrefix(v.Patient, "Patient/") {
+		v.Patient = "Patient/" + v.Patient
+	}
+	if v.Encounter != "" && !strings.HasPrefix(v.Encounter, "Encounter/") {
+		v.Encounter = "Encounter/" + v.Encounter
+	}
+	now := s.d.Clock.Now()
+	var task *resource
+	if v.TaskID != "" {
+		t, err := s.visitTask(ctx, a, v.TaskID)
+		if err != nil {
+			return nil, err
+		}
+		task = &t
+		if v.Patient == "" {
+			v.Patient = str(t.m, "for", "reference")
+		}
+		if v.Patient != str(t.m, "for", "reference") {
+			return nil, invalid("Le patient n'est pas celui de la tâche", "The patient is not the task's", "patient")
+		}
+	}
+	if v.Patient == "" || v.Patient == "Patient/" {
+		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Patient manquant", "Patient missing", "patient")
+	}
+	if err := (access.Policy{}).Patient(ctx, s.d.Store, a, v.Patient); err != nil {
+		return nil, err
+	}
+	owner := ""
+	if task != nil {
+		owner = str(task.m, "owner", "reference")
+	}
+	performer, err := performerOf(a, owner)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := v.observations(performer, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(obs) == 0 && strings.TrimSpace(v.Symptoms) == "" && strings.TrimSpace(v.Note) == "" {
+		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Rien à enregistrer : saisissez au moins une mesure ou une note", "Nothing to record: enter at least one measurement or a note", FieldWeight)
+	}
+	qr := v.response(performer, now)
+	var out []store.Resource
+	err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
+		out = out[:0]
+		var outputs []any
+		for _, m := range append(obs, qr) {
+			res, err := tx.Create(ctx, a.Tenant, mustJSON(m))
+			if err != nil {
+				return err
+			}
+			if err := s.written(ctx, tx, res, performer, "C", bus.OpCreated); err != nil {
+				return err
+			}
+			out = append(out, res)
+			outputs = append(outputs, obj{"type": obj{"text": res.Type}, "valueReference": ref(res.Type + "/" + res.ID)})
+		}
+		if task == nil {
+			return nil
+		}
+		res, err := s.addOutputs(ctx, tx, v.TaskID, task.res.Version, outputs, now)
+		if err != nil {
+			return err
+		}
+		if err := s.written(ctx, tx, res, performer, "U", bus.OpUpdated); err != nil {
+			return err
+		}
+		out = append(out, res)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "visit recorded", "observations", len(obs), "task_id", v.TaskID)
+	return out, nil
+}
+
+// visitTask reads a task a visit is recorded for: the actor's, accepted or
+// in progress.
+func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string) (resource, error) {
+	t, err := readObj(ctx, s.d.Store, "Task", id)
+	if err != nil || t.res.Tenant != a.Tenant {
+		return resource{}, fhir.Errorf(http.StatusNotFound, "not-found", "Tâche inconnue : "+id, "Unknown task: "+id, "task")
+	}
+	if _, ok := ownerRole(a, str(t.m, "owner", "reference")); !ok {
+		return resource{}, fhir.Errorf(http.StatusForbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "task")
+	}
+	if st := str(t.m, "status"); st != "accepted" && st != "in-progress" {
+		return resource{}, fhir.Errorf(http.StatusConflict, "business-rule",
+			"Une visite s'enregistre sur une tâche acceptée ou en cours, pas au statut "+st,
+			"A visit is recorded on an accepted or in-progress task, not one with status "+st, "task")
+	}
+	return t, nil
+}
+
+// addOutputs appends outputs to a task, optimistic on the version read.
+func (s *Service) addOutputs(ctx context.Context, tx store.Tx, id string, version int64, outputs []any, now time.Time) (store.Resource, error) {
+	t, err := readObj(ctx, tx, "Task", id)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if t.res.Version != version {
+		return store.Resource{}, fhir.Errorf(http.StatusConflict, "conflict", "La tâche a changé pendant l'enregistrement : réessayez", "The task changed meanwhile: try again", "task")
+	}
+	t.m["output"] = append(list(t.m["output"]), outputs...)
+	t.m["lastModified"] = formatTime(now)
+	t.m["id"] = t.res.ID
+	delete(t.m, "meta")
+	return tx.Update(ctx, t.res.Tenant, mustJSON(t.m), t.res.Version)
+}
+
+// response is the QuestionnaireResponse of the visit form: every answer
+// given, the measurements as quantities, the free text as strings.
+func (v Visit) response(performer string, now time.Time) obj {
+	var items []any
+	add := func(linkID, text string, answer obj) {
+		items = append(items, obj{"linkId": linkID, "text": text, "answer": []any{answer}})
+	}
+	qty := func(f *float64, code string) obj {
+		k := quantities[code]
+		return obj{"valueQuantity": obj{"value": *f, "unit": k.unit, "system": SystemUCUM, "code": k.ucum}}
+	}
+	if v.WeightKg != nil {
+		add(FieldWeight, "Poids (kg)", qty(v.WeightKg, LOINCWeight))
+	}
+	if v.Systolic != nil {
+		add(FieldSystolic, "Pression systolique (mmHg)", qty(v.Systolic, LOINCSystolic))
+	}
+	if v.Diastolic != nil {
+		add(FieldDiastolic, "Pression diastolique (mmHg)", qty(v.Diastolic, LOINCDiastolic))
+	}
+	if v.HeartRate != nil {
+		add(FieldHeartRate, "Fréquence cardiaque (/min)", qty(v.HeartRate, LOINCHeartRate))
+	}
+	if v.NYHA != "" {
+		c := strings.ToUpper(strings.TrimSpace(v.NYHA))
+		add(FieldNYHA, "Classe NYHA", obj{"valueCoding": obj{"system": SystemSNOMED, "code": nyhaClasses[c], "display": "NYHA " + c}})
+	}
+	if v.Oedema != "" {
+		sv := symptomValues[v.Oedema]
+		add(FieldOedema, "Œdèmes", obj{"valueCoding": obj{"system": SystemSNOMED, "code": sv.code, "display": sv.display}})
+	}
+	if v.Breathlessness != "" {
+		sv := symptomValues[v.Breathlessness]
+		add(FieldBreathlessness, "Essoufflement", obj{"valueCoding": obj{"system": SystemSNOMED, "code": sv.code, "display": sv.display}})
+	}
+	if t := strings.TrimSpace(v.Symptoms); t != "" {
+		add(FieldSymptoms, "Symptômes", obj{"valueString": t})
+	}
+	if t := strings.TrimSpace(v.Note); t != "" {
+		add(FieldNote, "Note", obj{"valueString": t})
+	}
+	qr := obj{"resourceType": "QuestionnaireResponse", "id": uuid.NewString(), "questionnaire": VisitQuestionnaire,
+		"status": "completed", "subject": ref(v.Patient), "authored": formatTime(now), "author": ref(performer), "item": items}
+	if v.Encounter != "" {
+		qr["encounter"] = ref(v.Encounter)
+	}
+	return qr
+}
+
+// RecordObservation records one measurement sent as FHIR (POST
+// /fhir/Observation) for actor a: checked by ParseObservation, its
+// performer the actor's PractitionerRole, its subject a patient the actor
+// may write for. With taskID, the actor's accepted or in-progress task
+// gets it as output. One transaction: the Observation, its
+// Observation.created event and audit record (and the task's new version,
+// Task.updated and audit).
+func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body []byte, taskID string) (store.Resource, error) {
+	now := s.d.Clock.Now()
+	m, err := ParseObservation(body, now)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	patient := str(m, "subject", "reference")
+	owner := ""
+	var task *resource
+	if taskID != "" {
+		t, err := s.visitTask(ctx, a, taskID)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		if str(t.m, "for", "reference") != patient {
+			return store.Resource{}, invalid("Le patient n'est pas celui de la tâche", "The patient is not the task's", "Observation.subject")
+		}
+		task, owner = &t, str(t.m, "owner", "reference")
+	}
+	if err := (access.Policy{}).Patient(ctx, s.d.Store, a, patient); err != nil {
+		return store.Resource{}, err
+	}
+	performer, err := performerOf(a, owner)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	m["performer"] = []any{ref(performer)}
+	m["id"] = uuid.NewString()
+	var out store.Resource
+	err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
+		res, err := tx.Create(ctx, a.Tenant, mustJSON(m))
+		if err != nil {
+			return err
+		}
+		if err := s.written(ctx, tx, res, performer, "C", bus.OpCreated); err != nil {
+			return err
+		}
+		out = res
+		if task == nil {
+			return nil
+		}
+		tr, err := s.addOutputs(ctx, tx, taskID, task.res.Version,
+			[]any{obj{"type": obj{"text": "Observation"}, "valueReference": ref("Observation/" + res.ID)}}, now)
+		if err != nil {
+			return err
+		}
+		return s.written(ctx, tx, tr, performer, "U", bus.OpUpdated)
+	})
+	return out, err
+}

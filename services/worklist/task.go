@@ -1,0 +1,216 @@
+package worklist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+var paris = clock.Paris
+
+// Actions a task's owner takes.
+const (
+	ActionAccept   = "accept"
+	ActionDecline  = "decline"
+	ActionStart    = "start"
+	ActionComplete = "complete"
+	ActionFail     = "fail"
+)
+
+// transitions is the owner's part of the FHIR Task state machine
+// (CONTRACT.md "Tasks"): action → the status it leaves and the one it
+// reaches. cancelled and on-hold, and the return of a rejected task to
+// requested, are the system's.
+var transitions = map[string]struct{ from, to string }{
+	ActionAccept:   {"requested", "accepted"},
+	ActionDecline:  {"requested", "rejected"},
+	ActionStart:    {"accepted", "in-progress"},
+	ActionComplete: {"in-progress", "completed"},
+	ActionFail:     {"in-progress", "failed"},
+}
+
+// actionFor returns the action that moves a task from one status to
+// another, "" when no action does.
+func actionFor(from, to string) string {
+	for a, t := range transitions {
+		if t.from == from && t.to == to {
+			return a
+		}
+	}
+	return ""
+}
+
+// Move is one step of a task by its owner.
+type Move struct {
+	// Action is accept, decline, start, complete or fail.
+	Action string
+	// To, when Action is empty, is the status asked for (a FHIR PUT): the
+	// action is the one that reaches it from the task's current status.
+	To string
+	// Reason is the owner's words: Task.statusReason.text of a decline (a
+	// decline needs one) or a failure.
+	Reason string
+	// BusinessStatus, on complete, is a code of the
+	// task-business-status code system the pathway service reacts to:
+	// refused (the patient refuses the pathway, at the first contact),
+	// include or exclude (the answer to an inclusion to confirm).
+	BusinessStatus string
+}
+
+// businessStatuses are the task-business-status codes an owner may set.
+var businessStatuses = map[string]string{"refused": "Refus du patient", "include": "Inclusion confirmée", "exclude": "Inclusion refusée"}
+
+// Transition moves task taskID by action for actor a. ifMatch is the
+// version the actor saw (0: the current one). Errors are *fhir.Error: 404
+// unknown task, 403 not the owner, 412 stale version, 409 an action the
+// task's status does not allow, 400 a decline without reason.
+func (s *Service) Transition(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, action, reason string) (store.Resource, error) {
+	return s.Move(ctx, a, taskID, ifMatch, Move{Action: action, Reason: reason})
+}
+
+// Move applies m to task taskID for actor a, as Transition does, with a
+// business status on completion. The new version is written with its
+// Task.updated event and an audit record in one transaction; Task.owner
+// never changes here. Completing an alert-review task acknowledges its
+// alert (the Flag in Task.focus) in the same transaction.
+func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, m Move) (store.Resource, error) {
+	tr, ok := transitions[m.Action]
+	if !ok && m.To == "" {
+		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "value",
+			"Action inconnue : "+m.Action+" (accept, decline, start, complete, fail)",
+			"Unknown action: "+m.Action+" (accept, decline, start, complete, fail)", "action")
+	}
+	m.Reason = strings.TrimSpace(m.Reason)
+	if m.Action == ActionDecline && m.Reason == "" {
+		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "required", "Un refus doit être motivé", "A decline needs a reason", "Task.statusReason.text")
+	}
+	if m.BusinessStatus != "" {
+		if _, ok := businessStatuses[m.BusinessStatus]; !ok || (m.Action != "" && m.Action != ActionComplete) {
+			return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "value",
+				"Statut métier non accepté : "+m.BusinessStatus, "Business status not accepted: "+m.BusinessStatus, "Task.businessStatus")
+		}
+	}
+	if a.System != "" {
+		return store.Resource{}, fhir.Errorf(http.StatusForbidden, "forbidden", "Un système hospitalier ne fait pas avancer les tâches", "A hospital system does not move tasks")
+	}
+	var out store.Resource
+	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {
+		t, err := readObj(ctx, tx, "Task", taskID)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
+				return fhir.Errorf(http.StatusNotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
+			}
+			return err
+		}
+		if t.res.Tenant != a.Tenant {
+			return fhir.Errorf(http.StatusNotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
+		}
+		role, ok := ownerRole(a, str(t.m, "owner", "reference"))
+		if !ok {
+			return fhir.Errorf(http.StatusForbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "Task.owner")
+		}
+		if ifMatch > 0 && ifMatch != t.res.Version {
+			return fhir.Errorf(http.StatusPreconditionFailed, "conflict",
+				fmt.Sprintf("La tâche a changé (version %d, vous aviez la version %d) : rechargez-la", t.res.Version, ifMatch),
+				fmt.Sprintf("The task has changed (version %d, you had version %d): reload it", t.res.Version, ifMatch), "If-Match")
+		}
+		cur := str(t.m, "status")
+		if m.Action == "" {
+			m.Action = actionFor(cur, m.To)
+			if m.Action == "" {
+				return fhir.Errorf(http.StatusConflict, "business-rule",
+					fmt.Sprintf("Passage de %s à %s impossible", cur, m.To),
+					fmt.Sprintf("A task cannot go from %s to %s", cur, m.To), "Task.status")
+			}
+			tr = transitions[m.Action]
+			if m.Action == ActionDecline && m.Reason == "" {
+				return fhir.Errorf(http.StatusBadRequest, "required", "Un refus doit être motivé", "A decline needs a reason", "Task.statusReason.text")
+			}
+			if m.BusinessStatus != "" && m.Action != ActionComplete && firstCode(t.m["businessStatus"], SystemBusinessStatus) != m.BusinessStatus {
+				return fhir.Errorf(http.StatusBadRequest, "value", "Un statut métier accompagne la fin d'une tâche (completed)",
+					"A business status comes with a task's completion (completed)", "Task.businessStatus")
+			}
+		}
+		if cur != tr.from {
+			return fhir.Errorf(http.StatusConflict, "business-rule",
+				fmt.Sprintf("Action %s impossible sur une tâche au statut %s", m.Action, cur),
+				fmt.Sprintf("Action %s is not allowed on a task with status %s", m.Action, cur), "Task.status")
+		}
+		now := s.d.Clock.Now()
+		t.m["status"] = tr.to
+		t.m["lastModified"] = formatTime(now)
+		switch m.Action {
+		case ActionDecline, ActionFail:
+			if m.Reason != "" {
+				t.m["statusReason"] = obj{"text": m.Reason}
+			}
+		case ActionStart:
+			t.m["executionPeriod"] = obj{"start": formatTime(now)}
+		case ActionComplete:
+			if ep := asObj(t.m["executionPeriod"]); ep != nil {
+				ep["end"] = formatTime(now)
+			} else {
+				t.m["executionPeriod"] = obj{"end": formatTime(now)}
+			}
+		}
+		if m.BusinessStatus != "" {
+			t.m["businessStatus"] = codeable(SystemBusinessStatus, m.BusinessStatus, businessStatuses[m.BusinessStatus])
+		}
+		t.m["id"] = t.res.ID
+		delete(t.m, "meta")
+		res, err := tx.Update(ctx, t.res.Tenant, mustJSON(t.m), t.res.Version)
+		if err != nil {
+			return err
+		}
+		agent := "PractitionerRole/" + role
+		if err := s.written(ctx, tx, res, agent, "U", bus.OpUpdated); err != nil {
+			return err
+		}
+		if m.Action == ActionComplete && firstCode(t.m["code"], SystemAction) == CodeAlertReview {
+			if f := str(asObj(t.m["focus"]), "reference"); strings.HasPrefix(f, "Flag/") {
+				if err := s.acknowledge(ctx, tx, a.Tenant, strings.TrimPrefix(f, "Flag/"), agent, true); err != nil {
+					return err
+				}
+			}
+		}
+		out = res
+		return nil
+	})
+	if err != nil {
+		return store.Resource{}, err
+	}
+	s.log.InfoContext(ctx, "task moved", "task_id", taskID, "action", m.Action, "version", out.Version)
+	return out, nil
+}
+
+// ownerRole returns which of the actor's PractitionerRoles owns the task.
+func ownerRole(a directory.Actor, owner string) (string, bool) {
+	if !strings.HasPrefix(owner, "PractitionerRole/") {
+		return "", false
+	}
+	for _, r := range a.Roles {
+		if owner == "PractitionerRole/"+r.ID {
+			return r.ID, true
+		}
+	}
+	return "", false
+}
+
+// written records a write of the service: its audit record and its outbox
+// event, in the write's transaction.
+func (s *Service) written(ctx context.Context, tx store.Tx, res store.Resource, agent, action, op string) error {
+	if err := tx.Audit(ctx, store.AuditRecord{Tenant: res.Tenant, Time: s.d.Clock.Now(), Agent: agent, Action: action,
+		Entity: fmt.Sprintf("%s/%s/_history/%d", res.Type, res.ID, res.Version), Patient: fhirapi.PatientOf(res), Outcome: "0"}); err != nil {
+		return err
+	}
+	return tx.Emit(ctx, fhirapi.Event(res.Tenant, res, op, fhirapi.TraceParent(ctx)))
+}

@@ -1,0 +1,162 @@
+package worklist
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/pkg/timer"
+)
+
+// Durable consumer names; each is also its inbox key.
+const (
+	DurableObservation = "worklist-observation"
+	DurableEpisode     = "worklist-episode"
+	DurableTask        = "worklist-task"
+)
+
+// TimerMissing is the kind of the durable timer of a missing-data rule: one
+// per episode and rule, due when the episode has gone the rule's window
+// without an observation of its code.
+const TimerMissing = "worklist-missing-data"
+
+// Code systems, extensions and codes the service reads and writes.
+const (
+	SystemAction         = "https://passerelle.health/fhir/CodeSystem/pathway-action"
+	SystemTeamRole       = "https://passerelle.health/fhir/CodeSystem/team-role"
+	SystemBusinessStatus = "https://passerelle.health/fhir/CodeSystem/task-business-status"
+	// SystemAlertRule codes a Flag with the code of the template rule that
+	// raised it (the codes are the templates' own).
+	SystemAlertRule = "https://passerelle.health/fhir/CodeSystem/alert-rule"
+	SystemLOINC     = "http://loinc.org"
+	SystemSNOMED    = "http://snomed.info/sct"
+	SystemUCUM      = "http://unitsofmeasure.org"
+
+	// ExtAlertRule is a rule of a template (PlanDefinition.extension).
+	ExtAlertRule = "https://passerelle.health/fhir/StructureDefinition/alert-rule"
+	// ExtAlert on a Flag: what raised it (rule, template, severity,
+	// episode, evidence).
+	ExtAlert = "https://passerelle.health/fhir/StructureDefinition/alert-detail"
+	// ExtAcknowledgement on a Flag: who acknowledged it, and when.
+	ExtAcknowledgement = "https://passerelle.health/fhir/StructureDefinition/alert-acknowledgement"
+
+	// Extensions of the pathway service's EpisodeOfCare.
+	extEpisodePathway  = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
+	extEpisodeCarePlan = "https://passerelle.health/fhir/StructureDefinition/episode-careplan"
+
+	// CodeAlertReview is the pathway-action code of the review task of an
+	// alert.
+	CodeAlertReview = "alert-review"
+)
+
+// Consumer runs durable consumers.
+type Consumer interface {
+	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
+}
+
+// Deps are what the service needs.
+type Deps struct {
+	Store  store.Store
+	Bus    Consumer
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Tenant string
+	// Metrics, when set, gets the tasks-by-status gauge.
+	Metrics prometheus.Registerer
+}
+
+// Service is the worklist service.
+type Service struct {
+	d   Deps
+	log *slog.Logger
+
+	mu    sync.Mutex
+	rules map[string][]Rule // parsed rules by tenant|PlanDefinition id|store version
+}
+
+// New returns the service.
+func New(d Deps) *Service {
+	if d.Clock == nil {
+		d.Clock = clock.System{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	s := &Service{d: d, log: d.Logger.With("service", "worklist"), rules: map[string][]Rule{}}
+	if d.Metrics != nil {
+		c := &taskGauge{s: s, desc: prometheus.NewDesc("passerelle_tasks", "Tasks of the tenant by status.", []string{"status"}, nil)}
+		if err := d.Metrics.Register(c); err != nil {
+			s.log.Warn("tasks gauge not registered", "error", err)
+		}
+	}
+	return s
+}
+
+// Run handles events until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	consumers := []struct {
+		durable, typ string
+		h            func(context.Context, store.Tx, bus.Msg) error
+	}{
+		{DurableObservation, "Observation", s.HandleObservation},
+		{DurableEpisode, "EpisodeOfCare", s.HandleEpisode},
+		{DurableTask, "Task", s.HandleTask},
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(consumers))
+	for _, c := range consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: c.durable, Subject: bus.ResourceSubject(s.d.Tenant, c.typ, "*")},
+				bus.Inbox(s.d.Store, c.durable, c.h))
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", c.durable, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// TimerHandlers are the handlers to register with the platform's timer
+// runner.
+func (s *Service) TimerHandlers() map[string]timer.Handler {
+	return map[string]timer.Handler{TimerMissing: s.missingDue}
+}
+
+// taskStatuses are the FHIR Task statuses the gauge reports.
+var taskStatuses = []string{"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+	"in-progress", "on-hold", "failed", "completed", "entered-in-error"}
+
+// taskGauge counts the tenant's tasks by status at each scrape.
+type taskGauge struct {
+	s    *Service
+	desc *prometheus.Desc
+}
+
+func (g *taskGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *taskGauge) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, st := range taskStatuses {
+		page, err := g.s.d.Store.Search(ctx, store.Query{Tenant: g.s.d.Tenant, Type: "Task", Count: 1, Total: true,
+			Params: []store.Param{{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: st}}}}})
+		if err != nil || page.Total < 0 {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(page.Total), st)
+	}
+}
