@@ -13,8 +13,12 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
+		concurrency := 1
+		if p.Cfg.DatabaseURL != "" {
+			concurrency = 4 // PostgreSQL runs transactions side by side
+		}
 		svc := teams.New(teams.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-			Notifier: n, PublicURL: p.Cfg.PublicURL, Metrics: p.Metrics})
+			Notifier: n, PublicURL: p.Cfg.PublicURL, Metrics: p.Metrics, Concurrency: concurrency})
 		for kind, h := range svc.TimerHandlers() {
 			p.Timers.Handlers[kind] = h
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,12 +148,40 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) err
 			}
 		}
 	}
+	// The event carries each task as written, with its version: on a first
+	// delivery they are taken as read; a redelivery (perhaps after a
+	// conflict) reads them again.
+	if m.NumDelivered <= 1 {
+		p.prefetch = prefetched(m.Data)
+	}
 	for _, task := range tasks {
 		if err := p.handleTask(str(task, "id"), epID); err != nil {
 			return err
 		}
 	}
 	return p.commit()
+}
+
+// prefetched returns the Tasks of a history Bundle with their versions.
+func prefetched(data []byte) map[string]resource {
+	root, err := decode(data)
+	if err != nil {
+		return nil
+	}
+	out := map[string]resource{}
+	for _, e := range list(root["entry"]) {
+		eo := asObj(e)
+		r := asObj(eo["resource"])
+		if r["resourceType"] != "Task" {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(str(eo, "response", "etag"), `W/"`), `"`), 10, 64)
+		if err != nil || v <= 0 {
+			continue
+		}
+		out[str(r, "id")] = resource{res: store.Resource{Type: "Task", ID: str(r, "id"), Version: v}, m: r}
+	}
+	return out
 }
 
 // HandleTask follows a task's life: a new unowned task gets an owner, a
@@ -204,13 +233,20 @@ func (p *plan) episodeOfTask(t obj) (string, error) {
 // when the task already is: redeliveries and the service's own events are
 // no-ops.
 func (p *plan) handleTask(id, episodeID string) error {
-	r, err := readObj(p.ctx, p.tx, "Task", id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
+	r, ok := p.prefetch[id]
+	if ok {
+		r.res.Tenant = p.tenant
+	} else {
+		var err error
+		r, err = readObj(p.ctx, p.tx, "Task", id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
+	var err error
 	t := r.m
 	a := assignmentOf(t)
 	status := str(t, "status")
@@ -369,6 +405,7 @@ func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) e
 	t["lastModified"] = fmtTime(p.now)
 	a.owner, a.at = next.Ref(), fmtTime(p.now)
 	p.load[next.Ref()]++
+	p.s.assigned(p.tenant, next.Ref())
 	if err := p.notifyTask(r, "assignment", next.Ref()); err != nil {
 		return err
 	}

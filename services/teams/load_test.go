@@ -60,7 +60,7 @@ func TestOwnedLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		runOwnedLoad(t, s)
+		runOwnedLoad(t, s, 1)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		s, err := postgres.Open(context.Background(), testenv.PostgresURL(t), postgres.Options{Options: sqlstore.Options{OnEmit: func() {
@@ -72,11 +72,11 @@ func TestOwnedLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		runOwnedLoad(t, s)
+		runOwnedLoad(t, s, 4)
 	})
 }
 
-func runOwnedLoad(t *testing.T, s store.Store) {
+func runOwnedLoad(t *testing.T, s store.Store, concurrency int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, err := directory.SeedDev(ctx, s, tenant); err != nil {
@@ -101,7 +101,8 @@ func runOwnedLoad(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm := teams.New(teams.Deps{Store: s, Bus: b, Logger: log, Tenant: tenant, Notifier: notify.Log{Logger: log}, PublicURL: "http://passerelle.test"})
+	tm := teams.New(teams.Deps{Store: s, Bus: b, Logger: log, Tenant: tenant, Notifier: notify.Log{Logger: log}, PublicURL: "http://passerelle.test",
+		Concurrency: concurrency})
 	relay := &bus.Relay{Store: s, Publisher: b, Owner: "t", Poll: 10 * time.Millisecond, Logger: log}
 	relay.Init()
 	wake.Store(relay)

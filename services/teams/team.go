@@ -114,6 +114,8 @@ type plan struct {
 	events []store.Resource // written resources to announce, in order
 	ops    map[string]string
 	notes  []*note
+	// prefetch holds tasks as an event carried them.
+	prefetch map[string]resource
 	// canonical is each episode's template, as read once.
 	canonical map[string]string
 }
@@ -142,6 +144,10 @@ func (p *plan) openLoad(ref string) (int, error) {
 	if n, ok := p.load[ref]; ok {
 		return n, nil
 	}
+	if n, ok := p.s.cachedLoad(p.tenant, ref); ok {
+		p.load[ref] = n
+		return n, nil
+	}
 	page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: 1, Total: true, Params: []store.Param{
 		{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: ref}}},
 		{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}, {Code: "accepted"}, {Code: "in-progress"}}},
@@ -154,6 +160,7 @@ func (p *plan) openLoad(ref string) (int, error) {
 		n = len(page.Resources)
 	}
 	p.load[ref] = n
+	p.s.storeLoad(p.tenant, ref, n)
 	return n, nil
 }
 

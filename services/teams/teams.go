@@ -73,6 +73,10 @@ type Deps struct {
 	MembersTTL time.Duration
 	// Metrics, when set, receives the service's metrics.
 	Metrics prometheus.Registerer
+	// Concurrency is how many episode and task events are handled at once
+	// (default 1). Worth raising on PostgreSQL, whose transactions run side
+	// by side; SQLite has one writer.
+	Concurrency int
 	// NotifyBackOff are the delays between delivery attempts (default 5 s,
 	// 30 s, 2 min, 10 min, 30 min, 1 h, 2 h: about 4 h in all).
 	NotifyBackOff []time.Duration
@@ -86,6 +90,9 @@ type Service struct {
 	mu      sync.Mutex
 	members map[string]memberCache // by tenant
 	cpts    map[string]string
+	// loads are recent counts of open tasks by tenant|owner: a hint for
+	// choosing among candidates, so a few seconds old is fine.
+	loads map[string]cachedLoad
 	// templates are PlanDefinitions by tenant|url|version.
 	templates map[string]obj
 
@@ -112,12 +119,15 @@ func New(d Deps) *Service {
 	if d.MembersTTL == 0 {
 		d.MembersTTL = 5 * time.Second
 	}
+	if d.Concurrency <= 0 {
+		d.Concurrency = 1
+	}
 	if d.NotifyBackOff == nil {
 		d.NotifyBackOff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
 			30 * time.Minute, time.Hour, 2 * time.Hour}
 	}
 	s := &Service{d: d, log: d.Logger.With("service", "teams"), members: map[string]memberCache{}, cpts: map[string]string{},
-		templates: map[string]obj{}}
+		templates: map[string]obj{}, loads: map[string]cachedLoad{}}
 	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passerelle_notifications_total",
 		Help: "Notifications by channel and outcome (delivered, failed, retry)."}, []string{"channel", "outcome"})
 	if d.Metrics != nil {
@@ -140,9 +150,13 @@ func (s *Service) Run(ctx context.Context) error {
 		cfg bus.ConsumerConfig
 		h   bus.Handler
 	}{
-		{bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
+		// Events may be handled several at a time (Deps.Concurrency): every
+		// rule reads the current state and a concurrent change of one task
+		// ends in a version conflict and a redelivery, so the order between
+		// events of one episode does not matter.
+		{bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*"), Concurrency: s.d.Concurrency},
 			bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
-		{bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+		{bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"), Concurrency: s.d.Concurrency},
 			bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 		{bus.ConsumerConfig{Durable: DurableNotify, Subject: bus.ResourceSubject(s.d.Tenant, "Communication", bus.OpCreated),
 			MaxDeliver: len(s.d.NotifyBackOff) + 1, BackOff: s.d.NotifyBackOff, Concurrency: 4}, s.Deliver},
@@ -245,4 +259,42 @@ func (s *Service) cptsOf(tenant string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cpts[tenant]
+}
+
+type cachedLoad struct {
+	n  int
+	at time.Time
+}
+
+// loadTTL is how long a count of open tasks is trusted, plus what the
+// service itself assigned since.
+const loadTTL = 5 * time.Second
+
+func (s *Service) cachedLoad(tenant, ref string) (int, bool) {
+	if s.d.MembersTTL < 0 {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.loads[tenant+"|"+ref]
+	if !ok || time.Since(c.at) > loadTTL {
+		return 0, false
+	}
+	return c.n, true
+}
+
+func (s *Service) storeLoad(tenant, ref string, n int) {
+	s.mu.Lock()
+	s.loads[tenant+"|"+ref] = cachedLoad{n: n, at: time.Now()}
+	s.mu.Unlock()
+}
+
+// assigned counts one more open task for ref in the cache.
+func (s *Service) assigned(tenant, ref string) {
+	s.mu.Lock()
+	if c, ok := s.loads[tenant+"|"+ref]; ok {
+		c.n++
+		s.loads[tenant+"|"+ref] = c
+	}
+	s.mu.Unlock()
 }
