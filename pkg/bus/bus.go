@@ -71,6 +71,10 @@ type ConsumerConfig struct {
 	// Concurrency is how many messages are handled at once (default 1, which
 	// keeps per-subject order).
 	Concurrency int
+	// Transient consumers see only messages published from their creation
+	// on, and are removed by the server a minute after their process stops
+	// pulling: for live views (one per process), not for work.
+	Transient bool
 }
 
 // DeadLetter is a message that exhausted its deliveries.

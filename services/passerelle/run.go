@@ -75,7 +75,8 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 		for kind, h := range svc.TimerHandlers() {
 			p.Timers.Handlers[kind] = h
 		}
-		return []func(context.Context) error{svc.Run}, nil
+		live := registerWeb(p, svc)
+		return []func(context.Context) error{svc.Run, live}, nil
 	},
 }
 

@@ -104,6 +104,9 @@ func seedVictim(t *testing.T, st store.Store, tenant, suffix, marker string) vic
 		{"resourceType": "Observation", "id": "obs-" + suffix, "status": "final", "code": map[string]any{"text": "poids"},
 			"subject": subject, "note": note, "valueQuantity": map[string]any{"value": 81.5, "unit": "kg"}},
 		{"resourceType": "Condition", "id": "cond-" + suffix, "subject": subject, "code": map[string]any{"text": marker}},
+		{"resourceType": "DocumentReference", "id": "doc-" + suffix, "status": "current", "subject": subject,
+			"content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain; charset=utf-8",
+				"data": base64.StdEncoding.EncodeToString([]byte(marker))}}}},
 	}
 	err := st.Tx(context.Background(), func(tx store.Tx) error {
 		for _, r := range rs {
@@ -238,6 +241,7 @@ var accessTable = map[string][]probe{
 	"GET /templates":                           {{method: "GET", path: "/templates"}},
 	"GET /discharge":                           {{method: "GET", path: "/discharge"}},
 	"POST /discharge":                          {{method: "POST", path: "/discharge", write: true, form: true}},
+	"GET /documents/{id}":                      {{method: "GET", path: "/documents/{documentreference}"}},
 	"GET /static/":                             {{method: "GET", path: "/static/style.css"}},
 }
 

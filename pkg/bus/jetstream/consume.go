@@ -128,7 +128,7 @@ func (c *consumer) run(ctx context.Context) error {
 }
 
 func (c *consumer) create(ctx context.Context) (jetstream.Consumer, error) {
-	cons, err := c.b.js.CreateOrUpdateConsumer(ctx, c.b.StreamName(c.stream), jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       c.cfg.Durable,
 		FilterSubject: c.b.subject(c.cfg.Subject),
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -139,7 +139,12 @@ func (c *consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 		MaxAckPending: c.cfg.Concurrency,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-	})
+	}
+	if c.cfg.Transient {
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+		cfg.InactiveThreshold = time.Minute
+	}
+	cons, err := c.b.js.CreateOrUpdateConsumer(ctx, c.b.StreamName(c.stream), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: create consumer on stream %s: %w", c.cfg.Durable, c.b.StreamName(c.stream), err)
 	}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/passerelle-sante/passerelle/pkg/access"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/services/intake"
+	"github.com/passerelle-sante/passerelle/services/teams"
+	"github.com/passerelle-sante/passerelle/services/worklist"
+	"github.com/passerelle-sante/passerelle/services/worklist/ui"
+)
+
+// registerWeb adds the web pages: the worklist, the coordination's pages
+// and the ward's discharge form, with the login's sessions, the worklist's
+// actions, the teams' reassignment and a live feed of task events.
+func registerWeb(p *Platform, wl *worklist.Service) func(context.Context) error {
+	reassign := teams.New(teams.Deps{Store: p.Store, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant})
+	feed := &ui.BusFeed{Bus: p.Bus, Tenant: p.Cfg.Tenant, Name: "worklist-live-" + safeName(p.owner), Log: p.Log}
+	in := intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+		Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
+	mux := http.NewServeMux()
+	in.Register(mux, func(h http.Handler) http.Handler { return h })
+	ui.New(ui.Deps{Store: p.Store, Actions: wl, Sessions: p.Sessions, Feed: feed, Reassigner: reassign,
+		Intake: wardForm{mux}, Clock: p.Clock, Log: p.Log.With("component", "web")}).Register(p.Mux)
+	return feed.Run
+}
+
+// wardForm sends a discharge typed in the web form through the intake
+// pipeline, as the facility the form names: the same validation, archive,
+// de-duplication and events as a hospital system's message.
+type wardForm struct{ h http.Handler }
+
+func (w wardForm) ProcessMessage(ctx context.Context, a directory.Actor, bundle []byte) ([]byte, error) {
+	finess := senderFINESS(bundle)
+	if finess == "" {
+		return nil, fhir.Errorf(http.StatusBadRequest, "required", "L'établissement (FINESS) est obligatoire", "The facility (FINESS) is required",
+			"Bundle.entry[0].resource.sender.identifier")
+	}
+	sys := directory.Actor{Tenant: a.Tenant, System: "web-form", FINESS: finess, Device: a.Reference(), Roles: a.Roles, Practitioner: a.Practitioner}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequestWithContext(access.WithActor(ctx, sys), http.MethodPost, "/fhir/$process-message", bytes.NewReader(bundle))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	w.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		var oo struct {
+			Issue []struct {
+				Diagnostics string
+				Expression  []string
+			}
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &oo)
+		msg := strings.TrimSpace(rec.Body.String())
+		var expr []string
+		if len(oo.Issue) > 0 {
+			msg, expr = oo.Issue[0].Diagnostics, oo.Issue[0].Expression
+		}
+		return nil, fhir.Errorf(rec.Code, "invalid", msg, msg, expr...)
+	}
+	return rec.Body.Bytes(), nil
+}
+
+// senderFINESS reads MessageHeader.sender's FINESS from a message Bundle.
+func senderFINESS(bundle []byte) string {
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				ResourceType string
+				Sender       struct {
+					Identifier struct{ System, Value string }
+				}
+			}
+		}
+	}
+	if json.Unmarshal(bundle, &b) != nil {
+		return ""
+	}
+	for _, e := range b.Entry {
+		if e.Resource.ResourceType == "MessageHeader" && e.Resource.Sender.Identifier.System == directory.SystemFINESS {
+			return e.Resource.Sender.Identifier.Value
+		}
+	}
+	return ""
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, s)
+}

@@ -1,0 +1,262 @@
+package ui
+
+import (
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/clock"
+)
+
+const langCookie = "passerelle_lang"
+
+// language picks the page's language: ?lang= (remembered in a cookie), the
+// cookie, then Accept-Language; French by default.
+func language(w http.ResponseWriter, r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "fr" || l == "en" {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode})
+		return l
+	}
+	if c, err := r.Cookie(langCookie); err == nil && (c.Value == "fr" || c.Value == "en") {
+		return c.Value
+	}
+	return acceptLanguage(r.Header.Get("Accept-Language"))
+}
+
+// acceptLanguage returns "en" when English is preferred over French in an
+// Accept-Language header, "fr" otherwise.
+func acceptLanguage(h string) string {
+	best, bestQ := "fr", -1.0
+	for _, part := range strings.Split(h, ",") {
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		base, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tag)), "-")
+		if (base == "fr" || base == "en") && q > bestQ {
+			best, bestQ = base, q
+		}
+	}
+	return best
+}
+
+func translate(lang, key string) string {
+	m, ok := messages[key]
+	if !ok {
+		return key
+	}
+	if lang == "en" {
+		return m[1]
+	}
+	return m[0]
+}
+
+var funcs = template.FuncMap{
+	"date":     func(t time.Time) string { return formatDate(t) },
+	"datetime": func(t time.Time) string { return formatDateTime(t) },
+	"isodate":  func(t time.Time) string { return t.In(clock.Paris).Format("2006-01-02") },
+	"num":      formatNumber,
+}
+
+// formatDate writes dd/mm/yyyy in Europe/Paris; the zero time is "—".
+func formatDate(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.In(clock.Paris).Format("02/01/2006")
+}
+
+// formatDateTime writes dd/mm/yyyy HH:MM in Europe/Paris.
+func formatDateTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.In(clock.Paris).Format("02/01/2006 15:04")
+}
+
+// formatNumber writes a decimal with a comma in French.
+func formatNumber(lang string, f float64) string {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if lang != "en" {
+		s = strings.Replace(s, ".", ",", 1)
+	}
+	return s
+}
+
+// messages holds every text of the pages: French, English.
+var messages = map[string][2]string{
+	"skip":                    {"Aller au contenu", "Skip to content"},
+	"my_tasks":                {"Mes tâches", "My tasks"},
+	"alerts":                  {"Alertes", "Alerts"},
+	"coordination":            {"Coordination", "Coordination"},
+	"directory":               {"Annuaire", "Directory"},
+	"templates":               {"Parcours", "Pathways"},
+	"discharge":               {"Déclarer une sortie", "Declare a discharge"},
+	"logout":                  {"Se déconnecter", "Log out"},
+	"login":                   {"Se connecter", "Log in"},
+	"main_nav":                {"Navigation principale", "Main navigation"},
+	"language":                {"Langue", "Language"},
+	"home_intro":              {"Coordination des parcours ville-hôpital de la CPTS.", "Hospital-to-home care pathways of the CPTS."},
+	"error":                   {"Erreur", "Error"},
+	"err_login":               {"Connectez-vous pour continuer.", "Please log in to continue."},
+	"err_form":                {"Formulaire illisible.", "The form cannot be read."},
+	"err_csrf":                {"Formulaire expiré ou d'une autre origine : rechargez la page et recommencez.", "The form has expired or comes from elsewhere: reload the page and try again."},
+	"err_internal":            {"Erreur interne du serveur.", "Internal server error."},
+	"err_forbidden":           {"Cette page est réservée à la coordination de la CPTS.", "This page is for the CPTS's coordination only."},
+	"err_unavailable":         {"Ce service n'est pas disponible sur cette instance.", "This service is not available on this instance."},
+	"err_action":              {"Action inconnue : choisissez accepter, refuser, commencer, terminer ou échouer.", "Unknown action: choose accept, decline, start, complete or fail."},
+	"err_version":             {"Version de la tâche illisible.", "Unreadable task version."},
+	"err_number":              {"Valeur numérique invalide pour « %s ».", "Invalid number for \"%s\"."},
+	"err_range":               {"Valeur hors des limites plausibles pour « %s ».", "Value out of the plausible range for \"%s\"."},
+	"err_empty_visit":         {"Saisissez au moins une mesure, des symptômes ou une note.", "Enter at least one measurement, symptoms or a note."},
+	"err_no_member":           {"Choisissez le professionnel à qui confier la tâche.", "Choose the professional to give the task to."},
+	"err_required":            {"Champ obligatoire : « %s ».", "Required field: \"%s\"."},
+	"err_date":                {"Date invalide pour « %s » (jj/mm/aaaa).", "Invalid date for \"%s\" (dd/mm/yyyy)."},
+	"done_accept":             {"Tâche acceptée.", "Task accepted."},
+	"done_decline":            {"Tâche refusée.", "Task declined."},
+	"done_start":              {"Tâche commencée.", "Task started."},
+	"done_complete":           {"Tâche terminée.", "Task completed."},
+	"done_fail":               {"Tâche marquée en échec.", "Task marked as failed."},
+	"done_visit":              {"Visite enregistrée.", "Visit recorded."},
+	"done_visit_alert":        {"Visite enregistrée. Alerte déclenchée : %s", "Visit recorded. Alert raised: %s"},
+	"done_ack":                {"Alerte prise en compte.", "Alert acknowledged."},
+	"done_reassign":           {"Tâche réassignée.", "Task reassigned."},
+	"done_discharge":          {"Sortie transmise à la CPTS.", "Discharge sent to the CPTS."},
+	"no_tasks":                {"Aucune tâche en cours.", "No open task."},
+	"due":                     {"Échéance", "Due"},
+	"overdue":                 {"En retard", "Overdue"},
+	"patient":                 {"Patient", "Patient"},
+	"born":                    {"né(e) le", "born"},
+	"status":                  {"Statut", "Status"},
+	"open":                    {"Ouvrir", "Open"},
+	"page":                    {"Page", "Page"},
+	"prev":                    {"Page précédente", "Previous page"},
+	"next":                    {"Page suivante", "Next page"},
+	"tasks_count":             {"tâches en cours", "open tasks"},
+	"live_new":                {"Liste mise à jour.", "List updated."},
+	"reload":                  {"Actualiser", "Reload"},
+	"act_accept":              {"Accepter", "Accept"},
+	"act_decline":             {"Refuser", "Decline"},
+	"act_start":               {"Commencer", "Start"},
+	"act_complete":            {"Terminer", "Complete"},
+	"act_fail":                {"Échec", "Failed"},
+	"reason":                  {"Motif (facultatif)", "Reason (optional)"},
+	"st_requested":            {"À accepter", "To accept"},
+	"st_accepted":             {"Acceptée", "Accepted"},
+	"st_in-progress":          {"En cours", "In progress"},
+	"st_completed":            {"Terminée", "Completed"},
+	"st_failed":               {"Échec", "Failed"},
+	"st_rejected":             {"Refusée", "Declined"},
+	"st_cancelled":            {"Annulée", "Cancelled"},
+	"st_on-hold":              {"Suspendue", "On hold"},
+	"st_ready":                {"Prête", "Ready"},
+	"task":                    {"Tâche", "Task"},
+	"summary":                 {"Résumé du patient", "Patient summary"},
+	"birth_date":              {"Date de naissance", "Birth date"},
+	"address":                 {"Adresse", "Address"},
+	"phone":                   {"Téléphone", "Phone"},
+	"email":                   {"Courriel", "E-mail"},
+	"diagnosis":               {"Diagnostic", "Diagnosis"},
+	"no_diagnosis":            {"Aucun diagnostic transmis.", "No diagnosis sent."},
+	"episode":                 {"Épisode", "Episode"},
+	"discharged":              {"Sortie le", "Discharged on"},
+	"letter":                  {"Lettre de liaison", "Discharge letter"},
+	"no_letter":               {"Aucune lettre de liaison reçue.", "No discharge letter received."},
+	"download":                {"Télécharger", "Download"},
+	"team":                    {"Équipe de soins", "Care team"},
+	"no_team":                 {"Équipe non encore constituée.", "Team not formed yet."},
+	"role_gp":                 {"Médecin traitant", "GP"},
+	"role_nurse":              {"Infirmier(e)", "Nurse"},
+	"role_pharmacist":         {"Pharmacien(ne)", "Pharmacist"},
+	"role_cardiologist":       {"Cardiologue", "Cardiologist"},
+	"role_coordinating-nurse": {"IDE coordinatrice référente", "Referent coordinating nurse"},
+	"role_coordinator":        {"Coordination CPTS", "CPTS coordinator"},
+	"role_admin":              {"Administration", "Administrator"},
+	"role_external":           {"Professionnel déclaré (hors CPTS)", "Declared professional (outside the CPTS)"},
+	"role_":                   {"—", "—"},
+	"weight":                  {"Courbe de poids", "Weight curve"},
+	"weight_none":             {"Aucun poids enregistré.", "No weight recorded."},
+	"weight_desc":             {"Poids en kg par date ; la ligne pointillée rouge est le seuil d'alerte (+%s kg sur %d jours).", "Weight in kg by date; the dashed red line is the alert threshold (+%s kg over %d days)."},
+	"weight_table":            {"Valeurs", "Values"},
+	"threshold":               {"Seuil", "Threshold"},
+	"visit":                   {"Saisir la visite", "Record the visit"},
+	"weight_kg":               {"Poids (kg)", "Weight (kg)"},
+	"systolic":                {"Pression systolique (mmHg)", "Systolic pressure (mmHg)"},
+	"diastolic":               {"Pression diastolique (mmHg)", "Diastolic pressure (mmHg)"},
+	"heart_rate":              {"Fréquence cardiaque (/min)", "Heart rate (/min)"},
+	"nyha":                    {"Classe NYHA", "NYHA class"},
+	"nyha_none":               {"Non évaluée", "Not assessed"},
+	"not_recorded":            {"Non renseigné", "Not recorded"},
+	"oedema":                  {"Œdèmes", "Oedema"},
+	"breathlessness":          {"Essoufflement", "Breathlessness"},
+	"sev_absent":              {"Absents", "Absent"},
+	"sev_present":             {"Présents", "Present"},
+	"sev_mild":                {"Légers", "Mild"},
+	"sev_moderate":            {"Modérés", "Moderate"},
+	"sev_severe":              {"Sévères", "Severe"},
+	"symptoms":                {"Autres symptômes (fatigue, toux…)", "Other symptoms (fatigue, cough…)"},
+	"note":                    {"Note", "Note"},
+	"save":                    {"Enregistrer", "Save"},
+	"actions":                 {"Actions", "Actions"},
+	"patient_alerts":          {"Alertes du patient", "Patient alerts"},
+	"no_alerts":               {"Aucune alerte.", "No alert."},
+	"acknowledge":             {"Pris en compte", "Acknowledge"},
+	"raised":                  {"Déclenchée le", "Raised on"},
+	"fl_active":               {"Active", "Active"},
+	"fl_inactive":             {"Prise en compte", "Acknowledged"},
+	"episodes":                {"Épisodes de la CPTS", "Episodes of the CPTS"},
+	"no_episodes":             {"Aucun épisode en cours.", "No open episode."},
+	"pathway":                 {"Parcours", "Pathway"},
+	"start":                   {"Début", "Start"},
+	"ep_planned":              {"Inclusion à confirmer", "Inclusion to confirm"},
+	"ep_active":               {"Actif", "Active"},
+	"ep_onhold":               {"Suspendu (réhospitalisation)", "On hold (readmitted)"},
+	"ep_finished":             {"Terminé", "Finished"},
+	"ep_cancelled":            {"Annulé", "Cancelled"},
+	"attention":               {"Tâches à traiter", "Tasks needing attention"},
+	"no_attention":            {"Aucune tâche non assignée, refusée ou en retard.", "No unassigned, declined or overdue task."},
+	"unassigned":              {"Non assignée", "Unassigned"},
+	"declined":                {"Refusée", "Declined"},
+	"owner":                   {"Responsable", "Owner"},
+	"reassign_to":             {"Confier à", "Give to"},
+	"reassign":                {"Réassigner", "Reassign"},
+	"members":                 {"Membres de la CPTS", "Members of the CPTS"},
+	"name":                    {"Nom", "Name"},
+	"role":                    {"Rôle", "Role"},
+	"organization":            {"Structure", "Organisation"},
+	"territory":               {"Territoire (communes)", "Territory (communes)"},
+	"active":                  {"Actif", "Active"},
+	"inactive":                {"Inactif", "Inactive"},
+	"yes":                     {"oui", "yes"},
+	"no":                      {"non", "no"},
+	"version":                 {"Version", "Version"},
+	"tpl_actions":             {"Actions du parcours", "Pathway actions"},
+	"no_templates":            {"Aucun modèle de parcours.", "No pathway template."},
+	"discharge_intro":         {"Pour un service sans intégration : la sortie passe par la même réception que les messages des hôpitaux.", "For a ward without integration: the discharge goes through the same intake as hospital messages."},
+	"facility":                {"Établissement (FINESS)", "Facility (FINESS)"},
+	"family":                  {"Nom de naissance", "Birth name"},
+	"given":                   {"Prénom(s)", "Given name(s)"},
+	"gender":                  {"Sexe", "Sex"},
+	"female":                  {"Féminin", "Female"},
+	"male":                    {"Masculin", "Male"},
+	"other":                   {"Autre", "Other"},
+	"ipp":                     {"IPP (identifiant patient de l'établissement)", "Facility patient id (IPP)"},
+	"visit_number":            {"Numéro de venue", "Visit number"},
+	"ins":                     {"INS (matricule, identité qualifiée seulement)", "INS (qualified identity only)"},
+	"postal_code":             {"Code postal", "Postal code"},
+	"commune":                 {"Code commune INSEE", "INSEE commune code"},
+	"city":                    {"Commune", "City"},
+	"admission":               {"Date d'admission", "Admission date"},
+	"discharge_date":          {"Date et heure de sortie", "Discharge date and time"},
+	"gp_rpps":                 {"RPPS du médecin traitant", "GP's RPPS number"},
+	"letter_text":             {"Lettre de liaison (texte)", "Discharge letter (text)"},
+	"send":                    {"Transmettre", "Send"},
+	"optional":                {"facultatif", "optional"},
+	"required":                {"obligatoire", "required"},
+	"where":                   {"Où", "Where"},
+}
