@@ -43,7 +43,9 @@ func StartSMTP(t testing.TB) *SMTPServer {
 }
 
 // URL is the server's smtp:// URL.
-func (s *SMTPServer) URL() string { return "smtp://" + s.ln.Addr().String() + "?from=passerelle@cpts.invalid" }
+func (s *SMTPServer) URL() string {
+	return "smtp://" + s.ln.Addr().String() + "?from=passerelle@cpts.invalid"
+}
 
 // SetDown makes the server answer 421 (try later) to every connection.
 func (s *SMTPServer) SetDown(down bool) {
