@@ -24,6 +24,10 @@ var (
 	openStatus  = map[string]bool{"requested": true, "received": true, "accepted": true, "ready": true, "in-progress": true}
 )
 
+// codeAlertReview is the code of the worklist's alert review tasks: their
+// owner is told of an alert, not of a routine task.
+const codeAlertReview = "alert-review"
+
 const systemBusinessStatus = "https://passerelle.health/fhir/CodeSystem/task-business-status"
 
 // assignment is what the service keeps on a Task (extension
@@ -406,7 +410,11 @@ func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) e
 	a.owner, a.at = next.Ref(), fmtTime(p.now)
 	p.load[next.Ref()]++
 	p.s.assigned(p.tenant, next.Ref())
-	if err := p.notifyTask(r, "assignment", next.Ref()); err != nil {
+	kind := "assignment"
+	if firstCode(t["code"], SystemAction) == codeAlertReview {
+		kind = "alert"
+	}
+	if err := p.notifyTask(r, kind, next.Ref()); err != nil {
 		return err
 	}
 	return p.scheduleAccept(r, episodeID)

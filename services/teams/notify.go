@@ -96,6 +96,8 @@ func (n *note) text() string {
 		return "Échéance dépassée : " + list + ". Faites-la ou signalez ce qui l'empêche."
 	case "escalation":
 		return list + ". Une décision de la coordination est attendue."
+	case "alert":
+		return list + ". Ouvrez l'alerte depuis votre liste de tâches et accusez-en réception."
 	case "cancellation":
 		return "Annulée, vous n'avez plus à faire : " + list + "."
 	}

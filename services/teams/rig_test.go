@@ -499,3 +499,5 @@ func notifications(n []notify.Notification, to, kind string) int {
 var _ = fmt.Sprintf
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func fhirapiEvent(res store.Resource) store.Event { return fhirapi.Event(tenant, res, bus.OpCreated, "") }

@@ -350,3 +350,33 @@ func TestCoordinatorReassigns(t *testing.T) {
 		t.Fatal("new owner not on the team")
 	}
 }
+
+func TestAlertTaskGoesToTheTeamsGP(t *testing.T) {
+	r := newRig(t, sqliteOpener(t))
+	p := r.patient(declared{gpRPPS: rppsBernard}, "enc-10")
+	r.discharge(p, "enc-10")
+	e := r.episode(p)
+	cp := s(e.tasks[0], "basedOn", "reference")
+	before := len(r.notif.all())
+	// The worklist raises an alert: a review task for the GP, no owner.
+	r.tx(func(tx store.Tx) error {
+		res, err := tx.Create(r.ctx, tenant, mustJSON(map[string]any{"resourceType": "Task", "id": "alert-1", "status": "requested", "intent": "order",
+			"code":          map[string]any{"coding": []any{map[string]any{"system": "https://passerelle.health/fhir/CodeSystem/pathway-action", "code": "alert-review"}}},
+			"description":   "Alerte : prise de poids rapide",
+			"for":           map[string]any{"reference": "Patient/" + p},
+			"basedOn":       []any{map[string]any{"reference": cp}},
+			"performerType": []any{map[string]any{"coding": []any{map[string]any{"system": directory.SystemTeamRole, "code": "gp"}}}}}))
+		if err != nil {
+			return err
+		}
+		return tx.Emit(r.ctx, fhirapiEvent(res))
+	})
+	r.pump()
+	if got := s(r.read("Task", "alert-1"), "owner", "reference"); got != "PractitionerRole/pr-dr-bernard" {
+		t.Fatalf("alert owned by %q", got)
+	}
+	n := r.notif.all()[before:]
+	if len(n) != 1 || n[0].Kind != "alert" || n[0].To.Ref != "PractitionerRole/pr-dr-bernard" {
+		t.Fatalf("notifications %+v", n)
+	}
+}
