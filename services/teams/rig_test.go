@@ -500,4 +500,6 @@ var _ = fmt.Sprintf
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-func fhirapiEvent(res store.Resource) store.Event { return fhirapi.Event(tenant, res, bus.OpCreated, "") }
+func fhirapiEvent(res store.Resource) store.Event {
+	return fhirapi.Event(tenant, res, bus.OpCreated, "")
+}
