@@ -35,8 +35,9 @@ import (
 )
 
 var (
-	loadDuration = flag.Duration("teams.load", time.Second, "how long the load test sends discharges (short by default; 60s to measure)")
-	loadRate     = flag.Int("teams.rate", 20, "discharges per second of the load test")
+	loadDuration    = flag.Duration("teams.load", time.Second, "how long the load test sends discharges (short by default; 60s to measure)")
+	loadRate        = flag.Int("teams.rate", 20, "discharges per second of the load test")
+	loadConcurrency = flag.Int("teams.concurrency", 4, "events handled at once by the teams consumers on PostgreSQL")
 )
 
 var wake atomic.Pointer[bus.Relay]
@@ -72,7 +73,7 @@ func TestOwnedLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		runOwnedLoad(t, s, 4)
+		runOwnedLoad(t, s, *loadConcurrency)
 	})
 }
 

@@ -139,7 +139,10 @@ func (p *plan) memberByRef(ref string) (directory.Member, bool) {
 	return directory.Member{}, false
 }
 
-// openLoad counts ref's open tasks.
+// loadCap bounds the count of a member's open tasks.
+const loadCap = 100
+
+// openLoad counts ref's open tasks (up to loadCap).
 func (p *plan) openLoad(ref string) (int, error) {
 	if n, ok := p.load[ref]; ok {
 		return n, nil
@@ -148,17 +151,16 @@ func (p *plan) openLoad(ref string) (int, error) {
 		p.load[ref] = n
 		return n, nil
 	}
-	page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: 1, Total: true, Params: []store.Param{
+	// Counted up to loadCap: past it a member is full whatever the exact
+	// figure, and the count stays cheap however many tasks they hold.
+	page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: loadCap, Params: []store.Param{
 		{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: ref}}},
 		{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}, {Code: "accepted"}, {Code: "in-progress"}}},
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("load of %s: %w", ref, err)
 	}
-	n := page.Total
-	if n < 0 {
-		n = len(page.Resources)
-	}
+	n := len(page.Resources)
 	p.load[ref] = n
 	p.s.storeLoad(p.tenant, ref, n)
 	return n, nil
