@@ -91,34 +91,16 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := SeedMeasures(ctx, s.d.Store, s.d.Package, s.d.Tenant); err != nil {
 		return fmt.Errorf("outcomes measures: %w", err)
 	}
-	consumers := []struct {
-		durable, typ string
-		h            func(context.Context, store.Tx, bus.Msg) error
-	}{
-		{DurableEncounter, "Encounter", s.HandleEncounter},
-		{DurableEpisode, "EpisodeOfCare", s.HandleEpisode},
-		{DurableTask, "Task", s.HandleTask},
-		{DurablePatient, "Patient", s.HandlePatient},
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(consumers))
-	for _, c := range consumers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: c.durable, Subject: bus.ResourceSubject(s.d.Tenant, c.typ, "*")},
-				bus.Inbox(s.d.Store, c.durable, c.h))
-			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", c.durable, err)
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	return bus.RunAll(ctx, s.d.Bus,
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*")},
+			Handler: bus.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
+	)
 }
 
 // Pseudonym is the pseudonymous id of a patient's episode in the exports:

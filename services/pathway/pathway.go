@@ -185,36 +185,16 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.Seed(ctx, s.d.Tenant); err != nil {
 		return fmt.Errorf("pathway templates: %w", err)
 	}
-	consumers := []struct {
-		durable, typ string
-		h            func(context.Context, store.Tx, bus.Msg) error
-	}{
-		{DurableEncounter, "Encounter", s.HandleEncounter},
-		{DurableObservation, "Observation", s.HandleObservation},
-		{DurableTask, "Task", s.HandleTask},
-		{DurablePatient, "Patient", s.HandlePatient},
-	}
-	// One consumer failing stops the others, so that the platform sees the
-	// service fail instead of running half of it.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(consumers))
-	for _, c := range consumers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: c.durable, Subject: bus.ResourceSubject(s.d.Tenant, c.typ, "*")},
-				bus.Inbox(s.d.Store, c.durable, c.h))
-			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", c.durable, err)
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	return bus.RunAll(ctx, s.d.Bus,
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*")},
+			Handler: bus.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
+	)
 }
 
 // TimerHandlers are the handlers to register with the platform's timer

@@ -3,7 +3,6 @@ package teams
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -52,9 +51,7 @@ const (
 )
 
 // Consumer runs durable consumers.
-type Consumer interface {
-	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
-}
+type Consumer = bus.Consumer
 
 // Deps are what the service needs.
 type Deps struct {
@@ -144,38 +141,18 @@ func New(d Deps) *Service {
 // Run consumes episode and task events and delivers notifications until
 // ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	consumers := []struct {
-		cfg bus.ConsumerConfig
-		h   bus.Handler
-	}{
-		// Events may be handled several at a time (Deps.Concurrency): every
-		// rule reads the current state and a concurrent change of one task
-		// ends in a version conflict and a redelivery, so the order between
-		// events of one episode does not matter.
-		{bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*"), Concurrency: s.d.Concurrency},
-			bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
-		{bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"), Concurrency: s.d.Concurrency},
-			bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
-		{bus.ConsumerConfig{Durable: DurableNotify, Subject: bus.ResourceSubject(s.d.Tenant, "Communication", bus.OpCreated),
-			MaxDeliver: len(s.d.NotifyBackOff) + 1, BackOff: s.d.NotifyBackOff, Concurrency: 4}, s.Deliver},
-	}
-	var wg sync.WaitGroup
-	errc := make(chan error, len(consumers))
-	for _, c := range consumers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.d.Bus.Consume(ctx, c.cfg, c.h); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", c.cfg.Durable, err)
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	// Events may be handled several at a time (Deps.Concurrency): every
+	// rule reads the current state and a concurrent change of one task
+	// ends in a version conflict and a redelivery, so the order between
+	// events of one episode does not matter.
+	return bus.RunAll(ctx, s.d.Bus,
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*"),
+			Concurrency: s.d.Concurrency}, Handler: bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"),
+			Concurrency: s.d.Concurrency}, Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableNotify, Subject: bus.ResourceSubject(s.d.Tenant, "Communication", bus.OpCreated),
+			MaxDeliver: len(s.d.NotifyBackOff) + 1, BackOff: s.d.NotifyBackOff, Concurrency: 4}, Handler: s.Deliver},
+	)
 }
 
 // TimerHandlers are the handlers to register with the platform's timer

@@ -2,7 +2,6 @@ package worklist
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -101,33 +100,14 @@ func New(d Deps) *Service {
 
 // Run handles events until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	consumers := []struct {
-		durable, typ string
-		h            func(context.Context, store.Tx, bus.Msg) error
-	}{
-		{DurableObservation, "Observation", s.HandleObservation},
-		{DurableEpisode, "EpisodeOfCare", s.HandleEpisode},
-		{DurableTask, "Task", s.HandleTask},
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(consumers))
-	for _, c := range consumers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: c.durable, Subject: bus.ResourceSubject(s.d.Tenant, c.typ, "*")},
-				bus.Inbox(s.d.Store, c.durable, c.h))
-			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", c.durable, err)
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	return bus.RunAll(ctx, s.d.Bus,
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+			Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+	)
 }
 
 // TimerHandlers are the handlers to register with the platform's timer
