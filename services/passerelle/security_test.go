@@ -241,6 +241,7 @@ var accessTable = map[string][]probe{
 	"GET /templates":                           {{method: "GET", path: "/templates"}},
 	"GET /discharge":                           {{method: "GET", path: "/discharge"}},
 	"POST /discharge":                          {{method: "POST", path: "/discharge", write: true, form: true}},
+	"GET /outcomes":                            {{method: "GET", path: "/outcomes"}},
 	"GET /documents/{id}":                      {{method: "GET", path: "/documents/{documentreference}"}},
 	"GET /static/":                             {{method: "GET", path: "/static/style.css"}},
 }

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	measure "github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/services/intake"
+	"github.com/passerelle-sante/passerelle/services/outcomes"
 	"github.com/passerelle-sante/passerelle/services/teams"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 	"github.com/passerelle-sante/passerelle/services/worklist/ui"
@@ -27,8 +31,9 @@ func registerWeb(p *Platform, wl *worklist.Service) func(context.Context) error 
 		Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
 	mux := http.NewServeMux()
 	in.Register(mux, func(h http.Handler) http.Handler { return h })
+	out := outcomes.New(outcomes.Deps{Store: p.Store, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant})
 	ui.New(ui.Deps{Store: p.Store, Actions: wl, Sessions: p.Sessions, Feed: feed, Reassigner: reassign,
-		Intake: wardForm{mux}, Clock: p.Clock, Log: p.Log.With("component", "web")}).Register(p.Mux)
+		Intake: wardForm{mux}, Outcomes: outcomesPage{out}, Clock: p.Clock, Log: p.Log.With("component", "web")}).Register(p.Mux)
 	return feed.Run
 }
 
@@ -96,4 +101,45 @@ func safeName(s string) string {
 		}
 		return '-'
 	}, s)
+}
+
+// outcomesPage computes the coordinator's outcomes page from the outcomes
+// service's projection: the same counts as $evaluate-measure, unmasked
+// (the CPTS's own figures), and the Kaplan–Meier curves as SVG.
+type outcomesPage struct{ s *outcomes.Service }
+
+func (o outcomesPage) Report(ctx context.Context, a directory.Actor, start, end time.Time, lang string) ([]ui.OutcomeRow, []template.HTML, error) {
+	if err := outcomes.MayRead(a); err != nil {
+		return nil, nil, err
+	}
+	p, err := o.s.Params(ctx, a.Tenant, measure.DayOf(start), measure.DayOf(end))
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := o.s.Evaluate(ctx, a.Tenant, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rows []ui.OutcomeRow
+	for _, r := range outcomes.Rows(rs) {
+		title := r.TitleFR
+		if lang == "en" {
+			title = r.TitleEN
+		}
+		rows = append(rows, ui.OutcomeRow{ID: r.ID, Title: title, Initial: r.Initial, Denominator: r.Denominator, Numerator: r.Numerator,
+			Censored: r.Censored, Excluded: r.Exclusions, Rate: r.Rate, Lower: r.Lower, Upper: r.Upper, HasRate: r.HasRate})
+	}
+	var curves []template.HTML
+	for _, kind := range []string{measure.CurveReadmission, measure.CurveSurvival} {
+		cs, err := o.s.Curves(ctx, a.Tenant, p, kind, "", 365)
+		if err != nil {
+			return nil, nil, err
+		}
+		var b bytes.Buffer
+		if err := measure.RenderSVG(&b, cs, outcomes.SVGOptions(kind, lang, 0)); err != nil {
+			return nil, nil, err
+		}
+		curves = append(curves, template.HTML(b.String())) // our own SVG, labels escaped by the renderer
+	}
+	return rows, curves, nil
 }

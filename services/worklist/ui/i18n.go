@@ -61,6 +61,11 @@ var funcs = template.FuncMap{
 	"datetime": func(t time.Time) string { return formatDateTime(t) },
 	"isodate":  func(t time.Time) string { return t.In(clock.Paris).Format("2006-01-02") },
 	"num":      formatNumber,
+	// pct writes a proportion as a percentage with two decimals, the
+	// French way (5,26 %).
+	"pct": func(f float64) string {
+		return strings.Replace(strconv.FormatFloat(f*100, 'f', 2, 64), ".", ",", 1) + " %"
+	},
 }
 
 // formatDate writes dd/mm/yyyy in Europe/Paris; the zero time is "—".
@@ -95,6 +100,24 @@ var messages = map[string][2]string{
 	"alerts":                  {"Alertes", "Alerts"},
 	"coordination":            {"Coordination", "Coordination"},
 	"directory":               {"Annuaire", "Directory"},
+	"outcomes":                {"Résultats", "Outcomes"},
+	"period_start":            {"Sorties du", "Discharges from"},
+	"period_end":              {"au", "to"},
+	"baseline":                {"Référence avant le parcours", "Baseline before the pathway"},
+	"measure":                 {"Indicateur", "Measure"},
+	"baseline_num":            {"Événements", "Events"},
+	"baseline_den":            {"Patients", "Patients"},
+	"show":                    {"Afficher", "Show"},
+	"measures_caption":        {"Indicateurs de la CPTS (chiffres non masqués, réservés à la CPTS), intervalle de confiance de Wilson à 95 %", "The CPTS's measures (unmasked, for the CPTS only), Wilson 95 % confidence interval"},
+	"denominator":             {"Dénominateur", "Denominator"},
+	"numerator":               {"Numérateur", "Numerator"},
+	"censored":                {"Suivi en cours (censurés)", "Follow-up not over (censored)"},
+	"rate_ci":                 {"Taux [IC 95 %]", "Rate [95 % CI]"},
+	"comparison":              {"Avant / après", "Before / after"},
+	"before":                  {"Avant", "Before"},
+	"after":                   {"Avec le parcours", "With the pathway"},
+	"cmp_evidence":            {"Les intervalles ne se chevauchent pas : l'écart dépasse ce que le hasard explique à ce niveau.", "The intervals do not overlap: the difference is more than chance at this level."},
+	"cmp_no_evidence":         {"Les intervalles se chevauchent : l'écart peut encore tenir au hasard.", "The intervals overlap: the difference may still be chance."},
 	"templates":               {"Parcours", "Pathways"},
 	"discharge":               {"Déclarer une sortie", "Declare a discharge"},
 	"logout":                  {"Se déconnecter", "Log out"},

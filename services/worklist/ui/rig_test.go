@@ -356,6 +356,7 @@ func build(t testing.TB, st store.Store, login func(r *rig, dir *directory.Resol
 	r.ui = New(Deps{Store: st, Sessions: login(r, dir, mux, base), Feed: r.feed, Clock: r.clock,
 		Actions:    &actions{st: st, clock: r.clock, feed: r.feed, gp: "PractitionerRole/pr-dr-bernard"},
 		Reassigner: reassigner{st: st},
+		Outcomes:   outcomesFigures{},
 		Intake: intakeFunc(func(ctx context.Context, a directory.Actor, b []byte) ([]byte, error) {
 			if r.intakeF != nil {
 				return r.intakeF(ctx, a, b)

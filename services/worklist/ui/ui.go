@@ -88,6 +88,7 @@ type Deps struct {
 	Feed       Feed
 	Reassigner Reassigner
 	Intake     Intake
+	Outcomes   Outcomes
 	Clock      clock.Clock
 	Log        *slog.Logger
 	// LoginURL starts the OIDC login (default /login); the page to come
@@ -200,6 +201,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	page("GET /coordination", u.coordination)
 	page("GET /directory", u.directory)
 	page("GET /templates", u.templates)
+	page("GET /outcomes", u.outcomes)
 	page("GET /discharge", u.dischargeForm)
 	page("POST /discharge", u.discharge)
 	mux.Handle("GET /events", u.d.Sessions.Middleware(http.HandlerFunc(u.events)))
