@@ -468,7 +468,9 @@ func (p *plan) reassign(r resource, a *assignment, episodeID, reason string) err
 	if err := p.assignNext(r, a, episodeID, reason); err != nil {
 		return err
 	}
-	if strings.HasPrefix(prev, "PractitionerRole/") {
+	// An escalation past the end of its chain comes back to the same
+	// coordinator: nothing was taken from them.
+	if strings.HasPrefix(prev, "PractitionerRole/") && prev != a.owner {
 		if err := p.notifyTask(r, "unassignment", prev); err != nil {
 			return err
 		}
@@ -631,12 +633,14 @@ func endOfNextDay(t time.Time) time.Time {
 	return time.Date(y, m, d+2, 0, 0, 0, 0, paris).Add(-time.Second)
 }
 
-// acceptTimeout fires when an owner has not accepted in time: the task goes
-// to the next candidate.
-func (s *Service) acceptTimeout(ctx context.Context, tx store.Tx, tm store.Timer) error {
+// onTaskTimer runs a task timer's rule: it reads the timer's task and,
+// when the task still calls for it, lets act change it, then writes the
+// task and what act wrote, announced together.
+func (s *Service) onTaskTimer(ctx context.Context, tx store.Tx, tm store.Timer,
+	act func(p *plan, r resource, a *assignment, episodeID string, owner string) (bool, error)) error {
 	var pl struct{ Task, Owner string }
 	if err := jsonUnmarshal(tm.Payload, &pl); err != nil || pl.Task == "" {
-		return fmt.Errorf("acceptance timer %s: bad payload", tm.Key)
+		return fmt.Errorf("%s timer %s: bad payload", tm.Kind, tm.Key)
 	}
 	p, err := s.newPlan(ctx, tx, tm.Tenant, "")
 	if err != nil {
@@ -649,15 +653,12 @@ func (s *Service) acceptTimeout(ctx context.Context, tx store.Tx, tm store.Timer
 	if err != nil {
 		return err
 	}
-	if str(r.m, "status") != "requested" || refOf(r.m["owner"]) != pl.Owner {
-		return nil
-	}
 	a := assignmentOf(r.m)
 	ep, err := p.episodeOfTask(r.m)
 	if err != nil {
 		return err
 	}
-	if err := p.reassign(r, &a, ep, "timeout"); err != nil {
+	if ok, err := act(p, r, &a, ep, pl.Owner); err != nil || !ok {
 		return err
 	}
 	a.set(r.m)
@@ -667,43 +668,26 @@ func (s *Service) acceptTimeout(ctx context.Context, tx store.Tx, tm store.Timer
 	return p.commit()
 }
 
+// acceptTimeout fires when an owner has not accepted in time: the task goes
+// to the next candidate.
+func (s *Service) acceptTimeout(ctx context.Context, tx store.Tx, tm store.Timer) error {
+	return s.onTaskTimer(ctx, tx, tm, func(p *plan, r resource, a *assignment, ep, owner string) (bool, error) {
+		if str(r.m, "status") != "requested" || refOf(r.m["owner"]) != owner {
+			return false, nil
+		}
+		return true, p.reassign(r, a, ep, "timeout")
+	})
+}
+
 // escalateTimer fires some time after a task went overdue: if it is still
 // open, the referent coordinating nurse gets an escalation task.
 func (s *Service) escalateTimer(ctx context.Context, tx store.Tx, tm store.Timer) error {
-	var pl struct{ Task string }
-	if err := jsonUnmarshal(tm.Payload, &pl); err != nil || pl.Task == "" {
-		return fmt.Errorf("escalation timer %s: bad payload", tm.Key)
-	}
-	p, err := s.newPlan(ctx, tx, tm.Tenant, "")
-	if err != nil {
-		return err
-	}
-	r, err := readObj(ctx, tx, "Task", pl.Task)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !openStatus[str(r.m, "status")] {
-		return nil
-	}
-	a := assignmentOf(r.m)
-	if a.escalation != "" {
-		return nil
-	}
-	ep, err := p.episodeOfTask(r.m)
-	if err != nil {
-		return err
-	}
-	if err := p.escalate(r, &a, ep, "en retard et toujours pas faite"); err != nil {
-		return err
-	}
-	a.set(r.m)
-	if err := p.putTask(&r); err != nil {
-		return err
-	}
-	return p.commit()
+	return s.onTaskTimer(ctx, tx, tm, func(p *plan, r resource, a *assignment, ep, _ string) (bool, error) {
+		if !openStatus[str(r.m, "status")] || a.escalation != "" {
+			return false, nil
+		}
+		return true, p.escalate(r, a, ep, "en retard et toujours pas faite")
+	})
 }
 
 // Reassign gives a task to another member, for the coordinator or the

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
+	"github.com/passerelle-sante/passerelle/internal/fhirjson"
 	"github.com/passerelle-sante/passerelle/internal/testenv"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
@@ -399,24 +400,7 @@ func refParam(name, ref string) store.Param {
 }
 
 // s follows keys to a string (first element of lists).
-func s(m map[string]any, keys ...string) string {
-	var v any = m
-	for _, k := range keys {
-		if l, ok := v.([]any); ok {
-			if len(l) == 0 {
-				return ""
-			}
-			v = l[0]
-		}
-		o, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		v = o[k]
-	}
-	str, _ := v.(string)
-	return str
-}
+var s = fhirjson.Get
 
 func code(m map[string]any, key string) string {
 	v, _ := m[key].(map[string]any)
