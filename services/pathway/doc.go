@@ -33,7 +33,9 @@
 //     whose code is a template variable records its value on the episode,
 //     once (the first one, at the first contact, decides), then conditional
 //     actions whose rule is now decided get their tasks, or are marked
-//     cancelled.
+//     cancelled. A death recorded by a team member (LOINC 81956-5, date
+//     and time of death) ends the patient's episodes as a death in hospital
+//     does.
 //   - pathway-task, fhir.<tenant>.Task.*: outcomes recorded by a task's
 //     owner. Refusal: Task.businessStatus refused (task-business-status
 //     code system) on a task of an action with closes-on-refusal (the first

@@ -307,10 +307,14 @@ func tenantOf(m bus.Msg, def string) string {
 	return def
 }
 
+// loincDeath is the LOINC code of the date and time of death.
+const loincDeath = "81956-5"
+
 // HandleObservation records rule variables from an observation and decides
 // the conditional actions waiting for them: the NYHA class recorded at the
 // first contact decides the fortnightly series. The rule is the template's;
-// this code only knows that a variable is an observation code.
+// this code only knows that a variable is an observation code. A death a
+// team member records (LOINC 81956-5) ends the patient's episodes.
 func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg) error {
 	obs, err := resources(m.Data, "Observation")
 	if err != nil {
@@ -325,6 +329,20 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg)
 		}
 		p := str(o, "subject", "reference")
 		if len(p) <= len("Patient/") || p[:len("Patient/")] != "Patient/" {
+			continue
+		}
+		// A death a team member records (LOINC 81956-5, date and time of
+		// death) ends the patient's episodes as a hospital's notice does.
+		if hasCoding(o["code"], "http://loinc.org", loincDeath) {
+			at, ok := parseTime(str(o, "valueDateTime"))
+			if !ok {
+				at, ok = parseTime(str(o, "effectiveDateTime"))
+			}
+			if ok {
+				if err := s.onDeath(ctx, tx, tenant, p[len("Patient/"):], at, traceOf(m)); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		value, ok := observationValue(o)

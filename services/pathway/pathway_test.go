@@ -416,3 +416,23 @@ func TestTimerFiresAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+func TestDeathRecordedByTheTeam(t *testing.T) {
+	r := newRig(t)
+	p := r.patient("1948-03-15")
+	r.encounter(hfDischarge(p, uuid.NewString(), paris("2025-03-14T15:00")))
+	r.clk.Set(paris("2025-04-02T10:00"))
+	obs := map[string]any{"resourceType": "Observation", "id": uuid.NewString(), "status": "final",
+		"code":          map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "81956-5"}}},
+		"subject":       map[string]any{"reference": "Patient/" + p},
+		"valueDateTime": "2025-04-01T23:30:00+02:00"}
+	r.deliver(pathway.DurableObservation, r.svc.HandleObservation, bus.Msg{Subject: bus.ResourceSubject(tenant, "Observation", bus.OpCreated),
+		Data: mustJSON(obs), Header: map[string]string{bus.HeaderMsgID: "Observation/" + obs["id"].(string), bus.HeaderTenant: tenant}})
+	v := r.only(p)
+	if v.ep["status"] != "finished" || endReason(v.ep) != pathway.ReasonDeath || s(v.ep, "period", "end") != "2025-04-01T23:30:00+02:00" {
+		t.Fatalf("episode %v %v %v", v.ep["status"], endReason(v.ep), v.ep["period"])
+	}
+	if st := statuses(v.tasks); st["cancelled"] != 13 {
+		t.Errorf("tasks %v", st)
+	}
+}
