@@ -441,7 +441,7 @@ func TestLocalPath(t *testing.T) {
 
 // TestDischargeThroughIntake sends the form's Bundle to the real intake
 // ($process-message, validated against the FHIR package) as the demo
-// hospital's system, as the lead's wiring will.
+// hospital's system, as the single binary wires it.
 func TestDischargeThroughIntake(t *testing.T) {
 	r := newRig(t, openSQLite(t))
 	reg, err := profile.Load(fhirprofiles.FS())
