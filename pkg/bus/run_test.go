@@ -12,7 +12,9 @@ import (
 // are tested in bustest.
 type consumeFunc func(ctx context.Context, cfg ConsumerConfig, h Handler) error
 
-func (f consumeFunc) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) error { return f(ctx, cfg, h) }
+func (f consumeFunc) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) error {
+	return f(ctx, cfg, h)
+}
 
 func TestRunAllStopsEveryConsumerWhenOneFails(t *testing.T) {
 	stopped := make(chan string, 3)

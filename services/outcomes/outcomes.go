@@ -30,9 +30,7 @@ const (
 const OperationURL = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
 
 // Consumer runs durable consumers.
-type Consumer interface {
-	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
-}
+type Consumer = bus.Consumer
 
 // Deps are what the service needs.
 type Deps struct {

@@ -45,9 +45,7 @@ type Validator interface {
 }
 
 // Consumer runs durable consumers.
-type Consumer interface {
-	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
-}
+type Consumer = bus.Consumer
 
 // Deps are what the service needs.
 type Deps struct {

@@ -2,6 +2,7 @@ package teams
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -303,10 +304,12 @@ func (p *plan) handleTask(id, episodeID string) error {
 			return err
 		}
 		changed = true
-	case status == "requested":
-		// Owned as assigned: its acceptance deadline runs (again after a
-		// hold).
-		pending, err := p.s.d.Store.Timers().Pending(p.ctx, acceptKey(p.tenant, id))
+	case status == "requested" && str(t, "lastModified") != a.at:
+		// Owned as assigned, and changed by someone else since (a hold
+		// lifted): its acceptance deadline runs again. When the service's
+		// own assignment is the last change, the deadline it scheduled with
+		// it is pending: nothing to look up.
+		_, err := p.s.d.Store.Timers().Pending(p.ctx, acceptKey(p.tenant, id))
 		if errors.Is(err, store.ErrNotFound) {
 			if err := p.scheduleAccept(r, episodeID); err != nil {
 				return err
@@ -314,7 +317,7 @@ func (p *plan) handleTask(id, episodeID string) error {
 		} else if err != nil {
 			return err
 		}
-		_ = pending
+	case status == "requested":
 	case openStatus[status]:
 		p.tx.Cancel(p.ctx, acceptKey(p.tenant, id))
 	}
@@ -444,6 +447,7 @@ func (p *plan) adopt(r resource, a *assignment, episodeID string) error {
 		}
 	}
 	a.owner, a.at, a.exhausted = owner, fmtTime(p.now), false
+	r.m["lastModified"] = a.at
 	if strings.HasPrefix(prev, "PractitionerRole/") && prev != owner {
 		if err := p.notifyTask(r, "unassignment", prev); err != nil {
 			return err
@@ -639,7 +643,7 @@ func endOfNextDay(t time.Time) time.Time {
 func (s *Service) onTaskTimer(ctx context.Context, tx store.Tx, tm store.Timer,
 	act func(p *plan, r resource, a *assignment, episodeID string, owner string) (bool, error)) error {
 	var pl struct{ Task, Owner string }
-	if err := jsonUnmarshal(tm.Payload, &pl); err != nil || pl.Task == "" {
+	if err := json.Unmarshal(tm.Payload, &pl); err != nil || pl.Task == "" {
 		return fmt.Errorf("%s timer %s: bad payload", tm.Kind, tm.Key)
 	}
 	p, err := s.newPlan(ctx, tx, tm.Tenant, "")

@@ -2,7 +2,6 @@ package teams
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,8 +12,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/notify"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // subjects of the notifications, by kind. Notifications say what to do and
 // where, never who the patient is: the channel may not be a secure one.
@@ -280,7 +277,7 @@ func (s *Service) recordDelivery(ctx context.Context, ids []string, outcome, cha
 				if err != nil {
 					return err
 				}
-				if err := tx.Emit(ctx, fhirEvent(r.res.Tenant, res)); err != nil {
+				if err := tx.Emit(ctx, fhirapi.Event(r.res.Tenant, res, bus.OpUpdated, "")); err != nil {
 					return err
 				}
 			}
@@ -291,8 +288,4 @@ func (s *Service) recordDelivery(ctx context.Context, ids []string, outcome, cha
 		}
 	}
 	return err
-}
-
-func fhirEvent(tenant string, res store.Resource) store.Event {
-	return fhirapi.Event(tenant, res, bus.OpUpdated, "")
 }

@@ -130,14 +130,7 @@ func (s *Service) newPlan(ctx context.Context, tx store.Tx, tenant, trace string
 }
 
 // memberByRef finds a member in the directory as read.
-func (p *plan) memberByRef(ref string) (directory.Member, bool) {
-	for _, m := range p.dir.list {
-		if m.Ref() == ref {
-			return m, true
-		}
-	}
-	return directory.Member{}, false
-}
+func (p *plan) memberByRef(ref string) (directory.Member, bool) { return p.dir.byRef(ref) }
 
 // loadCap bounds the count of a member's open tasks.
 const loadCap = 100

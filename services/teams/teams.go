@@ -99,7 +99,17 @@ type Service struct {
 type memberCache struct {
 	at   time.Time
 	list []directory.Member
+	ref  map[string]int    // "PractitionerRole/<id>" → index in list
 	orgs map[string]string // FINESS → "Organization/<id>"
+}
+
+// byRef finds a member by reference.
+func (c memberCache) byRef(ref string) (directory.Member, bool) {
+	i, ok := c.ref[ref]
+	if !ok {
+		return directory.Member{}, false
+	}
+	return c.list[i], true
 }
 
 // New returns the service.
@@ -204,7 +214,10 @@ func (s *Service) directoryOf(ctx context.Context, tenant string, fresh bool) (m
 		}
 		q.Cursor = page.Next
 	}
-	c = memberCache{at: now, list: members, orgs: orgs}
+	c = memberCache{at: now, list: members, orgs: orgs, ref: make(map[string]int, len(members))}
+	for i, m := range members {
+		c.ref[m.Ref()] = i
+	}
 	sort.Strings(cpts)
 	s.mu.Lock()
 	s.members[tenant] = c
@@ -223,10 +236,8 @@ func (s *Service) member(ctx context.Context, tenant, ref string) (directory.Mem
 		if err != nil {
 			return directory.Member{}, false, err
 		}
-		for _, m := range c.list {
-			if m.Ref() == ref {
-				return m, true, nil
-			}
+		if m, ok := c.byRef(ref); ok {
+			return m, true, nil
 		}
 	}
 	return directory.Member{}, false, nil

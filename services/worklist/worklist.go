@@ -56,9 +56,7 @@ const (
 )
 
 // Consumer runs durable consumers.
-type Consumer interface {
-	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
-}
+type Consumer = bus.Consumer
 
 // Deps are what the service needs.
 type Deps struct {

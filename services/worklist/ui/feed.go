@@ -12,9 +12,7 @@ import (
 )
 
 // Consumer runs bus consumers.
-type Consumer interface {
-	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
-}
+type Consumer = bus.Consumer
 
 // BusFeed is the live Feed of one process: a transient consumer of the
 // tenant's Task events, fanned out to the subscribed pages of each task's
