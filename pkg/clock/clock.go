@@ -60,3 +60,56 @@ func mustLoad(name string) *time.Location {
 	}
 	return loc
 }
+
+// Sim is the clock of a simulation run inside a live process (the demo's
+// months of activity): it tells the wall time until Start, then the time
+// the simulation sets, until Release hands it back to the wall clock for
+// good. Released, it never goes back before the last simulated instant.
+type Sim struct {
+	mu         sync.Mutex
+	now        time.Time
+	simulating bool
+}
+
+// Now returns the simulated time while simulating, the wall time otherwise.
+func (s *Sim) Now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.simulating {
+		return s.now
+	}
+	if wall := time.Now(); wall.After(s.now) {
+		return wall
+	}
+	return s.now
+}
+
+// Start begins a simulation at t.
+func (s *Sim) Start(t time.Time) {
+	s.mu.Lock()
+	s.now, s.simulating = t, true
+	s.mu.Unlock()
+}
+
+// Set moves the simulated time to t; it never goes back.
+func (s *Sim) Set(t time.Time) {
+	s.mu.Lock()
+	if t.After(s.now) {
+		s.now = t
+	}
+	s.mu.Unlock()
+}
+
+// Release ends the simulation: from now on the clock is the wall clock.
+func (s *Sim) Release() {
+	s.mu.Lock()
+	s.simulating = false
+	s.mu.Unlock()
+}
+
+// Simulating tells whether a simulation holds the clock.
+func (s *Sim) Simulating() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.simulating
+}

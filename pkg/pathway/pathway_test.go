@@ -159,3 +159,24 @@ func TestReminderAndCheckTimes(t *testing.T) {
 		t.Errorf("check at %s", got)
 	}
 }
+
+func TestFollowUpEnd(t *testing.T) {
+	d0 := time.Date(2025, 3, 14, 15, 0, 0, 0, paris)
+	tpl := &Template{Actions: []Action{
+		{Code: "visit", Role: "nurse", Low: 8, High: 14, Count: 4, PeriodDays: 7, WorkingDay: NoDayChange},
+		{Code: "weighing", Low: 1, High: 180, Count: 1, Frequency: 1},
+	}}
+	end, ok := tpl.FollowUpEnd(d0)
+	// The patient's own weighing runs to D+180 = 10 September 2025.
+	if !ok || FormatTime(end) != "2025-09-10T23:59:59+02:00" {
+		t.Fatalf("follow-up end %s %v", FormatTime(end), ok)
+	}
+	tpl.Actions = tpl.Actions[:1]
+	// Four weekly visits, the last due D+14+21 = 18 April.
+	if end, ok := tpl.FollowUpEnd(d0); !ok || FormatTime(end) != "2025-04-18T23:59:59+02:00" {
+		t.Fatalf("follow-up end %s %v", FormatTime(end), ok)
+	}
+	if _, ok := (&Template{}).FollowUpEnd(d0); ok {
+		t.Fatal("a template without actions has a follow-up end")
+	}
+}

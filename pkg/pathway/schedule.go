@@ -73,3 +73,26 @@ func DaysBetween(a, b time.Time) int {
 // ShiftDays moves an instant by n calendar days in Europe/Paris, keeping
 // its wall-clock time.
 func ShiftDays(t time.Time, n int) time.Time { return t.In(paris).AddDate(0, 0, n) }
+
+// FollowUpEnd is when the follow-up of an episode discharged at d0 is
+// over: the end of the last day any action of the template covers, its
+// tasks' windows (conditional actions included) and the patient's own
+// actions (D+High of their bounds, plus their series). ok is false for a
+// template with no dated action.
+func (t *Template) FollowUpEnd(d0 time.Time) (end time.Time, ok bool) {
+	for _, a := range t.Actions {
+		if a.ForPatient() {
+			n := max(a.Count, 1)
+			day := addDays(dayOf(d0.In(paris), paris), a.High+(n-1)*a.PeriodDays)
+			if e := addDays(day, 1).Add(-time.Second); e.After(end) {
+				end = e
+			}
+			continue
+		}
+		ws := a.Windows(d0)
+		if len(ws) > 0 && ws[len(ws)-1].End.After(end) {
+			end = ws[len(ws)-1].End
+		}
+	}
+	return end, !end.IsZero()
+}

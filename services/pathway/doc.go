@@ -68,7 +68,7 @@
 // version), index-encounter, episode-careplan, readmission (encounter,
 // start, end, planned), schedule-shift (days), rule-value (recorded rule
 // variables) and episode-end-reason (death, refused, excluded,
-// discharge-cancelled). CarePlan: instantiatesCanonical, one activity per
+// discharge-cancelled, completed). CarePlan: instantiatesCanonical, one activity per
 // template action (detail.code = action code; status scheduled, not-started
 // while its condition waits, cancelled), supportingInfo = the episode.
 // Task: intent order, status requested, code = action code, for = Patient,
@@ -130,6 +130,16 @@
 // end of the next working day after the check's day, announced with the
 // episode. An episode planned or on hold at that time is not checked. The
 // heart-failure template checks at D+3 that the first contact is done.
+//
+// # End of follow-up
+//
+// When an episode opens active (or its inclusion is confirmed), a timer
+// pathway-episode-end is set at the end of its follow-up: the end of the
+// last day any action of its template covers (Template.FollowUpEnd; D+180
+// for heart failure, the patient's daily weighing). If the episode is
+// active then, it finishes with end reason completed, its open tasks
+// cancelled; a readmission's shift moves the end; an episode on hold (or
+// still to confirm) is looked at again a day later.
 //
 // # Goals
 //

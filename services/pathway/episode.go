@@ -313,8 +313,18 @@ func cancelTaskTimers(ctx context.Context, tx store.Tx, tenant, taskID string) e
 	return tx.Cancel(ctx, reminderKey(tenant, taskID))
 }
 
-// scheduleChecks schedules the template's checks of an episode.
+func endKey(tenant, episodeID string) string { return TimerEnd + ":" + tenant + ":" + episodeID }
+
+// scheduleChecks schedules the template's checks of an episode and the end
+// of its follow-up.
 func (s *Service) scheduleChecks(ctx context.Context, tx store.Tx, e *episode) error {
+	if end, ok := e.t.FollowUpEnd(pathway.ShiftDays(e.discharge(), e.shift())); ok {
+		err := tx.Schedule(ctx, store.Timer{Key: endKey(e.tenant, e.ep.res.ID), Tenant: e.tenant, Kind: TimerEnd,
+			Due: end, Payload: mustJSON(obj{"episode": e.ep.res.ID})})
+		if err != nil {
+			return err
+		}
+	}
 	for _, c := range e.t.Checks {
 		err := tx.Schedule(ctx, store.Timer{Key: checkKey(e.tenant, e.ep.res.ID, c.Code), Tenant: e.tenant, Kind: TimerCheck,
 			Due: e.t.CheckAt(c, e.discharge()), Payload: mustJSON(obj{"episode": e.ep.res.ID, "check": c.Code})})
@@ -489,6 +499,9 @@ func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, sta
 		if err := tx.Cancel(ctx, checkKey(e.tenant, e.ep.res.ID, ch.Code)); err != nil {
 			return err
 		}
+	}
+	if err := tx.Cancel(ctx, endKey(e.tenant, e.ep.res.ID)); err != nil {
+		return err
 	}
 	goal := "cancelled"
 	if status == "finished" {

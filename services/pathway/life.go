@@ -18,6 +18,7 @@ const (
 	ReasonRefused            = "refused"
 	ReasonExcluded           = "excluded"
 	ReasonDischargeCancelled = "discharge-cancelled"
+	ReasonCompleted          = "completed"
 )
 
 // onCancelDischarge: the stay is open again (A13 or discharge-cancel), so

@@ -37,6 +37,9 @@ const (
 	TimerTaskReminder = "pathway-task-reminder"
 	// TimerCheck is the kind of the timer of a template's pathway-check.
 	TimerCheck = "pathway-check"
+	// TimerEnd is the kind of the timer that finishes an episode at the end
+	// of its follow-up.
+	TimerEnd = "pathway-episode-end"
 )
 
 // Validator checks a resource against a profile of the FHIR package.
@@ -198,7 +201,7 @@ func (s *Service) Run(ctx context.Context) error {
 // TimerHandlers are the handlers to register with the platform's timer
 // runner.
 func (s *Service) TimerHandlers() map[string]timer.Handler {
-	return map[string]timer.Handler{TimerTaskDue: s.taskDue, TimerTaskReminder: s.taskReminder, TimerCheck: s.runCheck}
+	return map[string]timer.Handler{TimerTaskDue: s.taskDue, TimerTaskReminder: s.taskReminder, TimerCheck: s.runCheck, TimerEnd: s.endFollowUp}
 }
 
 // activeTemplates returns the tenant's active templates. Parsed templates

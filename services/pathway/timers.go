@@ -147,3 +147,38 @@ func (s *Service) runCheck(ctx context.Context, tx store.Tx, t store.Timer) erro
 	s.log.InfoContext(ctx, "pathway check failed: follow-up task", "episode_id", e.ep.res.ID, "check", check.Code)
 	return s.emit(ctx, tx, e, c, "")
 }
+
+// endFollowUp finishes an active episode whose follow-up is over (the end
+// of the last day its template covers, moved by its readmissions): end
+// reason completed, tasks still open cancelled, goals completed. An episode
+// on hold or still to confirm is looked at again a day later; a closed one
+// is left alone.
+func (s *Service) endFollowUp(ctx context.Context, tx store.Tx, t store.Timer) error {
+	var p struct {
+		Episode string `json:"episode"`
+	}
+	if err := jsonUnmarshal(t.Payload, &p); err != nil || p.Episode == "" {
+		return fmt.Errorf("episode-end timer %s: bad payload", t.Key)
+	}
+	e, err := s.loadEpisode(ctx, tx, t.Tenant, p.Episode)
+	if err != nil || e == nil || closed(e.status()) {
+		return err
+	}
+	now := s.d.Clock.Now()
+	again := func(at time.Time) error {
+		return tx.Schedule(ctx, store.Timer{Key: t.Key, Tenant: t.Tenant, Kind: TimerEnd, Due: at, Payload: t.Payload})
+	}
+	if e.status() != "active" {
+		return again(now.Add(24 * time.Hour))
+	}
+	// A readmission moved the schedule since the timer was set.
+	if end, ok := e.t.FollowUpEnd(pathway.ShiftDays(e.discharge(), e.shift())); ok && end.After(now) {
+		return again(end)
+	}
+	c := &change{op: bus.OpUpdated}
+	if err := s.closeEpisode(ctx, tx, e, "finished", ReasonCompleted, now, c); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "episode finished: follow-up completed", "episode_id", e.ep.res.ID)
+	return s.emit(ctx, tx, e, c, "")
+}

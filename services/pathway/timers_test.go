@@ -310,3 +310,45 @@ func TestGoalsFollowTheEpisodeEnd(t *testing.T) {
 		})
 	}
 }
+
+func TestEpisodeFinishesAtTheEndOfFollowUp(t *testing.T) {
+	r := newRig(t)
+	p := r.patient("1948-03-15")
+	r.encounter(hfDischarge(p, uuid.NewString(), paris("2025-03-14T15:00")))
+	v := r.only(p)
+	r.updateTask(byCode(v.tasks, "first-contact")[0], func(m map[string]any) { m["status"] = "completed" })
+
+	// Readmitted for three days in May: the follow-up moves by three days.
+	readm := uuid.NewString()
+	r.fireUntil(paris("2025-05-05T10:00"))
+	r.encounter(stay{patient: p, enc: readm, kind: intake.KindAdmit, start: paris("2025-05-05T10:00")})
+	r.clk.Set(paris("2025-05-08T12:00"))
+	r.encounter(hfDischarge(p, readm, paris("2025-05-08T12:00")))
+
+	// D+180 is 10 September; with the shift, 13 September.
+	r.fireUntil(paris("2025-09-13T23:59"))
+	if v := r.only(p); v.ep["status"] != "active" {
+		t.Fatalf("episode %v before its follow-up ends", v.ep["status"])
+	}
+	r.fireUntil(paris("2025-09-14T00:00"))
+	v = r.only(p)
+	if v.ep["status"] != "finished" || s(v.ep, "period", "end") != "2025-09-14T00:00:00+02:00" {
+		t.Fatalf("episode %v ended %v", v.ep["status"], s(v.ep, "period", "end"))
+	}
+	if !strings.Contains(string(mustJSON(v.ep["extension"])), `"code":"completed"`) {
+		t.Errorf("end reason missing: %s", mustJSON(v.ep["extension"]))
+	}
+	for _, tk := range v.tasks {
+		if st := tk["status"]; st != "completed" && st != "cancelled" {
+			t.Errorf("task %s still %v after the follow-up ended", code(tk), st)
+		}
+	}
+	for _, g := range r.goals(v) {
+		if g["lifecycleStatus"] != "completed" {
+			t.Errorf("goal %v: %v", g["id"], g["lifecycleStatus"])
+		}
+	}
+	if r.pending(pathway.TimerEnd + ":" + tenant + ":" + v.ep["id"].(string)) {
+		t.Error("end timer still pending")
+	}
+}

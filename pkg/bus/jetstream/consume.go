@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +106,10 @@ func (c *consumer) run(ctx context.Context) error {
 	// workers and the lag reporter stop with it.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if !c.cfg.Transient {
+		c.b.track(c.stream, c.cfg.Durable, 1)
+		defer c.b.track(c.stream, c.cfg.Durable, -1)
+	}
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
 	for range c.cfg.Concurrency {
@@ -355,4 +360,45 @@ func (c *consumer) reportPending(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+func (b *Bus) track(stream, durable string, n int) {
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
+	if b.running == nil {
+		b.running = map[string]int{}
+	}
+	key := stream + "\x00" + durable
+	b.running[key] += n
+	if b.running[key] <= 0 {
+		delete(b.running, key)
+	}
+}
+
+// Backlog counts the messages that the durable consumers running in this
+// process have still to handle: waiting for delivery, or delivered and not
+// yet acknowledged (a handler at work, a redelivery waiting out its
+// back-off). Zero means every event published so far has been handled.
+func (b *Bus) Backlog(ctx context.Context) (int, error) {
+	b.runMu.Lock()
+	keys := make([]string, 0, len(b.running))
+	for k := range b.running {
+		keys = append(keys, k)
+	}
+	b.runMu.Unlock()
+	sort.Strings(keys)
+	total := 0
+	for _, k := range keys {
+		stream, durable, _ := strings.Cut(k, "\x00")
+		cons, err := b.js.Consumer(ctx, b.StreamName(stream), durable)
+		if err != nil {
+			return 0, fmt.Errorf("backlog of %s: %w", durable, err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("backlog of %s: %w", durable, err)
+		}
+		total += int(info.NumPending) + info.NumAckPending
+	}
+	return total, nil
 }

@@ -73,6 +73,9 @@ type Bus struct {
 	closed    chan struct{} // closed by the connection's closed handler
 	closeOnce sync.Once
 	closeErr  error
+
+	runMu   sync.Mutex
+	running map[string]int // durable consumers running here → how many Consume calls
 }
 
 var _ bus.Bus = (*Bus)(nil)
