@@ -96,7 +96,7 @@ func (s *Service) parse(w http.ResponseWriter, r *http.Request, needPeriod bool)
 			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "subject doit être Patient/<id>", "subject must be Patient/<id>", "subject"))
 			return q, false
 		}
-		if err := (access.Policy{}).Patient(r.Context(), s.d.Store, act, "Patient/"+id); err != nil {
+		if err := (access.Policy{Now: s.d.Clock.Now}).Patient(r.Context(), s.d.Store, act, "Patient/"+id); err != nil {
 			fhirapi.WriteError(w, r, s.log, err)
 			return q, false
 		}
@@ -408,7 +408,7 @@ func (s *Service) postDeath(w http.ResponseWriter, r *http.Request) {
 			"deceasedDateTime: a date (YYYY-MM-DD) or a date-time", "deceasedDateTime"))
 		return
 	}
-	if err := (access.Policy{}).Patient(r.Context(), s.d.Store, act, "Patient/"+id); err != nil {
+	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(r.Context(), s.d.Store, act, "Patient/"+id); err != nil {
 		fhirapi.WriteError(w, r, s.log, err)
 		return
 	}

@@ -79,7 +79,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	if !cfg.DevIdP() {
 		return errors.New("dev token: PASSERELLE_OIDC_ISSUER is set; tokens come from that issuer")
 	}
-	tok, err := devidp.MintFromDataDir(cfg.DataDir, cfg.PublicURL+"/dev-idp", cfg.OIDCClientID, name, devUsers(), devClients(cfg), time.Hour)
+	tok, err := devidp.MintFromDataDir(cfg.DataDir, cfg.PublicURL+"/dev-idp", cfg.OIDCClientID, name, devUsers(true), devClients(cfg), time.Hour)
 	if err != nil {
 		return fmt.Errorf("dev token: %w", err)
 	}

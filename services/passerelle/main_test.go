@@ -62,7 +62,11 @@ func startPlatform(t *testing.T, env map[string]string) *testPlatform {
 		}
 		return "", false
 	}
-	cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), nil, get)
+	var args []string
+	if env["--demo"] == "true" {
+		args = append(args, "--demo")
+	}
+	cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), args, get)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +79,17 @@ func startPlatform(t *testing.T, env map[string]string) *testPlatform {
 	if err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	if cfg.Demo {
+		run, err := p.demo(ctx, log, nil)
+		if err != nil {
+			cancel()
+			p.Close()
+			t.Fatal(err)
+		}
+		if run != nil {
+			extra = append(extra, run)
+		}
 	}
 	// The public URL follows the bound port.
 	base := "http://" + p.HTTPAddr()

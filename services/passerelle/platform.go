@@ -35,6 +35,10 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
 	"github.com/passerelle-sante/passerelle/pkg/websession"
+	"github.com/passerelle-sante/passerelle/services/demo"
+	"github.com/passerelle-sante/passerelle/services/intake"
+	"github.com/passerelle-sante/passerelle/services/outcomes"
+	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
 // Platform is what every service runs on: the store, the bus, identity, the
@@ -68,6 +72,14 @@ type Platform struct {
 	// serves it.
 	MLLPListener net.Listener
 
+	// sim is the clock of a --demo instance: the simulated months, then
+	// the wall clock.
+	sim *clock.Sim
+	// The services the demo drives, set as they are added.
+	intakeSvc   *intake.Service
+	worklistSvc *worklist.Service
+	outcomesSvc *outcomes.Service
+
 	nats     *jetstream.Server
 	httpLn   net.Listener
 	closers  []func()
@@ -82,6 +94,10 @@ type Platform struct {
 // the bus, and sets identity up.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err error) {
 	p = &Platform{Cfg: cfg, Log: log, Clock: clock.System{}, Metrics: prometheus.NewRegistry(), Search: search.Default()}
+	if cfg.Demo {
+		p.sim = &clock.Sim{}
+		p.Clock = p.sim
+	}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -123,7 +139,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 			return p, fmt.Errorf("PASSERELLE_DATABASE_URL: %v", redact(err, cfg.DatabaseURL))
 		}
 	} else {
-		p.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "passerelle.db"), sqlite.Options{Options: opts})
+		// A demo's invented months are written with the write-ahead log
+		// synced at checkpoints rather than at every commit (a third
+		// faster; a commit survives a crash of the process, not a power
+		// cut): never an instance for real patients (refused in production).
+		p.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "passerelle.db"), sqlite.Options{Options: opts, RelaxedSync: cfg.Demo})
 		if err != nil {
 			return p, fmt.Errorf("PASSERELLE_DATA_DIR: database: %v", err)
 		}
@@ -181,7 +201,7 @@ func (p *Platform) openIdentity(ctx context.Context) error {
 	vcfg := auth.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, PractitionerClaim: cfg.PractitionerClaim, Logger: p.Log}
 	if cfg.DevIdP() {
 		idp, err := devidp.New(devidp.Config{DataDir: cfg.DataDir, Issuer: cfg.PublicURL + "/dev-idp", Audience: cfg.OIDCClientID,
-			Users: devUsers(), Clients: devClients(cfg), Logger: p.Log, Production: cfg.Production()})
+			Users: devUsers(cfg.Demo), Clients: devClients(cfg), Logger: p.Log, Production: cfg.Production()})
 		if err != nil {
 			return fmt.Errorf("PASSERELLE_DATA_DIR: development identity provider: %v", err)
 		}
@@ -199,11 +219,17 @@ func (p *Platform) openIdentity(ctx context.Context) error {
 	return nil
 }
 
-// devUsers are the development accounts (password = login).
-func devUsers() []devidp.User {
+// devUsers are the development accounts (password = login), with the demo
+// CPTS's members when demo is set.
+func devUsers(demoMembers bool) []devidp.User {
 	var out []devidp.User
 	for _, a := range directory.DevAccounts {
 		out = append(out, devidp.User{Login: a.Login, Password: a.Login, Name: a.Given + " " + a.Family})
+	}
+	if demoMembers {
+		for _, m := range demo.Members() {
+			out = append(out, devidp.User{Login: m.Login, Password: m.Login, Name: m.Name})
+		}
 	}
 	return out
 }

@@ -26,6 +26,7 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 	"intake": func(p *Platform) ([]func(context.Context) error, error) {
 		svc := intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
 			Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
+		p.intakeSvc = svc
 		svc.Register(p.Mux, p.Authn())
 		svc.RegisterAdmin(p.Mux, p.Authn())
 		p.API.Operations["process-message"] = intake.OperationURL
@@ -70,6 +71,7 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 		registerLogin(p)
 		p.API.Register(p.Mux, p.Authn())
 		svc := worklist.New(worklist.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant, Metrics: p.Metrics})
+		p.worklistSvc = svc
 		svc.Register(p.Mux, p.Authn())
 		p.API.Operations["acknowledge"] = worklist.OperationAcknowledge
 		for kind, h := range svc.TimerHandlers() {
@@ -105,16 +107,26 @@ func cmdRun(ctx context.Context, only string, args []string, stderr io.Writer) e
 			return fmt.Errorf("serve %s: a distributed deployment needs PASSERELLE_DATABASE_URL and PASSERELLE_NATS_URL", only)
 		}
 	}
-	if cfg.Demo {
-		return fmt.Errorf("--demo: the demo CPTS comes with the pathway and outcomes services, not in this version")
+	if cfg.Demo && only != "" {
+		return fmt.Errorf("--demo runs every service in one process: use passerelle run --demo")
 	}
-	log := newLogger(stderr)
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	start := time.Now()
 	p, extra, err := build(ctx, cfg, only, log)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	if cfg.Demo {
+		run, err := p.demo(ctx, newLogger(stderr), level)
+		if err != nil {
+			return err
+		}
+		if run != nil {
+			extra = append(extra, run)
+		}
+	}
 	banner(p, only, time.Since(start))
 	return p.Serve(ctx, extra...)
 }
@@ -128,7 +140,9 @@ func build(ctx context.Context, cfg Config, only string, log *slog.Logger) (*Pla
 	if err != nil {
 		return nil, nil, err
 	}
-	if cfg.DevIdP() {
+	if cfg.DevIdP() || cfg.Demo {
+		// With an external issuer, --demo still registers the demo
+		// accounts in the directory (CONTRACT.md).
 		n, err := directory.SeedDev(ctx, p.Store, cfg.Tenant)
 		if err != nil {
 			p.Close()

@@ -31,6 +31,7 @@ func init() {
 		}
 		svc := outcomes.New(outcomes.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
 			PseudonymKey: key, Package: pkg})
+		p.outcomesSvc = svc
 		svc.Register(p.Mux, p.Authn())
 		p.API.Operations["evaluate-measure"] = outcomes.OperationURL
 		return []func(context.Context) error{svc.Run}, nil

@@ -350,6 +350,14 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg)
 		if !ok {
 			continue
 		}
+		// Most observations (weights, blood pressure) are no template's
+		// variable: the patient's episodes need not be loaded for them.
+		if isVar, err := s.isVariable(ctx, tenant, o["code"]); err != nil || !isVar {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		episodes, err := s.patientEpisodes(ctx, tx, tenant, p[len("Patient/"):])
 		if err != nil {
 			return err
@@ -426,6 +434,30 @@ func (s *Service) recordObservation(ctx context.Context, tx store.Tx, e *episode
 		return err
 	}
 	return s.emit(ctx, tx, e, c, trace)
+}
+
+// isVariable tells whether a code is a rule variable of a template: of
+// any template parsed since the service started (the versions its episodes
+// were opened with among them), the active ones loaded first if none was.
+func (s *Service) isVariable(ctx context.Context, tenant string, code any) (bool, error) {
+	s.mu.Lock()
+	empty := len(s.templates) == 0
+	s.mu.Unlock()
+	if empty {
+		if _, err := s.activeTemplates(ctx, tenant); err != nil {
+			return false, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.templates {
+		for _, v := range t.Variables {
+			if hasCoding(code, v.System, v.Code) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 func hasCoding(cc any, system, code string) bool {

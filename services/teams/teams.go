@@ -174,11 +174,11 @@ func (s *Service) TimerHandlers() map[string]timer.Handler {
 // directoryOf returns the tenant's members (cached for MembersTTL) and its
 // organisations by FINESS.
 func (s *Service) directoryOf(ctx context.Context, tenant string, fresh bool) (memberCache, error) {
-	now := time.Now()
+	now := s.d.Clock.Now()
 	s.mu.Lock()
 	c, ok := s.members[tenant]
 	s.mu.Unlock()
-	if ok && !fresh && s.d.MembersTTL > 0 && now.Sub(c.at) < s.d.MembersTTL {
+	if ok && !fresh && s.d.MembersTTL > 0 && now.Sub(c.at) < s.d.MembersTTL && !now.Before(c.at) {
 		return c, nil
 	}
 	members, err := directory.LoadMembers(ctx, s.d.Store, tenant)
@@ -265,7 +265,7 @@ func (s *Service) cachedLoad(tenant, ref string) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.loads[tenant+"|"+ref]
-	if !ok || time.Since(c.at) > loadTTL {
+	if now := s.d.Clock.Now(); !ok || now.Sub(c.at) > loadTTL || now.Before(c.at) {
 		return 0, false
 	}
 	return c.n, true
@@ -273,7 +273,7 @@ func (s *Service) cachedLoad(tenant, ref string) (int, bool) {
 
 func (s *Service) storeLoad(tenant, ref string, n int) {
 	s.mu.Lock()
-	s.loads[tenant+"|"+ref] = cachedLoad{n: n, at: time.Now()}
+	s.loads[tenant+"|"+ref] = cachedLoad{n: n, at: s.d.Clock.Now()}
 	s.mu.Unlock()
 }
 

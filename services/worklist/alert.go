@@ -159,11 +159,17 @@ type timed struct {
 	m  obj
 }
 
-func (s *Service) history(ctx context.Context, tenant, patient, code string) ([]timed, error) {
+func (s *Service) history(ctx context.Context, tenant, patient, code string, since time.Time) ([]timed, error) {
 	var out []timed
 	q := store.Query{Tenant: tenant, Type: "Observation", Count: 1000, Params: []store.Param{
 		{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: patient}}},
 		{Name: "code", Kind: store.KindToken, Values: []store.Value{{Code: code}}}}}
+	if !since.IsZero() {
+		// Only what a rule's window can see: a patient followed for months
+		// has hundreds of weights.
+		q.Params = append(q.Params, store.Param{Name: "date", Kind: store.KindDate,
+			Values: []store.Value{{Prefix: "ge", Lo: since, Hi: since.Add(time.Second)}}})
+	}
 	// A blood-pressure component is indexed as the panel's combo-code, not
 	// its code: the panel's observations are searched too.
 	if code == LOINCSystolic || code == LOINCDiastolic {
@@ -279,7 +285,7 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r Rule, o obj, at
 		if !ok {
 			return nil, nil
 		}
-		hist, err := s.history(ctx, tenant, str(o, "subject", "reference"), r.Observation)
+		hist, err := s.history(ctx, tenant, str(o, "subject", "reference"), r.Observation, at.Add(-r.Window))
 		if err != nil {
 			return nil, err
 		}
@@ -316,7 +322,7 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r Rule, o obj, at
 		if rank < 0 {
 			return nil, nil
 		}
-		hist, err := s.history(ctx, tenant, str(o, "subject", "reference"), r.Observation)
+		hist, err := s.history(ctx, tenant, str(o, "subject", "reference"), r.Observation, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -446,7 +452,7 @@ func (s *Service) Acknowledge(ctx context.Context, a directory.Actor, flagID str
 	if err != nil || f.res.Tenant != a.Tenant {
 		return fhir.Errorf(http.StatusNotFound, "not-found", "Alerte inconnue : "+flagID, "Unknown alert: "+flagID)
 	}
-	if err := (access.Policy{}).Patient(ctx, s.d.Store, a, str(f.m, "subject", "reference")); err != nil {
+	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, str(f.m, "subject", "reference")); err != nil {
 		return err
 	}
 	agent, err := performerOf(a, "")
@@ -556,7 +562,7 @@ func missingKey(tenant, episode, rule string) string {
 // the latest observation of its code, or when the episode became active.
 func (s *Service) lastObserved(ctx context.Context, e episodeRef, r Rule) (time.Time, error) {
 	anchor := e.activeSince()
-	hist, err := s.history(ctx, e.tenant, e.patient, r.Observation)
+	hist, err := s.history(ctx, e.tenant, e.patient, r.Observation, anchor)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -457,7 +457,7 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 	if v.Patient == "" || v.Patient == "Patient/" {
 		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Patient manquant", "Patient missing", "patient")
 	}
-	if err := (access.Policy{}).Patient(ctx, s.d.Store, a, v.Patient); err != nil {
+	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, v.Patient); err != nil {
 		return nil, err
 	}
 	owner := ""
@@ -620,7 +620,7 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 		}
 		task, owner = &t, str(t.m, "owner", "reference")
 	}
-	if err := (access.Policy{}).Patient(ctx, s.d.Store, a, patient); err != nil {
+	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, patient); err != nil {
 		return store.Resource{}, err
 	}
 	performer, err := performerOf(a, owner)

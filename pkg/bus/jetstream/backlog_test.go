@@ -61,4 +61,3 @@ func TestBacklogCountsUnhandledMessages(t *testing.T) {
 		return err == nil && n == 0
 	})
 }
-

@@ -381,24 +381,41 @@ func (b *Bus) track(stream, durable string, n int) {
 // back-off). Zero means every event published so far has been handled.
 func (b *Bus) Backlog(ctx context.Context) (int, error) {
 	b.runMu.Lock()
-	keys := make([]string, 0, len(b.running))
+	byStream := map[string]map[string]bool{}
 	for k := range b.running {
-		keys = append(keys, k)
+		stream, durable, _ := strings.Cut(k, "\x00")
+		if byStream[stream] == nil {
+			byStream[stream] = map[string]bool{}
+		}
+		byStream[stream][durable] = true
 	}
 	b.runMu.Unlock()
-	sort.Strings(keys)
+	streams := make([]string, 0, len(byStream))
+	for s := range byStream {
+		streams = append(streams, s)
+	}
+	sort.Strings(streams)
 	total := 0
-	for _, k := range keys {
-		stream, durable, _ := strings.Cut(k, "\x00")
-		cons, err := b.js.Consumer(ctx, b.StreamName(stream), durable)
+	for _, name := range streams {
+		// One listing per stream rather than one request per consumer.
+		st, err := b.js.Stream(ctx, b.StreamName(name))
 		if err != nil {
-			return 0, fmt.Errorf("backlog of %s: %w", durable, err)
+			return 0, fmt.Errorf("backlog of stream %s: %w", name, err)
 		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("backlog of %s: %w", durable, err)
+		found := 0
+		list := st.ListConsumers(ctx)
+		for info := range list.Info() {
+			if byStream[name][info.Name] {
+				found++
+				total += int(info.NumPending) + info.NumAckPending
+			}
 		}
-		total += int(info.NumPending) + info.NumAckPending
+		if err := list.Err(); err != nil {
+			return 0, fmt.Errorf("backlog of stream %s: %w", name, err)
+		}
+		if found < len(byStream[name]) {
+			return 0, fmt.Errorf("backlog of stream %s: %d of its consumers not found", name, len(byStream[name])-found)
+		}
 	}
 	return total, nil
 }

@@ -8,11 +8,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -25,12 +27,17 @@ type Options struct {
 	sqlstore.Options
 	// Readers bounds the read connections (default 4).
 	Readers int
+	// RelaxedSync syncs the write-ahead log at checkpoints only
+	// (synchronous NORMAL) instead of at every commit: a commit survives
+	// the process's crash but not a power cut. For a demo's invented data
+	// only.
+	RelaxedSync bool
 }
 
 // Open opens (creating if needed) the database file at path, applies pending
 // migrations and returns the store.
 func Open(ctx context.Context, path string, o Options) (*sqlstore.Store, error) {
-	be, err := Connect(ctx, path, o.Readers)
+	be, err := connect(ctx, path, o.Readers, o.RelaxedSync)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +67,9 @@ type Backend struct {
 	// stmts caches the writer's prepared statements: parsing SQL costs more
 	// than running it for the small statements a write is made of.
 	stmts stmtCache
+	// commits counts the commits, for maybeOptimize (the committer's
+	// goroutine only).
+	commits atomic.Int64
 	// rstmts does the same for the readers.
 	rstmts stmtCache
 }
@@ -119,6 +129,10 @@ func (c *stmtCache) close() {
 
 // Connect opens the writer and reader pools on the file at path.
 func Connect(ctx context.Context, path string, readers int) (*Backend, error) {
+	return connect(ctx, path, readers, false)
+}
+
+func connect(ctx context.Context, path string, readers int, relaxed bool) (*Backend, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("database directory: %w", err)
 	}
@@ -131,7 +145,11 @@ func Connect(ctx context.Context, path string, readers int) (*Backend, error) {
 	// failing at once; temp_store(MEMORY) keeps the savepoint journals of
 	// the group commit in memory instead of a temporary file.
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
+	sync := "synchronous(FULL)"
+	if relaxed {
+		sync = "synchronous(NORMAL)"
+	}
+	for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)", "analysis_limit(1000)"} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
@@ -341,7 +359,26 @@ func (t *sqlTx) Commit(ctx context.Context) error {
 		_ = t.Rollback(ctx)
 		return err
 	}
+	t.b.maybeOptimize(ctx)
 	return nil
+}
+
+// optimizeEvery is how many commits pass between two refreshes of the
+// query planner's statistics.
+const optimizeEvery = 2000
+
+// maybeOptimize refreshes the planner's statistics now and then (PRAGMA
+// optimize, bounded by analysis_limit): without them SQLite drives a search
+// from the whole table of a type rather than from the patient's few index
+// rows, and a search slows down as the database grows. It runs on the
+// writer connection right after a commit, between two transactions.
+func (b *Backend) maybeOptimize(ctx context.Context) {
+	if b.commits.Add(1)%optimizeEvery != 1 {
+		return
+	}
+	if _, err := b.wc.ExecContext(context.WithoutCancel(ctx), "PRAGMA optimize=0x10002"); err != nil {
+		slog.Default().Warn("sqlite: refresh the query planner's statistics", "error", err)
+	}
 }
 
 // Rollback ends the transaction; a rollback after SQLite already ended it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -87,22 +88,29 @@ func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 	if q.Tenant != "" {
 		where += " AND r.tenant = " + b.arg(q.Tenant)
 	}
-	for _, p := range q.Params {
-		cond, err := b.param(p)
+	from := "resources r"
+	for i, p := range driverFirst(q.Params) {
+		cond, drive, err := b.param(p, i == 0)
 		if err != nil {
 			return page, err
 		}
 		where += " AND " + cond
+		if drive != "" {
+			// The driving parameter's matches come first, whatever the
+			// planner's statistics say (SQLite keeps CROSS JOIN's order).
+			from = "(" + drive + ") d CROSS JOIN resources r"
+			where += " AND r.res_id = d.res_id"
+		}
 	}
 	if q.Total {
 		var n int64
-		if err := s.be.Reader().QueryRow(ctx, "SELECT COUNT(*) FROM resources r WHERE "+where, b.args...).Scan(&n); err != nil {
+		if err := s.be.Reader().QueryRow(ctx, "SELECT COUNT(*) FROM "+from+" WHERE "+where, b.args...).Scan(&n); err != nil {
 			return page, fmt.Errorf("search %s: %w", q.Type, err)
 		}
 		page.Total = int(n)
 	}
 	query := `SELECT r.res_id, r.seq, v.tenant, v.version, v.last_updated, v.body
-FROM resources r JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+FROM ` + from + ` JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
 WHERE ` + where + " AND r.seq > " + b.arg(after) + " ORDER BY r.seq LIMIT " + b.arg(count+1)
 	rows, err := s.be.Reader().Query(ctx, query, b.args...)
 	if err != nil {
@@ -139,17 +147,47 @@ func (b *sqlBuilder) arg(v any) string {
 	return "$" + strconv.Itoa(len(b.args))
 }
 
+// driverFirst orders the parameters so that the most selective kind comes
+// first: a reference (a patient's, an owner's), then an id, a token, a
+// string, a date. The first selects the candidate resources; each other
+// one is checked per candidate (param).
+func driverFirst(ps []store.Param) []store.Param {
+	rank := func(p store.Param) int {
+		switch {
+		case p.Kind == store.KindReference:
+			return 0
+		case p.Name == "_id":
+			return 1
+		case p.Kind == store.KindToken:
+			return 2
+		case p.Kind == store.KindDate:
+			return 4
+		}
+		return 3
+	}
+	out := append([]store.Param(nil), ps...)
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
+}
+
 // param builds the condition for one parameter: any of its values (OR).
-func (b *sqlBuilder) param(p store.Param) (string, error) {
+// The driving parameter is a set the resources are looked up from; the
+// others are correlated checks on the index's primary key (res_type,
+// res_id, param, …), so that "this patient's weights" does not read every
+// weight of the database.
+//
+// For the driving parameter it also returns the query of its matching ids
+// (DISTINCT: a resource may match by several index rows).
+func (b *sqlBuilder) param(p store.Param, driver bool) (cond, drive string, err error) {
 	if len(p.Values) == 0 {
-		return "", fmt.Errorf("%w: parameter %s has no value", store.ErrInvalid, p.Name)
+		return "", "", fmt.Errorf("%w: parameter %s has no value", store.ErrInvalid, p.Name)
 	}
 	if p.Name == "_id" {
 		var ors []string
 		for _, v := range p.Values {
 			ors = append(ors, "r.res_id = "+b.arg(v.Code))
 		}
-		return "(" + strings.Join(ors, " OR ") + ")", nil
+		return "(" + strings.Join(ors, " OR ") + ")", "", nil
 	}
 	var table string
 	var ors []string
@@ -182,16 +220,20 @@ func (b *sqlBuilder) param(p store.Param) (string, error) {
 			table = "idx_date"
 			c, err := b.dateCond(v)
 			if err != nil {
-				return "", fmt.Errorf("%s: %w", p.Name, err)
+				return "", "", fmt.Errorf("%s: %w", p.Name, err)
 			}
 			cond = c
 		default:
-			return "", fmt.Errorf("%w: parameter %s has unsupported type %q", store.ErrInvalid, p.Name, p.Kind)
+			return "", "", fmt.Errorf("%w: parameter %s has unsupported type %q", store.ErrInvalid, p.Name, p.Kind)
 		}
 		ors = append(ors, "("+cond+")")
 	}
-	return "r.res_id IN (SELECT res_id FROM " + table + " WHERE res_type = $1 AND param = " + b.arg(p.Name) +
-		" AND (" + strings.Join(ors, " OR ") + "))", nil
+	if driver {
+		return "TRUE", "SELECT DISTINCT res_id FROM " + table + " WHERE res_type = $1 AND param = " + b.arg(p.Name) +
+			" AND (" + strings.Join(ors, " OR ") + ")", nil
+	}
+	return "EXISTS (SELECT 1 FROM " + table + " x WHERE x.res_type = $1 AND x.res_id = r.res_id AND x.param = " + b.arg(p.Name) +
+		" AND (" + strings.Join(ors, " OR ") + "))", "", nil
 }
 
 // dateCond compares an indexed interval [lo, hi) with the value's interval
