@@ -46,9 +46,10 @@
 //     six days before the readmission it leads to (weight, heart rate,
 //     blood pressure, NYHA class, oedema), so the alert rules fire as they
 //     would; the alerts' review tasks are answered like the others;
-//   - the coordinating nurse calls, every Monday, the heart-failure
-//     patients with no weight for six days (one call in eight does not get
-//     through: the missing-weight alert may follow);
+//   - the coordinating nurse calls the heart-failure patients for their
+//     weight every Monday, again in the afternoon those the morning did
+//     not reach (one call in eight does not get through: two in a row, and
+//     the missing-weight alert follows);
 //   - a team member records the deaths the team learns of; the coordinator
 //     imports INSEE's register of deaths every month (with people unknown
 //     to the CPTS in it).

@@ -194,6 +194,17 @@ func (r *runner) simulate(ctx context.Context) error {
 				evs = append(evs, event{at: s.Discharge, rank: 2, do: r.send(s, triggerDischarge)})
 			}
 		}
+		if p.Pathway == HeartFailure {
+			// Taught to weigh every morning, a patient whose weight climbs
+			// phones it in over the days before the decompensation.
+			for _, st := range p.Stays[1:] {
+				if (st.HF || st.Dies) && !st.Elective {
+					for d := 4; d >= 1; d-- {
+						evs = append(evs, event{at: at(st.Admit.Add(-time.Duration(d)*24*time.Hour), 9, 15), rank: 4, do: r.report(p)})
+					}
+				}
+			}
+		}
 		if p.Death != nil && p.Death.Source == DeathByTeam {
 			// Someone of the team learns it and records it a day or two later.
 			when := at(p.Death.At.Add(time.Duration(24+p.N%24)*time.Hour), 11, 0)
@@ -207,7 +218,7 @@ func (r *runner) simulate(ctx context.Context) error {
 			evs = append(evs, event{at: at(day, h, 0), rank: 5, do: r.round})
 		}
 		if day.In(clock.Paris).Weekday() == time.Monday {
-			evs = append(evs, event{at: at(day, 10, 30), rank: 4, do: r.calls})
+			evs = append(evs, event{at: at(day, 10, 30), rank: 4, do: r.calls}, event{at: at(day, 16, 0), rank: 4, do: r.calls})
 		}
 		if day.In(clock.Paris).Day() == 6 {
 			evs = append(evs, event{at: at(day, 11, 30), rank: 6, do: r.register(day)})
@@ -289,16 +300,40 @@ func (r *runner) advance(ctx context.Context, t time.Time) error {
 	return r.settle(ctx)
 }
 
+// settleWithin bounds how long the platform may take to settle after one
+// step: past it the simulation stops with an error rather than hang.
+const settleWithin = 5 * time.Minute
+
 // settle waits until the platform has done everything the last change
 // started: due timers fired, outbox published, every event handled, twice
 // in a row.
 func (r *runner) settle(ctx context.Context) error {
 	quiet := 0
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(settleWithin)
+	// A step blocked inside the store (a handler that does not return)
+	// is stopped too.
+	ctx, cancel := context.WithTimeoutCause(ctx, settleWithin+time.Minute,
+		fmt.Errorf("demo: the platform did not settle within %v", settleWithin+time.Minute))
+	defer cancel()
 	for quiet < 2 {
-		fired, err := r.d.FireDue(ctx)
-		if err != nil {
-			return fmt.Errorf("demo: timers: %w", err)
+		type result struct {
+			n   int
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			n, err := r.d.FireDue(ctx)
+			done <- result{n, err}
+		}()
+		var fired int
+		select {
+		case res := <-done:
+			if res.err != nil {
+				return fmt.Errorf("demo: timers: %w", res.err)
+			}
+			fired = res.n
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 		n, err := r.d.Backlog(ctx)
 		if err != nil {

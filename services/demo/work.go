@@ -206,9 +206,9 @@ func (r *runner) planFor(t *task, p *Patient, now time.Time) *taskPlan {
 		span = time.Hour
 	}
 	switch n := rng.IntN(100); {
-	case n < 90:
+	case n < 94:
 		pl.doAt = start.Add(time.Duration(rng.Int64N(int64(span))))
-	case n < 98:
+	case n < 99:
 		pl.doAt = t.due.Add(time.Duration(1+rng.IntN(6)) * 24 * time.Hour)
 	default:
 		pl.skip = true
@@ -405,11 +405,14 @@ func (r *runner) measure(p *Patient, code string, now time.Time) worklist.Visit 
 	return v
 }
 
-// calls are the coordinating nurse's weekly telephone calls to the
-// patients followed for heart failure who have not been weighed for six
-// days: the patient reads the weight of the morning. About one call in
-// eight does not get through, and the missing-weight alert may follow.
+// calls are the coordinating nurse's telephone calls to the patients
+// followed for heart failure, every Monday morning to everyone not weighed
+// since the day before, and that afternoon again to those the morning did
+// not reach. The patient reads the weight of the morning. About one call
+// in eight does not get through; two in a row, and the missing-weight
+// alert follows a week later.
 func (r *runner) calls(ctx context.Context) error {
+	const since = 24 * time.Hour
 	now := r.d.Clock.Now()
 	page, err := r.d.Store.Search(ctx, store.Query{Tenant: r.d.Tenant, Type: "EpisodeOfCare", Count: 1000,
 		Params: []store.Param{{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "active"}}}}})
@@ -423,7 +426,7 @@ func (r *runner) calls(ctx context.Context) error {
 		_ = json.Unmarshal(res.Body, &m)
 		id := strings.TrimPrefix(str(m, "patient", "reference"), "Patient/")
 		p := r.patient(ctx, id)
-		if p == nil || p.Pathway != HeartFailure || now.Sub(r.lastWeight[p]) < 6*24*time.Hour {
+		if p == nil || p.Pathway != HeartFailure || now.Sub(r.lastWeight[p]) < since {
 			continue
 		}
 		todo = append(todo, p)
@@ -449,6 +452,32 @@ func (r *runner) calls(ctx context.Context) error {
 		r.lastWeight[p] = now
 	}
 	return nil
+}
+
+// report records the weight a patient phones in, while the episode runs.
+func (r *runner) report(p *Patient) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		now := r.d.Clock.Now()
+		if now.Sub(r.lastWeight[p]) < 12*time.Hour {
+			return nil
+		}
+		id, err := r.patientID(ctx, p)
+		if err != nil {
+			return nil // not discharged into the pathway (yet)
+		}
+		v := r.measure(p, "report", now)
+		call := worklist.Visit{Patient: "Patient/" + id, At: now, WeightKg: v.WeightKg, Note: "Le patient signale son poids du matin"}
+		if err := r.asTeam(ctx, p, id, func(a directory.Actor) error {
+			_, err := r.d.Worklist.RecordVisit(ctx, a, call)
+			return err
+		}); err != nil {
+			r.log.Debug("demo report not recorded", "patient", p.N, "error", err)
+			return nil
+		}
+		r.sum.Calls++
+		r.lastWeight[p] = now
+		return nil
+	}
 }
 
 // asTeam runs fn as the first of the CPTS's coordinating nurses (then its

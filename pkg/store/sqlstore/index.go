@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -112,11 +114,17 @@ func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 	query := `SELECT r.res_id, r.seq, v.tenant, v.version, v.last_updated, v.body
 FROM ` + from + ` JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
 WHERE ` + where + " AND r.seq > " + b.arg(after) + " ORDER BY r.seq LIMIT " + b.arg(count+1)
+	began := time.Now()
 	rows, err := s.be.Reader().Query(ctx, query, b.args...)
 	if err != nil {
 		return page, fmt.Errorf("search %s: %w", q.Type, err)
 	}
-	defer rows.Close()
+	defer func() {
+		rows.Close()
+		if took := time.Since(began); took > slowSearch {
+			slog.Default().Warn("slow search", "type", q.Type, "params", len(q.Params), "took_ms", took.Milliseconds(), "sql", query, "args", fmt.Sprint(b.args...))
+		}
+	}()
 	var lastSeq int64
 	for rows.Next() {
 		r := store.Resource{Type: q.Type}
@@ -139,6 +147,9 @@ WHERE ` + where + " AND r.seq > " + b.arg(after) + " ORDER BY r.seq LIMIT " + b.
 	}
 	return page, nil
 }
+
+// slowSearch is the time past which a search is logged with its query.
+const slowSearch = time.Second
 
 type sqlBuilder struct{ args []any }
 
