@@ -113,6 +113,7 @@ var messages = map[string][2]string{
 	"numerator":               {"Numérateur", "Numerator"},
 	"censored":                {"Suivi en cours (censurés)", "Follow-up not over (censored)"},
 	"rate_ci":                 {"Taux [IC 95 %]", "Rate [95 % CI]"},
+	"mostly_censored":         {"(la plupart des suivis sont en cours : ce taux ne compte que les épisodes déjà clos, voir la courbe)", "(most follow-ups are not over: this rate counts only the episodes already closed, see the curve)"},
 	"comparison":              {"Avant / après", "Before / after"},
 	"before":                  {"Avant", "Before"},
 	"after":                   {"Avec le parcours", "With the pathway"},
