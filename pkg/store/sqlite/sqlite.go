@@ -8,13 +8,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -67,9 +65,6 @@ type Backend struct {
 	// stmts caches the writer's prepared statements: parsing SQL costs more
 	// than running it for the small statements a write is made of.
 	stmts stmtCache
-	// commits counts the commits, for maybeOptimize (the committer's
-	// goroutine only).
-	commits atomic.Int64
 	// rstmts does the same for the readers.
 	rstmts stmtCache
 }
@@ -149,7 +144,7 @@ func connect(ctx context.Context, path string, readers int, relaxed bool) (*Back
 	if relaxed {
 		sync = "synchronous(NORMAL)"
 	}
-	for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)", "analysis_limit(1000)"} {
+	for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
@@ -359,26 +354,7 @@ func (t *sqlTx) Commit(ctx context.Context) error {
 		_ = t.Rollback(ctx)
 		return err
 	}
-	t.b.maybeOptimize(ctx)
 	return nil
-}
-
-// optimizeEvery is how many commits pass between two refreshes of the
-// query planner's statistics.
-const optimizeEvery = 2000
-
-// maybeOptimize refreshes the planner's statistics now and then (PRAGMA
-// optimize, bounded by analysis_limit): without them SQLite drives a search
-// from the whole table of a type rather than from the patient's few index
-// rows, and a search slows down as the database grows. It runs on the
-// writer connection right after a commit, between two transactions.
-func (b *Backend) maybeOptimize(ctx context.Context) {
-	if b.commits.Add(1)%optimizeEvery != 1 {
-		return
-	}
-	if _, err := b.wc.ExecContext(context.WithoutCancel(ctx), "PRAGMA optimize=0x10002"); err != nil {
-		slog.Default().Warn("sqlite: refresh the query planner's statistics", "error", err)
-	}
 }
 
 // Rollback ends the transaction; a rollback after SQLite already ended it

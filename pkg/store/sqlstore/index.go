@@ -98,8 +98,10 @@ func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 		}
 		where += " AND " + cond
 		if drive != "" {
-			// The driving parameter's matches come first, whatever the
-			// planner's statistics say (SQLite keeps CROSS JOIN's order).
+			// The driving parameter's matches come first whatever the
+			// planner would guess: SQLite keeps CROSS JOIN's order, and
+			// runs without statistics (none is gathered), so the plan
+			// is the query's shape, the same on every database.
 			from = "(" + drive + ") d CROSS JOIN resources r"
 			where += " AND r.res_id = d.res_id"
 		}
