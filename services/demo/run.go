@@ -308,7 +308,7 @@ const settleWithin = 5 * time.Minute
 // started: due timers fired, outbox published, every event handled, twice
 // in a row.
 func (r *runner) settle(ctx context.Context) error {
-	quiet := 0
+	quiet, failures := 0, 0
 	deadline := time.Now().Add(settleWithin)
 	// A step blocked inside the store (a handler that does not return)
 	// is stopped too.
@@ -329,8 +329,17 @@ func (r *runner) settle(ctx context.Context) error {
 		select {
 		case res := <-done:
 			if res.err != nil {
-				return fmt.Errorf("demo: timers: %w", res.err)
+				// A store error (a group commit that failed for another
+				// job's sake) is retried, as the timer runner does.
+				if failures++; failures > 20 {
+					return fmt.Errorf("demo: timers: %w", res.err)
+				}
+				r.log.Warn("demo: firing timers failed; trying again", "error", res.err)
+				quiet = 0
+				time.Sleep(100 * time.Millisecond)
+				continue
 			}
+			failures = 0
 			fired = res.n
 		case <-ctx.Done():
 			return context.Cause(ctx)

@@ -236,10 +236,13 @@ func (c *committer) runOnce(jobs []*job) ([]error, error) {
 }
 
 // runJob runs one job and sends its queued statements, so that their errors
-// are the job's own.
+// are the job's own. A job runs to its end once dequeued, whatever becomes of
+// its caller (its outcome is awaited anyway): a caller's cancellation must not
+// break, midway through a statement, the connection the whole batch shares.
 func runJob(j *job, tx WriteTx) error {
-	err := j.fn(j.ctx, tx)
-	if ferr := tx.Flush(j.ctx); err == nil {
+	ctx := context.WithoutCancel(j.ctx)
+	err := j.fn(ctx, tx)
+	if ferr := tx.Flush(ctx); err == nil {
 		err = ferr
 	}
 	return err
