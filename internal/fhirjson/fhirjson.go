@@ -97,6 +97,18 @@ func FirstCode(cc any, system string) string {
 	return ""
 }
 
+// HasCoding tells whether a CodeableConcept carries system|code (any
+// system when system is "").
+func HasCoding(cc any, system, code string) bool {
+	for _, c := range List(AsObj(cc)["coding"]) {
+		co := AsObj(c)
+		if co["code"] == code && (system == "" || co["system"] == system) {
+			return true
+		}
+	}
+	return false
+}
+
 // Codeable is a CodeableConcept with one coding.
 func Codeable(system, code, display string) Obj {
 	c := Obj{"system": system, "code": code}

@@ -36,3 +36,13 @@ func TestPathsCodesExtensions(t *testing.T) {
 		t.Fatal("bad JSON accepted")
 	}
 }
+
+func TestHasCoding(t *testing.T) {
+	cc := Obj{"coding": []any{Obj{"system": "http://loinc.org", "code": "29463-7"}}}
+	if !HasCoding(cc, "http://loinc.org", "29463-7") || !HasCoding(cc, "", "29463-7") {
+		t.Error("coding not found")
+	}
+	if HasCoding(cc, "http://snomed.info/sct", "29463-7") || HasCoding(cc, "", "8867-4") || HasCoding(nil, "", "x") {
+		t.Error("coding found where there is none")
+	}
+}

@@ -124,10 +124,17 @@ func slug(login string) string {
 // missing and leaving what exists (a coordinator's edits survive restarts).
 // It returns how many resources it created.
 func SeedDev(ctx context.Context, s store.Store, tenant string) (int, error) {
+	return Seed(ctx, s, tenant, DevResources())
+}
+
+// Seed creates, in one transaction, the resources (each with its
+// resourceType and id) that do not exist yet, and leaves the others as they
+// are. It returns how many it created.
+func Seed(ctx context.Context, s store.Store, tenant string, resources []map[string]any) (int, error) {
 	created := 0
 	err := s.Tx(ctx, func(tx store.Tx) error {
 		created = 0
-		for _, r := range DevResources() {
+		for _, r := range resources {
 			body, err := json.Marshal(r)
 			if err != nil {
 				return err

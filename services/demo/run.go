@@ -116,7 +116,7 @@ func Run(ctx context.Context, d Deps, o Options) (sum Summary, err error) {
 	if err := r.mark(ctx, "running"); err != nil {
 		return sum, err
 	}
-	if err := seedOrganizations(ctx, d.Store, d.Tenant); err != nil {
+	if _, err := directory.Seed(ctx, d.Store, d.Tenant, organizations()); err != nil {
 		return sum, fmt.Errorf("demo organizations: %w", err)
 	}
 	res, err := d.Import(ctx, MembersCSV())

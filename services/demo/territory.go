@@ -2,15 +2,12 @@ package demo
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
-	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/ident"
 )
 
 // Commune is a commune of the demo territory.
@@ -102,29 +99,19 @@ var members = []member{
 // from the development accounts' numbers.
 func rppsOf(i int) string { return withLuhn(fmt.Sprintf("1000020%03d", i)) }
 
-// withLuhn appends the Luhn key to digits.
+// withLuhn appends the key that makes digits (8 for a FINESS number, 10
+// for an RPPS number) pass the identifier's own check.
 func withLuhn(digits string) string {
-	for k := byte('0'); k <= '9'; k++ {
-		if luhnOK(digits + string(k)) {
+	check := ident.CheckRPPS
+	if len(digits) == 8 {
+		check = ident.CheckFINESS
+	}
+	for k := '0'; k <= '9'; k++ {
+		if check(digits+string(k)) == nil {
 			return digits + string(k)
 		}
 	}
-	panic("unreachable")
-}
-
-func luhnOK(v string) bool {
-	sum := 0
-	for i := range len(v) {
-		d := int(v[len(v)-1-i] - '0')
-		if i%2 == 1 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return sum%10 == 0
+	panic("demo: no key for " + digits)
 }
 
 // MembersCSV is the demo CPTS's member file, in the format of `passerelle
@@ -206,27 +193,4 @@ func organizations() []map[string]any {
 		uf(Forez, Forez.Geriatrics, "Gériatrie", ""),
 		uf(CHDemo, CHDemo.Geriatrics, "Gériatrie", ""),
 	}
-}
-
-// seedOrganizations writes the organizations that are missing.
-func seedOrganizations(ctx context.Context, st store.Store, tenant string) error {
-	return st.Tx(ctx, func(tx store.Tx) error {
-		for _, o := range organizations() {
-			_, err := tx.Read(ctx, "Organization", o["id"].(string))
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-			body, err := json.Marshal(o)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Create(ctx, tenant, body); err != nil {
-				return fmt.Errorf("organization %s: %w", o["id"], err)
-			}
-		}
-		return nil
-	})
 }

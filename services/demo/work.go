@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/internal/fhirjson"
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
@@ -240,14 +241,14 @@ func (r *runner) openTasks(ctx context.Context) ([]*task, error) {
 				continue
 			}
 			t.status, _ = t.m["status"].(string)
-			t.owner = str(t.m, "owner", "reference")
-			t.patient = strings.TrimPrefix(str(t.m, "for", "reference"), "Patient/")
-			t.code = firstCode(t.m["code"])
-			t.start = parseTime(str(t.m, "restriction", "period", "start"))
-			t.due = parseTime(str(t.m, "restriction", "period", "end"))
-			t.authoredOn = parseTime(str(t.m, "authoredOn"))
-			for _, x := range list(t.m["extension"]) {
-				if xm, _ := x.(map[string]any); xm != nil && strings.HasSuffix(str(xm, "url"), "action-occurrence") {
+			t.owner = fhirjson.Str(t.m, "owner", "reference")
+			t.patient = strings.TrimPrefix(fhirjson.Str(t.m, "for", "reference"), "Patient/")
+			t.code = fhirjson.FirstCode(t.m["code"], "")
+			t.start, _ = fhirjson.ParseTime(fhirjson.Str(t.m, "restriction", "period", "start"))
+			t.due, _ = fhirjson.ParseTime(fhirjson.Str(t.m, "restriction", "period", "end"))
+			t.authoredOn, _ = fhirjson.ParseTime(fhirjson.Str(t.m, "authoredOn"))
+			for _, x := range fhirjson.List(t.m["extension"]) {
+				if xm, _ := x.(map[string]any); xm != nil && strings.HasSuffix(fhirjson.Str(xm, "url"), "action-occurrence") {
 					if f, ok := xm["valueInteger"].(float64); ok {
 						t.seq = int(f)
 					}
@@ -280,13 +281,13 @@ func (r *runner) login(ctx context.Context, roleID string) (string, error) {
 	var role map[string]any
 	_ = json.Unmarshal(res.Body, &role)
 	login := ""
-	if pid := strings.TrimPrefix(str(role, "practitioner", "reference"), "Practitioner/"); pid != "" {
+	if pid := strings.TrimPrefix(fhirjson.Str(role, "practitioner", "reference"), "Practitioner/"); pid != "" {
 		if pr, err := r.d.Store.Read(ctx, "Practitioner", pid); err == nil {
 			var m map[string]any
 			_ = json.Unmarshal(pr.Body, &m)
-			for _, id := range list(m["identifier"]) {
-				if im, _ := id.(map[string]any); im != nil && str(im, "system") == directory.SystemLogin {
-					login = str(im, "value")
+			for _, id := range fhirjson.List(m["identifier"]) {
+				if im, _ := id.(map[string]any); im != nil && fhirjson.Str(im, "system") == directory.SystemLogin {
+					login = fhirjson.Str(im, "value")
 				}
 			}
 		}
@@ -310,13 +311,13 @@ func (r *runner) patient(ctx context.Context, id string) *Patient {
 	var m map[string]any
 	_ = json.Unmarshal(res.Body, &m)
 	var found *Patient
-	for _, x := range list(m["identifier"]) {
+	for _, x := range fhirjson.List(m["identifier"]) {
 		xm, _ := x.(map[string]any)
-		if xm == nil || str(xm, "system") != "urn:oid:"+insDemoOID {
+		if xm == nil || fhirjson.Str(xm, "system") != "urn:oid:"+insDemoOID {
 			continue
 		}
 		for _, p := range r.plan.Patients {
-			if p.INS == str(xm, "value") {
+			if p.INS == fhirjson.Str(xm, "value") {
 				found = p
 			}
 		}
@@ -424,7 +425,7 @@ func (r *runner) calls(ctx context.Context) error {
 	for _, res := range page.Resources {
 		var m map[string]any
 		_ = json.Unmarshal(res.Body, &m)
-		id := strings.TrimPrefix(str(m, "patient", "reference"), "Patient/")
+		id := strings.TrimPrefix(fhirjson.Str(m, "patient", "reference"), "Patient/")
 		p := r.patient(ctx, id)
 		if p == nil || p.Pathway != HeartFailure || now.Sub(r.lastWeight[p]) < since {
 			continue
@@ -582,36 +583,4 @@ func deathLine(family, given, sex string, birth time.Time, place string, died ti
 	}
 	return pad(family+"*"+given+"/", 80) + sx + birth.Format("20060102") + pad(place, 5) + pad("", 30) + pad("", 30) +
 		died.In(clock.Paris).Format("20060102") + pad(place, 5) + fmt.Sprintf("%09d", act) + "\n"
-}
-
-func str(m map[string]any, keys ...string) string {
-	var cur any = m
-	for _, k := range keys {
-		mm, _ := cur.(map[string]any)
-		if mm == nil {
-			return ""
-		}
-		cur = mm[k]
-	}
-	s, _ := cur.(string)
-	return s
-}
-
-func list(v any) []any { l, _ := v.([]any); return l }
-
-func firstCode(v any) string {
-	m, _ := v.(map[string]any)
-	for _, c := range list(m["coding"]) {
-		if cm, _ := c.(map[string]any); cm != nil {
-			if s := str(cm, "code"); s != "" {
-				return s
-			}
-		}
-	}
-	return ""
-}
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339, s)
-	return t
 }

@@ -24,6 +24,7 @@ var (
 	setExtension = fhirjson.SetExtension
 	parseTime    = fhirjson.ParseTime
 	str          = fhirjson.Str
+	hasCoding    = fhirjson.HasCoding
 )
 
 func removeExtension(m obj, url string) {

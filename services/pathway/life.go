@@ -460,16 +460,6 @@ func (s *Service) isVariable(ctx context.Context, tenant string, code any) (bool
 	return false, nil
 }
 
-func hasCoding(cc any, system, code string) bool {
-	for _, c := range list(asObj(cc)["coding"]) {
-		co := asObj(c)
-		if co["code"] == code && (system == "" || co["system"] == system) {
-			return true
-		}
-	}
-	return false
-}
-
 // decide creates the tasks of the conditional actions whose rule is now
 // known to hold, and marks those whose rule is known to fail.
 func (s *Service) decide(ctx context.Context, tx store.Tx, e *episode, c *change) error {

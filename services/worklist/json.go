@@ -25,19 +25,9 @@ var (
 	setExtension = fhirjson.SetExtension
 	parseTime    = fhirjson.ParseTime
 	str          = fhirjson.Str
+	hasCoding    = fhirjson.HasCoding
 	resources    = fhirjson.Resources
 )
-
-// hasCoding tells whether a CodeableConcept carries system|code.
-func hasCoding(cc any, system, code string) bool {
-	for _, c := range list(asObj(cc)["coding"]) {
-		co := asObj(c)
-		if co["code"] == code && (system == "" || co["system"] == system) {
-			return true
-		}
-	}
-	return false
-}
 
 // formatTime writes an instant as FHIR dateTime in Europe/Paris.
 func formatTime(t time.Time) string { return t.In(paris).Format(time.RFC3339) }

@@ -96,7 +96,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 		if err != nil {
 			return page, err
 		}
-		where += " AND " + cond
+		if cond != "" {
+			where += " AND " + cond
+		}
 		if drive != "" {
 			// The driving parameter's matches come first whatever the
 			// planner would guess: SQLite keeps CROSS JOIN's order, and
@@ -189,7 +191,8 @@ func driverFirst(ps []store.Param) []store.Param {
 // res_id, param, …), so that "this patient's weights" does not read every
 // weight of the database.
 //
-// For the driving parameter it also returns the query of its matching ids
+// For the driving parameter it returns no condition but the query of its
+// matching ids, which the search joins on
 // (DISTINCT: a resource may match by several index rows).
 func (b *sqlBuilder) param(p store.Param, driver bool) (cond, drive string, err error) {
 	if len(p.Values) == 0 {
@@ -242,7 +245,7 @@ func (b *sqlBuilder) param(p store.Param, driver bool) (cond, drive string, err 
 		ors = append(ors, "("+cond+")")
 	}
 	if driver {
-		return "TRUE", "SELECT DISTINCT res_id FROM " + table + " WHERE res_type = $1 AND param = " + b.arg(p.Name) +
+		return "", "SELECT DISTINCT res_id FROM " + table + " WHERE res_type = $1 AND param = " + b.arg(p.Name) +
 			" AND (" + strings.Join(ors, " OR ") + ")", nil
 	}
 	return "EXISTS (SELECT 1 FROM " + table + " x WHERE x.res_type = $1 AND x.res_id = r.res_id AND x.param = " + b.arg(p.Name) +
