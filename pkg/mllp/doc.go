@@ -35,6 +35,16 @@
 // connection: without an ACK the sender keeps the message in its queue, where
 // the interface team sees it, rather than losing it.
 //
+// # Limits against exhaustion
+//
+// A connection holds a slot while it is open: MaxConns in all and
+// MaxConnsPerAddr per remote address, so that one host cannot take the slots
+// of every hospital. Its deadlines are set once and never pushed back by the
+// bytes that arrive: the TLS handshake must end within HandshakeTimeout, the
+// next frame must start within IdleTimeout of the last ACK, and a frame must
+// arrive whole within FrameTimeout of its start block. A client trickling a
+// byte now and then is therefore cut like a silent one.
+//
 // # Patient data
 //
 // Message contents are never logged: only the remote address, the frame

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -19,13 +20,24 @@ import (
 
 // Defaults of the Server's settings.
 const (
-	// DefaultReadTimeout is how long a connection may stay silent. Hospital
-	// interface engines keep their connection open between messages, often
-	// for hours, and reconnect when it drops; five minutes of silence frees
-	// the slot of a sender that vanished without closing.
-	DefaultReadTimeout     = 5 * time.Minute
-	DefaultWriteTimeout    = 30 * time.Second
-	DefaultMaxConns        = 256
+	// DefaultIdleTimeout is how long a connection may wait between two
+	// messages. Hospital interface engines keep their connection open
+	// between messages, often for hours, and reconnect when it drops; five
+	// minutes without a message frees the slot of a sender that vanished
+	// without closing.
+	DefaultIdleTimeout = 5 * time.Minute
+	// DefaultFrameTimeout is how long a whole frame may take to arrive once
+	// its start block has come: a 1 MiB message takes well under a second
+	// on any hospital link.
+	DefaultFrameTimeout = 60 * time.Second
+	// DefaultHandshakeTimeout bounds the TLS handshake.
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultMaxConns         = 256
+	// DefaultMaxConnsPerAddr is how many connections one remote address
+	// (an IPv4 address, or an IPv6 /64) may hold at once. An interface
+	// engine uses one connection per outbound feed, rarely more than a few.
+	DefaultMaxConnsPerAddr = 8
 	DefaultShutdownTimeout = 30 * time.Second
 	defaultAddr            = ":2575"
 )
@@ -78,13 +90,20 @@ type Server struct {
 	Addr    string
 	Handler Handler
 	// TLSConfig, when set, makes the server speak TLS. Set its ClientAuth to
-	// ask for client certificates; the one presented reaches the handler in
-	// ConnInfo.
+	// ask for client certificates (MutualTLS requires them); the one
+	// presented reaches the handler in ConnInfo.
 	TLSConfig *tls.Config
-	// ReadTimeout is how long a connection may send nothing, between frames
-	// or within one, before it is closed (DefaultReadTimeout). It also
-	// bounds the TLS handshake.
-	ReadTimeout time.Duration
+	// IdleTimeout is how long a connection may wait for the next frame to
+	// start, counted from the connection's start or the last ACK
+	// (DefaultIdleTimeout). Bytes outside a frame do not extend it.
+	IdleTimeout time.Duration
+	// FrameTimeout is how long a frame may take to arrive whole, counted
+	// from its start block (DefaultFrameTimeout). Neither deadline is
+	// pushed back by each byte received: a client trickling a byte now and
+	// then (slow loris) is cut all the same.
+	FrameTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake (DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
 	// WriteTimeout bounds the writing of one acknowledgement
 	// (DefaultWriteTimeout).
 	WriteTimeout time.Duration
@@ -94,6 +113,10 @@ type Server struct {
 	// MaxConns is how many connections are served at once (DefaultMaxConns);
 	// a connection beyond it is closed at once, and the sender retries later.
 	MaxConns int
+	// MaxConnsPerAddr is how many of them one remote address may hold
+	// (DefaultMaxConnsPerAddr; IPv6 addresses count by /64), so that one
+	// host opening connections cannot take every slot from the others.
+	MaxConnsPerAddr int
 	// ShutdownTimeout is how long Serve waits, once its context ends, for
 	// handlers in progress before cancelling their context and closing
 	// their connections (DefaultShutdownTimeout).
@@ -106,6 +129,7 @@ type Server struct {
 	ln       net.Listener
 	ready    chan struct{}
 	conns    map[*conn]struct{}
+	perAddr  map[netip.Addr]int
 	shutdown bool
 	started  bool
 	nextID   atomic.Uint64
@@ -114,12 +138,19 @@ type Server struct {
 // ErrServerStarted is returned by a second call of Serve on the same Server.
 var ErrServerStarted = errors.New("mllp: server already started")
 
-func (s *Server) readTimeout() time.Duration {
-	if s.ReadTimeout > 0 {
-		return s.ReadTimeout
+func orDefault[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultReadTimeout
+	return def
 }
+
+func (s *Server) idleTimeout() time.Duration  { return orDefault(s.IdleTimeout, DefaultIdleTimeout) }
+func (s *Server) frameTimeout() time.Duration { return orDefault(s.FrameTimeout, DefaultFrameTimeout) }
+func (s *Server) handshakeTimeout() time.Duration {
+	return orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)
+}
+func (s *Server) maxConnsPerAddr() int { return orDefault(s.MaxConnsPerAddr, DefaultMaxConnsPerAddr) }
 
 func (s *Server) writeTimeout() time.Duration {
 	if s.WriteTimeout > 0 {
@@ -198,6 +229,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.started = true
 	s.ln = ln
 	s.conns = make(map[*conn]struct{})
+	s.perAddr = make(map[netip.Addr]int)
 	s.mu.Unlock()
 	close(ready)
 
@@ -239,10 +271,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			break
 		}
 		delay = 0
-		c := &conn{srv: s, nc: nc, id: s.nextID.Add(1)}
-		if !s.track(c) {
-			log.WarnContext(ctx, "mllp connection refused: connection limit reached",
-				"remote_addr", nc.RemoteAddr().String(), "max_conns", s.maxConns())
+		c := &conn{srv: s, nc: nc, id: s.nextID.Add(1), addr: addrKey(nc.RemoteAddr())}
+		if why := s.track(c); why != "" {
+			log.WarnContext(ctx, "mllp connection refused: "+why,
+				"remote_addr", nc.RemoteAddr().String(), "max_conns", s.maxConns(), "max_conns_per_addr", s.maxConnsPerAddr())
 			nc.Close()
 			continue
 		}
@@ -292,20 +324,47 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) track(c *conn) bool {
+// track admits a connection, or says why not. The per-address limit is
+// checked first: connections held by one host never count against another
+// host's chance of a slot beyond the global limit they share.
+func (s *Server) track(c *conn) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown || len(s.conns) >= s.maxConns() {
-		return false
+	switch {
+	case s.shutdown:
+		return "shutting down"
+	case s.perAddr[c.addr] >= s.maxConnsPerAddr():
+		return "connection limit of the remote address reached"
+	case len(s.conns) >= s.maxConns():
+		return "connection limit reached"
 	}
 	s.conns[c] = struct{}{}
-	return true
+	s.perAddr[c.addr]++
+	return ""
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.perAddr[c.addr]--; s.perAddr[c.addr] <= 0 {
+		delete(s.perAddr, c.addr)
+	}
 	s.mu.Unlock()
+}
+
+// addrKey is what the per-address limit counts by: the IP address, or its
+// /64 for IPv6, since one host commonly holds a whole /64.
+func addrKey(a net.Addr) netip.Addr {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
 }
 
 // conn is one client connection.
@@ -314,6 +373,8 @@ type conn struct {
 	nc  net.Conn // the TCP connection; closing it ends every read and write
 	rw  net.Conn // what messages travel on: nc, or TLS over nc
 	id  uint64
+	// addr is the remote address as the per-address limit counts it.
+	addr netip.Addr
 
 	// busy and closed are guarded by srv.mu: a connection is busy from the
 	// moment a complete frame is read until its answer is written.
@@ -352,18 +413,34 @@ func (c *conn) setBusy(busy bool) bool {
 	return true
 }
 
-// deadlineReader sets the read deadline before every read, so that the read
-// timeout measures silence, not the time a large frame takes to arrive.
+// deadlineReader keeps the connection's read deadline: between frames, the
+// idle deadline set when the connection opened or its last ACK was
+// written; once a start block arrives, a deadline for the whole frame. Each
+// is set once and never pushed back by the bytes that come, so a client
+// that sends a byte now and then cannot hold its connection for ever.
 type deadlineReader struct {
 	nc      net.Conn
-	timeout time.Duration
+	frame   time.Duration
+	inFrame bool
 }
 
-func (r deadlineReader) Read(p []byte) (int, error) {
-	if err := r.nc.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
-		return 0, err
+func (r *deadlineReader) Read(p []byte) (int, error) {
+	n, err := r.nc.Read(p)
+	if !r.inFrame && n > 0 && bytes.IndexByte(p[:n], StartBlock) >= 0 {
+		r.inFrame = true
+		if derr := r.nc.SetReadDeadline(time.Now().Add(r.frame)); derr != nil && err == nil {
+			err = derr
+		}
 	}
-	return r.nc.Read(p)
+	return n, err
+}
+
+// idle starts the wait for the next frame. (Bytes of the next frame already
+// read along with the last one stay under this deadline, which bounds them
+// as well.)
+func (r *deadlineReader) idle(d time.Duration) error {
+	r.inFrame = false
+	return r.nc.SetReadDeadline(time.Now().Add(d))
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -384,10 +461,12 @@ func (c *conn) serve(ctx context.Context) {
 	if s.TLSConfig != nil {
 		tc := tls.Server(c.nc, s.TLSConfig)
 		c.rw = tc
-		hctx, cancel := context.WithTimeout(ctx, s.readTimeout())
+		hctx, cancel := context.WithTimeout(ctx, s.handshakeTimeout())
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
+			// A client without an acceptable certificate ends here when
+			// the TLSConfig requires one: the log is the only trace.
 			log.WarnContext(ctx, "mllp TLS handshake failed", "error", err)
 			return
 		}
@@ -403,10 +482,15 @@ func (c *conn) serve(ctx context.Context) {
 	}
 	log.InfoContext(ctx, "mllp connection opened", attrs...)
 
-	r := NewReader(deadlineReader{nc: c.rw, timeout: s.readTimeout()}, s.MaxMessageSize)
+	dr := &deadlineReader{nc: c.rw, frame: s.frameTimeout()}
+	r := NewReader(dr, s.MaxMessageSize)
 	w := NewWriter(c.rw)
 	handled := 0
 	for {
+		if err := dr.idle(s.idleTimeout()); err != nil {
+			c.logEnd(ctx, log, err, handled, r.Skipped())
+			return
+		}
 		msg, err := r.ReadMessage()
 		if err != nil {
 			var tooLarge *TooLargeError
@@ -455,7 +539,8 @@ func (c *conn) logEnd(ctx context.Context, log *slog.Logger, err error, handled 
 	case errors.Is(err, io.EOF):
 		log.InfoContext(ctx, "mllp connection closed by peer", attrs...)
 	case errors.As(err, &ne) && ne.Timeout():
-		log.InfoContext(ctx, "mllp connection idle: closing", append(attrs, "read_timeout", c.srv.readTimeout())...)
+		log.InfoContext(ctx, "mllp connection timed out: closing", append(attrs,
+			"idle_timeout", c.srv.idleTimeout(), "frame_timeout", c.srv.frameTimeout())...)
 	case errors.Is(err, net.ErrClosed):
 		log.InfoContext(ctx, "mllp connection closed", attrs...)
 	default:

@@ -25,7 +25,7 @@ func (r *rig) mllpAddr() string {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	srv := &mllp.Server{Handler: r.svc.MLLP(), MaxMessageSize: 1 << 20, ReadTimeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := &mllp.Server{Handler: r.svc.MLLP(), MaxMessageSize: 1 << 20, IdleTimeout: 5 * time.Second, MaxConnsPerAddr: 64, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ctx, ln) }()
