@@ -7,9 +7,12 @@ package directory
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,12 +23,16 @@ import (
 const (
 	SystemLogin    = "https://passerelle.health/fhir/NamingSystem/login"
 	SystemClientID = "https://passerelle.health/fhir/NamingSystem/client-id"
-	SystemHL7NS    = "https://passerelle.health/fhir/NamingSystem/hl7-namespace"
-	SystemUF       = "https://passerelle.health/fhir/NamingSystem/uf"
-	SystemRPPS     = "https://rpps.esante.gouv.fr"
-	SystemIDNPS    = "urn:oid:1.2.250.1.71.4.2.1"
-	SystemFINESS   = "http://finess.sante.gouv.fr"
-	SystemTeamRole = "https://passerelle.health/fhir/CodeSystem/team-role"
+	// SystemCertificate identifies a hospital system's Device by the
+	// SHA-256 fingerprint of the TLS client certificate it sends HL7 v2
+	// with (Fingerprint: lower-case hex, no colons).
+	SystemCertificate = "https://passerelle.health/fhir/NamingSystem/certificate-sha256"
+	SystemHL7NS       = "https://passerelle.health/fhir/NamingSystem/hl7-namespace"
+	SystemUF          = "https://passerelle.health/fhir/NamingSystem/uf"
+	SystemRPPS        = "https://rpps.esante.gouv.fr"
+	SystemIDNPS       = "urn:oid:1.2.250.1.71.4.2.1"
+	SystemFINESS      = "http://finess.sante.gouv.fr"
+	SystemTeamRole    = "https://passerelle.health/fhir/CodeSystem/team-role"
 	// ExtTerritory holds the communes (INSEE) and postal codes a member covers.
 	ExtTerritory = "https://passerelle.health/fhir/StructureDefinition/territory"
 )
@@ -208,44 +215,85 @@ func (r *Resolver) Person(ctx context.Context, tenant, login string) (Actor, err
 // identifier, owned by the facility's Organization, whose FINESS it carries.
 func (r *Resolver) System(ctx context.Context, tenant, clientID string) (Actor, error) {
 	return r.lookup("s\x00"+tenant+"\x00"+clientID, func() (Actor, error) {
-		page, err := r.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Device", Count: 2,
-			Params: []store.Param{tokenParam("identifier", SystemClientID, clientID)}})
-		if err != nil {
-			return Actor{}, fmt.Errorf("find system: %w", err)
-		}
-		if len(page.Resources) != 1 {
-			return Actor{}, ErrUnknown
-		}
-		dev := page.Resources[0]
-		var d struct {
-			Owner struct {
-				Reference string `json:"reference"`
-			} `json:"owner"`
-		}
-		if err := json.Unmarshal(dev.Body, &d); err != nil || d.Owner.Reference == "" {
-			return Actor{}, fmt.Errorf("%w: system has no owning organisation", ErrUnknown)
-		}
-		a := Actor{Tenant: tenant, System: clientID, Device: "Device/" + dev.ID, Organization: d.Owner.Reference}
-		var orgID string
-		if _, err := fmt.Sscanf(d.Owner.Reference, "Organization/%s", &orgID); err != nil {
-			return Actor{}, fmt.Errorf("%w: bad owner reference", ErrUnknown)
-		}
-		org, err := r.Store.Read(ctx, "Organization", orgID)
-		if err != nil {
-			return Actor{}, fmt.Errorf("%w: owner %s: %v", ErrUnknown, d.Owner.Reference, err)
-		}
-		var o struct {
-			Identifier []struct{ System, Value string } `json:"identifier"`
-		}
-		_ = json.Unmarshal(org.Body, &o)
-		for _, id := range o.Identifier {
-			if id.System == SystemFINESS {
-				a.FINESS = id.Value
-			}
-		}
-		if a.FINESS == "" {
-			return Actor{}, fmt.Errorf("%w: owner has no FINESS", ErrUnknown)
-		}
-		return a, nil
+		a, err := r.device(ctx, tenant, SystemClientID, clientID, false)
+		a.System = clientID
+		return a, err
 	})
+}
+
+// Fingerprint is how a certificate is registered on a Device under
+// SystemCertificate: the SHA-256 of its DER encoding, lower-case hex
+// without colons (openssl x509 -noout -fingerprint -sha256 prints the same
+// digits, upper-case with colons).
+func Fingerprint(der []byte) string {
+	h := sha256.Sum256(der)
+	return hex.EncodeToString(h[:])
+}
+
+// Certificate resolves the TLS client certificate of a hospital system by
+// its fingerprint: an active Device carrying it as an identifier, owned by
+// the facility's Organization, whose FINESS it carries. A certificate is
+// pinned, not trusted by its subject: a renewed certificate is registered
+// anew (a Device may carry several while they overlap), and removing the
+// identifier, or making the Device inactive, revokes it within the cache's
+// TTL.
+func (r *Resolver) Certificate(ctx context.Context, tenant, fingerprint string) (Actor, error) {
+	fingerprint = strings.ToLower(strings.ReplaceAll(fingerprint, ":", ""))
+	return r.lookup("c\x00"+tenant+"\x00"+fingerprint, func() (Actor, error) {
+		return r.device(ctx, tenant, SystemCertificate, fingerprint, true)
+	})
+}
+
+// device finds the one Device identified by (system, value) and its owner's
+// FINESS; activeOnly also refuses a Device whose status is not active.
+func (r *Resolver) device(ctx context.Context, tenant, system, value string, activeOnly bool) (Actor, error) {
+	page, err := r.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Device", Count: 2,
+		Params: []store.Param{tokenParam("identifier", system, value)}})
+	if err != nil {
+		return Actor{}, fmt.Errorf("find system: %w", err)
+	}
+	if len(page.Resources) != 1 {
+		return Actor{}, ErrUnknown
+	}
+	dev := page.Resources[0]
+	var d struct {
+		Status     string `json:"status"`
+		Identifier []struct{ System, Value string }
+		Owner      struct {
+			Reference string `json:"reference"`
+		} `json:"owner"`
+	}
+	if err := json.Unmarshal(dev.Body, &d); err != nil || d.Owner.Reference == "" {
+		return Actor{}, fmt.Errorf("%w: system has no owning organisation", ErrUnknown)
+	}
+	if activeOnly && d.Status != "active" {
+		return Actor{}, fmt.Errorf("%w: system %s is %q, not active", ErrUnknown, dev.ID, d.Status)
+	}
+	a := Actor{Tenant: tenant, Device: "Device/" + dev.ID, Organization: d.Owner.Reference}
+	for _, id := range d.Identifier {
+		if id.System == SystemClientID {
+			a.System = id.Value
+		}
+	}
+	var orgID string
+	if _, err := fmt.Sscanf(d.Owner.Reference, "Organization/%s", &orgID); err != nil {
+		return Actor{}, fmt.Errorf("%w: bad owner reference", ErrUnknown)
+	}
+	org, err := r.Store.Read(ctx, "Organization", orgID)
+	if err != nil {
+		return Actor{}, fmt.Errorf("%w: owner %s: %v", ErrUnknown, d.Owner.Reference, err)
+	}
+	var o struct {
+		Identifier []struct{ System, Value string } `json:"identifier"`
+	}
+	_ = json.Unmarshal(org.Body, &o)
+	for _, id := range o.Identifier {
+		if id.System == SystemFINESS {
+			a.FINESS = id.Value
+		}
+	}
+	if a.FINESS == "" {
+		return Actor{}, fmt.Errorf("%w: owner has no FINESS", ErrUnknown)
+	}
+	return a, nil
 }

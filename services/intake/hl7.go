@@ -52,39 +52,63 @@ func reject(code string, loc hl7v2.Location, cond int, msg string) *hl7Reject {
 	return &hl7Reject{code: code, errs: []hl7v2.AckError{{Location: loc, Code: cond, Severity: hl7v2.SeverityError, Message: msg}}}
 }
 
-// MLLP returns the MLLP handler of the service.
-func (s *Service) MLLP() mllp.Handler {
-	s.hl7Event = func(raw []byte, ev *intake.Event) error {
-		msg, err := hl7v2.Parse(raw)
-		if err != nil {
-			return err
-		}
-		mh, err := msg.MSH()
-		if err != nil {
-			return err
-		}
-		kind, ignored, rerr := s.kindOf(msg, mh)
-		if rerr != nil {
-			return rerr
-		}
-		if ignored {
-			return errors.New("an ignored trigger has nothing to replay")
-		}
-		finess, _ := s.sender(context.Background(), mh)
-		e, rerr := s.hl7ToEvent(msg, mh, kind, finess)
-		if rerr != nil {
-			return rerr
-		}
-		*ev = e
-		return nil
-	}
-	return mllpHandler{s}
+// MLLP returns the handler of an MLLP listener. A message is taken only
+// from a connection the policy recognises, and only for the facility it
+// recognises it for: MSH-4 naming another gets AR.
+func (s *Service) MLLP(p MLLPPolicy) mllp.Handler { return mllpHandler{s: s, p: p} }
+
+// HL7 takes one HL7 v2 message from a caller in the same process (the
+// demo's simulated hospitals), which is trusted to send for any registered
+// facility, and returns its ACK.
+func (s *Service) HL7(ctx context.Context, raw []byte) []byte {
+	return s.handleHL7(ctx, raw, anySender)
 }
 
-type mllpHandler struct{ s *Service }
+// hl7EventOf rebuilds the event of an archived HL7 v2 message, for a replay.
+func (s *Service) hl7EventOf(raw []byte, ev *intake.Event) error {
+	msg, err := hl7v2.Parse(raw)
+	if err != nil {
+		return err
+	}
+	mh, err := msg.MSH()
+	if err != nil {
+		return err
+	}
+	kind, ignored, rerr := s.kindOf(msg, mh)
+	if rerr != nil {
+		return rerr
+	}
+	if ignored {
+		return errors.New("an ignored trigger has nothing to replay")
+	}
+	finess, _ := s.sender(context.Background(), mh)
+	e, rerr := s.hl7ToEvent(msg, mh, kind, finess)
+	if rerr != nil {
+		return rerr
+	}
+	*ev = e
+	return nil
+}
+
+type mllpHandler struct {
+	s *Service
+	p MLLPPolicy
+}
 
 func (h mllpHandler) ServeMLLP(ctx context.Context, c mllp.ConnInfo, raw []byte) []byte {
-	return h.s.handleHL7(ctx, raw)
+	who, errs, err := h.s.connectionSender(ctx, h.p, c)
+	if err != nil || errs != nil {
+		// Refused before reading: nothing from an unrecognised sender is
+		// archived.
+		head, _ := hl7v2.ParseHeader(normalise(raw))
+		if err != nil {
+			h.s.log.ErrorContext(ctx, "MLLP sender not resolved", "control_id", mllp.ControlID(raw), "error", err)
+			errs = []hl7v2.AckError{{Code: hl7v2.CodeInternal, Severity: hl7v2.SeverityError,
+				Message: "Erreur temporaire, renvoyez le message / Temporary error, send again"}}
+		}
+		return h.s.ack(head, "AR", errs)
+	}
+	return h.s.handleHL7(ctx, raw, who)
 }
 
 // ServeMLLPOversize answers a frame beyond the size limit with an AR, so
@@ -112,7 +136,7 @@ func normalise(raw []byte) []byte {
 
 // handleHL7 answers one message. An AA is a promise: it is returned only
 // once the message is archived and its event queued, in one transaction.
-func (s *Service) handleHL7(ctx context.Context, raw []byte) []byte {
+func (s *Service) handleHL7(ctx context.Context, raw []byte, who connSender) []byte {
 	raw = normalise(raw)
 	msg, perr := hl7v2.Parse(raw)
 	if perr != nil {
@@ -126,19 +150,19 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte) []byte {
 			msg = head
 		}
 		s.log.WarnContext(ctx, "HL7 v2 message refused", "reason", "parse", "control_id", mllp.ControlID(raw), "error", perr)
-		return s.archiveRejected(ctx, msg, raw, code, hl7v2.AckErrors(perr))
+		return s.archiveRejected(ctx, msg, raw, code, hl7v2.AckErrors(perr), who)
 	}
 	mh, err := msg.MSH()
 	if err != nil {
-		return s.archiveRejected(ctx, msg, raw, "AR", hl7v2.AckErrors(err))
+		return s.archiveRejected(ctx, msg, raw, "AR", hl7v2.AckErrors(err), who)
 	}
 	if mh.Type.Code != "ADT" {
 		return s.archiveRejected(ctx, msg, raw, "AR", reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 9},
-			hl7v2.CodeUnsupportedMessageType, "Seuls les messages ADT sont acceptés / Only ADT messages are accepted").errs)
+			hl7v2.CodeUnsupportedMessageType, "Seuls les messages ADT sont acceptés / Only ADT messages are accepted").errs, who)
 	}
 	if !strings.HasPrefix(mh.Version.ID, "2.5") {
 		return s.archiveRejected(ctx, msg, raw, "AR", reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 12},
-			hl7v2.CodeUnsupportedVersion, "Version HL7 2.5 attendue (IHE PAM France) / HL7 version 2.5 expected").errs)
+			hl7v2.CodeUnsupportedVersion, "Version HL7 2.5 attendue (IHE PAM France) / HL7 version 2.5 expected").errs, who)
 	}
 	finess, err := s.sender(ctx, mh)
 	if err != nil {
@@ -150,6 +174,12 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte) []byte {
 		s.log.WarnContext(ctx, "HL7 v2 message from an unknown facility", "sending_facility", mh.SendingFacility.Namespace+"^"+mh.SendingFacility.UniversalID)
 		return s.ack(msg, "AR", reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 4},
 			hl7v2.CodeUnknownKey, "Établissement émetteur inconnu (MSH-4) / Unknown sending facility (MSH-4)").errs)
+	}
+	if !who.allows(finess) {
+		// Not archived either: the connection is another facility's.
+		s.log.WarnContext(ctx, "HL7 v2 message for another facility than its connection's", "control_id", mh.ControlID,
+			"sending_facility", finess, "connection_facility", who.finess, "recognised_by", who.by)
+		return s.ack(msg, "AR", who.mismatch(finess))
 	}
 	key := hl7Key(msg)
 	hash := hashOf(raw)
@@ -204,8 +234,9 @@ func (s *Service) store(ctx context.Context, msg *hl7v2.Message, arch store.Mess
 }
 
 // archiveRejected keeps a refused message when it can be keyed, so that an
-// operator sees it, and answers code.
-func (s *Service) archiveRejected(ctx context.Context, msg *hl7v2.Message, raw []byte, code string, errs []hl7v2.AckError) []byte {
+// operator sees it, and answers code. It is kept only under a facility the
+// connection may send for: another's archive is not for it to fill.
+func (s *Service) archiveRejected(ctx context.Context, msg *hl7v2.Message, raw []byte, code string, errs []hl7v2.AckError, who connSender) []byte {
 	ack := s.ack(msg, code, errs)
 	if msg == nil || msg.Value("MSH", 1, 10, 1, 1, 1) == "" {
 		return ack
@@ -215,7 +246,7 @@ func (s *Service) archiveRejected(ctx context.Context, msg *hl7v2.Message, raw [
 	if mh != nil {
 		sender, _ = s.sender(ctx, mh)
 	}
-	if sender == "" {
+	if sender == "" || !who.allows(sender) {
 		return ack
 	}
 	arch := store.Message{Tenant: s.d.Tenant, Channel: "hl7v2", Sender: sender, Key: rejectedKey(hl7Key(msg), hashOf(raw)), Hash: hashOf(raw),

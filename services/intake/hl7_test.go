@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,16 +17,26 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/mllp"
 	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/services/intake"
 )
 
-// mllpRig adds an MLLP server to the rig.
+// mllpAddr adds an MLLP server to the rig as a development instance runs
+// it: plaintext, loopback open.
 func (r *rig) mllpAddr() string {
+	r.t.Helper()
+	return r.mllpServer(intake.MLLPPolicy{OpenLoopback: true}, nil, io.Discard)
+}
+
+// mllpServer adds an MLLP server with the policy and TLS configuration
+// (nil: plaintext) to the rig; its log goes to logw.
+func (r *rig) mllpServer(p intake.MLLPPolicy, tlsCfg *tls.Config, logw io.Writer) string {
 	r.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	srv := &mllp.Server{Handler: r.svc.MLLP(), MaxMessageSize: 1 << 20, IdleTimeout: 5 * time.Second, MaxConnsPerAddr: 64, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := &mllp.Server{Handler: r.svc.MLLP(p), TLSConfig: tlsCfg, MaxMessageSize: 1 << 20, IdleTimeout: 5 * time.Second, MaxConnsPerAddr: 64,
+		Logger: slog.New(slog.NewTextHandler(logw, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ctx, ln) }()

@@ -49,8 +49,6 @@ type Deps struct {
 type Service struct {
 	d   Deps
 	log *slog.Logger
-	// hl7Event rebuilds the event of an archived HL7 v2 message.
-	hl7Event func(raw []byte, ev *intake.Event) error
 
 	sendersMu sync.Mutex
 	senders   map[string]cachedSender
@@ -63,6 +61,9 @@ func New(d Deps) *Service {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.Dir == nil {
+		d.Dir = &directory.Resolver{Store: d.Store}
 	}
 	return &Service{d: d, log: d.Logger.With("service", "intake")}
 }
@@ -158,10 +159,9 @@ func (s *Service) eventOf(m store.Message, ev *intake.Event) error {
 		*ev, err = msg.toEvent(h, kind, s.d.Production)
 		return err
 	case "hl7v2":
-		if s.hl7Event == nil {
-			return errors.New("HL7 v2 is not enabled")
-		}
-		return s.hl7Event(m.Raw, ev)
+		// Whether this instance listens for MLLP does not matter: the
+		// message is in the archive.
+		return s.hl7EventOf(m.Raw, ev)
 	}
 	return fmt.Errorf("unknown channel %q", m.Channel)
 }

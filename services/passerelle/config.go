@@ -32,6 +32,11 @@ type Config struct {
 	SMTPURL           string
 	ProfilesDir       string
 	Demo              bool
+
+	// MLLPClientCA is the PEM file of the authorities whose client
+	// certificates the MLLP listener accepts (mutual TLS); MLLPAllow the
+	// addresses allowed to send without one, each for one facility.
+	MLLPClientCA, MLLPAllow string
 }
 
 // Production tells whether the instance runs in production mode.
@@ -65,6 +70,8 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_TENANT", "tenant", "demo", "the CPTS this instance serves", &c.Tenant, false},
 		{"PASSERELLE_TLS_CERT", "tls-cert", "", "TLS certificate (PEM) for HTTP and MLLP", &c.TLSCert, false},
 		{"PASSERELLE_TLS_KEY", "tls-key", "", "TLS private key (PEM)", &c.TLSKey, false},
+		{"PASSERELLE_MLLP_CLIENT_CA", "mllp-client-ca", "", "CA certificates (PEM) of the hospitals' MLLP client certificates: mutual TLS", &c.MLLPClientCA, false},
+		{"PASSERELLE_MLLP_ALLOW", "mllp-allow", "", "<FINESS>=<ip or cidr>,… addresses that may send MLLP without a client certificate, each for its facility", &c.MLLPAllow, false},
 		{"PASSERELLE_SMTP_URL", "smtp-url", "", "smtp://host:port for e-mail notifications (empty: log)", &c.SMTPURL, true},
 		{"PASSERELLE_PROFILES_DIR", "profiles-dir", "", "directory overriding the built-in FHIR package", &c.ProfilesDir, false},
 	}
@@ -189,7 +196,7 @@ func (c *Config) validate() error {
 	if c.Demo && c.Production() {
 		return bad("PASSERELLE_ENV", "--demo is refused in production")
 	}
-	return nil
+	return c.validateMLLP()
 }
 
 // checkDataDir makes sure the data directory exists and is writable.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
-	"github.com/passerelle-sante/passerelle/pkg/mllp"
 	"github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
 	"github.com/passerelle-sante/passerelle/services/worklist"
@@ -32,16 +30,10 @@ var services = map[string]func(p *Platform) ([]func(context.Context) error, erro
 		p.API.Operations["process-message"] = intake.OperationURL
 		fns := []func(context.Context) error{svc.Run}
 		if p.MLLPListener != nil {
-			tlsCfg, err := p.TLSConfig()
+			srv, err := mllpServer(p, svc)
 			if err != nil {
 				return nil, err
 			}
-			if tlsCfg != nil {
-				// Hospitals may present a client certificate; it is shown to
-				// the handler, not required.
-				tlsCfg.ClientAuth = tls.RequestClientCert
-			}
-			srv := &mllp.Server{Handler: svc.MLLP(), TLSConfig: tlsCfg, Logger: p.Log.With("component", "mllp")}
 			ln := p.MLLPListener
 			fns = append(fns, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 		}

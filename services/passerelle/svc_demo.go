@@ -10,7 +10,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
-	"github.com/passerelle-sante/passerelle/pkg/mllp"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/services/demo"
 )
@@ -40,11 +39,11 @@ func (p *Platform) demo(ctx context.Context, log *slog.Logger, level *slog.Level
 	if !ok || p.intakeSvc == nil || p.worklistSvc == nil || p.outcomesSvc == nil {
 		return nil, fmt.Errorf("--demo needs every service in one process")
 	}
-	hl7 := p.intakeSvc.MLLP()
+	hl7 := p.intakeSvc
 	d := demo.Deps{
 		Store: p.Store, Clock: p.sim, Logger: log, Tenant: p.Cfg.Tenant,
 		HL7: func(ctx context.Context, msg []byte) []byte {
-			return hl7.ServeMLLP(ctx, mllp.ConnInfo{}, msg)
+			return hl7.HL7(ctx, msg)
 		},
 		Import: func(ctx context.Context, csv []byte) (directory.Result, error) {
 			im := &directory.Importer{Store: p.Store, Tenant: p.Cfg.Tenant, Agent: "System/passerelle-demo", Now: p.Clock.Now,
