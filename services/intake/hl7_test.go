@@ -273,3 +273,25 @@ func TestHL7HostileClients(t *testing.T) {
 		t.Errorf("%d of %d acknowledged", n, conns*per)
 	}
 }
+
+// TestHL7ReplayWithoutListener: an instance that does not listen for MLLP
+// (an intake replica serving only HTTP) replays an archived HL7 message.
+func TestHL7ReplayWithoutListener(t *testing.T) {
+	r := newRig(t, false)
+	if ack := dial(t, r.mllpAddr()).send(hl7Sample(t, "adt-a03-cardiology-discharge.hl7")); msa(ack) != "AA" {
+		t.Fatalf("A03: %q", ack)
+	}
+	msg := r.waitApplied("MSG000123")
+	before := r.search("Encounter")[0].Version
+	noListener := intake.New(intake.Deps{Store: r.store, Tenant: "demo"})
+	if err := noListener.Replay(context.Background(), msg.ID); err != nil {
+		t.Fatalf("replay without a listener: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.search("Encounter")[0].Version == before {
+		if time.Now().After(deadline) {
+			t.Fatal("replay not applied")
+		}
+		time.Sleep(10 * time.Millisecond) // the rig applies it on the bus
+	}
+}
