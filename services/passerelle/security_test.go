@@ -133,6 +133,85 @@ func seedVictim(t *testing.T, st store.Store, tenant, suffix, marker string) vic
 	return v
 }
 
+// Ways a professional stops being in a patient's care (formerVictim).
+const (
+	formerTaskCompleted  = "task completed"
+	formerTaskReassigned = "task reassigned"
+	formerEpisodeEnded   = "episode finished"
+	formerLeftTeam       = "left the team"
+)
+
+// formerVictim seeds a patient's record as seedVictim does, as the pathway
+// and teams services shape it (the episode names its CarePlan, the task is
+// based on it), then makes ide.leroy a former member of the patient's care
+// in one way, her part having ended at ended: her task completed; her task
+// given to dr.bernard (versions 3 hers, 4 his); the episode finished, her
+// task cancelled and the team inactive; her participant period ended in
+// the team, which goes on.
+func formerVictim(t *testing.T, st store.Store, tenant, suffix, marker, how string, ended time.Time) victim {
+	t.Helper()
+	v := seedVictim(t, st, tenant, suffix, marker)
+	ctx := context.Background()
+	at := ended.UTC().Format(time.RFC3339)
+	leroy := map[string]any{"reference": "PractitionerRole/pr-ide-leroy"}
+	edit := func(tx store.Tx, typ string, change func(m map[string]any)) {
+		res, err := tx.Read(ctx, typ, v.ids[strings.ToLower(typ)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(res.Body, &m)
+		delete(m, "meta")
+		change(m)
+		b, _ := json.Marshal(m)
+		if _, err := tx.Update(ctx, tenant, b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := st.Tx(ctx, func(tx store.Tx) error {
+		edit(tx, "EpisodeOfCare", func(m map[string]any) {
+			m["extension"] = []any{map[string]any{"url": "https://passerelle.health/fhir/StructureDefinition/episode-careplan",
+				"valueReference": map[string]any{"reference": "CarePlan/" + v.ids["careplan"]}}}
+			m["period"] = map[string]any{"start": "2026-01-01"}
+			if how == formerEpisodeEnded {
+				m["status"], m["period"] = "finished", map[string]any{"start": "2026-01-01", "end": at}
+			}
+		})
+		edit(tx, "Task", func(m map[string]any) {
+			m["basedOn"] = []any{map[string]any{"reference": "CarePlan/" + v.ids["careplan"]}}
+			m["owner"], m["lastModified"] = leroy, at
+			switch how {
+			case formerTaskCompleted:
+				m["status"] = "completed"
+			case formerEpisodeEnded:
+				m["status"] = "cancelled"
+			case formerLeftTeam:
+				m["owner"] = map[string]any{"reference": "PractitionerRole/pr-dr-bernard"}
+			}
+		})
+		switch how {
+		case formerTaskReassigned:
+			edit(tx, "Task", func(m map[string]any) { m["owner"] = map[string]any{"reference": "PractitionerRole/pr-dr-bernard"} })
+		case formerEpisodeEnded:
+			edit(tx, "CarePlan", func(m map[string]any) { m["status"] = "completed" })
+			edit(tx, "CareTeam", func(m map[string]any) {
+				m["status"], m["period"] = "inactive", map[string]any{"start": "2026-01-01", "end": at}
+				m["participant"] = append(m["participant"].([]any), map[string]any{"member": leroy, "period": map[string]any{"start": "2026-01-01"}})
+			})
+		case formerLeftTeam:
+			edit(tx, "CareTeam", func(m map[string]any) {
+				m["period"] = map[string]any{"start": "2026-01-01"}
+				m["participant"] = append(m["participant"].([]any), map[string]any{"member": leroy, "period": map[string]any{"start": "2026-01-01", "end": at}})
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // probe is one way to try to reach data through a route. Its path and body
 // hold placeholders {patient}, {observation}, {task}, … filled with the
 // victim's ids.
@@ -187,7 +266,9 @@ var accessTable = map[string][]probe{
 		return []probe{{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history"}}
 	}),
 	"GET /fhir/{type}/{id}/_history/{vid}": perType(func(typ, id string) []probe {
-		return []probe{{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/1"}, {method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/2"}}
+		// Version 3 of a former member's task was hers (formerVictim).
+		return []probe{{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/1"}, {method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/2"},
+			{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/3"}}
 	}),
 	"POST /fhir/{type}": {
 		{method: "POST", path: "/fhir/Observation", write: true, body: `{"resourceType":"Observation","status":"final","code":{"text":"poids"},"subject":{"reference":"Patient/{patient}"}}`},
@@ -266,6 +347,12 @@ func TestEveryRouteRefusesOutsiders(t *testing.T) {
 	// People also hold a web session (cookie and CSRF token), so that the
 	// pages are tried logged in; a system has none.
 	nurseWeb, coordWeb := tp.webLogin(t, "ide.martin"), tp.webLogin(t, "coord.cpts")
+	// Former members: ide.leroy was in the care of these patients, and is
+	// no longer: six months after her task was completed, after the
+	// episode finished, after she left the team; an hour after her task
+	// went to someone else.
+	leroy, leroyWeb := tp.token(t, "ide.leroy"), tp.webLogin(t, "ide.leroy")
+	longAgo := time.Now().AddDate(0, -6, 0)
 	outsiders := []struct {
 		name  string
 		token string
@@ -275,6 +362,14 @@ func TestEveryRouteRefusesOutsiders(t *testing.T) {
 		{"professional of another CareTeam", tp.token(t, "ide.martin"), nurseWeb, local},
 		{"coordinator of another CPTS", tp.token(t, "coord.cpts"), coordWeb, elsewhere},
 		{"system of another facility", tp.token(t, "chu-demo-dpi"), webSession{}, local},
+		{"former member, task completed 6 months ago", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "done", "SECRETDONE", formerTaskCompleted, longAgo)},
+		{"former member, task reassigned", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "moved", "SECRETMOVED", formerTaskReassigned, time.Now().Add(-time.Hour))},
+		{"former member, episode finished 6 months ago", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "ended", "SECRETENDED", formerEpisodeEnded, longAgo)},
+		{"former member, left the team 6 months ago", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "left", "SECRETLEFT", formerLeftTeam, longAgo)},
 	}
 	// The nurse reaches her own patient, so the probes below are not
 	// refused for some unrelated reason.
@@ -342,6 +437,11 @@ func TestEveryRouteRefusesOutsiders(t *testing.T) {
 	req.AddCookie(nurseWeb.cookie)
 	if tp.Sessions.CSRFToken(req) == "" {
 		t.Error("the nurse's web session ended during the probes")
+	}
+	req = httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(leroyWeb.cookie)
+	if tp.Sessions.CSRFToken(req) == "" {
+		t.Error("the former member's web session ended during the probes")
 	}
 	// The coordinator of this CPTS, by contrast, finds the local victim:
 	// the probes can see data when access allows it.
