@@ -36,6 +36,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	_ "modernc.org/sqlite"
 
+	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/websession"
 )
@@ -995,5 +996,115 @@ func TestTLS(t *testing.T) {
 	}
 	if !strings.Contains(ack, "MSA|AA") {
 		t.Errorf("ACK over TLS: %q", ack)
+	}
+}
+
+// TestFormerMemberGracePeriod: two days after her task for the patient was
+// completed, ide.leroy still reads the patient's data through the FHIR API
+// (PASSERELLE_ACCESS_GRACE, 7 days by default), each read audited as a
+// grace read, and writes nothing: no measurement, no death, no alert
+// acknowledged, no task moved, by the API or the web pages. With no grace
+// period she reads nothing either.
+func TestFormerMemberGracePeriod(t *testing.T) {
+	tp := startPlatform(t, nil)
+	ctx := context.Background()
+	v := formerVictim(t, tp.Store, tp.Cfg.Tenant, "grace", "SECRETGRACE", formerTaskCompleted, time.Now().Add(-48*time.Hour))
+	patient := "Patient/" + v.ids["patient"]
+	flag := `{"resourceType":"Flag","id":"flag-grace","status":"active","code":{"text":"poids"},"subject":{"reference":"` + patient + `"}}`
+	if err := tp.Store.Tx(ctx, func(tx store.Tx) error { _, err := tx.Create(ctx, tp.Cfg.Tenant, []byte(flag)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	leroy, web := tp.token(t, "ide.leroy"), tp.webLogin(t, "ide.leroy")
+	for _, path := range []string{
+		"/fhir/Observation/" + v.ids["observation"],
+		"/fhir/Observation?_total=accurate",
+		"/fhir/Task/" + v.ids["task"] + "/_history/3",
+	} {
+		if r := tp.do(t, "GET", path, leroy, ""); r.status != 200 || !strings.Contains(string(r.body), "SECRETGRACE") {
+			t.Errorf("read under grace, GET %s: %d %.300s", path, r.status, r.body)
+		}
+	}
+	recs, err := tp.Store.AuditLog().Find(ctx, store.AuditFilter{Tenant: tp.Cfg.Tenant, Patient: patient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grace := map[string]bool{}
+	for _, rec := range recs {
+		if rec.Agent == "PractitionerRole/pr-ide-leroy" && rec.Detail == access.AuditGrace {
+			grace[rec.Action] = true
+		}
+	}
+	if !grace["R"] || !grace["E"] {
+		t.Errorf("grace reads and searches are not audited as such: %+v", recs)
+	}
+
+	observations := func() int {
+		page, err := tp.Store.Search(ctx, store.Query{Tenant: tp.Cfg.Tenant, Type: "Observation", Total: true,
+			Params: []store.Param{{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: patient}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Total
+	}
+	before := observations()
+	for _, pr := range []probe{
+		{method: "POST", path: "/fhir/Observation", body: `{"resourceType":"Observation","status":"final","code":{"text":"poids"},"subject":{"reference":"` + patient + `"},"valueQuantity":{"value":80,"unit":"kg"}}`},
+		{method: "POST", path: "/api/outcomes/deaths", body: `{"patient":"` + patient + `","deceasedDateTime":"2026-01-01"}`},
+		{method: "POST", path: "/fhir/Flag/flag-grace/$acknowledge"},
+		{method: "PUT", path: "/fhir/Task/" + v.ids["task"], body: `{"resourceType":"Task","id":"` + v.ids["task"] + `","status":"in-progress","intent":"order"}`},
+		{method: "POST", path: "/tasks/" + v.ids["task"] + "/visit", form: true, body: "weight-kg=80"},
+		{method: "POST", path: "/alerts/flag-grace/ack", form: true},
+	} {
+		if status, body := tp.probe(t, pr, pr.path, pr.body, leroy, web); status >= 200 && status < 300 {
+			t.Errorf("write under grace, %s %s: %d %.300s", pr.method, pr.path, status, body)
+		}
+	}
+	if n := observations(); n != before {
+		t.Errorf("observations of the patient: %d, were %d", n, before)
+	}
+	if res, err := tp.Store.Read(ctx, "Flag", "flag-grace"); err != nil || !strings.Contains(string(res.Body), `"status":"active"`) {
+		t.Errorf("the alert was acknowledged: %s %v", res.Body, err)
+	}
+	if res, err := tp.Store.Read(ctx, "Task", v.ids["task"]); err != nil || !strings.Contains(string(res.Body), `"status":"completed"`) {
+		t.Errorf("the task moved: %s %v", res.Body, err)
+	}
+
+	// No grace period: the care's end ends the reads too.
+	strict := startPlatform(t, map[string]string{"PASSERELLE_ACCESS_GRACE": "0"})
+	v = formerVictim(t, strict.Store, strict.Cfg.Tenant, "grace", "SECRETGRACE", formerTaskCompleted, time.Now().Add(-48*time.Hour))
+	if r := strict.do(t, "GET", "/fhir/Observation/"+v.ids["observation"], strict.token(t, "ide.leroy"), ""); r.status != 403 {
+		t.Errorf("no grace period: read %d %.300s", r.status, r.body)
+	}
+}
+
+func TestAccessGraceSetting(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+		ok    bool
+	}{
+		{"", 7 * 24 * time.Hour, true}, // the default
+		{"7d", 7 * 24 * time.Hour, true},
+		{"48h", 48 * time.Hour, true},
+		{"0", 0, true},
+		{"-1h", 0, false},
+		{"31d", 0, false},
+		{"une semaine", 0, false},
+	} {
+		env := map[string]string{}
+		if tc.value != "" {
+			env["PASSERELLE_ACCESS_GRACE"] = tc.value
+		}
+		cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		switch {
+		case tc.ok && (err != nil || cfg.AccessGrace != tc.want):
+			t.Errorf("%q: %v %v, want %v", tc.value, cfg.AccessGrace, err, tc.want)
+		case !tc.ok && (err == nil || !strings.HasPrefix(err.Error(), "PASSERELLE_ACCESS_GRACE:")):
+			t.Errorf("%q: error %v, want one naming PASSERELLE_ACCESS_GRACE", tc.value, err)
+		}
+	}
+	cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), []string{"--access-grace", "2d"}, func(string) (string, bool) { return "", false })
+	if err != nil || cfg.AccessGrace != 48*time.Hour {
+		t.Errorf("flag: %v %v", cfg.AccessGrace, err)
 	}
 }
