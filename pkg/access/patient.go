@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -151,16 +152,19 @@ func Relation(ctx context.Context, st Searcher, a directory.Actor, patient strin
 	best := NoReach
 	err := each(ctx, st, store.Query{Tenant: a.Tenant, Type: "CareTeam", Params: []store.Param{
 		subject, {Name: "participant", Kind: store.KindReference, Values: refs}}}, func(res store.Resource) bool {
-		best = max(best, teamReach(res.Body, mine, now, since))
+		_, r := teamReach(res.Body, mine, now, since)
+		best = max(best, r)
 		return best != CareReach
 	})
 	if err != nil || best == CareReach {
 		return best, err
 	}
-	var open []store.Resource
+	var open []task
 	err = each(ctx, st, store.Query{Tenant: a.Tenant, Type: "Task", Params: []store.Param{
 		subject, owner, tokens("status", openTasks)}}, func(res store.Resource) bool {
-		open = append(open, res)
+		if t, ok := taskOf(res.Body); ok {
+			open = append(open, t)
+		}
 		return true
 	})
 	if err != nil {
@@ -172,7 +176,7 @@ func Relation(ctx context.Context, st Searcher, a directory.Actor, patient strin
 			return NoReach, err
 		}
 		for _, t := range open {
-			if inRunningEpisode(t.Body, running[patient]) {
+			if t.inRunningEpisode(running[patient]) {
 				return CareReach, nil
 			}
 		}
@@ -231,18 +235,25 @@ func runningCarePlans(ctx context.Context, st Searcher, tenant string, patients 
 	return out, err
 }
 
+// task is what the policy reads of a Task, decoded once.
+type task struct {
+	For          struct{ Reference string }   `json:"for"`
+	Status       string                       `json:"status"`
+	LastModified string                       `json:"lastModified"`
+	BasedOn      []struct{ Reference string } `json:"basedOn"`
+}
+
+func taskOf(body []byte) (task, bool) {
+	var t task
+	return t, json.Unmarshal(body, &t) == nil
+}
+
 // inRunningEpisode tells whether an open task belongs to a running episode
 // of its patient: its basedOn names one of the running CarePlans; a task
 // based on no CarePlan (an alert review raised outside one) belongs to
 // whatever episode is running.
-func inRunningEpisode(body []byte, plans running) bool {
+func (t task) inRunningEpisode(plans running) bool {
 	if plans == nil {
-		return false
-	}
-	var t struct {
-		BasedOn []struct{ Reference string } `json:"basedOn"`
-	}
-	if json.Unmarshal(body, &t) != nil {
 		return false
 	}
 	based := false
@@ -261,9 +272,9 @@ func inRunningEpisode(body []byte, plans running) bool {
 // how (Relation's rule, for a whole search at once): a search is narrowed
 // to them, so results and totals show no one else.
 //
-// Five indexed searches at most, none growing with a's past: her active
-// care teams, her teams ended within grace, her open tasks, the running
-// episodes of those tasks' patients, her tasks closed within grace.
+// Four indexed searches at most: her active care teams, her teams ended
+// within grace (neither grows with her past), her tasks (as before: the
+// owner index), the running episodes of the patients of her open tasks.
 func CarePatients(ctx context.Context, st Searcher, a directory.Actor, now time.Time, grace time.Duration) (map[string]Reach, error) {
 	out := map[string]Reach{}
 	if len(a.Roles) == 0 {
@@ -287,20 +298,33 @@ func CarePatients(ctx context.Context, st Searcher, a directory.Actor, now time.
 	}
 	for _, q := range teams {
 		if err := each(ctx, st, q, func(res store.Resource) bool {
-			raise(PatientOf(res), teamReach(res.Body, mine, now, since))
+			p, r := teamReach(res.Body, mine, now, since)
+			raise(p, r)
 			return true
 		}); err != nil {
 			return nil, err
 		}
 	}
-	open := map[string][]store.Resource{}
-	if err := each(ctx, st, store.Query{Tenant: a.Tenant, Type: "Task", Params: []store.Param{owner, tokens("status", openTasks)}},
-		func(res store.Resource) bool {
-			if p := PatientOf(res); p != "" && out[p] != CareReach {
-				open[p] = append(open[p], res)
-			}
+	// One search for all her tasks, sorted here: a status condition costs
+	// the store one index probe per value and per task, more than reading
+	// the tasks themselves.
+	open := map[string][]task{}
+	if err := each(ctx, st, store.Query{Tenant: a.Tenant, Type: "Task", Params: []store.Param{owner}}, func(res store.Resource) bool {
+		t, ok := taskOf(res.Body)
+		p := t.For.Reference
+		if !ok || !strings.HasPrefix(p, "Patient/") || out[p] == CareReach {
 			return true
-		}); err != nil {
+		}
+		switch {
+		case slices.Contains(openTasks, t.Status):
+			open[p] = append(open[p], t)
+		case grace > 0 && slices.Contains(closedTasks, t.Status):
+			if at, ok := fhirEnd(t.LastModified); ok && at.After(since) {
+				raise(p, GraceReach)
+			}
+		}
+		return true
+	}); err != nil {
 		return nil, err
 	}
 	if len(open) > 0 {
@@ -315,20 +339,11 @@ func CarePatients(ctx context.Context, st Searcher, a directory.Actor, now time.
 		}
 		for p, ts := range open {
 			for _, t := range ts {
-				if inRunningEpisode(t.Body, running[p]) {
+				if t.inRunningEpisode(running[p]) {
 					raise(p, CareReach)
 					break
 				}
 			}
-		}
-	}
-	if grace > 0 {
-		if err := each(ctx, st, store.Query{Tenant: a.Tenant, Type: "Task", Params: []store.Param{owner,
-			tokens("status", closedTasks), closedSince(since)}}, func(res store.Resource) bool {
-			raise(PatientOf(res), GraceReach)
-			return true
-		}); err != nil {
-			return nil, err
 		}
 	}
 	for p, r := range out {
@@ -359,7 +374,8 @@ func each(ctx context.Context, st Searcher, q store.Query, fn func(store.Resourc
 	}
 }
 
-// teamReach tells how a CareTeam lets one of refs reach its patient at
+// teamReach tells how a CareTeam lets one of refs reach its patient (its
+// subject, returned) at
 // now: CareReach when the team is active and one of refs takes part in it
 // (no period end, or one still to come); GraceReach when her part ended
 // after since — her participant period ended, or the team became inactive
@@ -367,17 +383,18 @@ func each(ctx context.Context, st Searcher, q store.Query, fn func(store.Resourc
 // start is not checked: the teams service adds a member when they join,
 // so a member is in the team from the moment they are listed. An inactive
 // team without an end date gives nothing: nothing says when it ended.
-func teamReach(body []byte, refs map[string]bool, now, since time.Time) Reach {
+func teamReach(body []byte, refs map[string]bool, now, since time.Time) (patient string, _ Reach) {
 	var ct struct {
-		Status      string               `json:"status"`
-		Period      struct{ End string } `json:"period"`
+		Subject     struct{ Reference string } `json:"subject"`
+		Status      string                     `json:"status"`
+		Period      struct{ End string }       `json:"period"`
 		Participant []struct {
 			Member struct{ Reference string } `json:"member"`
 			Period struct{ End string }       `json:"period"`
 		} `json:"participant"`
 	}
 	if json.Unmarshal(body, &ct) != nil {
-		return NoReach
+		return "", NoReach
 	}
 	var teamEnd time.Time
 	switch ct.Status {
@@ -385,11 +402,11 @@ func teamReach(body []byte, refs map[string]bool, now, since time.Time) Reach {
 	case "inactive":
 		end, ok := fhirEnd(ct.Period.End)
 		if !ok {
-			return NoReach
+			return "", NoReach
 		}
 		teamEnd = end
 	default:
-		return NoReach
+		return "", NoReach
 	}
 	best := NoReach
 	for _, p := range ct.Participant {
@@ -402,7 +419,7 @@ func teamReach(body []byte, refs map[string]bool, now, since time.Time) Reach {
 		}
 		if ct.Status == "active" {
 			if p.Period.End == "" || end.After(now) {
-				return CareReach
+				return ct.Subject.Reference, CareReach
 			}
 		} else if p.Period.End == "" || teamEnd.Before(end) {
 			// An ended team: nobody is in it any longer.
@@ -412,7 +429,7 @@ func teamReach(body []byte, refs map[string]bool, now, since time.Time) Reach {
 			best = GraceReach
 		}
 	}
-	return best
+	return ct.Subject.Reference, best
 }
 
 // fhirEnd reads the end of a Period: FHIR counts a date end inclusively, so
