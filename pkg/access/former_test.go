@@ -122,6 +122,9 @@ func TestFormerMember(t *testing.T) {
 		{"left", 2 * 24 * time.Hour, want{200, 403}},
 		{"left", 180 * 24 * time.Hour, want{403, 403}},
 		{"stale", 2 * 24 * time.Hour, want{403, 403}},
+		// The review's +24 and +120 months.
+		{"done", 2 * 365 * 24 * time.Hour, want{403, 403}},
+		{"fin", 10 * 365 * 24 * time.Hour, want{403, 403}},
 	}
 	for _, tc := range cases {
 		p := Policy{Now: func() time.Time { return closedAt.Add(tc.after) }, Grace: week}
