@@ -8,14 +8,19 @@
 // administrator manages tenants and system clients, never clinical data; a
 // professional reads and writes a patient's data only while in care
 // relationship with that patient — an active participant of one of the
-// patient's active CareTeams, or the owner of one of the patient's tasks; a
+// patient's active CareTeams, or the owner of an open task of one of the
+// patient's running episodes — and only reads it for a short grace period
+// after that relationship ends (Policy.Grace, audited as such); a
 // hospital system writes only through the intake for its own facility and
 // reads only the answers to what it sent.
 //
 // Entry points: Policy.Search narrows a search (results and totals) to what
 // the actor may see; Policy.Read decides on one resource; Policy.Patient on
-// one patient's data (for pages, exports and writes that name a patient);
-// Policy.Write on the directory and the definitions. Each error is a
+// writing one patient's data, or showing it where the grace period does not
+// apply (pages, exports); Policy.ReadPatient on reading it, grace period
+// included; Policy.Write on the directory and the definitions. The
+// ...Reach variants also say whether a read is made under the grace period,
+// for the audit trail. Each error is a
 // fhir.Error with the status to answer (403, or 404 for another tenant's
 // resource, which does not exist for the caller).
 package access
@@ -24,6 +29,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -76,6 +82,10 @@ type Policy struct {
 	// Now tells the time at which a care relationship is judged (a
 	// participant's period may have ended). Default time.Now.
 	Now func() time.Time
+	// Grace is how long a professional still reads a patient's data, and
+	// only reads it, after her care relationship with the patient ended
+	// (Relation). Zero: not at all.
+	Grace time.Duration
 }
 
 func (p Policy) now() time.Time {
@@ -157,24 +167,43 @@ var patientParams = map[string]string{
 const noPatient = "Patient/#none"
 
 // Search constrains q to what a may see, or refuses it. A professional's
-// search is narrowed to the patients they are in care relationship with
-// (CarePatients), so that results and totals show nothing else; one naming
-// another patient finds nothing.
+// search is narrowed to the patients she reaches (CarePatients, the grace
+// period included), so that results and totals show nothing else; one
+// naming another patient finds nothing.
 func (p Policy) Search(ctx context.Context, st Searcher, a directory.Actor, q *store.Query) error {
+	_, err := p.SearchReach(ctx, st, a, q)
+	return err
+}
+
+// SearchReach is Search, and also returns the patients the search was
+// narrowed to that a reaches only under the grace period: what the search
+// shows of them is audited as a grace read (AuditGrace).
+func (p Policy) SearchReach(ctx context.Context, st Searcher, a directory.Actor, q *store.Query) (grace map[string]bool, err error) {
 	q.Tenant = a.Tenant
 	v, err := common(a, q.Type, "search")
 	if err != nil || v == allowed {
-		return err
+		return nil, err
 	}
 	name, ok := patientParams[q.Type]
 	if !ok {
-		return forbidden("L'accès aux données d'un patient suit la relation de soin : cherchez-les par patient",
+		return nil, forbidden("L'accès aux données d'un patient suit la relation de soin : cherchez-les par patient",
 			"Access to a patient's data follows the care relationship: search it by patient")
 	}
-	patients, err := CarePatients(ctx, st, a, p.now())
+	reach, err := CarePatients(ctx, st, a, p.now(), p.Grace)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	patients := make([]string, 0, len(reach))
+	for ref, r := range reach {
+		patients = append(patients, ref)
+		if r == GraceReach {
+			if grace == nil {
+				grace = map[string]bool{}
+			}
+			grace[ref] = true
+		}
+	}
+	sort.Strings(patients)
 	if len(patients) == 0 {
 		patients = []string{noPatient}
 	}
@@ -188,28 +217,37 @@ func (p Policy) Search(ctx context.Context, st Searcher, a directory.Actor, q *s
 		}
 	}
 	q.Params = append(q.Params, param)
-	return nil
+	return grace, nil
 }
 
 // Read tells whether a may read res: a resource of another tenant does not
 // exist for a; a professional reads a clinical resource when it is about a
-// patient in their care (Patient), or when it is a task they own.
+// patient she reaches (ReadPatient), the grace period included. Owning a
+// task is no reason of its own: the task's patient decides, so a task that
+// closed or went to someone else stops being readable with the rest.
 func (p Policy) Read(ctx context.Context, st Searcher, a directory.Actor, res store.Resource) error {
+	_, err := p.ReadReach(ctx, st, a, res)
+	return err
+}
+
+// ReadReach is Read, and also says how a reaches the resource: a caller
+// that shows it under GraceReach audits the read with AuditGrace.
+func (p Policy) ReadReach(ctx context.Context, st Searcher, a directory.Actor, res store.Resource) (Reach, error) {
 	if res.Tenant != a.Tenant {
-		return fhir.FromError(store.ErrNotFound)
+		return NoReach, fhir.FromError(store.ErrNotFound)
 	}
 	v, err := common(a, res.Type, "read")
-	if err != nil || v == allowed {
-		return err
+	if err != nil {
+		return NoReach, err
 	}
-	if res.Type == "Task" && ownsTask(a, res.Body) {
-		return nil
+	if v == allowed {
+		return CareReach, nil
 	}
 	patient := PatientOf(res)
 	if patient == "" {
-		return forbidden("Vous ne faites pas partie de l'équipe de soins de ce patient", "You are not in this patient's care team")
+		return NoReach, forbidden("Vous ne faites pas partie de l'équipe de soins de ce patient", "You are not in this patient's care team")
 	}
-	return p.Patient(ctx, st, a, patient)
+	return p.ReadPatient(ctx, st, a, patient)
 }
 
 // PatientOf returns the patient a resource is about: itself for a Patient,
@@ -229,21 +267,6 @@ func PatientOf(res store.Resource) string {
 		}
 	}
 	return ""
-}
-
-func ownsTask(a directory.Actor, body []byte) bool {
-	var t struct {
-		Owner struct{ Reference string } `json:"owner"`
-	}
-	if json.Unmarshal(body, &t) != nil {
-		return false
-	}
-	for _, r := range a.Roles {
-		if t.Owner.Reference == "PractitionerRole/"+r.ID {
-			return true
-		}
-	}
-	return false
 }
 
 // Write tells whether a may create or update resources of type typ through

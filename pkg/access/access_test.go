@@ -75,8 +75,15 @@ func world(t *testing.T) store.Store {
 	put("demo", map[string]any{"resourceType": "CareTeam", "id": "ct-ended", "status": "inactive",
 		"subject":     map[string]any{"reference": "Patient/pat-ended"},
 		"participant": []any{member("PractitionerRole/r0", "2026-01-01", "")}})
+	// pat-task's running episode, whose CarePlan task-1 is based on.
+	put("demo", map[string]any{"resourceType": "CarePlan", "id": "cp-task", "status": "active", "intent": "plan",
+		"subject": map[string]any{"reference": "Patient/pat-task"}})
+	put("demo", map[string]any{"resourceType": "EpisodeOfCare", "id": "ep-task", "status": "active",
+		"patient":   map[string]any{"reference": "Patient/pat-task"},
+		"extension": []any{map[string]any{"url": extEpisodeCarePlan, "valueReference": map[string]any{"reference": "CarePlan/cp-task"}}}})
 	put("demo", map[string]any{"resourceType": "Task", "id": "task-1", "status": "requested", "intent": "order",
-		"for": map[string]any{"reference": "Patient/pat-task"}, "owner": map[string]any{"reference": "PractitionerRole/r0"}})
+		"basedOn": []any{map[string]any{"reference": "CarePlan/cp-task"}},
+		"for":     map[string]any{"reference": "Patient/pat-task"}, "owner": map[string]any{"reference": "PractitionerRole/r0"}})
 	put("demo", map[string]any{"resourceType": "Task", "id": "task-2", "status": "requested", "intent": "order",
 		"for": map[string]any{"reference": "Patient/pat-out"}, "owner": map[string]any{"reference": "PractitionerRole/other"}})
 	// Another CPTS's patient.

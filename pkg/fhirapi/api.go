@@ -134,12 +134,14 @@ func (a *API) read(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, store.ErrGone) {
 		res.Type, res.ID = typ, id
 	}
+	reach := access.NoReach
 	if err == nil || errors.Is(err, store.ErrGone) {
-		if perr := a.Policy.Read(r.Context(), a.Store, actor(r), res); perr != nil {
+		var perr error
+		if reach, perr = a.Policy.ReadReach(r.Context(), a.Store, actor(r), res); perr != nil {
 			err = perr
 		}
 	}
-	a.audit(r, "R", typ+"/"+id, res, err)
+	a.audit(r, "R", typ+"/"+id, res, err, reach)
 	if err != nil {
 		WriteError(w, r, a.Logger, err)
 		return
@@ -154,11 +156,27 @@ func (a *API) vread(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "value", "Numéro de version invalide", "Invalid version id", "_history"))
 		return
 	}
-	res, err := a.Store.VRead(r.Context(), typ, id, vid)
-	if err == nil {
-		err = a.Policy.Read(r.Context(), a.Store, actor(r), res)
+	// An old version is judged by who the caller is to the resource now
+	// (its current version), as its history is: a task reassigned away
+	// from her, or a record moved to another patient, shows no old version
+	// to a caller who no longer reaches it.
+	cur, err := a.Store.Read(r.Context(), typ, id)
+	if errors.Is(err, store.ErrGone) {
+		cur.Type, cur.ID, err = typ, id, nil
 	}
-	a.audit(r, "R", fmt.Sprintf("%s/%s/_history/%d", typ, id, vid), res, err)
+	var res store.Resource
+	reach := access.NoReach
+	if err == nil {
+		reach, err = a.Policy.ReadReach(r.Context(), a.Store, actor(r), cur)
+	}
+	res = cur
+	if err == nil {
+		var old store.Resource
+		if old, err = a.Store.VRead(r.Context(), typ, id, vid); err == nil {
+			res = old
+		}
+	}
+	a.audit(r, "R", fmt.Sprintf("%s/%s/_history/%d", typ, id, vid), res, err, reach)
 	if err != nil {
 		WriteError(w, r, a.Logger, err)
 		return
@@ -184,13 +202,14 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cur.Type, cur.ID = typ, id
-	if err := a.Policy.Read(r.Context(), a.Store, actor(r), cur); err != nil {
-		a.audit(r, "R", typ+"/"+id+"/_history", cur, err)
+	reach, err := a.Policy.ReadReach(r.Context(), a.Store, actor(r), cur)
+	if err != nil {
+		a.audit(r, "R", typ+"/"+id+"/_history", cur, err, reach)
 		WriteError(w, r, a.Logger, err)
 		return
 	}
 	page, err := a.Store.History(r.Context(), typ, id, store.HistoryParams{Count: count, Cursor: q.Get("_cursor")})
-	a.audit(r, "R", typ+"/"+id+"/_history", cur, err)
+	a.audit(r, "R", typ+"/"+id+"/_history", cur, err, reach)
 	if err != nil {
 		WriteError(w, r, a.Logger, err)
 		return
@@ -235,13 +254,14 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := parsed.Query("")
-	if err := a.Policy.Search(r.Context(), a.Store, actor(r), &q); err != nil {
-		a.auditSearch(r, typ, nil, err)
+	grace, err := a.Policy.SearchReach(r.Context(), a.Store, actor(r), &q)
+	if err != nil {
+		a.auditSearch(r, typ, nil, err, nil)
 		WriteError(w, r, a.Logger, err)
 		return
 	}
 	page, err := a.Store.Search(r.Context(), q)
-	a.auditSearch(r, typ, page.Resources, err)
+	a.auditSearch(r, typ, page.Resources, err, grace)
 	if err != nil {
 		WriteError(w, r, a.Logger, err)
 		return
@@ -476,9 +496,10 @@ func (a *API) now() time.Time {
 	return time.Now()
 }
 
-// audit records a read of patient data. Directory and definition reads are
-// not patient data and are not recorded.
-func (a *API) audit(r *http.Request, action, entity string, res store.Resource, err error) {
+// audit records a read of patient data, marked AuditGrace when the caller
+// reads it only under the grace period after her care ended. Directory and
+// definition reads are not patient data and are not recorded.
+func (a *API) audit(r *http.Request, action, entity string, res store.Resource, err error, reach access.Reach) {
 	typ := r.PathValue("type")
 	if access.ClassOf(typ) != access.Clinical {
 		return
@@ -489,10 +510,16 @@ func (a *API) audit(r *http.Request, action, entity string, res store.Resource, 
 	if res.Tenant == actor(r).Tenant {
 		patient = PatientOf(res)
 	}
-	a.appendAudit(r, store.AuditRecord{Action: action, Entity: entity, Patient: patient, Outcome: outcome(err)})
+	rec := store.AuditRecord{Action: action, Entity: entity, Patient: patient, Outcome: outcome(err)}
+	if err == nil && reach == access.GraceReach {
+		rec.Detail = access.AuditGrace
+	}
+	a.appendAudit(r, rec)
 }
 
-func (a *API) auditSearch(r *http.Request, typ string, rs []store.Resource, err error) {
+// auditSearch records a search; grace names the patients the caller reaches
+// only under the grace period, whose records are marked AuditGrace.
+func (a *API) auditSearch(r *http.Request, typ string, rs []store.Resource, err error, grace map[string]bool) {
 	if access.ClassOf(typ) != access.Clinical {
 		return
 	}
@@ -515,7 +542,11 @@ func (a *API) auditSearch(r *http.Request, typ string, rs []store.Resource, err 
 	}
 	sort.Strings(ps)
 	for _, p := range ps {
-		a.appendAudit(r, store.AuditRecord{Action: "E", Entity: entity, Patient: p, Outcome: outcome(err)})
+		rec := store.AuditRecord{Action: "E", Entity: entity, Patient: p, Outcome: outcome(err)}
+		if grace[p] {
+			rec.Detail = access.AuditGrace
+		}
+		a.appendAudit(r, rec)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
@@ -52,11 +53,17 @@ func deathObservation(id, patient string, at time.Time, source, performer, note 
 // RecordDeath records, for an actor allowed to write the patient's data,
 // that the patient died at the given time: an Observation, announced on
 // fhir.<tenant>.Observation.created, and the outcome record, in one
-// transaction.
+// transaction. The actor must be in care relationship with the patient now
+// (access.Policy.Patient): a death ends the episodes and cancels their
+// tasks, so a former member, even within the access grace period, records
+// none (403).
 func (s *Service) RecordDeath(ctx context.Context, act directory.Actor, patient string, at time.Time) (store.Resource, error) {
 	var out store.Resource
 	if at.After(s.d.Clock.Now().Add(time.Minute)) {
 		return out, fhir.Errorf(http.StatusBadRequest, "value", "La date de décès est dans le futur", "The date of death is in the future", "deceasedDateTime")
+	}
+	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, act, "Patient/"+patient); err != nil {
+		return out, err
 	}
 	performer := act.Reference()
 	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -482,6 +483,34 @@ func TestTeamMemberRecordsADeath(t *testing.T) {
 	serve(r.svc, nurse).ServeHTTP(w, httptest.NewRequest("POST", "/api/outcomes/deaths", strings.NewReader(`{"patient":"Patient/p1","deceasedDateTime":"2025-03-01"}`)))
 	if w.Code != 403 {
 		t.Errorf("nurse outside the team: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestFormerMemberRecordsNoDeath: the nurse whose task for the patient was
+// completed yesterday is within the access grace period, which never opens
+// a write: RecordDeath refuses her, whichever route calls it.
+func TestFormerMemberRecordsNoDeath(t *testing.T) {
+	r := newRig(t, openSQLite(t))
+	r.scenario()
+	r.put(map[string]any{"resourceType": "Task", "id": "t-former", "status": "completed", "intent": "order",
+		"for": map[string]any{"reference": "Patient/p1"}, "owner": map[string]any{"reference": "PractitionerRole/pr-former"},
+		"lastModified": r.clk.Now().Add(-24 * time.Hour).Format(time.RFC3339)})
+	former := directory.Actor{Tenant: tenant, Practitioner: "Practitioner/f", Roles: []directory.Role{{ID: "pr-former", Code: directory.RoleNurse}}}
+	count := func() int {
+		page, err := r.st.Search(context.Background(), store.Query{Tenant: tenant, Type: "Observation", Total: true,
+			Params: []store.Param{{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: "Patient/p1"}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Total
+	}
+	before := count()
+	_, err := r.svc.RecordDeath(context.Background(), former, "p1", r.clk.Now().Add(-time.Hour))
+	if fe := fhir.FromError(err); err == nil || fe.Status != http.StatusForbidden {
+		t.Fatalf("former member records a death: %v, want 403", err)
+	}
+	if n := count(); n != before {
+		t.Errorf("observations of the patient: %d, were %d", n, before)
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is every setting of CONTRACT.md "Configuration". It is read here
@@ -37,6 +39,11 @@ type Config struct {
 	// certificates the MLLP listener accepts (mutual TLS); MLLPAllow the
 	// addresses allowed to send without one, each for one facility.
 	MLLPClientCA, MLLPAllow string
+	// AccessGrace is how long a professional still reads, and only reads,
+	// a patient's data after her care relationship with the patient ended
+	// (access.Policy.Grace). Zero: not at all.
+	AccessGrace time.Duration
+	accessGrace string
 }
 
 // Production tells whether the instance runs in production mode.
@@ -74,6 +81,7 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_MLLP_ALLOW", "mllp-allow", "", "<FINESS>=<ip or cidr>,… addresses that may send MLLP without a client certificate, each for its facility", &c.MLLPAllow, false},
 		{"PASSERELLE_SMTP_URL", "smtp-url", "", "smtp://host:port for e-mail notifications (empty: log)", &c.SMTPURL, true},
 		{"PASSERELLE_PROFILES_DIR", "profiles-dir", "", "directory overriding the built-in FHIR package", &c.ProfilesDir, false},
+		{"PASSERELLE_ACCESS_GRACE", "access-grace", "7d", "read-only access after the care relationship ends (e.g. 7d, 48h; 0: none)", &c.accessGrace, false},
 	}
 }
 
@@ -196,7 +204,38 @@ func (c *Config) validate() error {
 	if c.Demo && c.Production() {
 		return bad("PASSERELLE_ENV", "--demo is refused in production")
 	}
+	g, err := parseGrace(c.accessGrace)
+	if err != nil {
+		return bad("PASSERELLE_ACCESS_GRACE", "%v", err)
+	}
+	c.AccessGrace = g
 	return c.validateMLLP()
+}
+
+// maxAccessGrace bounds the grace period: it lets a professional look back
+// at what she did, it does not prolong the care.
+const maxAccessGrace = 30 * 24 * time.Hour
+
+// parseGrace reads a duration in days ("7d") or in Go's notation ("48h").
+func parseGrace(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number of days (7d) nor a duration (48h)", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q is not a number of days (7d) nor a duration (48h)", s)
+		}
+	}
+	if d < 0 || d > maxAccessGrace {
+		return 0, fmt.Errorf("%q must be between 0 and 30 days", s)
+	}
+	return d, nil
 }
 
 // checkDataDir makes sure the data directory exists and is writable.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
+	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/auth"
 	"github.com/passerelle-sante/passerelle/pkg/auth/devidp"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
@@ -180,6 +181,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	p.Timers = &timer.Runner{Store: p.Store, Clock: p.Clock, Logger: log, Owner: p.owner, Handlers: map[string]timer.Handler{}, Metrics: p.Metrics}
 	p.Mux = http.NewServeMux()
 	p.API = &fhirapi.API{Store: p.Store, Search: p.Search, Logger: log, BaseURL: cfg.PublicURL + "/fhir",
+		Policy:  access.Policy{Now: p.Clock.Now, Grace: cfg.AccessGrace},
 		Version: version, Published: bus.Published, Now: p.Clock.Now, Operations: map[string]string{}}
 	if p.IdP != nil {
 		p.API.TokenURL, p.API.AuthorizeURL = p.IdP.Issuer()+"/token", p.IdP.Issuer()+"/authorize"

@@ -36,6 +36,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	_ "modernc.org/sqlite"
 
+	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/websession"
 )
@@ -133,6 +134,85 @@ func seedVictim(t *testing.T, st store.Store, tenant, suffix, marker string) vic
 	return v
 }
 
+// Ways a professional stops being in a patient's care (formerVictim).
+const (
+	formerTaskCompleted  = "task completed"
+	formerTaskReassigned = "task reassigned"
+	formerEpisodeEnded   = "episode finished"
+	formerLeftTeam       = "left the team"
+)
+
+// formerVictim seeds a patient's record as seedVictim does, as the pathway
+// and teams services shape it (the episode names its CarePlan, the task is
+// based on it), then makes ide.leroy a former member of the patient's care
+// in one way, her part having ended at ended: her task completed; her task
+// given to dr.bernard (versions 3 hers, 4 his); the episode finished, her
+// task cancelled and the team inactive; her participant period ended in
+// the team, which goes on.
+func formerVictim(t *testing.T, st store.Store, tenant, suffix, marker, how string, ended time.Time) victim {
+	t.Helper()
+	v := seedVictim(t, st, tenant, suffix, marker)
+	ctx := context.Background()
+	at := ended.UTC().Format(time.RFC3339)
+	leroy := map[string]any{"reference": "PractitionerRole/pr-ide-leroy"}
+	edit := func(tx store.Tx, typ string, change func(m map[string]any)) {
+		res, err := tx.Read(ctx, typ, v.ids[strings.ToLower(typ)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(res.Body, &m)
+		delete(m, "meta")
+		change(m)
+		b, _ := json.Marshal(m)
+		if _, err := tx.Update(ctx, tenant, b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := st.Tx(ctx, func(tx store.Tx) error {
+		edit(tx, "EpisodeOfCare", func(m map[string]any) {
+			m["extension"] = []any{map[string]any{"url": "https://passerelle.health/fhir/StructureDefinition/episode-careplan",
+				"valueReference": map[string]any{"reference": "CarePlan/" + v.ids["careplan"]}}}
+			m["period"] = map[string]any{"start": "2026-01-01"}
+			if how == formerEpisodeEnded {
+				m["status"], m["period"] = "finished", map[string]any{"start": "2026-01-01", "end": at}
+			}
+		})
+		edit(tx, "Task", func(m map[string]any) {
+			m["basedOn"] = []any{map[string]any{"reference": "CarePlan/" + v.ids["careplan"]}}
+			m["owner"], m["lastModified"] = leroy, at
+			switch how {
+			case formerTaskCompleted:
+				m["status"] = "completed"
+			case formerEpisodeEnded:
+				m["status"] = "cancelled"
+			case formerLeftTeam:
+				m["owner"] = map[string]any{"reference": "PractitionerRole/pr-dr-bernard"}
+			}
+		})
+		switch how {
+		case formerTaskReassigned:
+			edit(tx, "Task", func(m map[string]any) { m["owner"] = map[string]any{"reference": "PractitionerRole/pr-dr-bernard"} })
+		case formerEpisodeEnded:
+			edit(tx, "CarePlan", func(m map[string]any) { m["status"] = "completed" })
+			edit(tx, "CareTeam", func(m map[string]any) {
+				m["status"], m["period"] = "inactive", map[string]any{"start": "2026-01-01", "end": at}
+				m["participant"] = append(m["participant"].([]any), map[string]any{"member": leroy, "period": map[string]any{"start": "2026-01-01"}})
+			})
+		case formerLeftTeam:
+			edit(tx, "CareTeam", func(m map[string]any) {
+				m["period"] = map[string]any{"start": "2026-01-01"}
+				m["participant"] = append(m["participant"].([]any), map[string]any{"member": leroy, "period": map[string]any{"start": "2026-01-01", "end": at}})
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // probe is one way to try to reach data through a route. Its path and body
 // hold placeholders {patient}, {observation}, {task}, … filled with the
 // victim's ids.
@@ -187,7 +267,9 @@ var accessTable = map[string][]probe{
 		return []probe{{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history"}}
 	}),
 	"GET /fhir/{type}/{id}/_history/{vid}": perType(func(typ, id string) []probe {
-		return []probe{{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/1"}, {method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/2"}}
+		// Version 3 of a former member's task was hers (formerVictim).
+		return []probe{{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/1"}, {method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/2"},
+			{method: "GET", path: "/fhir/" + typ + "/" + id + "/_history/3"}}
 	}),
 	"POST /fhir/{type}": {
 		{method: "POST", path: "/fhir/Observation", write: true, body: `{"resourceType":"Observation","status":"final","code":{"text":"poids"},"subject":{"reference":"Patient/{patient}"}}`},
@@ -266,6 +348,12 @@ func TestEveryRouteRefusesOutsiders(t *testing.T) {
 	// People also hold a web session (cookie and CSRF token), so that the
 	// pages are tried logged in; a system has none.
 	nurseWeb, coordWeb := tp.webLogin(t, "ide.martin"), tp.webLogin(t, "coord.cpts")
+	// Former members: ide.leroy was in the care of these patients, and is
+	// no longer: six months after her task was completed, after the
+	// episode finished, after she left the team; an hour after her task
+	// went to someone else.
+	leroy, leroyWeb := tp.token(t, "ide.leroy"), tp.webLogin(t, "ide.leroy")
+	longAgo := time.Now().AddDate(0, -6, 0)
 	outsiders := []struct {
 		name  string
 		token string
@@ -275,6 +363,14 @@ func TestEveryRouteRefusesOutsiders(t *testing.T) {
 		{"professional of another CareTeam", tp.token(t, "ide.martin"), nurseWeb, local},
 		{"coordinator of another CPTS", tp.token(t, "coord.cpts"), coordWeb, elsewhere},
 		{"system of another facility", tp.token(t, "chu-demo-dpi"), webSession{}, local},
+		{"former member, task completed 6 months ago", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "done", "SECRETDONE", formerTaskCompleted, longAgo)},
+		{"former member, task reassigned", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "moved", "SECRETMOVED", formerTaskReassigned, time.Now().Add(-time.Hour))},
+		{"former member, episode finished 6 months ago", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "ended", "SECRETENDED", formerEpisodeEnded, longAgo)},
+		{"former member, left the team 6 months ago", leroy, leroyWeb,
+			formerVictim(t, tp.Store, tp.Cfg.Tenant, "left", "SECRETLEFT", formerLeftTeam, longAgo)},
 	}
 	// The nurse reaches her own patient, so the probes below are not
 	// refused for some unrelated reason.
@@ -342,6 +438,11 @@ func TestEveryRouteRefusesOutsiders(t *testing.T) {
 	req.AddCookie(nurseWeb.cookie)
 	if tp.Sessions.CSRFToken(req) == "" {
 		t.Error("the nurse's web session ended during the probes")
+	}
+	req = httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(leroyWeb.cookie)
+	if tp.Sessions.CSRFToken(req) == "" {
+		t.Error("the former member's web session ended during the probes")
 	}
 	// The coordinator of this CPTS, by contrast, finds the local victim:
 	// the probes can see data when access allows it.
@@ -895,5 +996,115 @@ func TestTLS(t *testing.T) {
 	}
 	if !strings.Contains(ack, "MSA|AA") {
 		t.Errorf("ACK over TLS: %q", ack)
+	}
+}
+
+// TestFormerMemberGracePeriod: two days after her task for the patient was
+// completed, ide.leroy still reads the patient's data through the FHIR API
+// (PASSERELLE_ACCESS_GRACE, 7 days by default), each read audited as a
+// grace read, and writes nothing: no measurement, no death, no alert
+// acknowledged, no task moved, by the API or the web pages. With no grace
+// period she reads nothing either.
+func TestFormerMemberGracePeriod(t *testing.T) {
+	tp := startPlatform(t, nil)
+	ctx := context.Background()
+	v := formerVictim(t, tp.Store, tp.Cfg.Tenant, "grace", "SECRETGRACE", formerTaskCompleted, time.Now().Add(-48*time.Hour))
+	patient := "Patient/" + v.ids["patient"]
+	flag := `{"resourceType":"Flag","id":"flag-grace","status":"active","code":{"text":"poids"},"subject":{"reference":"` + patient + `"}}`
+	if err := tp.Store.Tx(ctx, func(tx store.Tx) error { _, err := tx.Create(ctx, tp.Cfg.Tenant, []byte(flag)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	leroy, web := tp.token(t, "ide.leroy"), tp.webLogin(t, "ide.leroy")
+	for _, path := range []string{
+		"/fhir/Observation/" + v.ids["observation"],
+		"/fhir/Observation?_total=accurate",
+		"/fhir/Task/" + v.ids["task"] + "/_history/3",
+	} {
+		if r := tp.do(t, "GET", path, leroy, ""); r.status != 200 || !strings.Contains(string(r.body), "SECRETGRACE") {
+			t.Errorf("read under grace, GET %s: %d %.300s", path, r.status, r.body)
+		}
+	}
+	recs, err := tp.Store.AuditLog().Find(ctx, store.AuditFilter{Tenant: tp.Cfg.Tenant, Patient: patient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grace := map[string]bool{}
+	for _, rec := range recs {
+		if rec.Agent == "PractitionerRole/pr-ide-leroy" && rec.Detail == access.AuditGrace {
+			grace[rec.Action] = true
+		}
+	}
+	if !grace["R"] || !grace["E"] {
+		t.Errorf("grace reads and searches are not audited as such: %+v", recs)
+	}
+
+	observations := func() int {
+		page, err := tp.Store.Search(ctx, store.Query{Tenant: tp.Cfg.Tenant, Type: "Observation", Total: true,
+			Params: []store.Param{{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: patient}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Total
+	}
+	before := observations()
+	for _, pr := range []probe{
+		{method: "POST", path: "/fhir/Observation", body: `{"resourceType":"Observation","status":"final","code":{"text":"poids"},"subject":{"reference":"` + patient + `"},"valueQuantity":{"value":80,"unit":"kg"}}`},
+		{method: "POST", path: "/api/outcomes/deaths", body: `{"patient":"` + patient + `","deceasedDateTime":"2026-01-01"}`},
+		{method: "POST", path: "/fhir/Flag/flag-grace/$acknowledge"},
+		{method: "PUT", path: "/fhir/Task/" + v.ids["task"], body: `{"resourceType":"Task","id":"` + v.ids["task"] + `","status":"in-progress","intent":"order"}`},
+		{method: "POST", path: "/tasks/" + v.ids["task"] + "/visit", form: true, body: "weight-kg=80"},
+		{method: "POST", path: "/alerts/flag-grace/ack", form: true},
+	} {
+		if status, body := tp.probe(t, pr, pr.path, pr.body, leroy, web); status >= 200 && status < 300 {
+			t.Errorf("write under grace, %s %s: %d %.300s", pr.method, pr.path, status, body)
+		}
+	}
+	if n := observations(); n != before {
+		t.Errorf("observations of the patient: %d, were %d", n, before)
+	}
+	if res, err := tp.Store.Read(ctx, "Flag", "flag-grace"); err != nil || !strings.Contains(string(res.Body), `"status":"active"`) {
+		t.Errorf("the alert was acknowledged: %s %v", res.Body, err)
+	}
+	if res, err := tp.Store.Read(ctx, "Task", v.ids["task"]); err != nil || !strings.Contains(string(res.Body), `"status":"completed"`) {
+		t.Errorf("the task moved: %s %v", res.Body, err)
+	}
+
+	// No grace period: the care's end ends the reads too.
+	strict := startPlatform(t, map[string]string{"PASSERELLE_ACCESS_GRACE": "0"})
+	v = formerVictim(t, strict.Store, strict.Cfg.Tenant, "grace", "SECRETGRACE", formerTaskCompleted, time.Now().Add(-48*time.Hour))
+	if r := strict.do(t, "GET", "/fhir/Observation/"+v.ids["observation"], strict.token(t, "ide.leroy"), ""); r.status != 403 {
+		t.Errorf("no grace period: read %d %.300s", r.status, r.body)
+	}
+}
+
+func TestAccessGraceSetting(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+		ok    bool
+	}{
+		{"", 7 * 24 * time.Hour, true}, // the default
+		{"7d", 7 * 24 * time.Hour, true},
+		{"48h", 48 * time.Hour, true},
+		{"0", 0, true},
+		{"-1h", 0, false},
+		{"31d", 0, false},
+		{"une semaine", 0, false},
+	} {
+		env := map[string]string{}
+		if tc.value != "" {
+			env["PASSERELLE_ACCESS_GRACE"] = tc.value
+		}
+		cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		switch {
+		case tc.ok && (err != nil || cfg.AccessGrace != tc.want):
+			t.Errorf("%q: %v %v, want %v", tc.value, cfg.AccessGrace, err, tc.want)
+		case !tc.ok && (err == nil || !strings.HasPrefix(err.Error(), "PASSERELLE_ACCESS_GRACE:")):
+			t.Errorf("%q: error %v, want one naming PASSERELLE_ACCESS_GRACE", tc.value, err)
+		}
+	}
+	cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), []string{"--access-grace", "2d"}, func(string) (string, bool) { return "", false })
+	if err != nil || cfg.AccessGrace != 48*time.Hour {
+		t.Errorf("flag: %v %v", cfg.AccessGrace, err)
 	}
 }

@@ -23,9 +23,13 @@
 // accepted → in-progress (start); in-progress → completed (complete) or
 // failed (fail, with an optional reason). Anything else is 409. The actor
 // must hold the PractitionerRole in Task.owner (403 otherwise, also for a
-// task without owner); ifMatch > 0 must be the current version (412).
+// task without owner), and an owner of an open task must be in care
+// relationship with its patient (access.Policy.Patient: 403 otherwise, as
+// when the episode has finished; never under the access grace period);
+// ifMatch > 0 must be the current version (412).
 // The checks run in this order: the task exists in the actor's tenant
-// (404), the owner (403), the version (412), the transition (409).
+// (404), the owner and her care relationship (403), the version (412), the
+// transition (409).
 // Task.owner never changes here: after a decline the teams service puts the
 // task back to requested with the next candidate; cancelled and on-hold are
 // the pathway's. A completion may carry a business status

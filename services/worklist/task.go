@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
@@ -101,6 +102,19 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 	}
 	if a.System != "" {
 		return store.Resource{}, fhir.Errorf(http.StatusForbidden, "forbidden", "Un système hospitalier ne fait pas avancer les tâches", "A hospital system does not move tasks")
+	}
+	// Owning the task is not enough: its owner moves it only while in care
+	// relationship with the patient (an open task of a running episode,
+	// or a member of the patient's active team), never under the grace
+	// period. The policy searches the store, so it is asked before the
+	// transaction; the owner is checked again inside it. A task no longer
+	// open moves nowhere whoever asks: the state machine answers 409.
+	if t, err := readObj(ctx, s.d.Store, "Task", taskID); err == nil && t.res.Tenant == a.Tenant && openStatuses[str(t.m, "status")] {
+		if _, mine := ownerRole(a, str(t.m, "owner", "reference")); mine {
+			if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, str(t.m, "for", "reference")); err != nil {
+				return store.Resource{}, err
+			}
+		}
 	}
 	var out store.Resource
 	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
@@ -222,5 +223,34 @@ func TestCompleteWithRefusal(t *testing.T) {
 	}
 	if _, err := r.svc.Move(r.ctx, nurse, first, 0, worklist.Move{Action: worklist.ActionComplete, BusinessStatus: "overdue"}); err == nil {
 		t.Error("an owner set the system's overdue mark")
+	}
+}
+
+// TestOwnerOutsideTheCareMovesNothing: owning a task is not enough to move
+// it. Once the patient's episode has finished, its owner is no longer in
+// care of the patient (even if the task was left open): 403, the task
+// unchanged.
+func TestOwnerOutsideTheCareMovesNothing(t *testing.T) {
+	r := newRig(t, "sqlite")
+	nurse := r.actor("ide.martin")
+	p := r.patient()
+	ep := r.discharge(p)
+	id := r.search("Task", refParam("patient", "Patient/"+p), tokenParam("status", "requested"))[0]["id"].(string)
+	r.assign(id, "pr-ide-martin")
+	if _, err := r.svc.Transition(r.ctx, nurse, id, 0, worklist.ActionAccept, ""); err != nil {
+		t.Fatalf("accept while the episode runs: %v", err)
+	}
+	m, v := r.read("EpisodeOfCare", ep["id"].(string))
+	m["status"] = "finished"
+	delete(m, "meta")
+	r.tx(func(tx store.Tx) error { _, err := tx.Update(r.ctx, tenant, mustJSON(m), v); return err })
+	_, before := r.read("Task", id)
+	_, err := r.svc.Transition(r.ctx, nurse, id, 0, worklist.ActionStart, "")
+	var fe *fhir.Error
+	if !errors.As(err, &fe) || fe.Status != http.StatusForbidden {
+		t.Fatalf("start after the episode finished: %v, want 403", err)
+	}
+	if _, after := r.read("Task", id); after != before {
+		t.Errorf("the task moved: version %d, was %d", after, before)
 	}
 }
