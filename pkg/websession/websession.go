@@ -221,11 +221,24 @@ func random() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// localPath keeps next a path of this site: an absolute path, not a
-// scheme-relative "//host" nor a "/\host" that browsers read the same way.
+// localPath keeps next a path of this site, else "/". Browsers drop tabs
+// and newlines from a URL and read a backslash as a slash, so
+// "/\t/evil.example" or "/\\evil.example" would land on another host like
+// "//evil.example": a control character or a backslash anywhere refuses the
+// path, and what is left must parse as a path alone (no scheme, no host)
+// that starts with a single slash.
 func localPath(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next

@@ -294,11 +294,18 @@ func TestRefusedLogins(t *testing.T) {
 		t.Errorf("foreign state: %d", r.status)
 	}
 	// An open redirect through next is refused.
-	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example"} {
+	// Browsers drop tabs and newlines and read "\\" as "/": each of these
+	// would land on evil.example.
+	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example/x",
+		"/\n/evil.example/x", "/\r\n/evil.example", "/x\\..\\\\evil.example", "/\x00/evil.example", "/\x7f/evil.example"} {
 		r := e.login(t, "ide.martin", "ide.martin", next)
 		if r.header.Get("Location") != "/" {
 			t.Errorf("next=%s led to %s", next, r.header.Get("Location"))
 		}
+	}
+	// A path of this site, with its query, is kept.
+	if r := e.login(t, "ide.martin", "ide.martin", "/worklist?lang=en"); r.header.Get("Location") != "/worklist?lang=en" {
+		t.Errorf("next=/worklist?lang=en led to %s", r.header.Get("Location"))
 	}
 	recs := e.audit(t)
 	failed := 0
