@@ -9,7 +9,10 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/passerelle-sante/passerelle/pkg/directory"
 )
 
 // Config is every setting of CONTRACT.md "Configuration". It is read here
@@ -26,6 +29,9 @@ type Config struct {
 	OIDCClientID      string
 	OIDCClientSecret  string
 	PractitionerClaim string
+	// PractitionerSystem is the one identifier system the practitioner
+	// claim is matched against.
+	PractitionerSystem string
 	Env               string
 	Tenant            string
 	TLSCert, TLSKey   string
@@ -61,6 +67,8 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_OIDC_CLIENT_ID", "oidc-client-id", "passerelle", "the web app's client id, required in tokens' aud or azp", &c.OIDCClientID, false},
 		{"PASSERELLE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "the web app's client secret", &c.OIDCClientSecret, true},
 		{"PASSERELLE_OIDC_PRACTITIONER_CLAIM", "oidc-practitioner-claim", "preferred_username", "token claim matched to a Practitioner identifier", &c.PractitionerClaim, false},
+		{"PASSERELLE_OIDC_PRACTITIONER_SYSTEM", "oidc-practitioner-system", directory.SystemLogin,
+			"the one identifier system that claim is matched against: the login NamingSystem, RPPS or idNat_PS", &c.PractitionerSystem, false},
 		{"PASSERELLE_ENV", "env", "development", "development or production", &c.Env, false},
 		{"PASSERELLE_TENANT", "tenant", "demo", "the CPTS this instance serves", &c.Tenant, false},
 		{"PASSERELLE_TLS_CERT", "tls-cert", "", "TLS certificate (PEM) for HTTP and MLLP", &c.TLSCert, false},
@@ -167,6 +175,12 @@ func (c *Config) validate() error {
 	}
 	if c.PractitionerClaim == "" {
 		return bad("PASSERELLE_OIDC_PRACTITIONER_CLAIM", "must not be empty")
+	}
+	if !slices.Contains(directory.LoginSystems, c.PractitionerSystem) {
+		return bad("PASSERELLE_OIDC_PRACTITIONER_SYSTEM", "%q is none of %s", c.PractitionerSystem, strings.Join(directory.LoginSystems, ", "))
+	}
+	if c.DevIdP() && c.PractitionerSystem != directory.SystemLogin {
+		return bad("PASSERELLE_OIDC_PRACTITIONER_SYSTEM", "the development identity provider's tokens carry the login: keep %s", directory.SystemLogin)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return bad("PASSERELLE_TLS_CERT", "PASSERELLE_TLS_CERT and PASSERELLE_TLS_KEY go together")

@@ -176,7 +176,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	if err := p.openProfiles(); err != nil {
 		return p, err
 	}
-	p.Dir = &directory.Resolver{Store: p.Store}
+	p.Dir = &directory.Resolver{Store: p.Store, LoginSystem: cfg.PractitionerSystem}
 	p.Timers = &timer.Runner{Store: p.Store, Clock: p.Clock, Logger: log, Owner: p.owner, Handlers: map[string]timer.Handler{}, Metrics: p.Metrics}
 	p.Mux = http.NewServeMux()
 	p.API = &fhirapi.API{Store: p.Store, Search: p.Search, Logger: log, BaseURL: cfg.PublicURL + "/fhir",
