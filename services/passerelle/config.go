@@ -32,12 +32,12 @@ type Config struct {
 	// PractitionerSystem is the one identifier system the practitioner
 	// claim is matched against.
 	PractitionerSystem string
-	Env               string
-	Tenant            string
-	TLSCert, TLSKey   string
-	SMTPURL           string
-	ProfilesDir       string
-	Demo              bool
+	Env                string
+	Tenant             string
+	TLSCert, TLSKey    string
+	SMTPURL            string
+	ProfilesDir        string
+	Demo               bool
 }
 
 // Production tells whether the instance runs in production mode.

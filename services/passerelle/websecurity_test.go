@@ -28,7 +28,7 @@ func TestPractitionerSystemSetting(t *testing.T) {
 		t.Fatalf("idNat_PS: %q, %v", cfg.PractitionerSystem, err)
 	}
 	for name, env := range map[string]map[string]string{
-		"unknown system": {"PASSERELLE_OIDC_ISSUER": "https://auth.example.org", "PASSERELLE_OIDC_PRACTITIONER_SYSTEM": "urn:oid:1.2.3"},
+		"unknown system":                 {"PASSERELLE_OIDC_ISSUER": "https://auth.example.org", "PASSERELLE_OIDC_PRACTITIONER_SYSTEM": "urn:oid:1.2.3"},
 		"development provider with RPPS": {"PASSERELLE_OIDC_PRACTITIONER_SYSTEM": directory.SystemRPPS},
 	} {
 		if _, err := loadEnv(env); err == nil || !strings.HasPrefix(err.Error(), "PASSERELLE_OIDC_PRACTITIONER_SYSTEM:") {
