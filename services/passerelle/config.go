@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
@@ -37,7 +38,14 @@ type Config struct {
 	TLSCert, TLSKey    string
 	SMTPURL            string
 	ProfilesDir        string
-	Demo               bool
+	// MetricsToken, when set, is the bearer token /metrics asks for;
+	// without it /metrics answers the loopback interface only.
+	MetricsToken string
+	// HTTPMaxConnsPerAddr bounds the HTTP connections one address holds
+	// at a time (0: no bound).
+	HTTPMaxConnsPerAddr int
+	httpMaxConns        string
+	Demo                bool
 }
 
 // Production tells whether the instance runs in production mode.
@@ -75,6 +83,8 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_TLS_KEY", "tls-key", "", "TLS private key (PEM)", &c.TLSKey, false},
 		{"PASSERELLE_SMTP_URL", "smtp-url", "", "smtp://host:port for e-mail notifications (empty: log)", &c.SMTPURL, true},
 		{"PASSERELLE_PROFILES_DIR", "profiles-dir", "", "directory overriding the built-in FHIR package", &c.ProfilesDir, false},
+		{"PASSERELLE_METRICS_TOKEN", "metrics-token", "", "bearer token /metrics asks for (empty: /metrics from the loopback interface only)", &c.MetricsToken, true},
+		{"PASSERELLE_HTTP_MAX_CONNS_PER_ADDR", "http-max-conns-per-addr", "256", "HTTP connections one client address may hold at a time (0: no bound)", &c.httpMaxConns, false},
 	}
 }
 
@@ -164,8 +174,19 @@ func (c *Config) validate() error {
 		if err := checkURL(c.OIDCIssuer, "http", "https"); err != nil {
 			return bad("PASSERELLE_OIDC_ISSUER", "%v", err)
 		}
+		if c.Production() && !isHTTPS(c.OIDCIssuer) {
+			// Discovery and the signing keys fetched in clear could be
+			// replaced on the way, and with them every token.
+			return bad("PASSERELLE_OIDC_ISSUER", "%q: production needs an https:// issuer", c.OIDCIssuer)
+		}
 	} else if c.Production() {
 		return bad("PASSERELLE_OIDC_ISSUER", "required in production: the development identity provider never runs in production")
+	}
+	if c.Production() && !isHTTPS(c.PublicURL) {
+		// Session cookies, tokens and patient data would cross the network
+		// in clear; behind a proxy that terminates TLS the public URL is
+		// still https.
+		return bad("PASSERELLE_PUBLIC_URL", "%q: production needs an https:// public URL (set PASSERELLE_TLS_CERT, or the https address of the proxy that terminates TLS)", c.PublicURL)
 	}
 	if c.OIDCClientID == "" {
 		return bad("PASSERELLE_OIDC_CLIENT_ID", "must not be empty")
@@ -195,6 +216,11 @@ func (c *Config) validate() error {
 			return bad("PASSERELLE_SMTP_URL", "%v", err)
 		}
 	}
+	n, err := strconv.Atoi(c.httpMaxConns)
+	if err != nil || n < 0 {
+		return bad("PASSERELLE_HTTP_MAX_CONNS_PER_ADDR", "%q is not a number of connections (0: no bound)", c.httpMaxConns)
+	}
+	c.HTTPMaxConnsPerAddr = n
 	if c.ProfilesDir != "" {
 		if st, err := os.Stat(c.ProfilesDir); err != nil || !st.IsDir() {
 			return bad("PASSERELLE_PROFILES_DIR", "%q is not a readable directory", c.ProfilesDir)
@@ -250,6 +276,12 @@ func checkURL(raw string, schemes ...string) error {
 		return fmt.Errorf("no host")
 	}
 	return nil
+}
+
+// isHTTPS tells whether a URL (already checked) uses https.
+func isHTTPS(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "https"
 }
 
 // redact keeps a password in a URL out of an error message.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -261,7 +262,7 @@ func (p *Platform) routes() {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	p.Mux.HandleFunc("GET /readyz", p.readyz)
-	p.Mux.Handle("GET /metrics", promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{Registry: p.Metrics}))
+	p.Mux.Handle("GET /metrics", metricsGuard(p.Cfg.MetricsToken, promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{Registry: p.Metrics})))
 	if p.IdP != nil {
 		p.Mux.Handle("/dev-idp/", p.IdP.Handler())
 	}
@@ -296,8 +297,7 @@ func (p *Platform) readyz(w http.ResponseWriter, r *http.Request) {
 // bus, then the store.
 func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) error) error {
 	p.routes()
-	handler := httpMetrics(p.Metrics)(p.Mux)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.Log.Handler(), slog.LevelWarn)}
+	srv := newHTTPServer(p.Handler(), p.Log)
 	tlsCfg, err := p.TLSConfig()
 	if err != nil {
 		return err
@@ -321,12 +321,13 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 	for i, fn := range extra {
 		run(fmt.Sprintf("service %d", i), fn)
 	}
+	ln := limitConns(p.httpLn, p.Cfg.HTTPMaxConnsPerAddr)
 	go func() {
 		var err error
 		if srv.TLSConfig != nil {
-			err = srv.ServeTLS(p.httpLn, "", "")
+			err = srv.ServeTLS(ln, "", "")
 		} else {
-			err = srv.Serve(p.httpLn)
+			err = srv.Serve(ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -343,6 +344,13 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// Handler is the whole HTTP surface: the routes behind the security
+// headers, the body limits and the request metrics.
+func (p *Platform) Handler() http.Handler {
+	hsts := p.Cfg.TLSCert != "" || strings.HasPrefix(p.Cfg.PublicURL, "https://")
+	return securityHeaders(hsts)(httpMetrics(p.Metrics)(limitBody(p.Mux)))
 }
 
 // Close releases everything in reverse order of opening.
