@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -349,7 +348,7 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 // Handler is the whole HTTP surface: the routes behind the security
 // headers, the body limits and the request metrics.
 func (p *Platform) Handler() http.Handler {
-	hsts := p.Cfg.TLSCert != "" || strings.HasPrefix(p.Cfg.PublicURL, "https://")
+	hsts := p.Cfg.TLSCert != "" || isHTTPS(p.Cfg.PublicURL)
 	return securityHeaders(hsts)(httpMetrics(p.Metrics)(limitBody(p.Mux)))
 }
 
