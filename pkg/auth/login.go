@@ -168,6 +168,9 @@ func (v *Verifier) VerifyIDToken(ctx context.Context, raw, nonce, accessToken st
 	case "refresh", "offline", "logout", "bearer":
 		return Principal{}, invalid("not an ID token", nil)
 	}
+	if isAccessToken(c, headerType(jws)) {
+		return Principal{}, invalid("not an ID token", nil)
+	}
 	if accessToken != "" && tok.AccessTokenHash != "" {
 		if !atHashMatches(jws, accessToken, tok.AccessTokenHash) {
 			return Principal{}, invalid("at_hash mismatch", nil)

@@ -214,7 +214,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if !isCompactJWS(raw) {
 		return Principal{}, invalid("malformed token", nil)
 	}
-	if _, err := jose.ParseSigned(raw, allowedAlgs); err != nil {
+	jws, err := jose.ParseSigned(raw, allowedAlgs)
+	if err != nil {
 		return Principal{}, invalid("malformed token or unsupported algorithm", err)
 	}
 	idv, err := v.verifier(ctx)
@@ -229,7 +230,36 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if err != nil {
 		return Principal{}, invalid("malformed claims", err)
 	}
-	return v.check(c)
+	return v.check(c, headerType(jws))
+}
+
+// headerType is the typ of a token's protected header, "" without one.
+func headerType(jws *jose.JSONWebSignature) string {
+	if len(jws.Signatures) != 1 {
+		return ""
+	}
+	typ, _ := jws.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string)
+	return typ
+}
+
+// isAccessToken tells an access token from the other tokens an issuer signs
+// with the same keys (an ID token even carries aud = the client): the header
+// typ of RFC 9068 ("at+jwt", as oidc-provider and the development provider
+// send), or Keycloak's typ claim "Bearer" (Keycloak, Pro Santé Connect). A
+// token with neither is refused: an ID token of an issuer that types
+// neither would otherwise pass as a bearer credential.
+func isAccessToken(c claims, headerTyp string) bool {
+	switch strings.ToLower(headerTyp) {
+	case "at+jwt", "application/at+jwt":
+		// RFC 9068 §2.1; a typ claim saying otherwise still refuses it
+		// below.
+		switch strings.ToLower(c.Type) {
+		case "", "bearer":
+			return true
+		}
+		return false
+	}
+	return strings.EqualFold(c.Type, "Bearer")
 }
 
 // classify turns a go-oidc failure into our errors, using what the key set
@@ -251,7 +281,7 @@ func (v *Verifier) classify(st *verifyState, err error) error {
 }
 
 // check applies the rules go-oidc was told to skip, and builds the principal.
-func (v *Verifier) check(c claims) (Principal, error) {
+func (v *Verifier) check(c claims, headerTyp string) (Principal, error) {
 	now := v.now()
 	if c.Expiry.IsZero() {
 		return Principal{}, invalid("no expiry", nil)
@@ -268,8 +298,7 @@ func (v *Verifier) check(c claims) (Principal, error) {
 	// Keycloak signs ID, refresh and logout tokens with the same keys; an
 	// ID token even carries aud = the client. Only access tokens are
 	// bearer credentials for the API.
-	switch strings.ToLower(c.Type) {
-	case "id", "refresh", "offline", "logout":
+	if !isAccessToken(c, headerTyp) {
 		return Principal{}, invalid("not an access token", nil)
 	}
 	if c.Subject == "" {

@@ -567,7 +567,7 @@ func TestES256(t *testing.T) {
 	}
 	claims := map[string]any{
 		"iss": issuer, "sub": "s", "aud": webClient, "exp": now.Add(time.Hour).Unix(),
-		"preferred_username": "dr.petit", "scope": "openid",
+		"preferred_username": "dr.petit", "scope": "openid", "typ": "Bearer",
 	}
 	if p := mustVerify(t, v, sign(t, jose.ES256, ec, "ec-1", claims)); p.Login != "dr.petit" {
 		t.Errorf("principal %+v", p)
@@ -669,5 +669,77 @@ func TestKeysPersisted(t *testing.T) {
 	_, err = devidp.MintFromDataDir(t.TempDir(), cfg.Issuer, "", "ide.martin", cfg.Users, cfg.Clients, 0)
 	if err == nil || !strings.Contains(err.Error(), "start passerelle once first") {
 		t.Errorf("without keys: %v", err)
+	}
+}
+
+// signTyped signs claims like sign, with typ in the protected header.
+func signTyped(t *testing.T, key any, kid, typ string, claims map[string]any) string {
+	t.Helper()
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestAccessTokenType: only a token typed as an access token is a bearer
+// credential — RFC 9068's header typ at+jwt (oidc-provider, the development
+// provider) or Keycloak's typ claim Bearer. An ID token of an issuer that
+// types neither carries aud = the client and must not pass.
+func TestAccessTokenType(t *testing.T) {
+	e := newEnv(t)
+	v := e.verifier("in-process")
+	priv, kid := signingKey(t, e.dir)
+	untyped := func() map[string]any {
+		c := e.claimsFor("ide.martin")
+		delete(c, "typ")
+		return c
+	}
+	withTyp := func(typ string) map[string]any {
+		c := e.claimsFor("ide.martin")
+		c["typ"] = typ
+		return c
+	}
+	accepted := []struct {
+		name  string
+		token string
+	}{
+		{"typ claim Bearer (Keycloak)", sign(t, jose.RS256, priv, kid, withTyp("Bearer"))},
+		{"header at+jwt, no typ claim (RFC 9068)", signTyped(t, priv, kid, "at+jwt", untyped())},
+		{"header application/at+jwt", signTyped(t, priv, kid, "application/at+jwt", untyped())},
+		{"header at+jwt and typ claim Bearer", signTyped(t, priv, kid, "at+jwt", withTyp("Bearer"))},
+	}
+	for _, c := range accepted {
+		t.Run(c.name, func(t *testing.T) {
+			if p := mustVerify(t, v, c.token); p.Login != "ide.martin" {
+				t.Errorf("login %q", p.Login)
+			}
+		})
+	}
+	refused := []struct {
+		name  string
+		token string
+	}{
+		{"no typ at all (an untyped ID token)", sign(t, jose.RS256, priv, kid, untyped())},
+		{"header JWT, no typ claim", signTyped(t, priv, kid, "JWT", untyped())},
+		{"typ claim ID (Keycloak ID token)", sign(t, jose.RS256, priv, kid, withTyp("ID"))},
+		{"header at+jwt but typ claim ID", signTyped(t, priv, kid, "at+jwt", withTyp("ID"))},
+		{"typ claim Logout", sign(t, jose.RS256, priv, kid, withTyp("Logout"))},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) { mustReject(t, v, c.token, "not an access token") })
 	}
 }

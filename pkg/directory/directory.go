@@ -1,5 +1,6 @@
 // Package directory knows the CPTS member directory: who a token belongs to
-// (Practitioner by login, RPPS or idNat_PS; a hospital system by client id),
+// (Practitioner by one configured identifier system: login, RPPS or
+// idNat_PS; a hospital system by client id),
 // which team roles they hold, the development directory seeded in every
 // development-mode instance, and the import of members from a CSV file or a
 // FHIR Bundle (Importer, `passerelle directory import`).
@@ -98,8 +99,14 @@ func (a Actor) Reference() string {
 // role takes effect within TTL.
 type Resolver struct {
 	Store store.Store
-	TTL   time.Duration
-	Now   func() time.Time
+	// LoginSystem is the one identifier system a person's login claim is
+	// matched against (default SystemLogin). Only one: a login name is
+	// chosen at the identity provider, while RPPS numbers are public, so a
+	// login tried against several systems lets whoever picks a colleague's
+	// RPPS as user name become that colleague.
+	LoginSystem string
+	TTL         time.Duration
+	Now         func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -154,31 +161,33 @@ func tokenParam(name, system, code string) store.Param {
 	return store.Param{Name: name, Kind: store.KindToken, Values: []store.Value{{System: sp(system), Code: code}}}
 }
 
-// Person resolves a person's login claim: a Practitioner identifier of system
-// login, RPPS or idNat_PS, and their active PractitionerRoles.
+// LoginSystems are the identifier systems a login claim may be matched
+// against (CONTRACT.md "Who is who"): the directory's own login, RPPS or
+// idNat_PS.
+var LoginSystems = []string{SystemLogin, SystemRPPS, SystemIDNPS}
+
+// Person resolves a person's login claim: the Practitioner whose identifier
+// of system LoginSystem is login, and their active PractitionerRoles.
 func (r *Resolver) Person(ctx context.Context, tenant, login string) (Actor, error) {
+	sys := r.LoginSystem
+	if sys == "" {
+		sys = SystemLogin
+	}
 	return r.lookup("p\x00"+tenant+"\x00"+login, func() (Actor, error) {
-		var prac store.Resource
-		found := false
-		for _, sys := range []string{SystemLogin, SystemRPPS, SystemIDNPS} {
-			page, err := r.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Practitioner", Count: 2,
-				Params: []store.Param{tokenParam("identifier", sys, login)}})
-			if err != nil {
-				return Actor{}, fmt.Errorf("find practitioner: %w", err)
-			}
-			if len(page.Resources) > 1 {
-				return Actor{}, fmt.Errorf("%w: %d practitioners share the identifier", ErrUnknown, len(page.Resources))
-			}
-			if len(page.Resources) == 1 {
-				prac, found = page.Resources[0], true
-				break
-			}
+		page, err := r.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Practitioner", Count: 2,
+			Params: []store.Param{tokenParam("identifier", sys, login)}})
+		if err != nil {
+			return Actor{}, fmt.Errorf("find practitioner: %w", err)
 		}
-		if !found {
+		if len(page.Resources) > 1 {
+			return Actor{}, fmt.Errorf("%w: %d practitioners share the identifier", ErrUnknown, len(page.Resources))
+		}
+		if len(page.Resources) == 0 {
 			return Actor{}, ErrUnknown
 		}
+		prac := page.Resources[0]
 		a := Actor{Tenant: tenant, Practitioner: "Practitioner/" + prac.ID}
-		page, err := r.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PractitionerRole", Count: 50,
+		page, err = r.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PractitionerRole", Count: 50,
 			Params: []store.Param{{Name: "practitioner", Kind: store.KindReference, Values: []store.Value{{Ref: a.Practitioner}}}}})
 		if err != nil {
 			return Actor{}, fmt.Errorf("find roles: %w", err)

@@ -43,6 +43,11 @@
 // HttpOnly, SameSite=Lax, Secure (and named with the __Host- prefix) when the
 // public URL is https.
 //
+// A request made under a session ends with it: at logout (or when the
+// session is found expired or its member removed), the requests still
+// running under it — the live feed's open event stream first — see their
+// context cancelled.
+//
 // Every login, failed login and logout is written to the audit trail
 // (AuditEvent of type DICOM 110114 "User Authentication").
 package websession
@@ -139,6 +144,11 @@ type Session struct {
 	csrf    string
 	idToken string
 	seen    time.Time
+	// ctx ends with the session (logout, expiry, removal from the
+	// directory): the requests made under it, the live feed first, end
+	// with it.
+	ctx context.Context
+	end context.CancelFunc
 }
 
 // pending is a login under way, between /login and the callback.
@@ -221,11 +231,24 @@ func random() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// localPath keeps next a path of this site: an absolute path, not a
-// scheme-relative "//host" nor a "/\host" that browsers read the same way.
+// localPath keeps next a path of this site, else "/". Browsers drop tabs
+// and newlines from a URL and read a backslash as a slash, so
+// "/\t/evil.example" or "/\\evil.example" would land on another host like
+// "//evil.example": a control character or a backslash anywhere refuses the
+// path, and what is left must parse as a path alone (no scheme, no host)
+// that starts with a single slash.
 func localPath(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next
@@ -320,6 +343,7 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	now := m.now()
 	s := &Session{ID: random(), Login: pr.Login, Created: now, Expires: now.Add(m.cfg.TTL), csrf: random(), idToken: tok.IDToken, seen: now}
+	s.ctx, s.end = context.WithCancel(context.Background())
 	if err := m.audit(r.Context(), store.AuditRecord{Agent: a.Reference(), Action: "E", Entity: auditLogin, Outcome: "0"}); err != nil {
 		m.log.ErrorContext(r.Context(), "login: audit failed", "error", err)
 		m.page(w, http.StatusInternalServerError, "Connexion impossible", "Erreur interne.", "Internal error.")
@@ -336,14 +360,22 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, p.next, http.StatusSeeOther)
 }
 
+// endLocked forgets a session and ends the requests still running under it.
+func (m *Manager) endLocked(s *Session) {
+	delete(m.byID, s.ID)
+	if s.end != nil {
+		s.end()
+	}
+}
+
 // sweepLocked drops expired sessions and, past the bound, the oldest.
 func (m *Manager) sweepLocked(now time.Time) {
 	if len(m.byID) < m.maxSess/2 {
 		return
 	}
-	for id, s := range m.byID {
+	for _, s := range m.byID {
 		if m.expired(s, now) {
-			delete(m.byID, id)
+			m.endLocked(s)
 		}
 	}
 	for len(m.byID) >= m.maxSess {
@@ -353,7 +385,7 @@ func (m *Manager) sweepLocked(now time.Time) {
 				oldest = s
 			}
 		}
-		delete(m.byID, oldest.ID)
+		m.endLocked(oldest)
 	}
 }
 
@@ -392,7 +424,7 @@ func (m *Manager) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.mu.Lock()
-		delete(m.byID, s.ID)
+		m.endLocked(s)
 		m.mu.Unlock()
 		if err := m.audit(r.Context(), store.AuditRecord{Agent: a.Reference(), Action: "E", Entity: auditLogout, Outcome: "0"}); err != nil {
 			m.log.ErrorContext(r.Context(), "logout: audit failed", "error", err)
@@ -424,7 +456,7 @@ func (m *Manager) current(r *http.Request) (*Session, directory.Actor, bool) {
 	m.mu.Lock()
 	s, ok := m.byID[ck.Value]
 	if ok && m.expired(s, now) {
-		delete(m.byID, s.ID)
+		m.endLocked(s)
 		ok = false
 	}
 	if ok {
@@ -439,7 +471,7 @@ func (m *Manager) current(r *http.Request) (*Session, directory.Actor, bool) {
 		if errors.Is(err, directory.ErrUnknown) {
 			// Removed from the directory: the session ends now.
 			m.mu.Lock()
-			delete(m.byID, s.ID)
+			m.endLocked(s)
 			m.mu.Unlock()
 		} else {
 			m.log.ErrorContext(r.Context(), "session: directory lookup failed", "error", err)
@@ -447,6 +479,18 @@ func (m *Manager) current(r *http.Request) (*Session, directory.Actor, bool) {
 		return nil, directory.Actor{}, false
 	}
 	return s, a, true
+}
+
+// bind returns ctx ended also when the session ends, so that a request
+// made under a session, such as the live feed's open stream, does not
+// outlive a logout.
+func (s *Session) bind(ctx context.Context) (context.Context, func()) {
+	if s.ctx == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 type sessionKey struct{}
@@ -468,7 +512,9 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, a, ok := m.current(r)
 		if ok {
-			r = r.WithContext(context.WithValue(access.WithActor(r.Context(), a), sessionKey{}, s))
+			ctx, stop := s.bind(r.Context())
+			defer stop()
+			r = r.WithContext(context.WithValue(access.WithActor(ctx, a), sessionKey{}, s))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -488,7 +534,9 @@ func (m *Manager) Require(next http.Handler) http.Handler {
 			m.page(w, http.StatusUnauthorized, "Connexion requise", "Votre session a expiré : reconnectez-vous.", "Your session has expired: log in again.")
 			return
 		}
-		r = r.WithContext(context.WithValue(access.WithActor(r.Context(), a), sessionKey{}, s))
+		ctx, stop := s.bind(r.Context())
+		defer stop()
+		r = r.WithContext(context.WithValue(access.WithActor(ctx, a), sessionKey{}, s))
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:

@@ -1,6 +1,7 @@
 package websession_test
 
 import (
+	"bufio"
 	"context"
 	"html"
 	"io"
@@ -76,6 +77,12 @@ func setup(t *testing.T) *env {
 	})))
 	mux.Handle("POST /tasks/1/action", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "done")
+	})))
+	// A stream open until its request ends, as the live feed is.
+	mux.Handle("GET /stream", m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "open\n")
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
 	})))
 	mux.Handle("GET /{$}", m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, ok := access.ActorFrom(r.Context())
@@ -294,11 +301,18 @@ func TestRefusedLogins(t *testing.T) {
 		t.Errorf("foreign state: %d", r.status)
 	}
 	// An open redirect through next is refused.
-	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example"} {
+	// Browsers drop tabs and newlines and read "\\" as "/": each of these
+	// would land on evil.example.
+	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example/x",
+		"/\n/evil.example/x", "/\r\n/evil.example", "/x\\..\\\\evil.example", "/\x00/evil.example", "/\x7f/evil.example"} {
 		r := e.login(t, "ide.martin", "ide.martin", next)
 		if r.header.Get("Location") != "/" {
 			t.Errorf("next=%s led to %s", next, r.header.Get("Location"))
 		}
+	}
+	// A path of this site, with its query, is kept.
+	if r := e.login(t, "ide.martin", "ide.martin", "/worklist?lang=en"); r.header.Get("Location") != "/worklist?lang=en" {
+		t.Errorf("next=/worklist?lang=en led to %s", r.header.Get("Location"))
 	}
 	recs := e.audit(t)
 	failed := 0
@@ -346,5 +360,37 @@ func TestSecureCookiesBehindHTTPS(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no __Host- session cookie cleared at logout: %v", rec.Result().Cookies())
+	}
+}
+
+// TestLogoutEndsStreams: a request still running under a session, such as
+// the live feed's open stream, ends when the session is logged out, rather
+// than feeding a browser that has left.
+func TestLogoutEndsStreams(t *testing.T) {
+	e := setup(t)
+	if r := e.login(t, "ide.martin", "ide.martin", "/worklist"); r.status != http.StatusSeeOther {
+		t.Fatalf("login: %d %s", r.status, r.body)
+	}
+	csrf := strings.TrimPrefix(e.do(t, "GET", "/worklist", nil).body, "PractitionerRole/pr-ide-martin csrf=")
+	// The stream waits for the logout; the deadline only keeps a broken
+	// build from hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.base+"/stream", nil)
+	res, err := e.plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	rd := bufio.NewReader(res.Body)
+	if line, err := rd.ReadString('\n'); err != nil || line != "open\n" {
+		t.Fatalf("stream: %q %v", line, err)
+	}
+	if r := e.do(t, "POST", websession.LogoutPath, url.Values{websession.CSRFField: {csrf}}); r.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	rest, err := io.ReadAll(rd)
+	if err != nil || len(rest) != 0 || ctx.Err() != nil {
+		t.Fatalf("the stream outlived the logout: %q %v", rest, err)
 	}
 }

@@ -9,9 +9,12 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/directory"
 )
 
 // Config is every setting of CONTRACT.md "Configuration". It is read here
@@ -28,12 +31,22 @@ type Config struct {
 	OIDCClientID      string
 	OIDCClientSecret  string
 	PractitionerClaim string
-	Env               string
-	Tenant            string
-	TLSCert, TLSKey   string
-	SMTPURL           string
-	ProfilesDir       string
-	Demo              bool
+	// PractitionerSystem is the one identifier system the practitioner
+	// claim is matched against.
+	PractitionerSystem string
+	Env                string
+	Tenant             string
+	TLSCert, TLSKey    string
+	SMTPURL            string
+	ProfilesDir        string
+	// MetricsToken, when set, is the bearer token /metrics asks for;
+	// without it /metrics answers the loopback interface only.
+	MetricsToken string
+	// HTTPMaxConnsPerAddr bounds the HTTP connections one address holds
+	// at a time (0: no bound).
+	HTTPMaxConnsPerAddr int
+	httpMaxConns        string
+	Demo                bool
 
 	// MLLPClientCA is the PEM file of the authorities whose client
 	// certificates the MLLP listener accepts (mutual TLS); MLLPAllow the
@@ -73,6 +86,8 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_OIDC_CLIENT_ID", "oidc-client-id", "passerelle", "the web app's client id, required in tokens' aud or azp", &c.OIDCClientID, false},
 		{"PASSERELLE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "the web app's client secret", &c.OIDCClientSecret, true},
 		{"PASSERELLE_OIDC_PRACTITIONER_CLAIM", "oidc-practitioner-claim", "preferred_username", "token claim matched to a Practitioner identifier", &c.PractitionerClaim, false},
+		{"PASSERELLE_OIDC_PRACTITIONER_SYSTEM", "oidc-practitioner-system", directory.SystemLogin,
+			"the one identifier system that claim is matched against: the login NamingSystem, RPPS or idNat_PS", &c.PractitionerSystem, false},
 		{"PASSERELLE_ENV", "env", "development", "development or production", &c.Env, false},
 		{"PASSERELLE_TENANT", "tenant", "demo", "the CPTS this instance serves", &c.Tenant, false},
 		{"PASSERELLE_TLS_CERT", "tls-cert", "", "TLS certificate (PEM) for HTTP and MLLP", &c.TLSCert, false},
@@ -82,6 +97,8 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_SMTP_URL", "smtp-url", "", "smtp://host:port for e-mail notifications (empty: log)", &c.SMTPURL, true},
 		{"PASSERELLE_PROFILES_DIR", "profiles-dir", "", "directory overriding the built-in FHIR package", &c.ProfilesDir, false},
 		{"PASSERELLE_ACCESS_GRACE", "access-grace", "7d", "read-only access after the care relationship ends (e.g. 7d, 48h; 0: none)", &c.accessGrace, false},
+		{"PASSERELLE_METRICS_TOKEN", "metrics-token", "", "bearer token /metrics asks for (empty: /metrics from the loopback interface only)", &c.MetricsToken, true},
+		{"PASSERELLE_HTTP_MAX_CONNS_PER_ADDR", "http-max-conns-per-addr", "256", "HTTP connections one client address may hold at a time (0: no bound)", &c.httpMaxConns, false},
 	}
 }
 
@@ -171,8 +188,19 @@ func (c *Config) validate() error {
 		if err := checkURL(c.OIDCIssuer, "http", "https"); err != nil {
 			return bad("PASSERELLE_OIDC_ISSUER", "%v", err)
 		}
+		if c.Production() && !isHTTPS(c.OIDCIssuer) {
+			// Discovery and the signing keys fetched in clear could be
+			// replaced on the way, and with them every token.
+			return bad("PASSERELLE_OIDC_ISSUER", "%q: production needs an https:// issuer", c.OIDCIssuer)
+		}
 	} else if c.Production() {
 		return bad("PASSERELLE_OIDC_ISSUER", "required in production: the development identity provider never runs in production")
+	}
+	if c.Production() && !isHTTPS(c.PublicURL) {
+		// Session cookies, tokens and patient data would cross the network
+		// in clear; behind a proxy that terminates TLS the public URL is
+		// still https.
+		return bad("PASSERELLE_PUBLIC_URL", "%q: production needs an https:// public URL (set PASSERELLE_TLS_CERT, or the https address of the proxy that terminates TLS)", c.PublicURL)
 	}
 	if c.OIDCClientID == "" {
 		return bad("PASSERELLE_OIDC_CLIENT_ID", "must not be empty")
@@ -182,6 +210,12 @@ func (c *Config) validate() error {
 	}
 	if c.PractitionerClaim == "" {
 		return bad("PASSERELLE_OIDC_PRACTITIONER_CLAIM", "must not be empty")
+	}
+	if !slices.Contains(directory.LoginSystems, c.PractitionerSystem) {
+		return bad("PASSERELLE_OIDC_PRACTITIONER_SYSTEM", "%q is none of %s", c.PractitionerSystem, strings.Join(directory.LoginSystems, ", "))
+	}
+	if c.DevIdP() && c.PractitionerSystem != directory.SystemLogin {
+		return bad("PASSERELLE_OIDC_PRACTITIONER_SYSTEM", "the development identity provider's tokens carry the login: keep %s", directory.SystemLogin)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return bad("PASSERELLE_TLS_CERT", "PASSERELLE_TLS_CERT and PASSERELLE_TLS_KEY go together")
@@ -196,6 +230,11 @@ func (c *Config) validate() error {
 			return bad("PASSERELLE_SMTP_URL", "%v", err)
 		}
 	}
+	n, err := strconv.Atoi(c.httpMaxConns)
+	if err != nil || n < 0 {
+		return bad("PASSERELLE_HTTP_MAX_CONNS_PER_ADDR", "%q is not a number of connections (0: no bound)", c.httpMaxConns)
+	}
+	c.HTTPMaxConnsPerAddr = n
 	if c.ProfilesDir != "" {
 		if st, err := os.Stat(c.ProfilesDir); err != nil || !st.IsDir() {
 			return bad("PASSERELLE_PROFILES_DIR", "%q is not a readable directory", c.ProfilesDir)
@@ -282,6 +321,12 @@ func checkURL(raw string, schemes ...string) error {
 		return fmt.Errorf("no host")
 	}
 	return nil
+}
+
+// isHTTPS tells whether a URL (already checked) uses https.
+func isHTTPS(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "https"
 }
 
 // redact keeps a password in a URL out of an error message.

@@ -177,7 +177,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	if err := p.openProfiles(); err != nil {
 		return p, err
 	}
-	p.Dir = &directory.Resolver{Store: p.Store}
+	p.Dir = &directory.Resolver{Store: p.Store, LoginSystem: cfg.PractitionerSystem}
 	p.Timers = &timer.Runner{Store: p.Store, Clock: p.Clock, Logger: log, Owner: p.owner, Handlers: map[string]timer.Handler{}, Metrics: p.Metrics}
 	p.Mux = http.NewServeMux()
 	p.API = &fhirapi.API{Store: p.Store, Search: p.Search, Logger: log, BaseURL: cfg.PublicURL + "/fhir",
@@ -263,7 +263,7 @@ func (p *Platform) routes() {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	p.Mux.HandleFunc("GET /readyz", p.readyz)
-	p.Mux.Handle("GET /metrics", promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{Registry: p.Metrics}))
+	p.Mux.Handle("GET /metrics", metricsGuard(p.Cfg.MetricsToken, promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{Registry: p.Metrics})))
 	if p.IdP != nil {
 		p.Mux.Handle("/dev-idp/", p.IdP.Handler())
 	}
@@ -298,8 +298,7 @@ func (p *Platform) readyz(w http.ResponseWriter, r *http.Request) {
 // bus, then the store.
 func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) error) error {
 	p.routes()
-	handler := httpMetrics(p.Metrics)(p.Mux)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.Log.Handler(), slog.LevelWarn)}
+	srv := newHTTPServer(p.Handler(), p.Log)
 	tlsCfg, err := p.TLSConfig()
 	if err != nil {
 		return err
@@ -323,12 +322,13 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 	for i, fn := range extra {
 		run(fmt.Sprintf("service %d", i), fn)
 	}
+	ln := limitConns(p.httpLn, p.Cfg.HTTPMaxConnsPerAddr)
 	go func() {
 		var err error
 		if srv.TLSConfig != nil {
-			err = srv.ServeTLS(p.httpLn, "", "")
+			err = srv.ServeTLS(ln, "", "")
 		} else {
-			err = srv.Serve(p.httpLn)
+			err = srv.Serve(ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -345,6 +345,13 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// Handler is the whole HTTP surface: the routes behind the security
+// headers, the body limits and the request metrics.
+func (p *Platform) Handler() http.Handler {
+	hsts := p.Cfg.TLSCert != "" || isHTTPS(p.Cfg.PublicURL)
+	return securityHeaders(hsts)(httpMetrics(p.Metrics)(limitBody(p.Mux)))
 }
 
 // Close releases everything in reverse order of opening.

@@ -10,6 +10,10 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/access"
 )
 
+// streamWriteTimeout bounds one write of the live feed: a browser that
+// stops reading for that long is dropped.
+const streamWriteTimeout = 30 * time.Second
+
 // events streams the actor's own events as Server-Sent Events. A message
 // names only the kind and the resource: the page fetches what it shows
 // through the ordinary, access-checked pages, so no patient data travels
@@ -25,8 +29,19 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	// The stream outlives the server's write timeout, meant for pages.
-	_ = rc.SetWriteDeadline(time.Time{})
+	// The stream outlives the server's write timeout, meant for pages:
+	// each write gets its own (see write below), so a browser that stops
+	// reading is still dropped. Nor is the connection's read deadline the
+	// stream's end: the logout or the browser leaving is.
+	_ = rc.SetReadDeadline(time.Time{})
+	write := func(format string, args ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		_ = rc.Flush()
+		return true
+	}
 	mine := map[string]bool{}
 	for _, role := range a.Roles {
 		mine["PractitionerRole/"+role.ID] = true
@@ -40,10 +55,9 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	// The first comment tells the browser the stream is open; retry sets
 	// its reconnection delay.
-	if _, err := fmt.Fprint(w, ": ok\nretry: 3000\n\n"); err != nil {
+	if !write(": ok\nretry: 3000\n\n") {
 		return
 	}
-	_ = rc.Flush()
 	tick := time.NewTicker(u.d.Heartbeat)
 	defer tick.Stop()
 	for {
@@ -51,10 +65,9 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			if !write(": keep-alive\n\n") {
 				return
 			}
-			_ = rc.Flush()
 		case ev, ok := <-ch:
 			if !ok {
 				return
@@ -63,10 +76,9 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			data, _ := json.Marshal(map[string]string{"resource": ev.Resource})
-			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Kind, data); err != nil {
+			if !write("event: %s\ndata: %s\n\n", ev.Kind, data) {
 				return
 			}
-			_ = rc.Flush()
 		}
 	}
 }
