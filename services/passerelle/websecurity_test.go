@@ -76,7 +76,8 @@ func TestProductionRefusesWeakTransport(t *testing.T) {
 		})
 	}
 	// Behind a proxy that terminates TLS, the public URL is the proxy's.
-	if _, err := loadEnv(prod("PASSERELLE_OIDC_ISSUER", "https://auth.example.org/realms/cpts", "PASSERELLE_PUBLIC_URL", "https://passerelle.example.org")); err != nil {
+	// (MLLP off: production refuses plaintext MLLP, which is another test's.)
+	if _, err := loadEnv(prod("PASSERELLE_OIDC_ISSUER", "https://auth.example.org/realms/cpts", "PASSERELLE_PUBLIC_URL", "https://passerelle.example.org", "PASSERELLE_MLLP_ADDR", "")); err != nil {
 		t.Errorf("https issuer and public URL: %v", err)
 	}
 	// Development keeps plain HTTP on the developer's machine.
