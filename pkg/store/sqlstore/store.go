@@ -368,10 +368,26 @@ func (t *tx) Emit(ctx context.Context, e store.Event) error {
 	if err != nil {
 		return fmt.Errorf("emit %s: %w", e.MsgID, err)
 	}
+	// Checked here, in the writer's transaction, so that an event the broker
+	// would refuse is never committed (the relay would then have nothing it
+	// can publish in its place).
+	if n := eventSize(e); n > store.MaxEventBytes {
+		return fmt.Errorf("emit %s on %s: %d bytes, more than %d: %w", e.MsgID, e.Subject, n, store.MaxEventBytes, store.ErrTooLarge)
+	}
 	t.emitted = true
 	t.c.Queue(`INSERT INTO outbox (msg_key, subject, msg_id, headers, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		e.Key, e.Subject, e.MsgID, string(headers), e.Data, micros(t.s.clock.Now()))
 	return nil
+}
+
+// eventSize is the size of the event on the wire, headers included, as the
+// broker counts it against its maximum payload (give or take the framing).
+func eventSize(e store.Event) int {
+	n := len(e.Subject) + len(e.Data) + len(e.MsgID) + len("NATS/1.0\r\n\r\n") + len("Nats-Msg-Id: \r\n")
+	for k, v := range e.Headers {
+		n += len(k) + len(v) + len(": \r\n")
+	}
+	return n
 }
 
 func (t *tx) MarkHandled(ctx context.Context, consumer, msgID string) (bool, error) {
