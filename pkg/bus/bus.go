@@ -91,8 +91,25 @@ type DeadLetter struct {
 type Publisher interface {
 	// Publish sends msgs in order and waits for the stream's acknowledgement
 	// of each. It returns how many leading messages were acknowledged; on
-	// error, msgs[acked:] may or may not be stored.
+	// error, msgs[acked:] may or may not be stored. An error that wraps
+	// ErrPermanent says msgs[acked] can never be published (the broker
+	// refuses it: too large, a subject in no stream).
 	Publish(ctx context.Context, msgs []Msg) (acked int, err error)
+}
+
+// RelayDurable is the name under which the outbox relay dead-letters the
+// events the broker refuses for good (see EventDeadLetterer). A replay of
+// such a dead letter goes to every consumer of its subject, as the original
+// publication would have.
+const RelayDurable = "outbox-relay"
+
+// EventDeadLetterer keeps an event that could never be published (the broker
+// refuses it for good: too large, no stream for its subject) in the
+// dead-letter stream, under RelayDurable, so that the events behind it go on.
+// A content too large for the dead-letter stream itself is left out and the
+// dead letter says so; the outbox keeps the row for its retention period.
+type EventDeadLetterer interface {
+	DeadLetterEvent(ctx context.Context, m Msg, reason error) (id uint64, err error)
 }
 
 // Bus is the whole bus contract.
