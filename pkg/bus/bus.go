@@ -66,7 +66,10 @@ type ConsumerConfig struct {
 	MaxDeliver int
 	// BackOff is the delay before each redelivery (default 1s, 5s, 30s, 2m).
 	BackOff []time.Duration
-	// AckWait is how long a delivery may take before redelivery (default 30s).
+	// AckWait is how long a delivery may go without news before the server
+	// redelivers it (default 3s). The consumer signals progress every third
+	// of it while the handler runs, so it bounds how long the work of a
+	// crashed process waits, not how long a handler may take.
 	AckWait time.Duration
 	// Concurrency is how many messages are handled at once (default 1, which
 	// keeps per-subject order).
