@@ -75,9 +75,10 @@ const maxFailures = 20
 
 const relayLease = "outbox-relay"
 
-// relayLeaseTTL is how long a dead relay blocks the others: the lease is
-// renewed at every poll, so it can be short.
-const relayLeaseTTL = 5 * time.Second
+// relayLeaseTTL is how long a dead relay blocks the others, and the process
+// that replaces it after a crash (its owner name is new): the events of the
+// crash wait out the rest of the lease. It is renewed three times per TTL.
+const relayLeaseTTL = 2 * time.Second
 
 // Notify wakes the relay after a commit; it never blocks.
 func (r *Relay) Notify() {
