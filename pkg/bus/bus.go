@@ -115,6 +115,10 @@ type EventDeadLetterer interface {
 	DeadLetterEvent(ctx context.Context, m Msg, reason error) (id uint64, err error)
 }
 
+// ErrNoContent is Replay's error for a dead letter kept without its content
+// (an event too large for the broker): there is nothing to publish again.
+var ErrNoContent = errors.New("dead letter without its content")
+
 // Bus is the whole bus contract.
 type Bus interface {
 	Publisher

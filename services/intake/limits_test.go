@@ -110,6 +110,23 @@ func TestOversizedEventRefused(t *testing.T) {
 	}
 }
 
+// TestOversizedEventRefusedHL7: the same over MLLP is answered AR (the same
+// message can never be accepted), and nothing of it is applied.
+func TestOversizedEventRefusedHL7(t *testing.T) {
+	r := newRigMaxEvent(t, false, 1024)
+	c := dial(t, r.mllpAddr())
+	ack := c.send(hl7Sample(t, "adt-a03-cardiology-discharge.hl7"))
+	if msa(ack) != "AR" || !strings.Contains(errSegment(ack), "too large") {
+		t.Fatalf("ACK %q", ack)
+	}
+	if n, err := r.store.Outbox().Backlog(context.Background()); err != nil || n != 0 {
+		t.Errorf("outbox rows after a refused message: %d %v", n, err)
+	}
+	if encs := r.search("Encounter"); len(encs) != 0 {
+		t.Errorf("%d encounters recorded from a refused message", len(encs))
+	}
+}
+
 // TestFieldTooLong: a 600,000-character name is refused at the field, in
 // FHIR (400 naming Patient.name.family) and in HL7 v2 (AE naming PID-5).
 func TestFieldTooLong(t *testing.T) {

@@ -206,7 +206,7 @@ func (b *Bus) Replay(ctx context.Context, id uint64) error {
 		return fmt.Errorf("replay dead letter %d: original subject %q is in no stream", id, dl.Subject)
 	}
 	if n := raw.Header.Get(headerDLQOmitted); n != "" {
-		return fmt.Errorf("replay dead letter %d: the event (%s bytes) was too large for the broker and its content is not in the dead letter; it can never be published as it is", id, n)
+		return fmt.Errorf("replay dead letter %d: the event (%s bytes) was too large for the broker and can never be published as it is: %w", id, n, bus.ErrNoContent)
 	}
 	m := dl.Msg
 	h := make(map[string]string, len(m.Header)+2)
