@@ -66,7 +66,10 @@ type ConsumerConfig struct {
 	MaxDeliver int
 	// BackOff is the delay before each redelivery (default 1s, 5s, 30s, 2m).
 	BackOff []time.Duration
-	// AckWait is how long a delivery may take before redelivery (default 30s).
+	// AckWait is how long a delivery may go without news before the server
+	// redelivers it (default 3s). The consumer signals progress every third
+	// of it while the handler runs, so it bounds how long the work of a
+	// crashed process waits, not how long a handler may take.
 	AckWait time.Duration
 	// Concurrency is how many messages are handled at once (default 1, which
 	// keeps per-subject order).
@@ -91,9 +94,30 @@ type DeadLetter struct {
 type Publisher interface {
 	// Publish sends msgs in order and waits for the stream's acknowledgement
 	// of each. It returns how many leading messages were acknowledged; on
-	// error, msgs[acked:] may or may not be stored.
+	// error, msgs[acked:] may or may not be stored. An error that wraps
+	// ErrPermanent says msgs[acked] can never be published (the broker
+	// refuses it: too large, a subject in no stream).
 	Publish(ctx context.Context, msgs []Msg) (acked int, err error)
 }
+
+// RelayDurable is the name under which the outbox relay dead-letters the
+// events the broker refuses for good (see EventDeadLetterer). A replay of
+// such a dead letter goes to every consumer of its subject, as the original
+// publication would have.
+const RelayDurable = "outbox-relay"
+
+// EventDeadLetterer keeps an event that could never be published (the broker
+// refuses it for good: too large, no stream for its subject) in the
+// dead-letter stream, under RelayDurable, so that the events behind it go on.
+// A content too large for the dead-letter stream itself is left out and the
+// dead letter says so; the outbox keeps the row for its retention period.
+type EventDeadLetterer interface {
+	DeadLetterEvent(ctx context.Context, m Msg, reason error) (id uint64, err error)
+}
+
+// ErrNoContent is Replay's error for a dead letter kept without its content
+// (an event too large for the broker): there is nothing to publish again.
+var ErrNoContent = errors.New("dead letter without its content")
 
 // Bus is the whole bus contract.
 type Bus interface {

@@ -78,6 +78,10 @@ func FromError(err error) *Error {
 	case errors.Is(err, store.ErrExists):
 		return &Error{Status: http.StatusConflict, Err: err, Issues: []Issue{{Severity: "error", Code: "duplicate",
 			FR: "Une ressource porte déjà cet identifiant", EN: "A resource with this id already exists"}}}
+	case errors.Is(err, store.ErrTooLarge):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Err: err, Issues: []Issue{{Severity: "error", Code: "too-costly",
+			FR: "Message trop volumineux pour être transmis aux services ; les documents sont à joindre dans une DocumentReference",
+			EN: "Message too large to be passed on to the services; documents belong in a DocumentReference"}}}
 	case errors.Is(err, store.ErrInvalid):
 		msg := strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")
 		return &Error{Status: http.StatusBadRequest, Err: err, Issues: []Issue{{Severity: "error", Code: "invalid",

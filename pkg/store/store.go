@@ -28,7 +28,18 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrLeaseLost: a timer's lease was taken over before it completed.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrTooLarge: an event is larger than MaxEventBytes (Tx.Emit). The
+	// transaction that emits it must not commit: the edges answer 413 (FHIR)
+	// or AR (HL7 v2), so that the sender is told rather than acknowledged.
+	ErrTooLarge = errors.New("too large")
 )
+
+// MaxEventBytes bounds an event's subject, headers and data together, checked
+// by Tx.Emit. It stays well below the broker's maximum payload (NATS: 1 MB by
+// default), so that an event accepted into the outbox is one the broker takes:
+// one it refused would otherwise stop every event behind it. Large content
+// (letters, documents, raw messages) is stored and referred to, never carried.
+const MaxEventBytes = 512 << 10
 
 // Resource is one stored version of a FHIR resource. Body is the full JSON of
 // that version, with meta.versionId and meta.lastUpdated set by the store.
@@ -143,7 +154,8 @@ type Tx interface {
 	// Delete marks the resource deleted as a new version. ErrNotFound.
 	Delete(ctx context.Context, typ, id string, ifMatch int64) (Resource, error)
 
-	// Emit adds an event to the outbox.
+	// Emit adds an event to the outbox. ErrInvalid; ErrTooLarge for an event
+	// larger than MaxEventBytes.
 	Emit(ctx context.Context, e Event) error
 	// MarkHandled records that consumer handled msgID. It returns false when
 	// the pair was already recorded: the caller must then do nothing more.

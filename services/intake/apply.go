@@ -81,18 +81,17 @@ func (s *Service) Apply(ctx context.Context, tx store.Tx, ev intake.Event) error
 		}
 		related = append(related, ct)
 	}
-	if len(ev.Document) > 0 {
-		var doc map[string]any
-		if json.Unmarshal(ev.Document, &doc) == nil {
-			doc["id"] = "letter-" + enc.ID
-			doc["subject"] = ref("Patient/" + patient.ID)
-			doc["context"] = map[string]any{"encounter": []any{ref("Encounter/" + enc.ID)}}
-			d, err := s.put(ctx, tx, tenant, doc)
-			if err != nil {
-				return err
-			}
-			related = append(related, d)
+	if doc, err := s.letter(ctx, ev); err != nil {
+		return err
+	} else if doc != nil {
+		doc["id"] = "letter-" + enc.ID
+		doc["subject"] = ref("Patient/" + patient.ID)
+		doc["context"] = map[string]any{"encounter": []any{ref("Encounter/" + enc.ID)}}
+		d, err := s.put(ctx, tx, tenant, doc)
+		if err != nil {
+			return err
 		}
+		related = append(related, letterInEvent(d))
 	}
 	for _, f := range flags {
 		if _, err := tx.Create(ctx, tenant, mustJSON(f)); err != nil {

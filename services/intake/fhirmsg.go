@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,10 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
+	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // Code systems and extensions a message uses.
@@ -447,9 +450,17 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 	}
 	for i, t := range m.types {
 		if t == "DocumentReference" {
-			ev.Document = m.Bundle.Entry[i].Resource
+			if n := letterMetaSize(m.Bundle.Entry[i].Resource); n > maxLetterMeta {
+				msg := fmt.Sprintf("%d octets hors contenu, %d au plus / %d bytes besides its content, at most %d", n, maxLetterMeta, n, maxLetterMeta)
+				return ev, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "DocumentReference trop volumineuse : "+msg,
+					"DocumentReference too large: "+msg, fmt.Sprintf("Bundle.entry[%d].resource", i))
+			}
+			ev.DocumentEntry = &i
 			break
 		}
+	}
+	if err := fhirLimits(&ev, patPath, encPath); err != nil {
+		return ev, err
 	}
 
 	switch err := ev.Dated(); {
@@ -532,4 +543,82 @@ func typeCode(c concept) string {
 		}
 	}
 	return ""
+}
+
+// letter reads the lettre de liaison of an event from the archived message it
+// points to (intake.Event.DocumentEntry): nil when the event has none.
+func (s *Service) letter(ctx context.Context, ev intake.Event) (map[string]any, error) {
+	if ev.DocumentEntry == nil {
+		return nil, nil
+	}
+	if ev.MessageID == "" {
+		return nil, bus.Permanent(errors.New("intake event names a letter but no archived message"))
+	}
+	m, err := s.d.Store.Messages().Get(ctx, ev.MessageID)
+	if err != nil {
+		// Not found is not permanent: a replica reading a lagging database
+		// replica finds it a moment later.
+		return nil, fmt.Errorf("read the letter of message %s: %w", ev.MessageID, err)
+	}
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(m.Raw, &b); err != nil {
+		return nil, bus.Permanent(fmt.Errorf("archived message %s: %w", ev.MessageID, err))
+	}
+	i := *ev.DocumentEntry
+	if i < 0 || i >= len(b.Entry) {
+		return nil, bus.Permanent(fmt.Errorf("archived message %s has no entry %d for its letter", ev.MessageID, i))
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b.Entry[i].Resource, &doc); err != nil || doc["resourceType"] != "DocumentReference" {
+		return nil, bus.Permanent(fmt.Errorf("archived message %s: entry %d is not a DocumentReference", ev.MessageID, i))
+	}
+	return doc, nil
+}
+
+// letterInEvent is the stored letter as the stay event carries it: the
+// DocumentReference without its attachments' content, which consumers read
+// from the store (DocumentReference/<id>) when they need it. Its size is
+// thus bounded by the message's field limits, not by the letter's.
+func letterInEvent(r store.Resource) store.Resource {
+	var doc map[string]any
+	if json.Unmarshal(r.Body, &doc) != nil {
+		return r
+	}
+	for _, c := range list(doc["content"]) {
+		if a, ok := asMap(c)["attachment"].(map[string]any); ok {
+			delete(a, "data")
+		}
+	}
+	r.Body, _ = json.Marshal(doc)
+	return r
+}
+
+// letterMetaSize is the size of a DocumentReference without its attachments'
+// content: what the stay event carries of it.
+func letterMetaSize(raw json.RawMessage) int {
+	var doc map[string]any
+	if json.Unmarshal(raw, &doc) != nil {
+		return len(raw)
+	}
+	for _, c := range list(doc["content"]) {
+		if a, ok := asMap(c)["attachment"].(map[string]any); ok {
+			delete(a, "data")
+		}
+	}
+	b, _ := json.Marshal(doc)
+	return len(b)
+}
+
+func list(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
 }

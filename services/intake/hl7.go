@@ -197,6 +197,9 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte, who connSender) []b
 	var ev intake.Event
 	if rerr == nil && !ignored {
 		ev, rerr = s.hl7ToEvent(msg, mh, kind, finess)
+		if rerr == nil {
+			rerr = hl7Limits(&ev)
+		}
 	}
 	if rerr != nil {
 		arch.Status, arch.Event = "rejected", "rejected"
@@ -219,6 +222,10 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte, who connSender) []b
 // so that the sender retries.
 func (s *Service) store(ctx context.Context, msg *hl7v2.Message, arch store.Message, ev *intake.Event, hash string) []byte {
 	got, created, err := s.accept(ctx, arch, ev)
+	if errors.Is(err, store.ErrTooLarge) {
+		s.log.WarnContext(ctx, "HL7 v2 message refused", "reason", "event too large", "control_id", arch.ControlID, "error", err)
+		return s.ack(msg, "AR", eventTooLarge().errs)
+	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "HL7 v2 message not stored", "control_id", arch.ControlID, "error", err)
 		return s.ack(msg, "AR", []hl7v2.AckError{{Code: hl7v2.CodeInternal, Severity: hl7v2.SeverityError,

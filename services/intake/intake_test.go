@@ -34,6 +34,7 @@ type rig struct {
 	t      testing.TB
 	store  store.Store
 	svc    *intake.Service
+	bus    *jetstream.Bus
 	srv    *httptest.Server
 	dir    *directory.Resolver
 	client string
@@ -41,11 +42,18 @@ type rig struct {
 
 func newRig(t testing.TB, production bool) *rig {
 	t.Helper()
+	return newRigMaxEvent(t, production, 0)
+}
+
+// newRigMaxEvent is newRig with a store whose events are bounded by
+// maxEvent bytes (0: store.MaxEventBytes).
+func newRigMaxEvent(t testing.TB, production bool, maxEvent int) *rig {
+	t.Helper()
 	dir := t.TempDir()
 	relay := &bus.Relay{Owner: "t", Poll: 10 * time.Millisecond}
 	relay.Init()
 	// As in the binary: the relay is woken by every commit that emitted.
-	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"), sqlite.Options{Options: sqlstore.Options{OnEmit: relay.Notify}})
+	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"), sqlite.Options{Options: sqlstore.Options{OnEmit: relay.Notify, MaxEventBytes: maxEvent}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +70,7 @@ func newRig(t testing.TB, production bool) *rig {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r := &rig{t: t, store: s, dir: &directory.Resolver{Store: s}, client: directory.DevClient}
+	r := &rig{t: t, store: s, bus: b, dir: &directory.Resolver{Store: s}, client: directory.DevClient}
 	reg, err := profile.Load(fhirprofiles.FS())
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,10 @@ func (s *Service) Register(mux *http.ServeMux, authn func(http.Handler) http.Han
 	mux.Handle("POST /fhir/$process-message", authn(http.HandlerFunc(s.processMessage)))
 }
 
+// maxMessage bounds a message's body. It leaves room for a lettre de liaison
+// of several megabytes (base64 in the DocumentReference): the letter is
+// archived and stored, and the events refer to it, so its size never reaches
+// the bus.
 const maxMessage = 16 << 20
 
 // AfterAccept, set by crash tests only, runs once a message is stored and
@@ -121,6 +125,11 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 	arch.ID = uuid.NewString()
 	arch.Response = s.responseBundle(h, "ok", nil)
 	got, created, err := s.accept(ctx, arch, &ev)
+	if errors.Is(err, store.ErrTooLarge) {
+		// Its event would not fit on the bus: refused, not acknowledged.
+		reject(err)
+		return
+	}
 	if err != nil {
 		fhirapi.WriteError(w, r, s.log, err)
 		return

@@ -178,12 +178,18 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return nil
 	case target == "--all":
+		skipped := 0
 		for _, d := range letters {
-			if err := b.Replay(ctx, d.ID); err != nil {
+			if err := b.Replay(ctx, d.ID); errors.Is(err, bus.ErrNoContent) {
+				// Left where it is, for the operator to read: it must
+				// not stop the others.
+				fmt.Fprintf(stderr, "skipped %d: %v\n", d.ID, err)
+				skipped++
+			} else if err != nil {
 				return fmt.Errorf("replay %d: %w", d.ID, err)
 			}
 		}
-		fmt.Fprintf(stdout, "replayed %d dead letters\n", len(letters))
+		fmt.Fprintf(stdout, "replayed %d dead letters\n", len(letters)-skipped)
 		return nil
 	default:
 		id, err := strconv.ParseUint(target, 10, 64)

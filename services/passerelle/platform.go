@@ -169,7 +169,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	}
 	p.Bus = b
 	p.closers = append(p.closers, func() { _ = b.Close() })
-	p.Relay.Store, p.Relay.Publisher = p.Store, p.Bus
+	p.Relay.Store, p.Relay.Publisher, p.Relay.DeadLetters = p.Store, p.Bus, b
 
 	if err := p.openIdentity(ctx); err != nil {
 		return p, err
@@ -278,6 +278,9 @@ func (p *Platform) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := p.Bus.Ping(ctx); err != nil {
 		problems["nats"] = err.Error()
+	}
+	if err := p.Relay.Check(ctx); err != nil {
+		problems["outbox"] = err.Error()
 	}
 	p.readyMu.Lock()
 	if p.notReady != "" {

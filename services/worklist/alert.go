@@ -652,17 +652,27 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error 
 		if code == "" || !strings.HasPrefix(cpRef, "CarePlan/") {
 			continue
 		}
-		cp, err := readObj(ctx, s.d.Store, "CarePlan", strings.TrimPrefix(cpRef, "CarePlan/"))
-		if err != nil {
+		// Read in the transaction, and only a plan or an episode that is
+		// not there is passed over: any other error is returned, so that
+		// the message is redelivered and the alert evaluated again rather
+		// than silently lost.
+		cp, err := readObj(ctx, tx, "CarePlan", strings.TrimPrefix(cpRef, "CarePlan/"))
+		if gone(err) {
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("missed-visit alert of Task/%s: %w", str(t, "id"), err)
 		}
 		epRef := str(asObj(firstOf(cp.m["supportingInfo"])), "reference")
 		if !strings.HasPrefix(epRef, "EpisodeOfCare/") {
 			continue
 		}
 		ep, err := readObj(ctx, tx, "EpisodeOfCare", strings.TrimPrefix(epRef, "EpisodeOfCare/"))
-		if err != nil {
+		if gone(err) {
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("missed-visit alert of Task/%s: %w", str(t, "id"), err)
 		}
 		e := episodeFrom(tenant, ep.res.ID, ep.m)
 		if e.status != "active" {
@@ -690,6 +700,12 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error 
 		}
 	}
 	return nil
+}
+
+// gone tells a resource that does not exist (or no longer does) from a
+// failure to read it.
+func gone(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone)
 }
 
 func firstOf(v any) any {

@@ -19,8 +19,13 @@ import (
 
 // Consumer defaults, as documented on bus.ConsumerConfig.
 const (
-	defaultMaxDeliver  = 5
-	defaultAckWait     = 30 * time.Second
+	defaultMaxDeliver = 5
+	// defaultAckWait is short so that the work of a process that died
+	// (kill -9, a lost replica) is redelivered within seconds: the server
+	// redelivers an unacknowledged message only when its AckWait runs out.
+	// A handler that takes longer is kept alive by in-progress signals
+	// (see keepAlive), so a short AckWait never cuts off live work.
+	defaultAckWait     = 3 * time.Second
 	defaultConcurrency = 1
 )
 
@@ -240,7 +245,36 @@ func (c *consumer) release(m jetstream.Msg) {
 	}
 }
 
+// keepAlive tells the server, every third of AckWait, that m is still being
+// worked on (+WPI), until the returned stop is called: the AckWait clock
+// restarts at each signal, so only a delivery whose process is gone waits it
+// out.
+func (c *consumer) keepAlive(m jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(c.cfg.AckWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := m.InProgress(); err != nil {
+					c.log.Debug("in-progress signal", "error", err)
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 func (c *consumer) handle(ctx context.Context, m jetstream.Msg) {
+	// From delivery to acknowledgement (dead-lettering included).
+	defer c.keepAlive(m)()
 	md, err := m.Metadata()
 	if err != nil {
 		// Not a JetStream delivery: nothing to acknowledge it with.

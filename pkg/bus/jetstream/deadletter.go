@@ -28,7 +28,14 @@ const (
 	// name, JetStream would de-duplicate a second dead-lettering of the same
 	// event (after a replay that failed again) and drop it.
 	headerDLQMsgID = "Passerelle-Dlq-Msg-Id"
+	// headerDLQOmitted says the dead letter holds no content: the event was
+	// too large for the broker (its size in bytes).
+	headerDLQOmitted = "Passerelle-Dlq-Omitted-Bytes"
 )
+
+// dlqHeadroom is what the headers of a dead letter may take besides its
+// content, when deciding whether the content fits in the broker's payload.
+const dlqHeadroom = 16 << 10
 
 // maxErrorLen bounds the error text kept in a header.
 const maxErrorLen = 2048
@@ -64,6 +71,29 @@ func (b *Bus) deadLetterMsg(durable string, m bus.Msg, reason error) *nats.Msg {
 		Header:  h,
 		Data:    m.Data,
 	}
+}
+
+// DeadLetterEvent implements bus.EventDeadLetterer: the outbox relay's dead
+// letter of an event the broker refuses for good. Its id is the event's, so
+// that the relay dead-lettering the same event again (a crash before marking
+// its row) stores it once within the de-duplication window.
+func (b *Bus) DeadLetterEvent(ctx context.Context, m bus.Msg, reason error) (uint64, error) {
+	dm := b.deadLetterMsg(bus.RelayDurable, bus.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data, Stream: streamOf(m.Subject)}, reason)
+	id := m.Header[bus.HeaderEventID]
+	if id == "" {
+		id = m.Header[bus.HeaderMsgID]
+	}
+	dm.Header[bus.HeaderMsgID] = []string{"dlq/" + bus.RelayDurable + "/" + id}
+	if len(dm.Data)+dlqHeadroom > int(b.nc.MaxPayload()) {
+		dm.Header[headerDLQOmitted] = []string{strconv.Itoa(len(dm.Data))}
+		dm.Data = nil
+	}
+	ack, err := b.js.PublishMsg(ctx, dm)
+	if err != nil {
+		return 0, fmt.Errorf("dead-letter event %s: %w", id, err)
+	}
+	b.metrics.deadLettered.WithLabelValues(bus.RelayDurable).Inc()
+	return ack.Sequence, nil
 }
 
 // headerValue makes s fit in a NATS header value: one line, bounded length.
@@ -175,6 +205,9 @@ func (b *Bus) Replay(ctx context.Context, id uint64) error {
 	if dl.Subject == "" || streamOf(dl.Subject) == "" {
 		return fmt.Errorf("replay dead letter %d: original subject %q is in no stream", id, dl.Subject)
 	}
+	if n := raw.Header.Get(headerDLQOmitted); n != "" {
+		return fmt.Errorf("replay dead letter %d: the event (%s bytes) was too large for the broker and can never be published as it is: %w", id, n, bus.ErrNoContent)
+	}
 	m := dl.Msg
 	h := make(map[string]string, len(m.Header)+2)
 	for k, v := range m.Header {
@@ -190,7 +223,11 @@ func (b *Bus) Replay(ctx context.Context, id uint64) error {
 		eventID = "dlq/" + dl.Durable + "/" + m.Stream + "/" + strconv.FormatUint(m.StreamSeq, 10)
 	}
 	h[bus.HeaderEventID] = eventID
-	h[bus.HeaderReplayFor] = dl.Durable
+	if dl.Durable != bus.RelayDurable {
+		// A relay's dead letter was never published: every consumer
+		// of its subject is owed it.
+		h[bus.HeaderReplayFor] = dl.Durable
+	}
 	h[bus.HeaderMsgID] = eventID + "/replay/" + strconv.FormatUint(id, 10)
 	nm := b.natsMsg(bus.Msg{Subject: dl.Subject, Header: h, Data: m.Data})
 	if _, err := b.js.PublishMsg(ctx, nm); err != nil {

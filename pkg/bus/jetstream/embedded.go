@@ -35,6 +35,9 @@ type ServerConfig struct {
 	// ReadyTimeout bounds the wait for the server to accept connections
 	// (default 30s: recovering a large store takes time).
 	ReadyTimeout time.Duration
+	// MaxPayload is the largest message the server takes (default 1 MB, the
+	// NATS default). Tests lower it to make the broker refuse a message.
+	MaxPayload int32
 }
 
 // Server is a NATS server with JetStream running inside this process.
@@ -63,6 +66,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		NoSigs:     true,
 		NoLog:      cfg.Logger == nil,
 		SyncAlways: !cfg.LazySync,
+		MaxPayload: cfg.MaxPayload,
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true

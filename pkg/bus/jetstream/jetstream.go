@@ -302,7 +302,7 @@ func (b *Bus) Publish(ctx context.Context, msgs []bus.Msg) (int, error) {
 	acked := 0 // leading acknowledged messages; futures[0] is msgs[acked]
 	wait := func() error {
 		if err := b.awaitAck(ctx, futures[0]); err != nil {
-			return fmt.Errorf("publish %s: %w", msgs[acked].Subject, err)
+			return fmt.Errorf("publish %s: %w", msgs[acked].Subject, permanentIfRefused(err))
 		}
 		futures = futures[1:]
 		acked++
@@ -312,7 +312,7 @@ func (b *Bus) Publish(ctx context.Context, msgs []bus.Msg) (int, error) {
 	var sendErr error
 	for i, m := range msgs {
 		if streamOf(m.Subject) == "" || strings.ContainsAny(m.Subject, "*>") {
-			sendErr = fmt.Errorf("publish %q: subject is in no stream", m.Subject)
+			sendErr = bus.Permanent(fmt.Errorf("publish %q: subject is in no stream", m.Subject))
 			break
 		}
 		if err := ctx.Err(); err != nil {
@@ -326,7 +326,7 @@ func (b *Bus) Publish(ctx context.Context, msgs []bus.Msg) (int, error) {
 		}
 		f, err := b.js.PublishMsgAsync(b.natsMsg(m))
 		if err != nil {
-			sendErr = fmt.Errorf("publish %s (message %d): %w", m.Subject, i, err)
+			sendErr = fmt.Errorf("publish %s (message %d, %d bytes): %w", m.Subject, i, len(m.Data), permanentIfRefused(err))
 			break
 		}
 		futures = append(futures, f)
@@ -339,6 +339,17 @@ func (b *Bus) Publish(ctx context.Context, msgs []bus.Msg) (int, error) {
 		}
 	}
 	return acked, sendErr
+}
+
+// permanentIfRefused marks the errors by which the broker refuses a message
+// for good: sending it again can only fail again.
+func permanentIfRefused(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+		return bus.Permanent(err)
+	}
+	return err
 }
 
 func (b *Bus) awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {

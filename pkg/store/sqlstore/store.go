@@ -42,6 +42,10 @@ type Options struct {
 	// OnEmit, when set, is called after a transaction that emitted events
 	// commits: the outbox relay's wake-up.
 	OnEmit func()
+	// MaxEventBytes bounds an event (Tx.Emit answers store.ErrTooLarge
+	// beyond it); 0 means store.MaxEventBytes. Only a lower bound makes
+	// sense: a broker configured with a smaller maximum payload, or a test.
+	MaxEventBytes int
 }
 
 // Store implements store.Store over a Backend.
@@ -52,7 +56,8 @@ type Store struct {
 	index Indexer
 	com   *committer
 	// onEmit wakes the outbox relay.
-	onEmit func()
+	onEmit   func()
+	maxEvent int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -68,7 +73,10 @@ func New(be Backend, d Dialect, o Options) *Store {
 	if d.MaxBatch == 0 {
 		d.MaxBatch = 128
 	}
-	s := &Store{be: be, d: d, clock: o.Clock, index: o.Indexer, onEmit: o.OnEmit}
+	s := &Store{be: be, d: d, clock: o.Clock, index: o.Indexer, onEmit: o.OnEmit, maxEvent: o.MaxEventBytes}
+	if s.maxEvent <= 0 || s.maxEvent > store.MaxEventBytes {
+		s.maxEvent = store.MaxEventBytes
+	}
 	s.com = newCommitter(be, d.Writers, d.MaxBatch)
 	s.com.onCommit = o.OnCommit
 	return s
@@ -368,10 +376,26 @@ func (t *tx) Emit(ctx context.Context, e store.Event) error {
 	if err != nil {
 		return fmt.Errorf("emit %s: %w", e.MsgID, err)
 	}
+	// Checked here, in the writer's transaction, so that an event the broker
+	// would refuse is never committed (the relay would then have nothing it
+	// can publish in its place).
+	if n := eventSize(e); n > t.s.maxEvent {
+		return fmt.Errorf("emit %s on %s: %d bytes, more than %d: %w", e.MsgID, e.Subject, n, t.s.maxEvent, store.ErrTooLarge)
+	}
 	t.emitted = true
 	t.c.Queue(`INSERT INTO outbox (msg_key, subject, msg_id, headers, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		e.Key, e.Subject, e.MsgID, string(headers), e.Data, micros(t.s.clock.Now()))
 	return nil
+}
+
+// eventSize is the size of the event on the wire, headers included, as the
+// broker counts it against its maximum payload (give or take the framing).
+func eventSize(e store.Event) int {
+	n := len(e.Subject) + len(e.Data) + len(e.MsgID) + len("NATS/1.0\r\n\r\n") + len("Nats-Msg-Id: \r\n")
+	for k, v := range e.Headers {
+		n += len(k) + len(v) + len(": \r\n")
+	}
+	return n
 }
 
 func (t *tx) MarkHandled(ctx context.Context, consumer, msgID string) (bool, error) {

@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,7 @@ func Run(t *testing.T, open Factory) {
 		{"RollbackLeavesNothing", testRollback},
 		{"GroupCommitIsolatesFailures", testGroupCommit},
 		{"Outbox", testOutbox},
+		{"OutboxTooLarge", testOutboxTooLarge},
 		{"Inbox", testInbox},
 		{"TimerLease", testTimerLease},
 		{"TimerFiresOnceAcrossHandles", testTimerOnce},
@@ -434,6 +436,35 @@ func testGroupCommit(t *testing.T, open Factory) {
 	}
 	if b, err := s.Outbox().Backlog(ctx(t)); err != nil || b != n-n/3 {
 		t.Errorf("outbox backlog %d, want %d (%v)", b, n-n/3, err)
+	}
+}
+
+// testOutboxTooLarge: an event larger than store.MaxEventBytes is refused by
+// Emit with ErrTooLarge, and nothing of its transaction commits; one just
+// under the bound goes in.
+func testOutboxTooLarge(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	big := bytes.Repeat([]byte("x"), store.MaxEventBytes)
+	err := s.Tx(ctx(t), func(tx store.Tx) error {
+		if _, err := tx.Create(ctx(t), "demo", json.RawMessage(`{"resourceType":"Patient","id":"big"}`)); err != nil {
+			return err
+		}
+		return tx.Emit(ctx(t), store.Event{Subject: "fhir.demo.Patient.created", MsgID: "Patient/big/_history/1", Key: "Patient/big", Data: big})
+	})
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("emit of %d bytes: %v, want ErrTooLarge", len(big), err)
+	}
+	if _, err := s.Read(ctx(t), "Patient", "big"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused event's transaction committed its resource: %v", err)
+	}
+	if n, err := s.Outbox().Backlog(ctx(t)); err != nil || n != 0 {
+		t.Errorf("outbox backlog after a refused event: %d, %v", n, err)
+	}
+	fits := big[:store.MaxEventBytes-1024]
+	if err := s.Tx(ctx(t), func(tx store.Tx) error {
+		return tx.Emit(ctx(t), store.Event{Subject: "fhir.demo.Patient.created", MsgID: "Patient/fits/_history/1", Key: "Patient/fits", Data: fits})
+	}); err != nil {
+		t.Errorf("emit of %d bytes: %v", len(fits), err)
 	}
 }
 
