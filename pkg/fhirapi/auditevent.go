@@ -214,20 +214,35 @@ func AuditEventOf(rec store.AuditRecord, version string) json.RawMessage {
 		Entity []entity `json:"entity,omitempty"`
 	}{ResourceType: "AuditEvent", ID: auditID(rec.Seq), Action: rec.Action,
 		Recorded: rec.Time.UTC().Format(time.RFC3339Nano), Outcome: rec.Outcome}
+	chain := []ext{{"sequence", strconv.FormatInt(rec.Seq, 10)}}
+	// The first record of a tenant's chain follows nothing: an extension
+	// with neither value nor sub-extensions is invalid FHIR (ext-1), so
+	// previousHash is left out rather than sent empty.
+	if rec.PrevHash != "" {
+		chain = append(chain, ext{"previousHash", rec.PrevHash})
+	}
+	chain = append(chain, ext{"hash", rec.Hash})
 	ev.Extension = append(ev.Extension, struct {
 		URL       string `json:"url"`
 		Extension []ext  `json:"extension"`
-	}{ExtAuditChain, []ext{{"sequence", strconv.FormatInt(rec.Seq, 10)}, {"previousHash", rec.PrevHash}, {"hash", rec.Hash}}})
+	}{ExtAuditChain, chain})
 	ev.Source.Observer = reference{Display: "Passerelle " + version}
 	ev.Source.Type = []coding{{"http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server"}}
 	a := agent{Requestor: true}
 	switch {
-	case strings.HasPrefix(rec.Agent, "Device/"):
+	case strings.HasPrefix(rec.Agent, "Device/"), strings.HasPrefix(rec.Agent, "System/"):
 		a.Type = &concept{[]coding{{"http://dicom.nema.org/resources/ontology/DCM", "110150", "Application"}}}
 	default:
 		a.Type = &concept{[]coding{{"http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP", "information recipient"}}}
 	}
-	if rec.Agent != "" {
+	switch {
+	case strings.HasPrefix(rec.Agent, "System/"):
+		// A Passerelle service acting on its own (applying a hospital
+		// message, reacting to an event) is no FHIR resource: it is named,
+		// and what made it act (the message or person) is its altId.
+		a.Who = &reference{Display: "Passerelle " + strings.TrimPrefix(rec.Agent, "System/")}
+		a.AltID = rec.Detail
+	case rec.Agent != "":
 		a.Who = &reference{Reference: rec.Agent}
 	}
 	ev.Agent = []agent{a}
