@@ -50,8 +50,8 @@ func (t *tx) PutMessage(ctx context.Context, m store.Message) (store.Message, bo
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		m.ID, m.Tenant, m.Channel, m.Sender, m.Key, m.Hash, m.ControlID, m.Event, m.Patient, micros(m.Received), m.Status, m.Response, m.ResponseCode, m.Raw)
 	if a, ok := store.ActorFrom(ctx); ok {
-		t.audit = append(t.audit, store.AuditRecord{Tenant: m.Tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "C",
-			Entity: MessageEntity(m.ID), Patient: m.Patient, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + m.Status)})
+		t.queueAudit(store.AuditRecord{Tenant: m.Tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "C",
+			Entity: MessageEntity(m.ID), Patient: m.Patient, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + m.Status)}, true)
 	}
 	return m, true, nil
 }
@@ -78,8 +78,8 @@ func (t *tx) SetMessageStatus(ctx context.Context, id, status, patient string) e
 	if err != nil {
 		return fmt.Errorf("message %s status: %w", id, err)
 	}
-	t.audit = append(t.audit, store.AuditRecord{Tenant: tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "U",
-		Entity: MessageEntity(id), Patient: pat, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + status)})
+	t.queueAudit(store.AuditRecord{Tenant: tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "U",
+		Entity: MessageEntity(id), Patient: pat, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + status)}, true)
 	return nil
 }
 

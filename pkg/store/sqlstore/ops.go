@@ -215,7 +215,7 @@ func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
 	if r.Time.IsZero() {
 		r.Time = t.s.clock.Now()
 	}
-	t.audit = append(t.audit, r)
+	t.queueAudit(r, false)
 	return nil
 }
 
@@ -233,10 +233,24 @@ func (t *tx) appendAudit(ctx context.Context) error {
 		// read: the head read after the lock is the committed one.
 		t.c.Queue(t.s.d.AuditLock)
 	}
+	// A handler that audits a write itself (with its own agent and
+	// detail) is not audited twice for it.
+	explicit := map[string]bool{}
+	for i, r := range t.audit {
+		if !t.auto[i] {
+			explicit[r.Entity] = true
+		}
+	}
+	recs := t.audit[:0:0]
+	for i, r := range t.audit {
+		if !t.auto[i] || !explicit[r.Entity] {
+			recs = append(recs, r)
+		}
+	}
 	key := t.s.AuditKey()
 	var seq int64
 	heads := map[string]string{}
-	for i, r := range t.audit {
+	for i, r := range recs {
 		prev, ok := heads[r.Tenant]
 		if !ok {
 			var last int64
@@ -259,7 +273,7 @@ func (t *tx) appendAudit(ctx context.Context) error {
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			r.Seq, r.Tenant, micros(r.Time), r.Agent, r.Action, r.Entity, r.Patient, r.Outcome, r.Detail, r.PrevHash, r.Hash)
 	}
-	t.audit = nil
+	t.audit, t.auto = nil, nil
 	return nil
 }
 

@@ -275,8 +275,10 @@ type tx struct {
 	s       *Store
 	c       WriteConn
 	emitted bool
-	// audit holds the records to chain when the function returns.
+	// audit holds the records to chain when the function returns; auto
+	// says which of them the store added for a service's write (auditWrite).
 	audit []store.AuditRecord
+	auto  []bool
 }
 
 func (t *tx) Read(ctx context.Context, typ, id string) (store.Resource, error) {
@@ -481,8 +483,13 @@ func (t *tx) auditWrite(a store.Actor, tenant string, p parsed, id string, versi
 	if raw, ok := p.members["status"]; ok && json.Unmarshal(raw, &status) == nil && status != "" {
 		detail += " status=" + status
 	}
-	t.audit = append(t.audit, store.AuditRecord{Tenant: tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: action,
-		Entity: fmt.Sprintf("%s/%s/_history/%d", p.typ, id, version), Patient: patient, Outcome: "0", Detail: strings.TrimSpace(detail)})
+	t.queueAudit(store.AuditRecord{Tenant: tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: action,
+		Entity: fmt.Sprintf("%s/%s/_history/%d", p.typ, id, version), Patient: patient, Outcome: "0", Detail: strings.TrimSpace(detail)}, true)
+}
+
+func (t *tx) queueAudit(r store.AuditRecord, auto bool) {
+	t.audit = append(t.audit, r)
+	t.auto = append(t.auto, auto)
 }
 
 // patientOf is the patient a resource is about: itself, or the Patient its

@@ -829,6 +829,21 @@ func testActorAudit(t *testing.T, open Factory) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit records:\n got %q\nwant %q", got, want)
 	}
+	// A handler that audits its write itself is not audited twice.
+	n := len(recs)
+	if err := s.Tx(actx, func(tx store.Tx) error {
+		res, err := tx.Create(actx, "demo", json.RawMessage(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/pa1"}}`))
+		if err != nil {
+			return err
+		}
+		return tx.Audit(actx, store.AuditRecord{Tenant: "demo", Agent: "System/worklist", Action: "C", Outcome: "0",
+			Entity: fmt.Sprintf("Observation/%s/_history/%d", res.ID, res.Version), Patient: "Patient/pa1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ = s.AuditLog().List(ctx(t), 0, 100); len(recs) != n+1 || recs[n].Agent != "System/worklist" {
+		t.Errorf("a write audited by its handler: %+v", recs[n:])
+	}
 	// The message archive: archived and applied, each a record.
 	mctx := store.WithActor(ctx(t), store.Actor{Agent: "System/intake", Cause: "message m1"})
 	if err := s.Tx(mctx, func(tx store.Tx) error {
