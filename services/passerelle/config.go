@@ -31,6 +31,7 @@ type Config struct {
 	TLSCert, TLSKey   string
 	SMTPURL           string
 	ProfilesDir       string
+	AuditKeyFile      string
 	Demo              bool
 }
 
@@ -67,6 +68,7 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_TLS_KEY", "tls-key", "", "TLS private key (PEM)", &c.TLSKey, false},
 		{"PASSERELLE_SMTP_URL", "smtp-url", "", "smtp://host:port for e-mail notifications (empty: log)", &c.SMTPURL, true},
 		{"PASSERELLE_PROFILES_DIR", "profiles-dir", "", "directory overriding the built-in FHIR package", &c.ProfilesDir, false},
+		{"PASSERELLE_AUDIT_KEY_FILE", "audit-key-file", "", "the audit chain's HMAC key (empty: <data dir>/" + auditKeyFile + ", made at first start)", &c.AuditKeyFile, false},
 	}
 }
 
