@@ -167,6 +167,9 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte) []byte {
 	var ev intake.Event
 	if rerr == nil && !ignored {
 		ev, rerr = s.hl7ToEvent(msg, mh, kind, finess)
+		if rerr == nil {
+			rerr = s.checkHL7Identifiers(ctx, ev)
+		}
 	}
 	if rerr != nil {
 		arch.Status, arch.Event = "rejected", "rejected"
