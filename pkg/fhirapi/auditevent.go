@@ -298,7 +298,12 @@ func AuditEventOf(rec store.AuditRecord, version string) json.RawMessage {
 			ev.Subtype = interaction(code)
 			ev.Meta.Profile = []string{balp + "IHE.BasicAudit.PatientRead"}
 		}
-		what.What = &reference{Reference: rec.Entity}
+		if typ, _, _ := strings.Cut(rec.Entity, "/"); typ != "" && typ[0] >= 'A' && typ[0] <= 'Z' {
+			what.What = &reference{Reference: rec.Entity}
+		} else {
+			// Not a FHIR resource (an archived hospital message): named.
+			what.What = &reference{Display: rec.Entity}
+		}
 	}
 	if what != nil {
 		ev.Entity = append(ev.Entity, *what)

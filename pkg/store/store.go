@@ -198,6 +198,10 @@ type Message struct {
 	Raw          []byte
 }
 
+// MessageEntity names an archived message in the audit trail: its place in
+// the message archive's API, not a FHIR resource.
+func MessageEntity(id string) string { return "api/messages/" + id }
+
 // MessageFilter selects archived messages; empty fields match all.
 type MessageFilter struct {
 	Tenant, Channel, Sender, ControlID, Patient, Status string

@@ -51,7 +51,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		m.ID, m.Tenant, m.Channel, m.Sender, m.Key, m.Hash, m.ControlID, m.Event, m.Patient, micros(m.Received), m.Status, m.Response, m.ResponseCode, m.Raw)
 	if a, ok := store.ActorFrom(ctx); ok {
 		t.queueAudit(store.AuditRecord{Tenant: m.Tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "C",
-			Entity: MessageEntity(m.ID), Patient: m.Patient, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + m.Status)}, true)
+			Entity: store.MessageEntity(m.ID), Patient: m.Patient, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + m.Status)}, true)
 	}
 	return m, true, nil
 }
@@ -79,13 +79,9 @@ func (t *tx) SetMessageStatus(ctx context.Context, id, status, patient string) e
 		return fmt.Errorf("message %s status: %w", id, err)
 	}
 	t.queueAudit(store.AuditRecord{Tenant: tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "U",
-		Entity: MessageEntity(id), Patient: pat, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + status)}, true)
+		Entity: store.MessageEntity(id), Patient: pat, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + status)}, true)
 	return nil
 }
-
-// MessageEntity names an archived message in the audit trail: its place in
-// the message archive's API, not a FHIR resource.
-func MessageEntity(id string) string { return "api/messages/" + id }
 
 type messageLog struct{ s *Store }
 
