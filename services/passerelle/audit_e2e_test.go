@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// TestServiceWritesAudited: a discharge goes through intake, pathway and
+// teams; every version they write of the patient's data (Patient,
+// Encounter, EpisodeOfCare, CarePlan, CareTeam, Task) has its audit record,
+// committed with it, naming the service that wrote it, what made it act and
+// the patient, and the chain verifies.
+func TestServiceWritesAudited(t *testing.T) {
+	tp := startPlatform(t, nil)
+	body, err := os.ReadFile("../intake/testdata/discharge-hf-declared-team.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := tp.do(t, "POST", "/fhir/$process-message", tp.token(t, "chu-demo-dpi"), string(body)); r.status != 200 {
+		t.Fatalf("process-message: %d %s", r.status, r.body)
+	}
+	ctx := context.Background()
+	search := func(typ string, params ...store.Param) []store.Resource {
+		page, err := tp.Store.Search(ctx, store.Query{Tenant: tp.Cfg.Tenant, Type: typ, Count: 1000, Params: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Resources
+	}
+	// Wait for the team: by then each service has written its part.
+	deadline := time.Now().Add(60 * time.Second)
+	for len(search("CareTeam", store.Param{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "active"}}})) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no active team")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	owners := map[string][]string{
+		"Patient": {"System/intake"}, "Encounter": {"System/intake"},
+		"EpisodeOfCare": {"System/pathway"}, "CarePlan": {"System/pathway"},
+		"CareTeam": {"System/intake", "System/teams"}, "Task": {"System/pathway", "System/teams"},
+	}
+	// Versions first, then the trail: a version's record commits with it.
+	type version struct{ typ, entity string }
+	var versions []version
+	for typ := range owners {
+		for _, r := range search(typ) {
+			h, err := tp.Store.History(ctx, typ, r.ID, store.HistoryParams{Count: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range h.Resources {
+				versions = append(versions, version{typ, fmt.Sprintf("%s/%s/_history/%d", typ, v.ID, v.Version)})
+			}
+		}
+	}
+	recs, err := tp.Store.AuditLog().List(ctx, 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byEntity := map[string]store.AuditRecord{}
+	for _, r := range recs {
+		byEntity[r.Entity] = r
+	}
+	seen := map[string]int{}
+	for _, v := range versions {
+		r, ok := byEntity[v.entity]
+		switch {
+		case !ok:
+			t.Errorf("%s has no audit record", v.entity)
+		case !strings.Contains(strings.Join(owners[v.typ], " "), r.Agent) || !strings.HasPrefix(r.Agent, "System/"):
+			t.Errorf("%s audited as %q, want one of %v", v.entity, r.Agent, owners[v.typ])
+		case !strings.HasPrefix(r.Patient, "Patient/") || !strings.Contains(r.Detail, "event ") && !strings.Contains(r.Detail, "timer "):
+			t.Errorf("%s: record names no patient or no cause: %+v", v.entity, r)
+		default:
+			seen[v.typ+" "+r.Agent]++
+		}
+	}
+	for _, want := range []string{"Patient System/intake", "Encounter System/intake", "EpisodeOfCare System/pathway",
+		"CarePlan System/pathway", "Task System/pathway", "Task System/teams", "CareTeam System/teams"} {
+		if seen[want] == 0 {
+			t.Errorf("no write audited for %s (seen %v)", want, seen)
+		}
+	}
+	if n, err := VerifyAudit(ctx, tp.Store.AuditLog()); err != nil {
+		t.Errorf("audit chain after %d records: %v", n, err)
+	}
+	b, _ := json.Marshal(seen)
+	t.Logf("service writes audited: %s", b)
+}
