@@ -18,6 +18,9 @@ import (
 const (
 	AuditLogin  = "login"
 	AuditLogout = "logout"
+	// AuditAPIAuth is a refused API authentication (401, or 403 for a
+	// token that matches nobody); Detail says which request and why.
+	AuditAPIAuth = "api-authentication"
 )
 
 // ExtAuditChain carries a record's place in its tenant's hash chain.
@@ -254,6 +257,13 @@ func AuditEventOf(rec store.AuditRecord, version string) json.RawMessage {
 	interaction := func(code string) []coding { return []coding{{"http://hl7.org/fhir/restful-interaction", code, ""}} }
 	what := &entity{Type: &coding{"http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"}}
 	switch {
+	case rec.Entity == AuditAPIAuth:
+		ev.Type = coding{"http://dicom.nema.org/resources/ontology/DCM", "110114", "User Authentication"}
+		ev.Subtype = []coding{{"http://dicom.nema.org/resources/ontology/DCM", "110122", "Login"}}
+		if rec.Agent == "" {
+			ev.Agent[0].Who = &reference{Display: "inconnu / unknown"}
+		}
+		what.What = &reference{Display: rec.Detail}
 	case rec.Entity == AuditLogin || rec.Entity == AuditLogout:
 		ev.Type = coding{"http://dicom.nema.org/resources/ontology/DCM", "110114", "User Authentication"}
 		if rec.Entity == AuditLogin {

@@ -95,3 +95,68 @@ func TestServiceWritesAudited(t *testing.T) {
 	b, _ := json.Marshal(seen)
 	t.Logf("service writes audited: %s", b)
 }
+
+// TestRefusedLooksAudited: a search naming a patient outside the user's
+// care is in that patient's trail (refused or narrowed to nothing), and an
+// API call without a valid token leaves a record too.
+func TestRefusedLooksAudited(t *testing.T) {
+	tp := startPlatform(t, nil)
+	body, err := os.ReadFile("../intake/testdata/discharge-hf-declared-team.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := tp.do(t, "POST", "/fhir/$process-message", tp.token(t, "chu-demo-dpi"), string(body)); r.status != 200 {
+		t.Fatalf("process-message: %d %s", r.status, r.body)
+	}
+	ctx := context.Background()
+	var patient string
+	deadline := time.Now().Add(30 * time.Second)
+	for patient == "" {
+		page, err := tp.Store.Search(ctx, store.Query{Tenant: tp.Cfg.Tenant, Type: "Patient", Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Resources) == 1 {
+			patient = "Patient/" + page.Resources[0].ID
+		} else if time.Now().After(deadline) {
+			t.Fatal("no patient")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The administrator manages the platform: the patient is not in her care.
+	admin := tp.token(t, "admin")
+	r := tp.do(t, "GET", "/fhir/Observation?patient="+patient, admin, "")
+	if r.status == 200 && strings.Contains(string(r.body), `"entry"`) {
+		t.Fatalf("the administrator read a patient's observations: %s", r.body)
+	}
+	recs, err := tp.Store.AuditLog().Find(ctx, store.AuditFilter{Tenant: tp.Cfg.Tenant, Patient: patient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, rec := range recs {
+		if rec.Agent == "PractitionerRole/pr-admin" && strings.HasPrefix(rec.Entity, "Observation?") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the search naming %s (answered %d) is not in the patient's trail (%d records)", patient, r.status, len(recs))
+	}
+
+	if r := tp.do(t, "GET", "/fhir/Patient", "", ""); r.status != 401 {
+		t.Fatalf("no token: %d", r.status)
+	}
+	if r := tp.do(t, "GET", "/fhir/Patient", "not-a-token", ""); r.status != 401 {
+		t.Fatalf("bad token: %d", r.status)
+	}
+	all, _ := tp.Store.AuditLog().List(ctx, 0, 100000)
+	n := 0
+	for _, rec := range all {
+		if rec.Entity == "api-authentication" && rec.Outcome == "4" && strings.Contains(rec.Detail, "401") && strings.Contains(rec.Detail, "GET /fhir/Patient") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d records of refused API authentication, want 2", n)
+	}
+}
