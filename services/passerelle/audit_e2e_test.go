@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 )
 
 // TestServiceWritesAudited: a discharge goes through intake, pathway and
@@ -158,5 +160,52 @@ func TestRefusedLooksAudited(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d records of refused API authentication, want 2", n)
+	}
+}
+
+// TestAuditKeyMadeAfterUnkeyedRecords: a data directory from before the
+// key keeps verifying: the key file made at first start says the chain is
+// keyed from the next record on, and records written since are keyed.
+func TestAuditKeyMadeAfterUnkeyedRecords(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir}
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(dir, "passerelle.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	write := func() {
+		t.Helper()
+		if err := s.Tx(ctx, func(tx store.Tx) error {
+			return tx.Audit(ctx, store.AuditRecord{Tenant: "demo", Agent: "PractitionerRole/pr-1", Action: "R", Entity: "Patient/p1", Patient: "Patient/p1", Outcome: "0"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	write()
+	if err := keyAudit(ctx, cfg, s); err != nil {
+		t.Fatal(err)
+	}
+	write()
+	b, err := os.ReadFile(filepath.Join(dir, auditKeyFile))
+	if err != nil || !strings.Contains(string(b), "\nfrom 3\n") {
+		t.Fatalf("key file: %q %v", b, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, auditKeyFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", fi.Mode().Perm())
+	}
+	if n, err := VerifyAudit(ctx, s.AuditLog()); err != nil || n != 3 {
+		t.Errorf("verify: %d %v", n, err)
+	}
+	recs, _ := s.AuditLog().List(ctx, 0, 10)
+	if recs[0].Hash != store.AuditHash(recs[0]) || recs[2].Hash == store.AuditHash(recs[2]) {
+		t.Errorf("records before the key unkeyed, after it keyed: %+v", recs)
+	}
+	// The same file again: the same key, from the same record.
+	k, err := loadAuditKey(ctx, cfg, s.AuditLog(), true)
+	if err != nil || k.From != 3 || k.Hash(recs[2]) != recs[2].Hash {
+		t.Errorf("reloaded key: from %d, %v", k.From, err)
 	}
 }
