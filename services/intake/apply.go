@@ -56,9 +56,12 @@ func (s *Service) Apply(ctx context.Context, tx store.Tx, ev intake.Event) error
 	if err != nil {
 		return err
 	}
-	// Checked again here, under the transaction: two facilities' first
-	// messages in one namespace may both have been acknowledged.
-	if err := s.checkNamespaces(ctx, tx, tx, tenant, ev); err != nil {
+	// Checked again here: two facilities' first messages in one namespace
+	// may both have been acknowledged. A binding, once made, is not
+	// changed by intake, so it is read without locking it (a lock would
+	// serialise every message of a facility); two first uses racing to
+	// create it conflict, and the loser is retried.
+	if err := s.checkNamespaces(ctx, s.d.Store, tx, tenant, ev); err != nil {
 		if errors.Is(err, ErrForeignIdentifier) {
 			return bus.Permanent(err)
 		}

@@ -237,3 +237,37 @@ func TestStayNeverMovesAndIPPChangesAreFlagged(t *testing.T) {
 		t.Errorf("flags: %v", flags)
 	}
 }
+
+// TestLegacyStayNamesItsFacility: data recorded before namespaces were
+// bound still protects them: a stay's facility owns its visit-number
+// namespace, and the IPP namespace of a patient it holds.
+func TestLegacyStayNamesItsFacility(t *testing.T) {
+	r := newRig(t, false)
+	err := r.store.Tx(context.Background(), func(tx store.Tx) error {
+		for _, res := range []string{
+			`{"resourceType":"Patient","id":"old-p","identifier":[{"system":"urn:oid:2.999.250.1.1","value":"000123456"}],"name":[{"family":"TESTDURAND"}]}`,
+			`{"resourceType":"Encounter","id":"old-e","status":"finished","class":{"code":"IMP"},"subject":{"reference":"Patient/old-p"},
+			  "identifier":[{"system":"urn:oid:2.999.250.1.2","value":"OLD-V"}],
+			  "serviceProvider":{"identifier":{"system":"http://finess.sante.gouv.fr","value":"420000002"}}}`,
+		} {
+			if _, err := tx.Create(context.Background(), "demo", json.RawMessage(res)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := r.addSecondFacility(t)
+	const own = "urn:oid:2.999.250.7.7"
+	for _, tc := range []struct{ name, ipp, visit, expr string }{
+		{"IPP of a patient CH Démo has a stay for", "urn:oid:2.999.250.1.1", own, "Patient.identifier"},
+		{"visit number namespace of a CH Démo stay", own + ".1", "urn:oid:2.999.250.1.2", "Encounter.identifier"},
+	} {
+		status, body := postTo(t, second, fromSecond(t, "legacy-"+tc.expr, tc.ipp, tc.visit))
+		if status != 400 || !strings.Contains(strings.Join(expression(t, body), " "), tc.expr) {
+			t.Errorf("%s: %d %s", tc.name, status, body)
+		}
+	}
+}
