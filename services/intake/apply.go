@@ -804,7 +804,9 @@ func (s *Service) checkFHIRIdentifiers(ctx context.Context, ev intake.Event) err
 }
 
 // checkHL7Identifiers is checkFHIRIdentifiers for HL7 v2: AE on PID-3 or
-// PV1-19, or AR on a storage error (the sender retries).
+// PV1-19. A storage error lets the message through: an answer given here
+// is archived with the message and would be given again to every re-send,
+// and Apply checks the namespaces again before writing anything.
 func (s *Service) checkHL7Identifiers(ctx context.Context, ev intake.Event) *hl7Reject {
 	err := s.checkNamespaces(ctx, s.d.Store, nil, s.d.Tenant, ev)
 	var f *foreignIdentifier
@@ -812,8 +814,8 @@ func (s *Service) checkHL7Identifiers(ctx context.Context, ev intake.Event) *hl7
 	case err == nil:
 		return nil
 	case !errors.As(err, &f):
-		return reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 10}, hl7v2.CodeInternal,
-			"Erreur temporaire, renvoyez le message / Temporary error, send again")
+		s.log.WarnContext(ctx, "identifier namespaces not checked before the ACK", "error", err)
+		return nil
 	case f.Visit:
 		return reject("AE", hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 19}, hl7v2.CodeUnknownKey,
 			"Numéro de venue dans l'espace de noms d'un autre établissement / Visit number in another facility's namespace (PV1-19)")
