@@ -335,6 +335,9 @@ func Inbox(s store.Store, durable string, h func(ctx context.Context, tx store.T
 		if id == "" {
 			return Permanent(errors.New("message has neither " + HeaderEventID + " nor " + HeaderMsgID))
 		}
+		// The handler's writes of patient data are audited as the service's,
+		// caused by this event (pkg/store WithActor).
+		ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent(durable), Cause: "event " + id})
 		err := s.Tx(ctx, func(tx store.Tx) error {
 			first, err := tx.MarkHandled(ctx, durable, id)
 			if err != nil || !first {

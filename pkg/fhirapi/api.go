@@ -254,14 +254,15 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := parsed.Query("")
+	named := namedPatients(typ, q)
 	grace, err := a.Policy.SearchReach(r.Context(), a.Store, actor(r), &q)
 	if err != nil {
-		a.auditSearch(r, typ, nil, err, nil)
+		a.auditSearch(r, typ, named, nil, err, nil)
 		WriteError(w, r, a.Logger, err)
 		return
 	}
 	page, err := a.Store.Search(r.Context(), q)
-	a.auditSearch(r, typ, page.Resources, err, grace)
+	a.auditSearch(r, typ, named, page.Resources, err, grace)
 	if err != nil {
 		WriteError(w, r, a.Logger, err)
 		return
@@ -517,37 +518,70 @@ func (a *API) audit(r *http.Request, action, entity string, res store.Resource, 
 	a.appendAudit(r, rec)
 }
 
-// auditSearch records a search; grace names the patients the caller reaches
-// only under the grace period, whose records are marked AuditGrace.
-func (a *API) auditSearch(r *http.Request, typ string, rs []store.Resource, err error, grace map[string]bool) {
+// namedPatients are the patients a search names in its parameters
+// (Observation?patient=Patient/x, Patient?_id=x), before the access policy
+// narrows it.
+func namedPatients(typ string, q store.Query) []string {
+	var out []string
+	for _, p := range q.Params {
+		for _, v := range p.Values {
+			switch {
+			case p.Kind == store.KindReference && strings.HasPrefix(v.Ref, "Patient/"):
+				out = append(out, v.Ref)
+			case typ == "Patient" && p.Name == "_id" && v.Code != "":
+				out = append(out, "Patient/"+v.Code)
+			}
+		}
+	}
+	return out
+}
+
+// auditSearch records a search: one record per patient whose data it
+// returned or whom it named, so that a patient's trail shows every look at
+// it, refused or narrowed to nothing included. A named patient of another
+// tenant is left out of this tenant's trail.
+// grace names the patients the caller reaches only under the grace
+// period, whose records are marked AuditGrace.
+func (a *API) auditSearch(r *http.Request, typ string, named []string, rs []store.Resource, err error, grace map[string]bool) {
 	if access.ClassOf(typ) != access.Clinical {
 		return
 	}
-	// One record per patient whose data the search returned, so that a
-	// patient's trail shows every look at it.
 	seen := map[string]bool{}
 	for _, res := range rs {
-		if p := PatientOf(res); p != "" && !seen[p] {
+		if p := PatientOf(res); p != "" {
+			seen[p] = true
+		}
+	}
+	tenant := actor(r).Tenant
+	for _, p := range named {
+		if seen[p] {
+			continue
+		}
+		if pr, rerr := a.Store.Read(r.Context(), "Patient", strings.TrimPrefix(p, "Patient/")); (rerr == nil || errors.Is(rerr, store.ErrGone)) && pr.Tenant == tenant {
 			seen[p] = true
 		}
 	}
 	entity := typ + "?" + r.URL.RawQuery
-	if len(seen) == 0 {
-		a.appendAudit(r, store.AuditRecord{Action: "E", Entity: entity, Outcome: outcome(err)})
-		return
+	if r.Method == http.MethodPost {
+		entity = typ + "?" + r.Form.Encode()
 	}
-	ps := make([]string, 0, len(seen))
-	for p := range seen {
-		ps = append(ps, p)
-	}
-	sort.Strings(ps)
-	for _, p := range ps {
-		rec := store.AuditRecord{Action: "E", Entity: entity, Patient: p, Outcome: outcome(err)}
-		if grace[p] {
-			rec.Detail = access.AuditGrace
+	recs := []store.AuditRecord{{Action: "E", Entity: entity, Outcome: outcome(err)}}
+	if len(seen) > 0 {
+		ps := make([]string, 0, len(seen))
+		for p := range seen {
+			ps = append(ps, p)
 		}
-		a.appendAudit(r, rec)
+		sort.Strings(ps)
+		recs = recs[:0]
+		for _, p := range ps {
+			rec := store.AuditRecord{Action: "E", Entity: entity, Patient: p, Outcome: outcome(err)}
+			if grace[p] {
+				rec.Detail = access.AuditGrace
+			}
+			recs = append(recs, rec)
+		}
 	}
+	a.appendAudit(r, recs...)
 }
 
 func outcome(err error) string {
@@ -564,10 +598,19 @@ func outcome(err error) string {
 	return "8"
 }
 
-func (a *API) appendAudit(r *http.Request, rec store.AuditRecord) {
+// appendAudit records the caller's records in one transaction.
+func (a *API) appendAudit(r *http.Request, recs ...store.AuditRecord) {
 	act := actor(r)
-	rec.Tenant, rec.Agent, rec.Time = act.Tenant, act.Reference(), a.now()
-	err := a.Store.Tx(context.WithoutCancel(r.Context()), func(tx store.Tx) error { return tx.Audit(r.Context(), rec) })
+	now := a.now()
+	err := a.Store.Tx(context.WithoutCancel(r.Context()), func(tx store.Tx) error {
+		for _, rec := range recs {
+			rec.Tenant, rec.Agent, rec.Time = act.Tenant, act.Reference(), now
+			if err := tx.Audit(r.Context(), rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil && a.Logger != nil {
 		a.Logger.ErrorContext(r.Context(), "audit append failed", "entity_type", r.PathValue("type"), "error", err)
 	}

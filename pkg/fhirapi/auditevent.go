@@ -18,6 +18,9 @@ import (
 const (
 	AuditLogin  = "login"
 	AuditLogout = "logout"
+	// AuditAPIAuth is a refused API authentication (401, or 403 for a
+	// token that matches nobody); Detail says which request and why.
+	AuditAPIAuth = "api-authentication"
 )
 
 // ExtAuditChain carries a record's place in its tenant's hash chain.
@@ -214,20 +217,35 @@ func AuditEventOf(rec store.AuditRecord, version string) json.RawMessage {
 		Entity []entity `json:"entity,omitempty"`
 	}{ResourceType: "AuditEvent", ID: auditID(rec.Seq), Action: rec.Action,
 		Recorded: rec.Time.UTC().Format(time.RFC3339Nano), Outcome: rec.Outcome}
+	chain := []ext{{"sequence", strconv.FormatInt(rec.Seq, 10)}}
+	// The first record of a tenant's chain follows nothing: an extension
+	// with neither value nor sub-extensions is invalid FHIR (ext-1), so
+	// previousHash is left out rather than sent empty.
+	if rec.PrevHash != "" {
+		chain = append(chain, ext{"previousHash", rec.PrevHash})
+	}
+	chain = append(chain, ext{"hash", rec.Hash})
 	ev.Extension = append(ev.Extension, struct {
 		URL       string `json:"url"`
 		Extension []ext  `json:"extension"`
-	}{ExtAuditChain, []ext{{"sequence", strconv.FormatInt(rec.Seq, 10)}, {"previousHash", rec.PrevHash}, {"hash", rec.Hash}}})
+	}{ExtAuditChain, chain})
 	ev.Source.Observer = reference{Display: "Passerelle " + version}
 	ev.Source.Type = []coding{{"http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server"}}
 	a := agent{Requestor: true}
 	switch {
-	case strings.HasPrefix(rec.Agent, "Device/"):
+	case strings.HasPrefix(rec.Agent, "Device/"), strings.HasPrefix(rec.Agent, "System/"):
 		a.Type = &concept{[]coding{{"http://dicom.nema.org/resources/ontology/DCM", "110150", "Application"}}}
 	default:
 		a.Type = &concept{[]coding{{"http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP", "information recipient"}}}
 	}
-	if rec.Agent != "" {
+	switch {
+	case strings.HasPrefix(rec.Agent, "System/"):
+		// A Passerelle service acting on its own (applying a hospital
+		// message, reacting to an event) is no FHIR resource: it is named,
+		// and what made it act (the message or person) is its altId.
+		a.Who = &reference{Display: "Passerelle " + strings.TrimPrefix(rec.Agent, "System/")}
+		a.AltID = rec.Detail
+	case rec.Agent != "":
 		a.Who = &reference{Reference: rec.Agent}
 	}
 	ev.Agent = []agent{a}
@@ -239,6 +257,13 @@ func AuditEventOf(rec store.AuditRecord, version string) json.RawMessage {
 	interaction := func(code string) []coding { return []coding{{"http://hl7.org/fhir/restful-interaction", code, ""}} }
 	what := &entity{Type: &coding{"http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"}}
 	switch {
+	case rec.Entity == AuditAPIAuth:
+		ev.Type = coding{"http://dicom.nema.org/resources/ontology/DCM", "110114", "User Authentication"}
+		ev.Subtype = []coding{{"http://dicom.nema.org/resources/ontology/DCM", "110122", "Login"}}
+		if rec.Agent == "" {
+			ev.Agent[0].Who = &reference{Display: "inconnu / unknown"}
+		}
+		what.What = &reference{Display: rec.Detail}
 	case rec.Entity == AuditLogin || rec.Entity == AuditLogout:
 		ev.Type = coding{"http://dicom.nema.org/resources/ontology/DCM", "110114", "User Authentication"}
 		if rec.Entity == AuditLogin {
@@ -283,7 +308,12 @@ func AuditEventOf(rec store.AuditRecord, version string) json.RawMessage {
 			ev.Subtype = interaction(code)
 			ev.Meta.Profile = []string{balp + "IHE.BasicAudit.PatientRead"}
 		}
-		what.What = &reference{Reference: rec.Entity}
+		if typ, _, _ := strings.Cut(rec.Entity, "/"); typ != "" && typ[0] >= 'A' && typ[0] <= 'Z' {
+			what.What = &reference{Reference: rec.Entity}
+		} else {
+			// Not a FHIR resource (an archived hospital message): named.
+			what.What = &reference{Display: rec.Entity}
+		}
 	}
 	if what != nil {
 		ev.Entity = append(ev.Entity, *what)

@@ -10,6 +10,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/auth"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // TokenVerifier verifies bearer tokens.
@@ -39,6 +40,7 @@ func Authenticate(v TokenVerifier, dir *directory.Resolver, tenant string, log *
 				if !errors.Is(err, auth.ErrNoToken) {
 					fr, en = "Jeton d'accès refusé", "Access token rejected"
 				}
+				auditRefused(r, dir, tenant, log, "", "401 "+en)
 				WriteError(w, r, log, fhir.Errorf(http.StatusUnauthorized, "login", fr, en))
 				return
 			}
@@ -49,6 +51,7 @@ func Authenticate(v TokenVerifier, dir *directory.Resolver, tenant string, log *
 				a, err = dir.Person(r.Context(), tenant, p.Login)
 			}
 			if errors.Is(err, directory.ErrUnknown) {
+				auditRefused(r, dir, tenant, log, p.Login+p.ClientID, "403 account not in the directory")
 				WriteError(w, r, log, fhir.Errorf(http.StatusForbidden, "forbidden",
 					"Ce compte n'est pas inscrit à l'annuaire de la CPTS", "This account is not registered in the CPTS directory"))
 				return
@@ -80,4 +83,21 @@ func validTraceParent(s string) bool {
 		}
 	}
 	return true
+}
+
+// auditRefused records a refused authentication on the API in the tenant's
+// trail: the request (method and path, never its body) and why.
+func auditRefused(r *http.Request, dir *directory.Resolver, tenant string, log *slog.Logger, who, why string) {
+	if dir == nil || dir.Store == nil {
+		return
+	}
+	rec := store.AuditRecord{Tenant: tenant, Action: "E", Entity: AuditAPIAuth, Outcome: "4",
+		Detail: why + ": " + r.Method + " " + r.URL.Path}
+	if who != "" {
+		rec.Detail += " (" + who + ")"
+	}
+	err := dir.Store.Tx(context.WithoutCancel(r.Context()), func(tx store.Tx) error { return tx.Audit(r.Context(), rec) })
+	if err != nil && log != nil {
+		log.ErrorContext(r.Context(), "audit append failed", "entity", AuditAPIAuth, "error", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -167,7 +168,9 @@ type Tx interface {
 	// CompleteTimer marks a claimed timer fired. It fails with ErrLeaseLost if
 	// owner no longer holds its lease, which rolls back the whole transaction.
 	CompleteTimer(ctx context.Context, key, owner string) error
-	// Audit appends a record to the audit trail.
+	// Audit appends a record to the audit trail. Records are chained when
+	// the transaction's function returns: Seq, PrevHash and Hash are the
+	// store's to set.
 	Audit(ctx context.Context, r AuditRecord) error
 	// PutMessage archives an inbound message unless one with the same
 	// (Tenant, Channel, Key) is archived: then it returns that one and false.
@@ -206,6 +209,10 @@ type Message struct {
 	ResponseCode int
 	Raw          []byte
 }
+
+// MessageEntity names an archived message in the audit trail: its place in
+// the message archive's API, not a FHIR resource.
+func MessageEntity(id string) string { return "api/messages/" + id }
 
 // MessageFilter selects archived messages; empty fields match all.
 type MessageFilter struct {
@@ -326,6 +333,11 @@ type AuditLog interface {
 	List(ctx context.Context, afterSeq int64, limit int) ([]AuditRecord, error)
 	// Find returns one tenant's records matching f, newest first.
 	Find(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// Heads returns the last record of each tenant's chain, by tenant.
+	Heads(ctx context.Context) ([]AuditRecord, error)
+	// Hash is the hash the store gives record r (keyed or not, see
+	// AuditKey), for verifying the chain without handing out the key.
+	Hash(r AuditRecord) string
 }
 
 // AuditFilter selects audit records of one tenant; empty fields match all.
@@ -359,3 +371,41 @@ func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx,
 
 // IsUrgent tells whether ctx was marked with Urgent.
 func IsUrgent(ctx context.Context) bool { v, _ := ctx.Value(urgentKey{}).(bool); return v }
+
+// Actor is who a service's writes are done for when no person's request
+// audits them itself: the service acting and what made it act. A write
+// transaction run with an Actor in its context adds an audit record for
+// every create, update and delete of patient data, in the same transaction
+// (DESIGN.md: every write of patient data leaves an AuditEvent).
+type Actor struct {
+	// Agent is "System/<service>".
+	Agent string
+	// Cause is the originating message or person: "event <id>",
+	// "message <archive id>", "timer <key>".
+	Cause string
+}
+
+type actorKey struct{}
+
+// WithActor marks ctx so that the store audits the writes done with it.
+// The FHIR API and other handlers that audit a person's request themselves
+// do not set it, so nothing is audited twice.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the Actor set by WithActor.
+func ActorFrom(ctx context.Context) (Actor, bool) {
+	a, ok := ctx.Value(actorKey{}).(Actor)
+	return a, ok && a.Agent != ""
+}
+
+// ServiceAgent is the audit agent of a service, from a name it prefixes
+// ("pathway-encounter" → "System/pathway"): durable consumers and timer
+// kinds are named after their service.
+func ServiceAgent(name string) string {
+	if i := strings.IndexByte(name, '-'); i > 0 {
+		name = name[:i]
+	}
+	return "System/" + name
+}

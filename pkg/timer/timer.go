@@ -113,6 +113,9 @@ func (r *Runner) fire(ctx context.Context, t store.Timer) error {
 	if !ok {
 		return fmt.Errorf("no handler for timer kind %q", t.Kind)
 	}
+	// The handler's writes of patient data are audited as the service's
+	// (timer kinds are named after their service), caused by this timer.
+	ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent(t.Kind), Cause: "timer " + t.Key})
 	return r.Store.Tx(ctx, func(tx store.Tx) error {
 		if err := tx.CompleteTimer(ctx, t.Key, r.Owner); err != nil {
 			return err

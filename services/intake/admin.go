@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -21,7 +22,9 @@ import (
 //	POST /api/messages/{id}/replay   (apply an accepted message again)
 //
 // The coordinator of the CPTS sees everything; an administrator sees the
-// list and replays, but never a message's content (patient data).
+// list and replays, but never a message's content nor which patient it is
+// about (patient data: an administrator manages the platform, not care).
+// Every look at the archive is audited.
 func (s *Service) RegisterAdmin(mux *http.ServeMux, authn func(http.Handler) http.Handler) {
 	mux.Handle("GET /api/messages", authn(http.HandlerFunc(s.listMessages)))
 	mux.Handle("GET /api/messages/{id}", authn(http.HandlerFunc(s.getMessage)))
@@ -42,13 +45,45 @@ type messageView struct {
 	Response     string    `json:"response,omitempty"`
 }
 
-func view(m store.Message, content bool) messageView {
-	v := messageView{ID: m.ID, Channel: m.Channel, Sender: m.Sender, ControlID: m.ControlID, Event: m.Event, Patient: m.Patient,
+// view is what an operator sees of a message: with clinical, the patient
+// and, with content too, the message and its answer.
+func view(m store.Message, clinical, content bool) messageView {
+	v := messageView{ID: m.ID, Channel: m.Channel, Sender: m.Sender, ControlID: m.ControlID, Event: m.Event,
 		Received: m.Received, Status: m.Status, ResponseCode: m.ResponseCode}
-	if content {
-		v.Raw, v.Response = string(m.Raw), string(m.Response)
+	if clinical {
+		v.Patient = m.Patient
+		if content {
+			v.Raw, v.Response = string(m.Raw), string(m.Response)
+		}
 	}
 	return v
+}
+
+// audit records operator reads of the archive in one transaction: one
+// record per patient the answer names (so that each patient's trail shows
+// who saw their hospital events), or one naming none.
+func (s *Service) audit(r *http.Request, a directory.Actor, action, entity, outcome string, patients []string) error {
+	recs := []store.AuditRecord{}
+	seen := map[string]bool{}
+	for _, p := range patients {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			recs = append(recs, store.AuditRecord{Tenant: a.Tenant, Time: s.now(), Agent: a.Reference(), Action: action,
+				Entity: entity, Patient: p, Outcome: outcome})
+		}
+	}
+	if len(recs) == 0 {
+		recs = append(recs, store.AuditRecord{Tenant: a.Tenant, Time: s.now(), Agent: a.Reference(), Action: action,
+			Entity: entity, Outcome: outcome})
+	}
+	return s.d.Store.Tx(context.WithoutCancel(r.Context()), func(tx store.Tx) error {
+		for _, rec := range recs {
+			if err := tx.Audit(r.Context(), rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func operator(r *http.Request) (directory.Actor, bool, error) {
@@ -64,12 +99,20 @@ func operator(r *http.Request) (directory.Actor, bool, error) {
 }
 
 func (s *Service) listMessages(w http.ResponseWriter, r *http.Request) {
-	a, _, err := operator(r)
+	a, clinical, err := operator(r)
 	if err != nil {
 		fhirapi.WriteError(w, r, s.log, err)
 		return
 	}
 	q := r.URL.Query()
+	entity := "api/messages?" + q.Encode()
+	if !clinical && q.Get("patient") != "" {
+		// Which messages concern a patient is the patient's data.
+		_ = s.audit(r, a, "E", entity, "4", nil)
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusForbidden, "forbidden",
+			"L'administrateur ne recherche pas les messages d'un patient", "The administrator does not search a patient's messages", "patient"))
+		return
+	}
 	f := store.MessageFilter{Tenant: a.Tenant, Channel: q.Get("channel"), Sender: q.Get("sender"), ControlID: q.Get("control-id"),
 		Patient: q.Get("patient"), Status: q.Get("status")}
 	if v := q.Get("before"); v != "" {
@@ -93,8 +136,16 @@ func (s *Service) listMessages(w http.ResponseWriter, r *http.Request) {
 		Messages []messageView `json:"messages"`
 		Next     int64         `json:"next,omitempty"`
 	}{Messages: []messageView{}, Next: next}
+	var patients []string
 	for _, m := range list {
-		out.Messages = append(out.Messages, view(m, false))
+		out.Messages = append(out.Messages, view(m, clinical, false))
+		if clinical {
+			patients = append(patients, m.Patient)
+		}
+	}
+	if err := s.audit(r, a, "E", entity, "0", patients); err != nil {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -113,16 +164,17 @@ func (s *Service) getMessage(w http.ResponseWriter, r *http.Request) {
 		fhirapi.WriteError(w, r, s.log, err)
 		return
 	}
+	// The raw message is patient data: its reading is audited, and so is
+	// the administrator's look at its metadata.
+	var patients []string
 	if content {
-		// The raw message is patient data: its reading is audited.
-		rec := store.AuditRecord{Tenant: a.Tenant, Time: s.now(), Agent: a.Reference(), Action: "R",
-			Entity: "message/" + m.ID, Patient: m.Patient, Outcome: "0"}
-		if err := s.d.Store.Tx(r.Context(), func(tx store.Tx) error { return tx.Audit(r.Context(), rec) }); err != nil {
-			fhirapi.WriteError(w, r, s.log, err)
-			return
-		}
+		patients = []string{m.Patient}
 	}
-	writeJSON(w, http.StatusOK, view(m, content))
+	if err := s.audit(r, a, "R", store.MessageEntity(m.ID), "0", patients); err != nil {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(m, content, content))
 }
 
 func (s *Service) replayMessage(w http.ResponseWriter, r *http.Request) {

@@ -2,9 +2,12 @@ package intake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,7 +15,9 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/hl7v2"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -49,6 +54,17 @@ func (s *Service) Apply(ctx context.Context, tx store.Tx, ev intake.Event) error
 	}
 	org, err := s.facility(ctx, tenant, ev.Facility.FINESS)
 	if err != nil {
+		return err
+	}
+	// Checked again here: two facilities' first messages in one namespace
+	// may both have been acknowledged. A binding, once made, is not
+	// changed by intake, so it is read without locking it (a lock would
+	// serialise every message of a facility); two first uses racing to
+	// create it conflict, and the loser is retried.
+	if err := s.checkNamespaces(ctx, s.d.Store, tx, tenant, ev); err != nil {
+		if errors.Is(err, ErrForeignIdentifier) {
+			return bus.Permanent(err)
+		}
 		return err
 	}
 	patient, flags, err := s.matchPatient(ctx, tx, tenant, ev)
@@ -190,7 +206,9 @@ func (s *Service) matchPatient(ctx context.Context, tx store.Tx, tenant string, 
 	}
 	if found == nil {
 		for _, id := range p.Identifiers {
-			if id.Type != "" && id.Type != "PI" {
+			// An INS is a key only when qualified (above), whatever type
+			// a sender gives it.
+			if id.Type != "" && id.Type != "PI" || IsINS(id.System) {
 				continue
 			}
 			if found, err = s.findOne(ctx, tx, tenant, "Patient", id.System, id.Value); err != nil {
@@ -209,11 +227,15 @@ func (s *Service) matchPatient(ctx context.Context, tx store.Tx, tenant string, 
 	}
 	var cur map[string]any
 	_ = json.Unmarshal(found.Body, &cur)
-	if diffs := traitDiffs(cur, next); len(diffs) > 0 && byINS {
-		flags = append(flags, vigilanceFlag(found.ID, ev, diffs))
+	// Changed traits raise the flag: on the same qualified INS they are a
+	// discrepancy to resolve; matched by the facility's IPP alone, a change
+	// of identity (name, birth date, sex…) is what an error or a
+	// usurpation looks like, and identity vigilance reviews it.
+	if diffs := traitDiffs(cur, next); len(diffs) > 0 {
+		flags = append(flags, vigilanceFlag(found.ID, ev, diffs, byINS))
 	}
 	if other := insOf(cur); p.Qualified && p.INS != nil && other != "" && other != p.INS.Value {
-		flags = append(flags, vigilanceFlag(found.ID, ev, []string{"INS"}))
+		flags = append(flags, vigilanceFlag(found.ID, ev, []string{"INS"}, byINS))
 	}
 	next["id"] = found.ID
 	next["identifier"] = mergeIdentifiers(cur["identifier"], next["identifier"])
@@ -293,13 +315,18 @@ func birthPlaceOf(m map[string]any) string {
 	return ""
 }
 
-func vigilanceFlag(patientID string, ev intake.Event, diffs []string) map[string]any {
+func vigilanceFlag(patientID string, ev intake.Event, diffs []string, byINS bool) map[string]any {
+	text := "Identitovigilance : traits discordants pour le même INS (" + strings.Join(diffs, ", ") + ")"
+	if !byINS {
+		text = "Identitovigilance : traits modifiés sans INS qualifié, rapprochement par l'IPP de l'établissement " +
+			ev.Facility.FINESS + " (" + strings.Join(diffs, ", ") + ")"
+	}
 	return map[string]any{
 		"resourceType": "Flag", "status": "active",
 		"category": []any{codeable("http://terminology.hl7.org/CodeSystem/flag-category", "admin", "Administrative")},
 		"code": map[string]any{
 			"coding": []any{map[string]any{"system": SystemFlag, "code": "identity-vigilance", "display": "Identitovigilance"}},
-			"text":   "Identitovigilance : traits discordants pour le même INS (" + strings.Join(diffs, ", ") + ")",
+			"text":   text,
 		},
 		"subject": ref("Patient/" + patientID),
 		"period":  map[string]any{"start": ev.Time.UTC().Format(time.RFC3339)},
@@ -421,6 +448,14 @@ func (s *Service) upsertEncounter(ctx context.Context, tx store.Tx, tenant strin
 	res := map[string]any{"resourceType": "Encounter"}
 	var cur map[string]any
 	if found != nil {
+		// A stay stays with its patient and its facility: moving it is an
+		// identity-vigilance act (IHE PAM A44, a merge), not an update.
+		if p := providerOf(found.Body); p != "" && p != ev.Facility.FINESS {
+			return store.Resource{}, "", bus.Permanent(fmt.Errorf("stay %s is another facility's (FINESS %s): %w", e.Identifier.Value, p, ErrForeignIdentifier))
+		}
+		if subj := subjectOf(found.Body); subj != "" && subj != "Patient/"+patientID {
+			return store.Resource{}, "", bus.Permanent(fmt.Errorf("stay %s belongs to %s, not to the patient of this message: %w", e.Identifier.Value, subj, ErrStayMoved))
+		}
 		_ = json.Unmarshal(found.Body, &cur)
 		for k, v := range cur {
 			if k != "meta" {
@@ -560,4 +595,230 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
+}
+
+// Identifier namespaces. An IPP or a visit number means something only in
+// the identity domain of the facility that assigns it (IHE PAM: the
+// assigning authority of PID-3 and PV1-19; DOMAIN.md: "a facility's IPP and
+// visit numbers under that facility's own OID"). A namespace is bound to
+// the facility that first uses it, by a NamingSystem resource naming that
+// facility's FINESS; an operator may also create or correct it. Another
+// facility's message in that namespace is refused (AE / 400): treating it
+// as another patient would give two patients the same identifier in one
+// domain, which identity vigilance forbids (one identifier, one person);
+// taking it as the same patient is the takeover this guards against.
+
+// ExtAssigningFacility names, on a NamingSystem, the FINESS of the facility
+// whose identifiers it holds.
+const ExtAssigningFacility = "https://passerelle.health/fhir/StructureDefinition/assigning-facility"
+
+// ErrForeignIdentifier is a message using an identifier namespace that
+// another facility assigns.
+var ErrForeignIdentifier = errors.New("identifier namespace of another facility")
+
+// ErrStayMoved is a message that would move an existing stay to another
+// patient.
+var ErrStayMoved = errors.New("a stay never moves to another patient")
+
+// subjectOf is a stay's patient reference.
+func subjectOf(body []byte) string {
+	var e struct {
+		Subject struct {
+			Reference string `json:"reference"`
+		} `json:"subject"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.Subject.Reference
+}
+
+// foreignIdentifier says which identifier of a message is in another
+// facility's namespace.
+type foreignIdentifier struct {
+	Visit  bool // the visit number (else the IPP)
+	System string
+}
+
+func (f *foreignIdentifier) Error() string {
+	what := "IPP"
+	if f.Visit {
+		what = "visit number"
+	}
+	return fmt.Sprintf("%s in namespace %s: %v", what, f.System, ErrForeignIdentifier)
+}
+
+func (f *foreignIdentifier) Unwrap() error { return ErrForeignIdentifier }
+
+// namingSystemID is the id of the NamingSystem binding a namespace of a
+// tenant; ids are global, so the tenant is in it.
+func namingSystemID(tenant, system string) string {
+	h := sha256.Sum256([]byte(tenant + "|" + system))
+	return "idns-" + hex.EncodeToString(h[:16])
+}
+
+// namespaces are the identifier namespaces of an event that a facility
+// assigns: its IPPs and its visit number (never the INS, which is national).
+func namespaces(ev intake.Event) []foreignIdentifier {
+	var out []foreignIdentifier
+	seen := map[string]bool{}
+	for _, id := range ev.Patient.Identifiers {
+		if (id.Type == "" || id.Type == "PI") && id.System != "" && !IsINS(id.System) && !seen[id.System] {
+			seen[id.System] = true
+			out = append(out, foreignIdentifier{System: id.System})
+		}
+	}
+	if sys := ev.Encounter.Identifier.System; sys != "" && !seen[sys] {
+		out = append(out, foreignIdentifier{Visit: true, System: sys})
+	}
+	return out
+}
+
+// reader reads a resource by id: a transaction (under its lock) or the store.
+type reader interface {
+	Read(ctx context.Context, typ, id string) (store.Resource, error)
+}
+
+// namespaceOwner returns the FINESS of the facility a namespace is bound
+// to, and whether the binding exists; without one, the FINESS that data
+// recorded before bindings existed shows (the facility of a stay in that
+// namespace), or "".
+func (s *Service) namespaceOwner(ctx context.Context, rd reader, tenant string, ns foreignIdentifier) (string, bool, error) {
+	r, err := rd.Read(ctx, "NamingSystem", namingSystemID(tenant, ns.System))
+	switch {
+	case err == nil:
+		var b struct {
+			Extension []struct {
+				URL             string `json:"url"`
+				ValueIdentifier struct {
+					Value string `json:"value"`
+				} `json:"valueIdentifier"`
+			} `json:"extension"`
+		}
+		_ = json.Unmarshal(r.Body, &b)
+		for _, e := range b.Extension {
+			if e.URL == ExtAssigningFacility {
+				return e.ValueIdentifier.Value, true, nil
+			}
+		}
+		return "", true, nil
+	case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone):
+		return "", false, err
+	}
+	// Recorded before namespaces were bound: a stay in it, or a stay of a
+	// patient identified in it, names its facility.
+	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Encounter", Count: 1,
+		Params: []store.Param{tokenParam("identifier", ns.System, "")}})
+	if err != nil {
+		return "", false, err
+	}
+	if len(page.Resources) == 0 && !ns.Visit {
+		pats, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Patient", Count: 1,
+			Params: []store.Param{tokenParam("identifier", ns.System, "")}})
+		if err != nil || len(pats.Resources) == 0 {
+			return "", false, err
+		}
+		page, err = s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "Encounter", Count: 1,
+			Params: []store.Param{{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: "Patient/" + pats.Resources[0].ID}}}}})
+		if err != nil {
+			return "", false, err
+		}
+	}
+	if len(page.Resources) == 0 {
+		return "", false, nil
+	}
+	return providerOf(page.Resources[0].Body), false, nil
+}
+
+// providerOf is the FINESS of a stay's serviceProvider.
+func providerOf(body []byte) string {
+	var e struct {
+		ServiceProvider struct {
+			Identifier struct {
+				Value string `json:"value"`
+			} `json:"identifier"`
+		} `json:"serviceProvider"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.ServiceProvider.Identifier.Value
+}
+
+// checkNamespaces refuses an event with an identifier in a namespace bound
+// to another facility. With bind, it binds the event's unbound namespaces
+// to its facility inside tx (the first message applied in a namespace
+// claims it).
+func (s *Service) checkNamespaces(ctx context.Context, rd reader, tx store.Tx, tenant string, ev intake.Event) error {
+	for _, ns := range namespaces(ev) {
+		owner, bound, err := s.namespaceOwner(ctx, rd, tenant, ns)
+		if err != nil {
+			return err
+		}
+		if owner != "" && owner != ev.Facility.FINESS {
+			return &ns
+		}
+		if bound || tx == nil {
+			continue
+		}
+		if owner == "" {
+			owner = ev.Facility.FINESS
+		}
+		kind := "IPP"
+		if ns.Visit {
+			kind = "numéros de venue / visit numbers"
+		}
+		uid := map[string]any{"type": "uri", "value": ns.System, "preferred": true}
+		if oid, ok := strings.CutPrefix(ns.System, "urn:oid:"); ok {
+			uid = map[string]any{"type": "oid", "value": oid, "preferred": true}
+		}
+		if _, err := tx.Create(ctx, tenant, mustJSON(map[string]any{
+			"resourceType": "NamingSystem", "id": namingSystemID(tenant, ns.System),
+			"name": "Identifiants " + kind + " FINESS " + owner, "status": "active", "kind": "identifier",
+			"date":        s.now().UTC().Format(time.RFC3339),
+			"responsible": ev.Facility.Name,
+			"uniqueId":    []any{uid},
+			"extension": []any{map[string]any{"url": ExtAssigningFacility,
+				"valueIdentifier": map[string]any{"system": directory.SystemFINESS, "value": owner}}},
+		})); err != nil {
+			return fmt.Errorf("bind namespace %s: %w", ns.System, err)
+		}
+	}
+	return nil
+}
+
+// checkFHIRIdentifiers tells, before a message is acknowledged, whether its
+// IPP or visit number is in a namespace another facility assigns: a
+// *fhir.Error (400) for the FHIR channel. It only reads.
+func (s *Service) checkFHIRIdentifiers(ctx context.Context, ev intake.Event) error {
+	err := s.checkNamespaces(ctx, s.d.Store, nil, s.d.Tenant, ev)
+	var f *foreignIdentifier
+	if !errors.As(err, &f) {
+		return err
+	}
+	if f.Visit {
+		return fhir.Errorf(http.StatusBadRequest, "business-rule",
+			"Le numéro de venue est dans l'espace de noms d'un autre établissement ("+f.System+")",
+			"The visit number is in another facility's namespace ("+f.System+")", "Encounter.identifier")
+	}
+	return fhir.Errorf(http.StatusBadRequest, "business-rule",
+		"L'IPP est dans l'espace de noms d'un autre établissement ("+f.System+")",
+		"The IPP is in another facility's namespace ("+f.System+")", "Patient.identifier")
+}
+
+// checkHL7Identifiers is checkFHIRIdentifiers for HL7 v2: AE on PID-3 or
+// PV1-19. A storage error lets the message through: an answer given here
+// is archived with the message and would be given again to every re-send,
+// and Apply checks the namespaces again before writing anything.
+func (s *Service) checkHL7Identifiers(ctx context.Context, ev intake.Event) *hl7Reject {
+	err := s.checkNamespaces(ctx, s.d.Store, nil, s.d.Tenant, ev)
+	var f *foreignIdentifier
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &f):
+		s.log.WarnContext(ctx, "identifier namespaces not checked before the ACK", "error", err)
+		return nil
+	case f.Visit:
+		return reject("AE", hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 19}, hl7v2.CodeUnknownKey,
+			"Numéro de venue dans l'espace de noms d'un autre établissement / Visit number in another facility's namespace (PV1-19)")
+	}
+	return reject("AE", hl7v2.Location{Segment: "PID", Sequence: 1, Field: 3}, hl7v2.CodeUnknownKey,
+		"IPP dans l'espace de noms d'un autre établissement / IPP in another facility's namespace (PID-3)")
 }

@@ -199,6 +199,9 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte, who connSender) []b
 		ev, rerr = s.hl7ToEvent(msg, mh, kind, finess)
 		if rerr == nil {
 			rerr = hl7Limits(&ev)
+			if rerr == nil {
+				rerr = s.checkHL7Identifiers(ctx, ev)
+			}
 		}
 	}
 	if rerr != nil {

@@ -91,6 +91,9 @@ func (s *Service) accept(ctx context.Context, m store.Message, ev *intake.Event)
 	var created bool
 	// The sender waits for this commit: it goes before background work.
 	ctx = store.Urgent(ctx)
+	// The archive entry is audited as intake's, caused by the sender's
+	// message.
+	ctx = store.WithActor(ctx, store.Actor{Agent: "System/intake", Cause: "message " + m.ControlID + " from FINESS " + m.Sender})
 	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		if m.ID == "" {
 			m.ID = uuid.NewString()

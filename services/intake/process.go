@@ -120,6 +120,15 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Facility.FINESS = act.FINESS
+	if err := s.checkFHIRIdentifiers(ctx, ev); err != nil {
+		// A refusal is archived; a storage error is not the message's.
+		if fe := (*fhir.Error)(nil); errors.As(err, &fe) {
+			reject(err)
+		} else {
+			fhirapi.WriteError(w, r, s.log, err)
+		}
+		return
+	}
 	ev.Trace = fhirapi.TraceParent(ctx)
 	arch.Status, arch.Event, arch.ResponseCode = "accepted", kind, http.StatusOK
 	arch.ID = uuid.NewString()

@@ -1,7 +1,7 @@
 package outcomes
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -187,6 +187,11 @@ func (s *Service) measureReports(w http.ResponseWriter, r *http.Request) {
 // WriteCSV writes the episode export of CONTRACT.md for the episodes p
 // selects: the same episodes as the measures' initial population.
 func (s *Service) WriteCSV(ctx context.Context, w io.Writer, tenant string, p outcome.Params) (int, error) {
+	return s.writeCSV(ctx, w, tenant, p, nil)
+}
+
+// writeCSV is WriteCSV telling exported the patient of each row.
+func (s *Service) writeCSV(ctx context.Context, w io.Writer, tenant string, p outcome.Params, exported func(patient string)) (int, error) {
 	if s.recs == nil {
 		return 0, errNoSQL
 	}
@@ -213,6 +218,9 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, tenant string, p ou
 			if err := cw.Write(c, s.Pseudonym(tenant, rec.Patient, rank[c.Ep.ID])); err != nil {
 				return err
 			}
+			if exported != nil {
+				exported(rec.Patient)
+			}
 		}
 		return nil
 	})
@@ -237,16 +245,28 @@ func (s *Service) outcomesCSV(w http.ResponseWriter, r *http.Request) {
 		fhirapi.WriteError(w, r, s.log, fmt.Errorf("outcomes: no pseudonymisation key configured"))
 		return
 	}
-	s.audit(r.Context(), q.act, "outcomes.csv?"+r.URL.RawQuery, "")
+	// A row per episode is each patient's data, pseudonymous or not: the
+	// export is built first, then audited once per patient it holds, in
+	// one transaction, and only then sent (a CPTS's rows fit in memory).
+	var buf bytes.Buffer
+	var patients []string
+	seen := map[string]bool{}
+	if _, err := s.writeCSV(r.Context(), &buf, q.act.Tenant, q.params, func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			patients = append(patients, "Patient/"+p)
+		}
+	}); err != nil {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
+	}
+	if err := s.auditPatients(r.Context(), q.act, "outcomes.csv?"+r.URL.RawQuery, patients); err != nil {
+		fhirapi.WriteError(w, r, s.log, err)
+		return
+	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="outcomes.csv"`)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := s.WriteCSV(r.Context(), bw, q.act.Tenant, q.params); err != nil {
-		// Headers are gone: the truncated body ends with the reason.
-		s.log.ErrorContext(r.Context(), "outcomes.csv", "error", err)
-		fmt.Fprintf(bw, "\n# export interrompu / export interrupted\n")
-	}
-	_ = bw.Flush()
+	_, _ = buf.WriteTo(w)
 }
 
 func (s *Service) curveParams(w http.ResponseWriter, r *http.Request) (query, []outcome.Curve, string, bool) {
@@ -484,6 +504,23 @@ func (s *Service) audit(ctx context.Context, act directory.Actor, entity, patien
 	if err != nil {
 		s.log.ErrorContext(ctx, "audit of an outcome report", "error", err)
 	}
+}
+
+// auditPatients records an export in each exported patient's trail (or
+// one record when it holds none), in one transaction.
+func (s *Service) auditPatients(ctx context.Context, act directory.Actor, entity string, patients []string) error {
+	if len(patients) == 0 {
+		patients = []string{""}
+	}
+	return s.d.Store.Tx(ctx, func(tx store.Tx) error {
+		for _, p := range patients {
+			if err := tx.Audit(ctx, store.AuditRecord{Tenant: act.Tenant, Time: s.d.Clock.Now(), Agent: act.Reference(), Action: "E",
+				Entity: entity, Patient: p, Outcome: "0"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func writeJSON(w http.ResponseWriter, ct string, v any) {

@@ -69,6 +69,9 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("database: %v", redact(err, cfg.DatabaseURL))
 	}
 	defer s.Close()
+	if err := keyAudit(ctx, cfg, s); err != nil {
+		return err
+	}
 	if cfg.DevIdP() {
 		// Every development-mode instance holds the development directory
 		// (its CPTS among others), as `passerelle run` seeds it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
+	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 )
 
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -110,6 +112,10 @@ func openOps(ctx context.Context, args []string, stderr io.Writer) (Config, []st
 		return cfg, nil, nil, nil, nil, fmt.Errorf("database: %v", redact(err, cfg.DatabaseURL))
 	}
 	closers = append(closers, func() { _ = s.Close() })
+	if err := keyAudit(ctx, cfg, s); err != nil {
+		closeAll()
+		return cfg, nil, nil, nil, nil, err
+	}
 	jcfg := jetstream.Config{URL: cfg.NATSURL}
 	if cfg.NATSURL == "" {
 		srv, err := jetstream.StartServer(jetstream.ServerConfig{StoreDir: filepath.Join(cfg.DataDir, "nats")})
@@ -212,15 +218,43 @@ func oneLine(s string) string {
 	return s
 }
 
+const auditUsage = "usage: passerelle audit verify [--expect <seq>:<hash>]... [flags]"
+
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) < 1 || args[0] != "verify" {
-		return errors.New("usage: passerelle audit verify")
+		return errors.New(auditUsage)
 	}
-	cfg, _, err := loadConfig("audit verify", args[1:], stderr)
+	// --expect is the command's own; the rest are the configuration's flags.
+	var expects []auditExpect
+	var rest []string
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		v, ok := strings.CutPrefix(a, "--expect=")
+		if !ok && (a == "--expect" || a == "-expect") {
+			if i+1 == len(args) {
+				return errors.New(auditUsage)
+			}
+			v, ok = args[i+1], true
+			i++
+		}
+		if !ok {
+			rest = append(rest, a)
+			continue
+		}
+		e, err := parseAuditExpect(v)
+		if err != nil {
+			return err
+		}
+		expects = append(expects, e)
+	}
+	cfg, extra, err := loadConfig("audit verify", rest, stderr)
 	if err != nil {
 		return err
 	}
-	var s store.Store
+	if len(extra) > 0 {
+		return errors.New(auditUsage)
+	}
+	var s *sqlstore.Store
 	if cfg.DatabaseURL != "" {
 		s, err = postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
 	} else {
@@ -230,11 +264,77 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("database: %v", redact(err, cfg.DatabaseURL))
 	}
 	defer s.Close()
+	// Verifying never makes a key: without one, the chain is checked with
+	// the unkeyed hash, and the command says so.
+	var key store.AuditKey
+	path, _ := auditKeyPath(cfg)
+	keyed := fileExists(path)
+	if keyed {
+		if key, err = loadAuditKey(ctx, cfg, s.AuditLog(), false); err != nil {
+			return err
+		}
+		s.SetAuditKey(key)
+	}
 	n, err := VerifyAudit(ctx, s.AuditLog())
 	if err != nil {
 		return err
 	}
+	for _, e := range expects {
+		if err := e.check(ctx, s.AuditLog()); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "audit trail intact: %d records\n", n)
+	if keyed {
+		fmt.Fprintf(stdout, "keyed (HMAC-SHA256) from record %d on\n", key.From)
+	} else {
+		fmt.Fprintln(stdout, "not keyed: no audit key file (anyone who can write to the database could recompute the hashes)")
+	}
+	heads, err := s.AuditLog().Heads(ctx)
+	if err != nil {
+		return err
+	}
+	// The last (sequence, hash) of each tenant: kept elsewhere, it is what
+	// --expect checks later.
+	for _, h := range heads {
+		fmt.Fprintf(stdout, "tenant %s: last record %d:%s\n", h.Tenant, h.Seq, h.Hash)
+	}
+	for _, e := range expects {
+		fmt.Fprintf(stdout, "expected record %d:%s found\n", e.seq, e.hash)
+	}
+	return nil
+}
+
+func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// auditExpect is a (sequence, hash) of the chain kept elsewhere.
+type auditExpect struct {
+	seq  int64
+	hash string
+}
+
+func parseAuditExpect(v string) (auditExpect, error) {
+	seq, hash, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 1 || hash == "" {
+		return auditExpect{}, fmt.Errorf("--expect %q: <sequence>:<hash> expected, as printed by audit verify", v)
+	}
+	return auditExpect{n, hash}, nil
+}
+
+// check finds the record in the (verified) chain with the hash kept: a
+// chain rewritten from before it, or cut short, no longer holds it.
+func (e auditExpect) check(ctx context.Context, log store.AuditLog) error {
+	recs, err := log.List(ctx, e.seq-1, 1)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 || recs[0].Seq != e.seq {
+		return fmt.Errorf("audit trail broken: record %d, expected with hash %s, is missing", e.seq, e.hash)
+	}
+	if recs[0].Hash != e.hash {
+		return fmt.Errorf("audit trail broken: record %d has hash %s, not the expected %s (the trail was rewritten)", e.seq, recs[0].Hash, e.hash)
+	}
 	return nil
 }
 
@@ -257,7 +357,7 @@ func VerifyAudit(ctx context.Context, log store.AuditLog) (int, error) {
 				return n, fmt.Errorf("audit trail broken at record %d: record %d is missing", r.Seq, seq+1)
 			case r.PrevHash != prev[r.Tenant]:
 				return n, fmt.Errorf("audit trail broken at record %d (tenant %s): it does not follow the tenant's previous record", r.Seq, r.Tenant)
-			case store.AuditHash(r) != r.Hash:
+			case log.Hash(r) != r.Hash:
 				return n, fmt.Errorf("audit trail broken at record %d (tenant %s): its content was changed", r.Seq, r.Tenant)
 			}
 			prev[r.Tenant], seq = r.Hash, r.Seq

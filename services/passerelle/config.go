@@ -46,6 +46,7 @@ type Config struct {
 	// at a time (0: no bound).
 	HTTPMaxConnsPerAddr int
 	httpMaxConns        string
+	AuditKeyFile        string
 	Demo                bool
 
 	// MLLPClientCA is the PEM file of the authorities whose client
@@ -99,6 +100,7 @@ func (c *Config) settings() []setting {
 		{"PASSERELLE_ACCESS_GRACE", "access-grace", "7d", "read-only access after the care relationship ends (e.g. 7d, 48h; 0: none)", &c.accessGrace, false},
 		{"PASSERELLE_METRICS_TOKEN", "metrics-token", "", "bearer token /metrics asks for (empty: /metrics from the loopback interface only)", &c.MetricsToken, true},
 		{"PASSERELLE_HTTP_MAX_CONNS_PER_ADDR", "http-max-conns-per-addr", "256", "HTTP connections one client address may hold at a time (0: no bound)", &c.httpMaxConns, false},
+		{"PASSERELLE_AUDIT_KEY_FILE", "audit-key-file", "", "the audit chain's HMAC key (empty: <data dir>/" + auditKeyFile + ", made at first start)", &c.AuditKeyFile, false},
 	}
 }
 

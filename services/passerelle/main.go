@@ -29,7 +29,8 @@ Usage:
   passerelle dev token <user|client>  print a development access token
   passerelle dlq list                 list dead-lettered events
   passerelle dlq replay <id|--all>    replay dead-lettered events
-  passerelle audit verify             check the audit trail's hash chain
+  passerelle audit verify [--expect <seq>:<hash>]
+                                      check the audit trail's hash chain
   passerelle directory import [--dry-run] <file.csv|bundle.json>
                                       import members into the directory
   passerelle version                  version, commit, Go version

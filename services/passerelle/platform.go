@@ -150,6 +150,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 		}
 	}
 	p.closers = append(p.closers, func() { _ = p.Store.Close() })
+	if err := keyAudit(ctx, cfg, p.Store); err != nil {
+		return p, err
+	}
 
 	jcfg := jetstream.Config{Logger: log.With("component", "bus"), Registerer: p.Metrics}
 	if cfg.NATSURL != "" {

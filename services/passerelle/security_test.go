@@ -871,20 +871,60 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 	if _, err := verify(); err != nil {
 		t.Fatalf("restored record: %v", err)
 	}
-	// Edited with its hash recomputed: the next record no longer follows.
-	var r store.AuditRecord
-	var at int64
-	row := db.QueryRow(`SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash FROM audit WHERE seq = 2`)
-	if err := row.Scan(&r.Seq, &r.Tenant, &at, &r.Agent, &r.Action, &r.Entity, &r.Patient, &r.Outcome, &r.Detail, &r.PrevHash); err != nil {
+	// The last (sequence, hash), kept elsewhere, is checked with --expect.
+	out, err := verify()
+	m := regexp.MustCompile(`tenant demo: last record (\d+:[0-9a-f]{64})`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("verify prints no last record: %s %v", out, err)
+	}
+	expect := func(e string) (string, error) {
+		var out strings.Builder
+		err := cmdAudit(context.Background(), []string{"verify", "--expect", e, "--data-dir", dataDir, "--mllp-addr", "", "--http-addr", "127.0.0.1:0"}, &out, &out)
+		return out.String(), err
+	}
+	if out, err := expect(m[1]); err != nil || !strings.Contains(out, "expected record "+m[1]+" found") {
+		t.Errorf("--expect the last record: %s %v", out, err)
+	}
+	seq, _, _ := strings.Cut(m[1], ":")
+	if _, err := expect(seq + ":" + strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "rewritten") {
+		t.Errorf("--expect another hash: %v", err)
+	}
+	if _, err := expect("99999:" + strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("--expect a record past the end: %v", err)
+	}
+	// Edited, and the whole chain after it re-hashed as anyone with the
+	// database can (the unkeyed hash): the key, outside the database, is
+	// what they lack.
+	rows, err := db.Query(`SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail FROM audit WHERE seq >= 2 ORDER BY seq`)
+	if err != nil {
 		t.Fatal(err)
 	}
-	r.Time = time.UnixMicro(at)
-	r.Outcome = "4"
-	if _, err := db.Exec(`UPDATE audit SET outcome = '4', hash = ? WHERE seq = 2`, store.AuditHash(r)); err != nil {
+	var recs []store.AuditRecord
+	for rows.Next() {
+		var r store.AuditRecord
+		var at int64
+		if err := rows.Scan(&r.Seq, &r.Tenant, &at, &r.Agent, &r.Action, &r.Entity, &r.Patient, &r.Outcome, &r.Detail); err != nil {
+			t.Fatal(err)
+		}
+		r.Time = time.UnixMicro(at)
+		recs = append(recs, r)
+	}
+	rows.Close()
+	var prev string
+	if err := db.QueryRow(`SELECT hash FROM audit WHERE seq = 1`).Scan(&prev); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := verify(); err == nil || !strings.Contains(err.Error(), "record 3") || !strings.Contains(err.Error(), "does not follow") {
-		t.Errorf("rehashed record: %v", err)
+	recs[0].Outcome = "4"
+	for _, r := range recs {
+		r.PrevHash = prev
+		r.Hash = store.AuditHash(r)
+		if _, err := db.Exec(`UPDATE audit SET outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?`, r.Outcome, r.PrevHash, r.Hash, r.Seq); err != nil {
+			t.Fatal(err)
+		}
+		prev = r.Hash
+	}
+	if _, err := verify(); err == nil || !strings.Contains(err.Error(), "record 2") || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("re-hashed chain: %v", err)
 	}
 	// Deleted.
 	exec(`DELETE FROM audit WHERE seq = 2`)

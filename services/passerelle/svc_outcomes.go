@@ -127,6 +127,9 @@ func cmdOutcomes(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("database: %v", redact(err, cfg.DatabaseURL))
 	}
 	defer st.Close()
+	if err := keyAudit(ctx, cfg, st); err != nil {
+		return err
+	}
 	svc := outcomes.New(outcomes.Deps{Store: st, Tenant: cfg.Tenant, Logger: newLogger(stderr)})
 	rep, err := svc.ImportRegister(ctx, cfg.Tenant, f, month, "System/outcomes-import")
 	if err != nil {

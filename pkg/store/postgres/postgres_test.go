@@ -12,7 +12,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/storetest"
 )
 
-func open(t testing.TB, url string, clk clock.Clock) store.Store {
+func open(t testing.TB, url string, clk clock.Clock) *sqlstore.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), url, postgres.Options{Options: sqlstore.Options{Clock: clk}, MaxConns: 6})
 	if err != nil {
@@ -25,9 +25,11 @@ func open(t testing.TB, url string, clk clock.Clock) store.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t testing.TB, clk clock.Clock) storetest.Opened {
 		url := testenv.PostgresURL(t)
+		s := open(t, url, clk)
 		return storetest.Opened{
-			Store:  open(t, url, clk),
-			Reopen: func(t testing.TB) store.Store { return open(t, url, clk) },
+			Store:    s,
+			Reopen:   func(t testing.TB) store.Store { return open(t, url, clk) },
+			KeyAudit: s.SetAuditKey,
 		}
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/storetest"
 )
 
-func open(t testing.TB, path string, clk clock.Clock) store.Store {
+func open(t testing.TB, path string, clk clock.Clock) *sqlstore.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), path, sqlite.Options{Options: sqlstore.Options{Clock: clk}})
 	if err != nil {
@@ -25,9 +25,11 @@ func open(t testing.TB, path string, clk clock.Clock) store.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t testing.TB, clk clock.Clock) storetest.Opened {
 		path := filepath.Join(t.TempDir(), "passerelle.db")
+		s := open(t, path, clk)
 		return storetest.Opened{
-			Store:  open(t, path, clk),
-			Reopen: func(t testing.TB) store.Store { return open(t, path, clk) },
+			Store:    s,
+			Reopen:   func(t testing.TB) store.Store { return open(t, path, clk) },
+			KeyAudit: s.SetAuditKey,
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -48,17 +49,37 @@ func (t *tx) PutMessage(ctx context.Context, m store.Message) (store.Message, bo
 	t.c.Queue(`INSERT INTO messages (id, tenant, channel, sender, msg_key, hash, control_id, event, patient, received_at, status, response, response_code, raw)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		m.ID, m.Tenant, m.Channel, m.Sender, m.Key, m.Hash, m.ControlID, m.Event, m.Patient, micros(m.Received), m.Status, m.Response, m.ResponseCode, m.Raw)
+	if a, ok := store.ActorFrom(ctx); ok {
+		t.queueAudit(store.AuditRecord{Tenant: m.Tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "C",
+			Entity: store.MessageEntity(m.ID), Patient: m.Patient, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + m.Status)}, true)
+	}
 	return m, true, nil
 }
 
 func (t *tx) SetMessageStatus(ctx context.Context, id, status, patient string) error {
-	n, err := t.c.Exec(ctx, `UPDATE messages SET status = $2, patient = CASE WHEN $3 = '' THEN patient ELSE $3 END WHERE id = $1`, id, status, patient)
+	const set = `UPDATE messages SET status = $2, patient = CASE WHEN $3 = '' THEN patient ELSE $3 END WHERE id = $1`
+	a, audited := store.ActorFrom(ctx)
+	if !audited {
+		n, err := t.c.Exec(ctx, set, id, status, patient)
+		if err != nil {
+			return fmt.Errorf("message %s status: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("message %s: %w", id, store.ErrNotFound)
+		}
+		return nil
+	}
+	// The same round trip returns what the audit record names.
+	var tenant, pat string
+	err := t.c.QueryRow(ctx, set+` RETURNING tenant, patient`, id, status, patient).Scan(&tenant, &pat)
+	if isNoRows(err) {
+		return fmt.Errorf("message %s: %w", id, store.ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("message %s status: %w", id, err)
 	}
-	if n == 0 {
-		return fmt.Errorf("message %s: %w", id, store.ErrNotFound)
-	}
+	t.queueAudit(store.AuditRecord{Tenant: tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: "U",
+		Entity: store.MessageEntity(id), Patient: pat, Outcome: "0", Detail: strings.TrimSpace(a.Cause + " status=" + status)}, true)
 	return nil
 }
 

@@ -204,37 +204,73 @@ func (l leases) Release(ctx context.Context, name, owner string) error {
 	})
 }
 
-// Audit appends to the hash chain of the record's tenant: each record's hash
-// covers the hash of the tenant's previous record and this record's fields,
-// so that removing or changing a record breaks every link after it. Seq is
-// global and gapless, so that removing a tenant's last record shows too.
+// Audit queues a record for the tenant's hash chain; appendAudit chains
+// the queued records when the transaction's function returns, so that a
+// transaction that writes many resources locks and reads the chain's head
+// once, not once per record.
 func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
-	if t.s.d.AuditLock != "" {
-		if _, err := t.c.Exec(ctx, t.s.d.AuditLock); err != nil {
-			return fmt.Errorf("audit lock: %w", err)
-		}
-	}
-	var prevSeq int64
-	var prevHash string
-	err := t.c.QueryRow(ctx, `SELECT seq FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq)
-	if err != nil && !isNoRows(err) {
-		return fmt.Errorf("audit head: %w", err)
-	}
-	// The chain is per tenant: the record follows its tenant's last one.
-	err = t.c.QueryRow(ctx, `SELECT hash FROM audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1`, r.Tenant).Scan(&prevHash)
-	if err != nil && !isNoRows(err) {
-		return fmt.Errorf("audit head: %w", err)
-	}
 	if r.Time.IsZero() {
 		r.Time = t.s.clock.Now()
 	}
-	r.Time = r.Time.UTC().Truncate(time.Microsecond)
-	r.Seq = prevSeq + 1
-	r.PrevHash = prevHash
-	r.Hash = store.AuditHash(r)
-	t.c.Queue(`INSERT INTO audit (seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash)
+	t.queueAudit(r, false)
+	return nil
+}
+
+// appendAudit appends the queued records to their tenants' hash chains:
+// each record's hash covers the hash of the tenant's previous record and
+// this record's fields (keyed, see store.AuditKey), so that removing or
+// changing a record breaks every link after it. Seq is global and gapless,
+// so that removing a tenant's last record shows too.
+func (t *tx) appendAudit(ctx context.Context) error {
+	if len(t.audit) == 0 {
+		return nil
+	}
+	if t.s.d.AuditLock != "" {
+		// Sent with the transaction's queued writes, before the head is
+		// read: the head read after the lock is the committed one.
+		t.c.Queue(t.s.d.AuditLock)
+	}
+	// A handler that audits a write itself (with its own agent and
+	// detail) is not audited twice for it.
+	explicit := map[string]bool{}
+	for i, r := range t.audit {
+		if !t.auto[i] {
+			explicit[r.Entity] = true
+		}
+	}
+	recs := t.audit[:0:0]
+	for i, r := range t.audit {
+		if !t.auto[i] || !explicit[r.Entity] {
+			recs = append(recs, r)
+		}
+	}
+	key := t.s.AuditKey()
+	var seq int64
+	heads := map[string]string{}
+	for i, r := range recs {
+		prev, ok := heads[r.Tenant]
+		if !ok {
+			var last int64
+			err := t.c.QueryRow(ctx, `SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit),
+  COALESCE((SELECT hash FROM audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1), '')`, r.Tenant).Scan(&last, &prev)
+			if err != nil {
+				return fmt.Errorf("audit head: %w", err)
+			}
+			if i == 0 {
+				seq = last
+			}
+		}
+		r.Time = r.Time.UTC().Truncate(time.Microsecond)
+		seq++
+		r.Seq = seq
+		r.PrevHash = prev
+		r.Hash = key.Hash(r)
+		heads[r.Tenant] = r.Hash
+		t.c.Queue(`INSERT INTO audit (seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		r.Seq, r.Tenant, micros(r.Time), r.Agent, r.Action, r.Entity, r.Patient, r.Outcome, r.Detail, r.PrevHash, r.Hash)
+			r.Seq, r.Tenant, micros(r.Time), r.Agent, r.Action, r.Entity, r.Patient, r.Outcome, r.Detail, r.PrevHash, r.Hash)
+	}
+	t.audit, t.auto = nil, nil
 	return nil
 }
 
@@ -263,6 +299,13 @@ func (a auditLog) Find(ctx context.Context, f store.AuditFilter) ([]store.AuditR
 	q += ` ORDER BY seq DESC LIMIT $` + strconv.Itoa(len(args))
 	return a.query(ctx, q, args...)
 }
+
+func (a auditLog) Heads(ctx context.Context) ([]store.AuditRecord, error) {
+	return a.query(ctx, `SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash
+FROM audit a WHERE seq = (SELECT MAX(seq) FROM audit b WHERE b.tenant = a.tenant) ORDER BY tenant`)
+}
+
+func (a auditLog) Hash(r store.AuditRecord) string { return a.s.AuditKey().Hash(r) }
 
 func (a auditLog) List(ctx context.Context, afterSeq int64, limit int) ([]store.AuditRecord, error) {
 	return a.query(ctx, `SELECT seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,6 +60,21 @@ type Store struct {
 	// onEmit wakes the outbox relay.
 	onEmit   func()
 	maxEvent int
+	// auditKey keys the audit chain; set once after opening.
+	auditKey atomic.Pointer[store.AuditKey]
+}
+
+// SetAuditKey keys the audit chain from k.From on (see store.AuditKey). It
+// is set once, before the store is used: the key lives outside the
+// database, so it is loaded after the database is opened.
+func (s *Store) SetAuditKey(k store.AuditKey) { s.auditKey.Store(&k) }
+
+// AuditKey returns the key set by SetAuditKey (none: the chain is unkeyed).
+func (s *Store) AuditKey() store.AuditKey {
+	if k := s.auditKey.Load(); k != nil {
+		return *k
+	}
+	return store.AuditKey{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -101,6 +118,9 @@ func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 		t := &tx{s: s, c: c}
 		err := fn(t)
 		emitted = t.emitted
+		if err == nil {
+			err = t.appendAudit(ctx)
+		}
 		if err == nil {
 			// Queued writes fail here, not in fn: a unique violation is then
 			// a create that lost a race for the same id.
@@ -263,6 +283,10 @@ type tx struct {
 	s       *Store
 	c       WriteConn
 	emitted bool
+	// audit holds the records to chain when the function returns; auto
+	// says which of them the store added for a service's write (auditWrite).
+	audit []store.AuditRecord
+	auto  []bool
 }
 
 func (t *tx) Read(ctx context.Context, typ, id string) (store.Resource, error) {
@@ -358,6 +382,9 @@ VALUES ($1, $2, $3, $4, $5, `+t.s.d.nextSeq()+`)`, p.typ, id, tenant, version, d
 		deleteIndex(t.c, p.typ, id)
 	}
 	insertIndex(t.c, p.typ, id, entries)
+	if a, ok := store.ActorFrom(ctx); ok {
+		t.auditWrite(a, tenant, p, id, version, create, deleted)
+	}
 	return store.Resource{Tenant: tenant, Type: p.typ, ID: id, Version: version, LastUpdated: now, Deleted: deleted, Body: body}, nil
 }
 
@@ -457,4 +484,56 @@ func RegistryIndexer(reg *search.Registry) Indexer {
 		}
 		return out, nil
 	}
+}
+
+// auditWrite queues the audit record of a service's write of patient data
+// (a resource that is a Patient or names one as its subject): which
+// service, what made it act, what changed to which version, and the new
+// status, so that a cancellation reads as one.
+func (t *tx) auditWrite(a store.Actor, tenant string, p parsed, id string, version int64, create, deleted bool) {
+	patient := patientOf(p, id)
+	if patient == "" {
+		return
+	}
+	action := "U"
+	switch {
+	case create:
+		action = "C"
+	case deleted:
+		action = "D"
+	}
+	detail := a.Cause
+	var status string
+	if raw, ok := p.members["status"]; ok && json.Unmarshal(raw, &status) == nil && status != "" {
+		detail += " status=" + status
+	}
+	t.queueAudit(store.AuditRecord{Tenant: tenant, Time: t.s.clock.Now(), Agent: a.Agent, Action: action,
+		Entity: fmt.Sprintf("%s/%s/_history/%d", p.typ, id, version), Patient: patient, Outcome: "0", Detail: strings.TrimSpace(detail)}, true)
+}
+
+func (t *tx) queueAudit(r store.AuditRecord, auto bool) {
+	t.audit = append(t.audit, r)
+	t.auto = append(t.auto, auto)
+}
+
+// patientOf is the patient a resource is about: itself, or the Patient its
+// subject (Encounter, CarePlan, CareTeam, Condition…), patient
+// (EpisodeOfCare), for (Task) or beneficiary names.
+func patientOf(p parsed, id string) string {
+	if p.typ == "Patient" {
+		return "Patient/" + id
+	}
+	for _, m := range []string{"subject", "patient", "for", "beneficiary"} {
+		raw, ok := p.members[m]
+		if !ok {
+			continue
+		}
+		var ref struct {
+			Reference string `json:"reference"`
+		}
+		if json.Unmarshal(raw, &ref) == nil && strings.HasPrefix(ref.Reference, "Patient/") {
+			return ref.Reference
+		}
+	}
+	return ""
 }

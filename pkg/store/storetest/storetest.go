@@ -26,6 +26,9 @@ type Opened struct {
 	// Reopen opens another handle on the same database, as a second replica
 	// or process would.
 	Reopen func(t testing.TB) store.Store
+	// KeyAudit keys the store's audit chain (see store.AuditKey); nil when
+	// the backend cannot, and the keyed-chain test is skipped.
+	KeyAudit func(store.AuditKey)
 }
 
 // Factory opens a fresh, empty store whose clock is clk.
@@ -54,6 +57,8 @@ func Run(t *testing.T, open Factory) {
 		{"TimerFiresOnceAcrossHandles", testTimerOnce},
 		{"Leases", testLeases},
 		{"AuditChain", testAudit},
+		{"AuditServiceWrites", testActorAudit},
+		{"AuditChainKeyed", testAuditKeyed},
 		{"MessageArchive", testMessages},
 	}
 	for _, tc := range tests {
@@ -788,5 +793,145 @@ func testMessages(t *testing.T, open Factory) {
 	}
 	if list, _, _ := s.Messages().List(ctx(t), store.MessageFilter{Patient: "Patient/p1"}); len(list) != 1 {
 		t.Fatalf("by patient: %d", len(list))
+	}
+}
+
+// testActorAudit: a transaction run for a service (store.WithActor) leaves
+// one audit record per write of patient data, in the same transaction,
+// naming the service, the cause, the version written and the patient; a
+// transaction without an actor (a person's request, audited by its
+// handler) leaves none.
+func testActorAudit(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	actx := store.WithActor(ctx(t), store.Actor{Agent: store.ServiceAgent("pathway-encounter"), Cause: "event Encounter/e1/_history/1"})
+	err := s.Tx(actx, func(tx store.Tx) error {
+		for _, body := range []string{
+			`{"resourceType":"Patient","id":"pa1"}`,
+			`{"resourceType":"Organization","id":"org1"}`,
+			`{"resourceType":"EpisodeOfCare","id":"ep1","status":"active","patient":{"reference":"Patient/pa1"}}`,
+			`{"resourceType":"Task","id":"t1","status":"requested","for":{"reference":"Patient/pa1"}}`,
+		} {
+			if _, err := tx.Create(actx, "demo", json.RawMessage(body)); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Update(actx, "demo", json.RawMessage(`{"resourceType":"Task","id":"t1","status":"cancelled","for":{"reference":"Patient/pa1"}}`), 1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A failed transaction leaves no record.
+	boom := errors.New("boom")
+	if err := s.Tx(actx, func(tx store.Tx) error {
+		if _, err := tx.Create(actx, "demo", json.RawMessage(`{"resourceType":"Patient","id":"pa2"}`)); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	// Without an actor, nothing is added.
+	if err := s.Tx(ctx(t), func(tx store.Tx) error {
+		_, err := tx.Create(ctx(t), "demo", json.RawMessage(`{"resourceType":"Patient","id":"pa3"}`))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.AuditLog().List(ctx(t), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	prev := ""
+	for _, r := range recs {
+		got = append(got, strings.Join([]string{r.Agent, r.Action, r.Entity, r.Patient, r.Detail}, " | "))
+		if r.PrevHash != prev || r.Hash != s.AuditLog().Hash(r) {
+			t.Errorf("record %d breaks the chain: %+v", r.Seq, r)
+		}
+		prev = r.Hash
+	}
+	want := []string{
+		"System/pathway | C | Patient/pa1/_history/1 | Patient/pa1 | event Encounter/e1/_history/1",
+		"System/pathway | C | EpisodeOfCare/ep1/_history/1 | Patient/pa1 | event Encounter/e1/_history/1 status=active",
+		"System/pathway | C | Task/t1/_history/1 | Patient/pa1 | event Encounter/e1/_history/1 status=requested",
+		"System/pathway | U | Task/t1/_history/2 | Patient/pa1 | event Encounter/e1/_history/1 status=cancelled",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit records:\n got %q\nwant %q", got, want)
+	}
+	// A handler that audits its write itself is not audited twice.
+	n := len(recs)
+	if err := s.Tx(actx, func(tx store.Tx) error {
+		res, err := tx.Create(actx, "demo", json.RawMessage(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/pa1"}}`))
+		if err != nil {
+			return err
+		}
+		return tx.Audit(actx, store.AuditRecord{Tenant: "demo", Agent: "System/worklist", Action: "C", Outcome: "0",
+			Entity: fmt.Sprintf("Observation/%s/_history/%d", res.ID, res.Version), Patient: "Patient/pa1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ = s.AuditLog().List(ctx(t), 0, 100); len(recs) != n+1 || recs[n].Agent != "System/worklist" {
+		t.Errorf("a write audited by its handler: %+v", recs[n:])
+	}
+	// The message archive: archived and applied, each a record.
+	mctx := store.WithActor(ctx(t), store.Actor{Agent: "System/intake", Cause: "message m1"})
+	if err := s.Tx(mctx, func(tx store.Tx) error {
+		if _, _, err := tx.PutMessage(mctx, store.Message{ID: "m1", Tenant: "demo", Channel: "fhir", Key: "k1", Status: "accepted"}); err != nil {
+			return err
+		}
+		return tx.SetMessageStatus(mctx, "m1", "applied", "Patient/pa1")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ = s.AuditLog().List(ctx(t), int64(len(recs)), 100)
+	if len(recs) != 2 || recs[0].Action != "C" || recs[1].Action != "U" || recs[1].Patient != "Patient/pa1" ||
+		!strings.Contains(recs[1].Entity, "m1") || !strings.Contains(recs[1].Detail, "applied") {
+		t.Errorf("archive records: %+v", recs)
+	}
+}
+
+// testAuditKeyed: once keyed, records carry an HMAC that the unkeyed hash
+// cannot reproduce (someone who edits a record and re-hashes the rest is
+// caught); records written before the key keep verifying.
+func testAuditKeyed(t *testing.T, open Factory) {
+	o := open(t, clock.NewFake(t0))
+	if o.KeyAudit == nil {
+		t.Skip("backend cannot key its audit chain")
+	}
+	s := o.Store
+	write := func(tenant string) {
+		t.Helper()
+		if err := s.Tx(ctx(t), func(tx store.Tx) error {
+			return tx.Audit(ctx(t), store.AuditRecord{Tenant: tenant, Agent: "PractitionerRole/ide-1", Action: "R",
+				Entity: "Patient/p1", Patient: "Patient/p1", Outcome: "0"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("demo")
+	write("demo")
+	o.KeyAudit(store.AuditKey{Secret: []byte("0123456789abcdef0123456789abcdef"), From: 3})
+	write("demo")
+	write("autre")
+	recs, err := s.AuditLog().List(ctx(t), 0, 100)
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("list: %+v %v", recs, err)
+	}
+	for _, r := range recs {
+		if r.Hash != s.AuditLog().Hash(r) {
+			t.Errorf("record %d does not verify", r.Seq)
+		}
+		if keyed := r.Seq >= 3; keyed == (r.Hash == store.AuditHash(r)) {
+			t.Errorf("record %d: keyed %v, but its hash is the unkeyed one: %v", r.Seq, keyed, r.Hash == store.AuditHash(r))
+		}
+	}
+	if recs[2].PrevHash != recs[1].Hash {
+		t.Errorf("the first keyed record does not follow the last unkeyed one")
+	}
+	heads, err := s.AuditLog().Heads(ctx(t))
+	if err != nil || len(heads) != 2 || heads[0].Tenant != "autre" || heads[0].Seq != 4 || heads[1].Tenant != "demo" || heads[1].Seq != 3 {
+		t.Errorf("heads: %+v %v", heads, err)
 	}
 }
