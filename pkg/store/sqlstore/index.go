@@ -212,12 +212,15 @@ func (b *sqlBuilder) param(p store.Param, driver bool) (cond, drive string, err 
 		switch p.Kind {
 		case store.KindToken:
 			table = "idx_token"
-			cond = "code = " + b.arg(v.Code)
-			if v.System != nil {
-				cond += " AND sys = " + b.arg(*v.System)
-			}
-			if v.Code == "" && v.System != nil {
+			// Only the values a condition uses become arguments: PostgreSQL
+			// refuses a statement with an argument it cannot type.
+			switch {
+			case v.Code == "" && v.System != nil: // system|: any code of that system
 				cond = "sys = " + b.arg(*v.System)
+			case v.System != nil:
+				cond = "code = " + b.arg(v.Code) + " AND sys = " + b.arg(*v.System)
+			default:
+				cond = "code = " + b.arg(v.Code)
 			}
 		case store.KindReference:
 			table = "idx_ref"

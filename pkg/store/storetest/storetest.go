@@ -276,6 +276,7 @@ func testSearch(t *testing.T, open Factory) {
 		want []string
 	}{
 		{"token system|code", store.Query{Type: "Patient", Params: []store.Param{{Name: "identifier", Kind: store.KindToken, Values: []store.Value{{System: sp(ins), Code: "248034218701255"}}}}}, []string{"p1"}},
+		{"token system| (any code)", store.Query{Type: "Patient", Params: []store.Param{{Name: "identifier", Kind: store.KindToken, Values: []store.Value{{System: sp(ins)}}}}}, []string{"p1", "p3"}},
 		{"token any system", store.Query{Type: "Patient", Params: []store.Param{{Name: "identifier", Kind: store.KindToken, Values: []store.Value{{Code: "248034218701255"}}}}}, []string{"p1", "p2"}},
 		{"tenant", store.Query{Tenant: "other", Type: "Patient"}, []string{"p3"}},
 		{"string prefix folds accents and case", store.Query{Type: "Patient", Params: []store.Param{{Name: "family", Kind: store.KindString, Values: []store.Value{{Text: "elodie"}}}}}, []string{"p1"}},
