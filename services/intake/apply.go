@@ -227,6 +227,7 @@ func (s *Service) matchPatient(ctx context.Context, tx store.Tx, tenant string, 
 	}
 	var cur map[string]any
 	_ = json.Unmarshal(found.Body, &cur)
+	keepUnsent(cur, next)
 	// Changed traits raise the flag: on the same qualified INS they are a
 	// discrepancy to resolve; matched by the facility's IPP alone, a change
 	// of identity (name, birth date, sex…) is what an error or a
@@ -239,14 +240,24 @@ func (s *Service) matchPatient(ctx context.Context, tx store.Tx, tenant string, 
 	}
 	next["id"] = found.ID
 	next["identifier"] = mergeIdentifiers(cur["identifier"], next["identifier"])
-	if gp, ok := cur["generalPractitioner"]; ok && next["generalPractitioner"] == nil {
-		next["generalPractitioner"] = gp
-	}
-	if d, ok := cur["deceasedDateTime"]; ok && next["deceasedDateTime"] == nil {
-		next["deceasedDateTime"] = d
-	}
 	r, err := tx.Update(ctx, tenant, mustJSON(next), found.Version)
 	return r, flags, err
+}
+
+// keepUnsent keeps in next what the hospital did not send: in HL7 v2 a
+// field left empty means "no change" (IHE PAM updates carry the fields the
+// sender knows), so a message without a name, an address or a telephone
+// must not erase the one already recorded. Loses nothing already accepted.
+func keepUnsent(cur, next map[string]any) {
+	for k, v := range cur {
+		switch k {
+		case "meta", "text", "id", "resourceType":
+			continue
+		}
+		if _, sent := next[k]; !sent {
+			next[k] = v
+		}
+	}
 }
 
 func insOf(p map[string]any) string {

@@ -271,3 +271,34 @@ func TestLegacyStayNamesItsFacility(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsentFieldsKept: a message that leaves the name, birth date or
+// address empty (an A03 whose PID-5 has no name of type L, say) changes
+// nothing of what was recorded, and raises no identity flag: an empty HL7
+// field means "no change", not "erase".
+func TestUnsentFieldsKept(t *testing.T) {
+	r := newRig(t, false)
+	first := chDemoEvent("IPP-1", "V-1", "TESTDURAND", "1948-03-15")
+	first.Patient.Phone = "0601020304"
+	if err := r.applyEvent(t, first); err != nil {
+		t.Fatal(err)
+	}
+	bare := chDemoEvent("IPP-1", "V-2", "", "")
+	bare.Patient.Given = nil
+	if err := r.applyEvent(t, bare); err != nil {
+		t.Fatal(err)
+	}
+	pats := r.search("Patient")
+	if len(pats) != 1 {
+		t.Fatalf("%d patients", len(pats))
+	}
+	body := string(pats[0].Body)
+	for _, want := range []string{"TESTDURAND", "MARIE", "1948-03-15", "0601020304"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("%s lost: %s", want, body)
+		}
+	}
+	if f := r.search("Flag"); len(f) != 0 {
+		t.Errorf("flag raised for fields not sent: %s", f[0].Body)
+	}
+}
