@@ -246,6 +246,9 @@ func (s *Service) recordDelivery(ctx context.Context, ids []string, outcome, cha
 	if len(ids) == 0 {
 		return nil
 	}
+	// Delivery records are the notifier's own writes: audited as the
+	// teams service's, caused by the delivery (pkg/store WithActor).
+	ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent("teams-notify"), Cause: "delivery " + outcome + " via " + channel})
 	var err error
 	for range 5 {
 		err = s.d.Store.Tx(ctx, func(tx store.Tx) error {

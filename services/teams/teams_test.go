@@ -302,6 +302,21 @@ func TestFailedDeliveryIsVisible(t *testing.T) {
 	if !strings.Contains(s(cs[0], "statusReason", "text"), "relay down") {
 		t.Fatalf("reason %v", cs[0]["statusReason"])
 	}
+	// The failure is the notifier's write: in the audit trail as the
+	// teams service's, with its cause.
+	recs, err := r.s.AuditLog().Find(r.ctx, store.AuditFilter{Tenant: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := false
+	for _, rec := range recs {
+		if strings.HasPrefix(rec.Entity, "Communication/"+s(cs[0], "id")) && rec.Agent == "System/teams" && strings.Contains(rec.Detail, "delivery failed") {
+			audited = true
+		}
+	}
+	if !audited {
+		t.Errorf("no audit record of the failed delivery among %d records", len(recs))
+	}
 	// Undeliverable (no address): recorded at once, not retried.
 	r2 := newRig(t, sqliteOpener(t))
 	r2.notif.fails, r2.notif.err = 1, notify.ErrUndeliverable
