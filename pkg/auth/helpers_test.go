@@ -410,11 +410,17 @@ func kidOf(t *testing.T, pub crypto.PublicKey) string {
 
 func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
 	t.Helper()
+	return signWith(t, alg, key, kid, nil, claims)
+}
+
+// signWith signs claims with the signer options opts (nil: none).
+func signWith(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, opts *jose.SignerOptions, claims map[string]any) string {
+	t.Helper()
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, nil)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

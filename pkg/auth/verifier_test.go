@@ -675,24 +675,7 @@ func TestKeysPersisted(t *testing.T) {
 // signTyped signs claims like sign, with typ in the protected header.
 func signTyped(t *testing.T, key any, kid, typ string, claims map[string]any) string {
 	t.Helper()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return signWith(t, jose.RS256, key, kid, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)), claims)
 }
 
 // TestAccessTokenType: only a token typed as an access token is a bearer

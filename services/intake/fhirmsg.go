@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/internal/fhirjson"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
@@ -588,8 +589,8 @@ func letterInEvent(r store.Resource) store.Resource {
 	if json.Unmarshal(r.Body, &doc) != nil {
 		return r
 	}
-	for _, c := range list(doc["content"]) {
-		if a, ok := asMap(c)["attachment"].(map[string]any); ok {
+	for _, c := range fhirjson.List(doc["content"]) {
+		if a, ok := fhirjson.AsObj(c)["attachment"].(map[string]any); ok {
 			delete(a, "data")
 		}
 	}
@@ -604,21 +605,11 @@ func letterMetaSize(raw json.RawMessage) int {
 	if json.Unmarshal(raw, &doc) != nil {
 		return len(raw)
 	}
-	for _, c := range list(doc["content"]) {
-		if a, ok := asMap(c)["attachment"].(map[string]any); ok {
+	for _, c := range fhirjson.List(doc["content"]) {
+		if a, ok := fhirjson.AsObj(c)["attachment"].(map[string]any); ok {
 			delete(a, "data")
 		}
 	}
 	b, _ := json.Marshal(doc)
 	return len(b)
-}
-
-func list(v any) []any {
-	l, _ := v.([]any)
-	return l
-}
-
-func asMap(v any) map[string]any {
-	m, _ := v.(map[string]any)
-	return m
 }
