@@ -1,7 +1,7 @@
 // Package access decides, in one place, what an actor may read and write.
 // The FHIR API, the web pages and the exports all ask it; none decides alone.
 //
-// The rules follow the care relationship (DESIGN.md "Identity and access"):
+// The rules follow the care relationship (docs/architecture.md, "Identity and access"):
 // everyone works inside their own tenant (CPTS); the directory and the
 // pathway definitions are readable by every member; the coordinator and the
 // referent coordinating nurse see every episode of their CPTS; an

@@ -9,7 +9,7 @@
 // development path exercises exactly the production code.
 //
 // What a principal may do is not decided here: the directory decides, from
-// the practitioner claim or the client id (CONTRACT.md, "Who is who").
+// the practitioner claim or the client id (docs/architecture.md, "Identity and access").
 package auth
 
 import (

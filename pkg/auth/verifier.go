@@ -24,7 +24,7 @@ type Config struct {
 	// discovery document states it (an absolute http or https URL).
 	Issuer string
 	// ClientID is the web application's client id. A token is accepted
-	// only if its aud contains it or its azp equals it (CONTRACT.md,
+	// only if its aud contains it or its azp equals it (docs/contract.md, "Configuration",
 	// PASSERELLE_OIDC_CLIENT_ID).
 	ClientID string
 	// PractitionerClaim names the claim matched to a Practitioner

@@ -56,7 +56,7 @@ func token(s string) string {
 }
 
 // published lists the resource types whose changes are published as events:
-// those some service reacts to (DESIGN.md "Events": events exist for
+// those some service reacts to (docs/architecture.md, "Events": events exist for
 // consumers). Directory, definitions and audit records are not published.
 var published = map[string]bool{
 	"Patient": true, "Encounter": true, "EpisodeOfCare": true, "CarePlan": true, "CareTeam": true,

@@ -15,7 +15,7 @@ type DevAccount struct {
 }
 
 // DevAccounts are the accounts every development-mode instance holds
-// (CONTRACT.md "Development identity provider"): territory Roanne. RPPS
+// (docs/contract.md, "Accounts"): territory Roanne. RPPS
 // numbers are fictitious with a valid Luhn key.
 var DevAccounts = []DevAccount{
 	{"ide.martin", "MARTIN", "Claire", "10000001015", "60", RoleNurse, ""},

@@ -20,7 +20,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Identifier systems (CONTRACT.md "Identifier systems", "Who is who").
+// Identifier systems (docs/domain.md; logins: docs/architecture.md).
 const (
 	SystemLogin    = "https://passerelle.health/fhir/NamingSystem/login"
 	SystemClientID = "https://passerelle.health/fhir/NamingSystem/client-id"
@@ -38,7 +38,7 @@ const (
 	ExtTerritory = "https://passerelle.health/fhir/StructureDefinition/territory"
 )
 
-// Team roles (CONTRACT.md "Tasks", team-role code system).
+// Team roles (docs/contract.md, "Accounts"; team-role code system).
 const (
 	RoleGP                = "gp"
 	RoleNurse             = "nurse"
@@ -162,7 +162,7 @@ func tokenParam(name, system, code string) store.Param {
 }
 
 // LoginSystems are the identifier systems a login claim may be matched
-// against (CONTRACT.md "Who is who"): the directory's own login, RPPS or
+// against (docs/architecture.md, "Identity and access"): the directory's own login, RPPS or
 // idNat_PS.
 var LoginSystems = []string{SystemLogin, SystemRPPS, SystemIDNPS}
 

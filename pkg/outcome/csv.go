@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// CSVHeader is the header of /api/outcomes.csv (CONTRACT.md).
+// CSVHeader is the header of /api/outcomes.csv (docs/contract.md, "HTTP").
 var CSVHeader = []string{"episode", "pathway", "hospital_finess", "discharge_date", "follow_up_days", "readmission_dates", "death_date", "first_contact_days"}
 
 // CSVRow is one episode of the export: dates in Europe/Paris, empty cells

@@ -1,7 +1,7 @@
 // Package outcome is the arithmetic of Passerelle's outcome measures
-// (DOMAIN.md "Outcomes"), free of storage and HTTP: the calendar days of
+// (docs/domain.md, "Measures"), free of storage and HTTP: the calendar days of
 // Europe/Paris that windows are counted in, the per-patient record the
-// outcomes service projects from events, the seven measures of CONTRACT.md
+// outcomes service projects from events, the seven measures of docs/domain.md
 // evaluated in one pass over a stream of records with all their strata,
 // the Wilson 95 % interval, Kaplan–Meier curves with numbers at risk and
 // their SVG drawing, small-cell masking with secondary suppression, the

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Measure ids (CONTRACT.md): each is a Measure resource of fhir-profiles/.
+// Measure ids (docs/domain.md, "Measures"): each is a Measure resource of fhir-profiles/.
 const (
 	Readmission30   = "readmission-30d"
 	Readmission180  = "readmission-180d"
@@ -35,7 +35,7 @@ type Definition struct {
 	TitleEN string
 }
 
-// Definitions are the measures of CONTRACT.md, in their order.
+// Definitions are the measures of docs/domain.md ("Measures"), in their order.
 var Definitions = []Definition{
 	{Readmission30, 30, kindReadmission, "episode", "Réhospitalisation non programmée à 30 jours", "Unplanned readmission within 30 days"},
 	{Readmission180, 180, kindReadmission, "episode", "Réhospitalisation non programmée à 180 jours", "Unplanned readmission within 180 days"},

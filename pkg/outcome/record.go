@@ -16,7 +16,7 @@ import (
 // Tasks, worklist's Task progress) and is all an evaluation reads.
 type Record struct {
 	Patient string // Patient id
-	// INS traits (DOMAIN.md): birth family name, given names, birth date,
+	// INS traits (docs/domain.md): birth family name, given names, birth date,
 	// sex (M, F or empty), INSEE code of the birth place.
 	Family     string
 	Given      []string

@@ -5,8 +5,8 @@ import "math"
 // Z95 is the normal quantile of a two-sided 95 % interval.
 const Z95 = 1.96
 
-// Wilson is the Wilson score interval of k events out of n at z (DOMAIN.md
-// "Wilson 95 % CI"). With n = 0 the interval is [0, 1].
+// Wilson is the Wilson score interval of k events out of n at z (docs/domain.md,
+// "Measures"). With n = 0 the interval is [0, 1].
 func Wilson(k, n int, z float64) (lo, hi float64) {
 	if n <= 0 {
 		return 0, 1

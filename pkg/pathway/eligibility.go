@@ -51,7 +51,7 @@ const (
 	NotEligible Decision = iota
 	Eligible
 	// ToConfirm: the message cannot decide; the referent coordinating
-	// nurse confirms or declines the inclusion (CONTRACT.md, HL7 v2).
+	// nurse confirms or declines the inclusion (docs/domain.md, "Pathways").
 	ToConfirm
 )
 

@@ -376,7 +376,7 @@ func IsUrgent(ctx context.Context) bool { v, _ := ctx.Value(urgentKey{}).(bool);
 // audits them itself: the service acting and what made it act. A write
 // transaction run with an Actor in its context adds an audit record for
 // every create, update and delete of patient data, in the same transaction
-// (DESIGN.md: every write of patient data leaves an AuditEvent).
+// (docs/architecture.md, "Audit chain": every write of patient data leaves an AuditEvent).
 type Actor struct {
 	// Agent is "System/<service>".
 	Agent string

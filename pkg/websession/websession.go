@@ -32,7 +32,7 @@
 // The actor is looked up in the directory on every request (through the
 // directory's short cache): a member removed from the directory loses the
 // session at once, and a valid login that matches nobody is refused with
-// 403, never given a default role (CONTRACT.md "Who is who").
+// 403, never given a default role (docs/architecture.md, "Identity and access").
 //
 // # Sessions
 //

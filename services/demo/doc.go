@@ -5,7 +5,7 @@
 // # The CPTS
 //
 // Territory: six communes around Roanne (Communes). Directory: the
-// development accounts of CONTRACT.md plus 31 members of invented names
+// development accounts (docs/contract.md, "Accounts") plus 31 members of invented names
 // (bird names) with fictitious RPPS numbers — nurses, GPs, cardiologists,
 // pharmacists of three pharmacies, a second coordinating nurse — loaded
 // by the directory importer from MembersCSV, exactly as `passerelle

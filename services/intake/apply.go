@@ -187,7 +187,7 @@ func (s *Service) findOne(ctx context.Context, tx store.Tx, tenant, typ, system,
 	return &r, nil
 }
 
-// matchPatient applies DOMAIN.md's identity rule: the INS is the key only
+// matchPatient applies docs/domain.md's identity rule: the INS is the key only
 // for a qualified identity; otherwise the facility's IPP within that
 // facility. Never name and birth date. Conflicting traits on the same INS
 // are accepted, the previous version is kept in the history, and an
@@ -364,7 +364,7 @@ func mergeIdentifiers(cur, next any) []any {
 }
 
 // patientResource builds the Patient as the hospital describes it. The INS
-// is stored only for a qualified identity (DOMAIN.md, INS rules).
+// is stored only for a qualified identity (docs/domain.md, "Identity status and vigilance").
 func (s *Service) patientResource(ev intake.Event) map[string]any {
 	p := ev.Patient
 	var ids []any
@@ -610,7 +610,7 @@ func mustJSON(v any) json.RawMessage {
 
 // Identifier namespaces. An IPP or a visit number means something only in
 // the identity domain of the facility that assigns it (IHE PAM: the
-// assigning authority of PID-3 and PV1-19; DOMAIN.md: "a facility's IPP and
+// assigning authority of PID-3 and PV1-19; docs/domain.md, "French identifiers": "a facility's IPP and
 // visit numbers under that facility's own OID"). A namespace is bound to
 // the facility that first uses it, by a NamingSystem resource naming that
 // facility's FINESS; an operator may also create or correct it. Another

@@ -295,7 +295,7 @@ func (m *message) header() (*messageHeader, string, error) {
 	return h, kind, nil
 }
 
-// key identifies the message for de-duplication (CONTRACT.md): its
+// key identifies the message for de-duplication (docs/contract.md, "$process-message"): its
 // Bundle.identifier, or lacking one its MessageHeader id and sender.
 func (m *message) key(h *messageHeader, sender string) (string, error) {
 	if id := m.Bundle.Identifier; id != nil && id.Value != "" {
@@ -386,7 +386,7 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 			}
 		}
 	}
-	// DOMAIN.md: the INS is a matching key only for a qualified identity.
+	// docs/domain.md: the INS is a matching key only for a qualified identity.
 	p.Qualified = p.IdentityStatus == intake.StatusQualified
 	for j, id := range pat.Identifier {
 		if IsINS(id.System) {

@@ -18,12 +18,12 @@ import (
 )
 
 // QualifiedCodes are the PID-32 codes that say an identity is qualified, so
-// that its INS is the matching key (DOMAIN.md: per facility; VALI and QUAL
+// that its INS is the matching key (docs/domain.md, "Identity status and vigilance"; VALI and QUAL
 // by default).
 var QualifiedCodes = []string{"VALI", "QUAL"}
 
 // triggers maps the ADT triggers Passerelle uses to intake kinds
-// (CONTRACT.md "HL7 v2 over MLLP"). Other ADT triggers are acknowledged and
+// (docs/contract.md, "HL7 v2 over MLLP"). Other ADT triggers are acknowledged and
 // ignored, as IHE PAM asks of receivers.
 var triggers = map[string]string{
 	"A01": intake.KindAdmit,
@@ -265,7 +265,7 @@ func (s *Service) archiveRejected(ctx context.Context, msg *hl7v2.Message, raw [
 }
 
 // answerArchivedHL7: the same key and content get the original ACK; the
-// same key with other content gets AE (CONTRACT.md).
+// same key with other content gets AE (docs/contract.md, "HL7 v2 over MLLP").
 func (s *Service) answerArchivedHL7(ctx context.Context, msg *hl7v2.Message, prev store.Message, hash string) []byte {
 	if prev.Hash == hash {
 		return prev.Response
@@ -390,7 +390,7 @@ func hl7Time(ts hl7v2.TS) *time.Time {
 	return &t
 }
 
-// hl7ToEvent maps an ADT message to the intake event (CONTRACT.md fields).
+// hl7ToEvent maps an ADT message to the intake event (docs/contract.md, "HL7 v2 over MLLP": fields read).
 func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess string) (intake.Event, *hl7Reject) {
 	ev := intake.Event{Kind: kind, Channel: "hl7v2", Facility: intake.Facility{FINESS: finess, Name: mh.SendingFacility.Namespace}}
 	pid, err := msg.PID()

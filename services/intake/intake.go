@@ -2,7 +2,7 @@
 // messages on $process-message and HL7 v2 ADT over MLLP — archives each one
 // before answering, and applies them: it matches the patient, records the
 // stay, and announces it on the bus for the pathway service. It owns
-// Patient, Encounter and the message archive (DESIGN.md "Ownership").
+// Patient, Encounter and the message archive (docs/architecture.md, "Who writes what").
 package intake
 
 import (

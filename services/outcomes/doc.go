@@ -1,6 +1,6 @@
 // Package outcomes is the service that measures what the CPTS's pathways
-// achieve (CONTRACT.md: Measure/$evaluate-measure, /api/outcomes.csv;
-// DOMAIN.md "Outcomes"): readmission and mortality with their Wilson 95 %
+// achieve (docs/contract.md, "HTTP": Measure/$evaluate-measure, /api/outcomes.csv;
+// docs/domain.md, "Measures"): readmission and mortality with their Wilson 95 %
 // intervals, Kaplan–Meier curves, the process indicators, small-cell
 // masking for what leaves the CPTS, and the register of deaths. The
 // arithmetic is package pkg/outcome; this package feeds it and serves it.
@@ -91,7 +91,7 @@
 //     [&pathway=][&masked=true]: a MeasureReport (report.go).
 //   - GET /api/outcomes/measure-reports?periodStart=&periodEnd=[&masked=]:
 //     the seven MeasureReports in a collection Bundle.
-//   - GET /api/outcomes.csv?periodStart=&periodEnd=[&pathway=]: CONTRACT.md's
+//   - GET /api/outcomes.csv?periodStart=&periodEnd=[&pathway=]: docs/contract.md's
 //     episode export; the episode column is a keyed HMAC-SHA256 of the
 //     patient id with the tenant's key (from Deps.PseudonymKey), plus the
 //     episode's rank for a patient's second and later episodes;

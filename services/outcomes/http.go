@@ -184,7 +184,7 @@ func (s *Service) measureReports(w http.ResponseWriter, r *http.Request) {
 		"timestamp": s.d.Clock.Now().In(parisLoc()).Format(time.RFC3339), "entry": entries})
 }
 
-// WriteCSV writes the episode export of CONTRACT.md for the episodes p
+// WriteCSV writes the episode export of docs/contract.md ("HTTP") for the episodes p
 // selects: the same episodes as the measures' initial population.
 func (s *Service) WriteCSV(ctx context.Context, w io.Writer, tenant string, p outcome.Params) (int, error) {
 	return s.writeCSV(ctx, w, tenant, p, nil)

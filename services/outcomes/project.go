@@ -187,7 +187,7 @@ func hfStatus(enc obj, conds map[string]obj) byte {
 }
 
 // IsHeartFailure tells whether an ICD-10 code (dots removed) is a
-// heart-failure code (DOMAIN.md: I50*, I11.0, I13.0, I13.2; prefixes,
+// heart-failure code (docs/domain.md, "Pathways": I50*, I11.0, I13.0, I13.2; prefixes,
 // for the French extensions).
 func IsHeartFailure(code string) bool {
 	for _, p := range []string{"I50", "I110", "I130", "I132"} {

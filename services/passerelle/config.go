@@ -17,7 +17,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 )
 
-// Config is every setting of CONTRACT.md "Configuration". It is read here
+// Config is every setting of docs/contract.md, "Configuration". It is read here
 // and nowhere else: each variable from the environment, each overridden by
 // its flag.
 type Config struct {

@@ -1,6 +1,6 @@
 // Command passerelle runs Passerelle: every service in one process (run), or
 // one service alone (serve), and the operator's commands (migrate, dev token,
-// dlq, audit verify, directory import, version). CONTRACT.md "Commands" is its manual.
+// dlq, audit verify, directory import, version). docs/contract.md, "Commands", is its manual.
 package main
 
 import (

@@ -134,7 +134,7 @@ func build(ctx context.Context, cfg Config, only string, log *slog.Logger) (*Pla
 	}
 	if cfg.DevIdP() || cfg.Demo {
 		// With an external issuer, --demo still registers the demo
-		// accounts in the directory (CONTRACT.md).
+		// accounts in the directory (docs/contract.md, "Accounts").
 		n, err := directory.SeedDev(ctx, p.Store, cfg.Tenant)
 		if err != nil {
 			p.Close()

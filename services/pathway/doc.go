@@ -1,6 +1,6 @@
 // Package pathway is the service that turns hospital discharges into care
 // pathways: it owns EpisodeOfCare, CarePlan, Goal and the pathway's Tasks
-// (DESIGN.md "Ownership"), from templates that are data (package
+// (docs/architecture.md, "Who writes what"), from templates that are data (package
 // pkg/pathway describes their encoding).
 //
 // # Templates

@@ -2,7 +2,7 @@
 // each episode's CareTeam, gives every task an owner of its role, chases
 // until the owner accepts, moves declined and unanswered tasks to the next
 // candidate, escalates what nobody does, and delivers the notifications
-// (DESIGN.md "Ownership": CareTeam, a Task's owner, escalation tasks,
+// (docs/architecture.md, "Who writes what": CareTeam, a Task's owner, escalation tasks,
 // notifications).
 //
 // # Team

@@ -1,7 +1,7 @@
 // Package worklist is the service through which professionals do their
 // part of a pathway: it owns a Task's progress by its owner, the
 // Observations of visits and the alerts they raise, with their review tasks
-// (DESIGN.md "Ownership"). The web pages (package worklist/ui) call the Go
+// (docs/architecture.md, "Who writes what"). The web pages (package worklist/ui) call the Go
 // methods below; the FHIR routes call the same methods.
 //
 // # Go API
@@ -18,7 +18,7 @@
 //
 // # Task state machine
 //
-// The owner moves a task (CONTRACT.md "Tasks"): requested → accepted
+// The owner moves a task (docs/contract.md, "Tasks"): requested → accepted
 // (accept) or rejected (decline, with a reason in statusReason.text);
 // accepted → in-progress (start); in-progress → completed (complete) or
 // failed (fail, with an optional reason). Anything else is 409. The actor
@@ -61,7 +61,7 @@
 //
 // # Observations
 //
-// Codes (DOMAIN.md): body weight LOINC 29463-7 (kg), heart rate 8867-4
+// Codes (docs/domain.md, "Observations of a visit"): body weight LOINC 29463-7 (kg), heart rate 8867-4
 // (/min), blood-pressure panel 85354-9 with components systolic 8480-6
 // and diastolic 8462-4 (mm[Hg]; a lone systolic or diastolic is accepted
 // too), NYHA class 88020-3 with a SNOMED CT value (420300004 I, 421704003

@@ -18,7 +18,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Observation codes of a visit (DOMAIN.md section 3).
+// Observation codes of a visit (docs/domain.md, "Observations of a visit").
 const (
 	LOINCWeight     = "29463-7"
 	LOINCHeartRate  = "8867-4"
@@ -291,7 +291,7 @@ type Visit struct {
 	Symptoms, Note string
 }
 
-// Form field names (CONTRACT.md "Web UI"), the first expression of a
+// Form field names (docs/contract.md, "Web pages"), the first expression of a
 // visit's errors so that a page can show each next to its field.
 const (
 	FieldWeight         = "weight-kg"

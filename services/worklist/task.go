@@ -28,7 +28,7 @@ const (
 )
 
 // transitions is the owner's part of the FHIR Task state machine
-// (CONTRACT.md "Tasks"): action → the status it leaves and the one it
+// (docs/contract.md, "Tasks"): action → the status it leaves and the one it
 // reaches. cancelled and on-hold, and the return of a rejected task to
 // requested, are the system's.
 var transitions = map[string]struct{ from, to string }{

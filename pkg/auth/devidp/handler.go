@@ -18,7 +18,7 @@ import (
 )
 
 // MountPath is where the caller mounts Handler under the public URL, making
-// the issuer <public URL>/dev-idp (CONTRACT.md).
+// the issuer <public URL>/dev-idp (docs/contract.md, "Configuration").
 const MountPath = "/dev-idp"
 
 //go:embed templates/*.html

@@ -8,7 +8,7 @@ package ident
 
 import "fmt"
 
-// FHIR Identifier.system values (CONTRACT.md, "Identifier systems").
+// FHIR Identifier.system values (docs/domain.md, "French identifiers").
 const (
 	// SystemINSNIR is the matricule INS when it is the NIR.
 	SystemINSNIR = "urn:oid:1.2.250.1.213.1.4.8"
@@ -152,7 +152,7 @@ func checkRPPS(kind, v string, offset int) error {
 
 // CheckIDNPS checks an idNat_PS: "8" followed by an RPPS number (whose Luhn
 // key is checked), or "0" followed by a 9-character ADELI number. The ADELI
-// form's own key is not checked: its rule is not confirmed (DOMAIN.md), and
+// form's own key is not checked: its rule is not confirmed (docs/domain.md, "French identifiers"), and
 // refusing a real professional would be worse than letting a typo through
 // to the directory match. Other prefixes are refused.
 func CheckIDNPS(v string) error {

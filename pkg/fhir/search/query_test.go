@@ -180,7 +180,7 @@ func TestParseQueryErrors(t *testing.T) {
 	}
 }
 
-// TestContractSearches checks the searches CONTRACT.md promises.
+// TestContractSearches checks the searches docs/contract.md ("HTTP") promises.
 func TestContractSearches(t *testing.T) {
 	r := withProfiles(t)
 	tests := []struct {

@@ -31,7 +31,7 @@ const (
 	extINSEE          = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code"
 )
 
-// heartFailureCodes are the diagnoses the form offers (DOMAIN.md §3).
+// heartFailureCodes are the diagnoses the form offers (docs/domain.md, "Pathways").
 var heartFailureCodes = [][3]string{
 	{"I50.0", "Insuffisance cardiaque congestive", "Congestive heart failure"},
 	{"I50.1", "Insuffisance ventriculaire gauche", "Left ventricular failure"},
@@ -130,7 +130,7 @@ func (u *UI) discharge(w http.ResponseWriter, r *http.Request, p *page) {
 
 // dischargeBundle builds the FHIR message Bundle of a discharge-notification
 // from the form, as a hospital system would send it to $process-message
-// (CONTRACT.md).
+// (docs/contract.md, "$process-message").
 func dischargeBundle(v map[string]string, now time.Time) ([]byte, error) {
 	bad := func(field, fr, en string) error {
 		return fhir.Errorf(http.StatusUnprocessableEntity, "invalid", fr, en, field)
@@ -177,7 +177,7 @@ func dischargeBundle(v map[string]string, now time.Time) ([]byte, error) {
 			return nil, bad("ins", "Le matricule INS a 15 caractères", "The INS number has 15 characters")
 		}
 		// The ward declares the identity qualified by giving the INS
-		// (DOMAIN.md: an INS travels only with a qualified identity).
+		// (docs/domain.md: an INS travels only with a qualified identity).
 		status = "QUAL"
 		idents = append([]any{obj{"use": "official", "type": obj{"coding": []any{obj{
 			"system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203", "code": "INS-NIR"}}},
