@@ -283,4 +283,6 @@ var messages = map[string][2]string{
 	"optional":                {"facultatif", "optional"},
 	"required":                {"obligatoire", "required"},
 	"where":                   {"Où", "Where"},
+	// Coordination to-do list and discharge form checks.
+	"form_fix": {"Corrigez les champs signalés ; rien de ce que vous avez saisi n'est perdu.", "Correct the fields marked; nothing you typed is lost."},
 }
