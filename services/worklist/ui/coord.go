@@ -93,6 +93,33 @@ type fCoordTask struct {
 	LastModified string   `json:"lastModified"`
 	BasedOn      []fRef   `json:"basedOn"`
 	Focus        fRef     `json:"focus"`
+	Extension    []struct {
+		URL       string `json:"url"`
+		Extension []struct {
+			URL string `json:"url"`
+		} `json:"extension"`
+	} `json:"extension"`
+}
+
+// extTaskAssignment is where the teams service records who it offered a
+// task to and who declined it.
+const extTaskAssignment = "https://passerelle.health/fhir/StructureDefinition/task-assignment"
+
+// declinedBySomeone tells whether anyone declined the task or let its
+// acceptance time run out: a task rejected by the teams service with
+// nobody ever offered it is a task nobody owns, not one everybody refused.
+func (t fCoordTask) declinedBySomeone() bool {
+	for _, e := range t.Extension {
+		if e.URL != extTaskAssignment {
+			continue
+		}
+		for _, x := range e.Extension {
+			if x.URL == "tried" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // homeAddress is where a patient lives, as the territory rule reads it.
@@ -161,13 +188,13 @@ func (u *UI) coordination(w http.ResponseWriter, r *http.Request, p *page) {
 		code := ft.Code.code("")
 		it := todoItem{taskView: t}
 		switch {
-		case t.Status == "rejected":
+		case t.Status == "rejected" && (t.Owner != "" || ft.declinedBySomeone()):
 			it.Problem, it.Since = todoDeclined, parseTime(ft.LastModified)
+		case t.Status == "rejected":
+			// Nobody was available: the teams service rejected it at once.
+			it.Problem, it.Since = todoUnassigned, parseTime(firstOf(ft.LastModified, ft.AuthoredOn))
 		case t.Owner == "" && t.Role != "":
 			it.Problem, it.Since = todoUnassigned, parseTime(firstOf(ft.LastModified, ft.AuthoredOn))
-			if it.Since.IsZero() {
-				it.Since = t.Start
-			}
 		case t.Overdue && t.Flag != "":
 			it.Problem, it.Since = todoAlert, t.Due
 		case t.Overdue && code == "first-contact":
@@ -176,6 +203,9 @@ func (u *UI) coordination(w http.ResponseWriter, r *http.Request, p *page) {
 			it.Problem, it.Since = todoVisit, t.Due
 		default:
 			continue
+		}
+		if it.Since.IsZero() {
+			it.Since = t.Start
 		}
 		// Nothing from a finished or cancelled episode: a task belongs to
 		// the episode its CarePlan supports, or, without one, to its

@@ -43,6 +43,14 @@ func coordRig(t *testing.T) *rig {
 	alert["focus"] = obj{"reference": "Flag/f1"}
 	alert["code"] = obj{"coding": []any{obj{"system": "https://passerelle.health/fhir/CodeSystem/pathway-action", "code": "alert-review"}}}
 	r.create(alert)
+	// Rejected by the teams service: with nobody available (nobody owns
+	// it), and after every candidate declined.
+	r.create(task("t-nobody", "", "nurse", "rejected", "Visite sans professionnel disponible", day(2, 23)))
+	all := task("t-all-declined", "", "nurse", "rejected", "Visite refusée par tous", day(2, 23))
+	all["extension"] = []any{obj{"url": extTaskAssignment, "extension": []any{
+		obj{"url": "tried", "valueReference": obj{"reference": "PractitionerRole/pr-ide-leroy"}},
+		obj{"url": "tried", "valueReference": obj{"reference": "PractitionerRole/pr-ide-martin"}}}}}
+	r.create(all)
 	// A declined task of an earlier, finished episode of the same patient:
 	// its CarePlan names the finished episode.
 	r.create(obj{"resourceType": "EpisodeOfCare", "id": "ep-old", "status": "finished", "patient": obj{"reference": "Patient/p1"},
@@ -94,7 +102,7 @@ func TestCoordinationToDoList(t *testing.T) {
 	if want := "unassigned declined first_contact_late visit_late alert_late"; strings.Join(order, " ") != want {
 		t.Errorf("groups %v, want %s", order, want)
 	}
-	for id, group := range map[string]string{"t-free": "unassigned", "t-declined": "declined", "t-fc": "first_contact_late",
+	for id, group := range map[string]string{"t-free": "unassigned", "t-nobody": "unassigned", "t-declined": "declined", "t-all-declined": "declined", "t-fc": "first_contact_late",
 		"t-late": "visit_late", "t-alert": "alert_late"} {
 		contains(t, id, body, `data-task-id="`+id+`" data-problem="`+group+`"`)
 	}
