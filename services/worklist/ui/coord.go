@@ -188,6 +188,10 @@ func (u *UI) coordination(w http.ResponseWriter, r *http.Request, p *page) {
 		code := ft.Code.code("")
 		it := todoItem{taskView: t}
 		switch {
+		case code == "escalation":
+			// An escalation is about a task the list already shows (nobody
+			// owns it, everybody declined it, or it is late).
+			continue
 		case t.Status == "rejected" && (t.Owner != "" || ft.declinedBySomeone()):
 			it.Problem, it.Since = todoDeclined, parseTime(ft.LastModified)
 		case t.Status == "rejected":

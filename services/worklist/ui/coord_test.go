@@ -51,6 +51,12 @@ func coordRig(t *testing.T) *rig {
 		obj{"url": "tried", "valueReference": obj{"reference": "PractitionerRole/pr-ide-leroy"}},
 		obj{"url": "tried", "valueReference": obj{"reference": "PractitionerRole/pr-ide-martin"}}}}}
 	r.create(all)
+	// The referent's late escalation of t-declined: the list shows
+	// t-declined itself.
+	esc := task("t-esc", "PractitionerRole/pr-idec-moreau", "coordinating-nurse", "requested", "Escalade : visite refusée", day(-1, 8))
+	esc["code"] = obj{"coding": []any{obj{"system": "https://passerelle.health/fhir/CodeSystem/pathway-action", "code": "escalation"}}}
+	esc["focus"] = obj{"reference": "Task/t-declined"}
+	r.create(esc)
 	// A declined task of an earlier, finished episode of the same patient:
 	// its CarePlan names the finished episode.
 	r.create(obj{"resourceType": "EpisodeOfCare", "id": "ep-old", "status": "finished", "patient": obj{"reference": "Patient/p1"},
@@ -107,7 +113,7 @@ func TestCoordinationToDoList(t *testing.T) {
 		contains(t, id, body, `data-task-id="`+id+`" data-problem="`+group+`"`)
 	}
 	// Nothing from finished or cancelled episodes; nothing on time.
-	lacks(t, "to-do", body, `data-task-id="t-old-declined"`, `data-task-id="t-cancelled-ep"`, `data-task-id="t-first"`, `data-task-id="t-gp"`, "TESTANCIEN")
+	lacks(t, "to-do", body, `data-task-id="t-old-declined"`, `data-task-id="t-cancelled-ep"`, `data-task-id="t-esc"`, `data-task-id="t-first"`, `data-task-id="t-gp"`, "TESTANCIEN")
 	// Each card: the patient's commune, the problem's age, the candidates.
 	late := card(t, body, "t-late")
 	contains(t, "overdue visit", late, "TESTDURAND Marie Claire", "Roanne (42300)", "depuis 11 h", "Claire MARTIN",
