@@ -170,7 +170,8 @@ func TestCoordinatorReassignsInTheBrowser(t *testing.T) {
 	if !eval(coord, "nothing preselected", `document.querySelectorAll('`+card+` input[type=radio]:checked').length === 0`) {
 		t.Fatal("a person is preselected")
 	}
-	do(coord, "the coordinator chooses Claire MARTIN", chromedp.Click(card+` input[value="PractitionerRole/pr-ide-martin"]`))
+	do(coord, "the coordinator chooses Claire MARTIN", chromedp.Click(card+` summary`),
+		chromedp.WaitVisible(card+` input[value="PractitionerRole/pr-ide-martin"]`), chromedp.Click(card+` input[value="PractitionerRole/pr-ide-martin"]`))
 	if eval(coord, "form without confirmation", `document.querySelector('`+card+` form').checkValidity()`) {
 		t.Fatal("the reassignment may be sent without the confirmation")
 	}

@@ -49,8 +49,9 @@ type todoItem struct {
 	AgeText     string
 	RoleLabel   string
 	Candidates  []candidate
-	Territory   bool // the patient's home is known: candidates are filtered by it
-	Unreachable bool // nobody of the role covers the patient's home
+	Best        *candidate // the least loaded candidate present now
+	Territory   bool       // the patient's home is known: candidates are filtered by it
+	Unreachable bool       // nobody of the role covers the patient's home
 }
 
 // candidate is a member who could take a task, with their load and
@@ -264,6 +265,9 @@ func (u *UI) coordination(w http.ResponseWriter, r *http.Request, p *page) {
 		it.RoleLabel = translate(p.Lang, "role_"+it.Role)
 		it.AgeText = ageText(p.Lang, p.Now.Sub(it.Since))
 		it.Candidates, it.Unreachable = candidatesFor(p.Lang, p.Now, members, it.taskView, home, load)
+		if len(it.Candidates) > 0 && it.Candidates[0].Away == "" && !it.Unreachable {
+			it.Best = &it.Candidates[0]
+		}
 		groups[it.Problem] = append(groups[it.Problem], it)
 	}
 	for _, k := range todoOrder {
