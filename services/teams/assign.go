@@ -378,6 +378,9 @@ func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) e
 		}
 	} else {
 		cands, err = p.candidates(tm, role, patient, a.tried)
+		if err == nil {
+			cands, err = p.inTerritory(cands, role, patient, episodeID)
+		}
 	}
 	if err != nil {
 		return err
@@ -421,6 +424,67 @@ func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) e
 		return err
 	}
 	return p.scheduleAccept(r, episodeID)
+}
+
+// inTerritory keeps the candidates whose territory covers the patient's
+// home, the rule of a first assignment, also for the team's current members:
+// a member a coordinator chose for one task (outside their territory) joins
+// the team, and a decline or a time-out of another task must not offer it to
+// them. Exceptions: the coordination (it covers the whole CPTS), a patient
+// whose home is unknown, and the professionals the hospital declared for the
+// patient (the patient's own choice of professional stands wherever they
+// practise).
+func (p *plan) inTerritory(cands []directory.Member, role, patient, episodeID string) ([]directory.Member, error) {
+	if role == directory.RoleCoordinator || len(cands) == 0 {
+		return cands, nil
+	}
+	addr, err := p.patientAddress(patient)
+	if err != nil || (addr[0] == "" && addr[1] == "") {
+		return cands, err
+	}
+	var declared map[string]bool
+	out := cands[:0:0]
+	for _, m := range cands {
+		if m.Covers(addr[0], addr[1]) {
+			out = append(out, m)
+			continue
+		}
+		if declared == nil {
+			if declared, err = p.declaredMembers(episodeID, patient); err != nil {
+				return nil, err
+			}
+		}
+		if declared[m.Ref()] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// declaredMembers returns the directory members the hospital declared for
+// the episode's patient (the médecin traitant, the declared care team).
+func (p *plan) declaredMembers(episodeID, patient string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if episodeID == "" {
+		return out, nil
+	}
+	ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ds, err := p.declared(ep, patient)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if m, ok := p.match(d); ok {
+			out[m.Ref()] = true
+		}
+	}
+	return out, nil
 }
 
 func memberRole(m directory.Member, role string) string {

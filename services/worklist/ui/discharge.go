@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/ident"
 )
 
 // Systems the discharge form names its identifiers with: a ward without
@@ -46,6 +48,33 @@ type dischargeData struct {
 	Codes      [][3]string
 	V          map[string]string
 	Issues     []string
+	// Errors holds each wrong field's message in the page's language, by
+	// field name; Fields lists them in the form's order for the summary.
+	Errors map[string]string
+	Fields []fieldIssue
+}
+
+// fieldIssue is one wrong field, for the summary at the top of the form
+// that links to it.
+type fieldIssue struct{ Name, Text string }
+
+// dischargeLabels are the label keys of every field, in the form's order.
+var dischargeLabels = []struct{ name, key string }{
+	{"facility", "facility"}, {"family", "family"}, {"given", "given"}, {"birth-date", "birth_date"},
+	{"gender", "gender"}, {"ipp", "ipp"}, {"visit-number", "visit_number"}, {"ins", "ins"}, {"phone", "phone"},
+	{"address", "address"}, {"postal-code", "postal_code"}, {"city", "city"}, {"commune", "commune"},
+	{"admission", "admission"}, {"discharge", "discharge_date"}, {"diagnosis", "diagnosis"}, {"gp-rpps", "gp_rpps"},
+	{"letter", "letter_text"},
+}
+
+// bilingual is a message in French and in English.
+type bilingual struct{ FR, EN string }
+
+func (b bilingual) in(lang string) string {
+	if lang == "en" {
+		return b.EN
+	}
+	return b.FR
 }
 
 // dischargeFields are the form's fields; the required ones first.
@@ -64,12 +93,27 @@ func (u *UI) dischargeForm(w http.ResponseWriter, r *http.Request, p *page) {
 }
 
 func (u *UI) renderDischarge(w http.ResponseWriter, r *http.Request, p *page, status int, v map[string]string, issues []string) {
+	u.renderDischargeErrors(w, r, p, status, v, issues, nil)
+}
+
+func (u *UI) renderDischargeErrors(w http.ResponseWriter, r *http.Request, p *page, status int, v map[string]string, issues []string,
+	errs map[string]bilingual) {
 	orgs, err := u.organizations(r)
 	if err != nil {
 		u.failErr(w, r, p, err)
 		return
 	}
-	d := dischargeData{Codes: heartFailureCodes, V: v, Issues: issues}
+	d := dischargeData{Codes: heartFailureCodes, V: v, Issues: issues, Errors: map[string]string{}}
+	for _, f := range dischargeLabels {
+		if e, ok := errs[f.name]; ok {
+			d.Errors[f.name] = e.in(p.Lang)
+			text := p.T(f.key) + " — " + e.in(p.Lang)
+			if e == errRequired {
+				text = strings.Replace(p.T("err_required"), "%s", p.T(f.key), 1)
+			}
+			d.Fields = append(d.Fields, fieldIssue{Name: f.name, Text: text})
+		}
+	}
 	for _, o := range orgs {
 		if o.FINESS != "" {
 			d.Facilities = append(d.Facilities, o)
@@ -95,14 +139,8 @@ func (u *UI) discharge(w http.ResponseWriter, r *http.Request, p *page) {
 	if _, err := uuid.Parse(v["message-id"]); err != nil {
 		v["message-id"] = uuid.NewString()
 	}
-	var issues []string
-	for _, f := range dischargeRequired {
-		if v[f.name] == "" {
-			issues = append(issues, strings.Replace(p.T("err_required"), "%s", p.T(f.key), 1))
-		}
-	}
-	if len(issues) > 0 {
-		u.renderDischarge(w, r, p, http.StatusUnprocessableEntity, v, issues)
+	if errs := checkDischarge(v, p.Now); len(errs) > 0 {
+		u.renderDischargeErrors(w, r, p, http.StatusUnprocessableEntity, v, nil, errs)
 		return
 	}
 	bundle, err := dischargeBundle(v, p.Now)
@@ -126,6 +164,88 @@ func (u *UI) discharge(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	u.back(w, r, "/discharge", msg("done_discharge"))
+}
+
+var (
+	errRequired  = bilingual{"Champ obligatoire", "Required field"}
+	postalCodeRE = regexp.MustCompile(`^[0-9]{5}$`)
+	// An INSEE commune code is five characters: the département (two
+	// digits, 2A or 2B for Corsica, or three digits overseas) then the
+	// commune's number.
+	communeRE = regexp.MustCompile(`^([0-9]{2}|2[AB])[0-9]{3}$`)
+)
+
+// checkDischarge checks the form field by field and returns what is wrong
+// with each, so that every message sits at its field and the ward sees all
+// of them at once. The project holds no list of existing communes, so a
+// commune code is checked for its form only.
+func checkDischarge(v map[string]string, now time.Time) map[string]bilingual {
+	errs := map[string]bilingual{}
+	for _, f := range dischargeRequired {
+		if v[f.name] == "" {
+			errs[f.name] = errRequired
+		}
+	}
+	today := now.In(clock.Paris).Format("2006-01-02")
+	if s := v["birth-date"]; s != "" {
+		if b, err := time.ParseInLocation("2006-01-02", s, clock.Paris); err != nil {
+			errs["birth-date"] = bilingual{"Date invalide : attendue au format AAAA-MM-JJ", "Invalid date: expected as YYYY-MM-DD"}
+		} else if b.Format("2006-01-02") > today {
+			errs["birth-date"] = bilingual{"La date de naissance est dans le futur", "The birth date is in the future"}
+		}
+	}
+	var admit time.Time
+	if s := v["admission"]; s != "" {
+		a, err := time.ParseInLocation("2006-01-02", s, clock.Paris)
+		switch {
+		case err != nil:
+			errs["admission"] = bilingual{"Date invalide : attendue au format AAAA-MM-JJ", "Invalid date: expected as YYYY-MM-DD"}
+		case a.Format("2006-01-02") > today:
+			errs["admission"] = bilingual{"La date d'admission est dans le futur", "The admission date is in the future"}
+		default:
+			admit = a
+		}
+		if b := v["birth-date"]; err == nil && b != "" && errs["birth-date"] == (bilingual{}) && s < b {
+			errs["admission"] = bilingual{"L'admission précède la naissance", "The admission is before the birth"}
+		}
+	}
+	if s := v["discharge"]; s != "" {
+		out, err := time.ParseInLocation("2006-01-02T15:04", s, clock.Paris)
+		switch {
+		case err != nil:
+			errs["discharge"] = bilingual{"Date et heure invalides : attendues au format AAAA-MM-JJ HH:MM", "Invalid date and time: expected as YYYY-MM-DD HH:MM"}
+		case out.After(now):
+			// The form shows the minute: a discharge is declared once it
+			// has happened.
+			errs["discharge"] = bilingual{"La sortie est dans le futur : déclarez-la une fois faite", "The discharge is in the future: declare it once it has happened"}
+		case !admit.IsZero() && out.Before(admit):
+			errs["discharge"] = bilingual{"La sortie précède l'admission (" + admit.Format("02/01/2006") + ")",
+				"The discharge is before the admission (" + admit.Format("02/01/2006") + ")"}
+		}
+	}
+	if s := v["gender"]; s != "" && !slices.Contains([]string{"female", "male", "other", "unknown"}, s) {
+		errs["gender"] = bilingual{"Sexe invalide", "Invalid sex"}
+	}
+	if s := v["diagnosis"]; s != "" && !slices.ContainsFunc(heartFailureCodes, func(c [3]string) bool { return c[0] == s }) {
+		errs["diagnosis"] = bilingual{"Diagnostic inconnu", "Unknown diagnosis"}
+	}
+	if s := strings.ReplaceAll(v["ins"], " ", ""); s != "" && len(s) != 15 {
+		errs["ins"] = bilingual{"Le matricule INS compte 15 caractères", "The INS number has 15 characters"}
+	}
+	if s := strings.ReplaceAll(v["postal-code"], " ", ""); s != "" && !postalCodeRE.MatchString(s) {
+		errs["postal-code"] = bilingual{"Un code postal compte 5 chiffres", "A postal code has 5 digits"}
+	}
+	if s := strings.ToUpper(v["commune"]); s != "" && !communeRE.MatchString(s) {
+		errs["commune"] = bilingual{"Un code commune INSEE compte 5 caractères (par exemple 42187 pour Roanne)",
+			"An INSEE commune code has 5 characters (for example 42187 for Roanne)"}
+	}
+	if s := strings.ReplaceAll(v["gp-rpps"], " ", ""); s != "" {
+		var ie *ident.Error
+		if err := ident.CheckRPPS(s); errors.As(err, &ie) {
+			errs["gp-rpps"] = bilingual{"Numéro RPPS incorrect : " + ie.FR, "Wrong RPPS number: " + ie.EN}
+		}
+	}
+	return errs
 }
 
 // dischargeBundle builds the FHIR message Bundle of a discharge-notification
@@ -199,14 +319,14 @@ func dischargeBundle(v map[string]string, now time.Time) ([]byte, error) {
 			addr["line"] = []any{v["address"]}
 		}
 		if v["postal-code"] != "" {
-			addr["postalCode"] = v["postal-code"]
+			addr["postalCode"] = strings.ReplaceAll(v["postal-code"], " ", "")
 		}
 		if v["city"] != "" {
 			addr["city"] = v["city"]
 		}
 		if v["commune"] != "" {
 			addr["extension"] = []any{obj{"url": extINSEE, "valueCoding": obj{
-				"system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM", "code": v["commune"]}}}
+				"system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM", "code": strings.ToUpper(v["commune"])}}}
 		}
 		patient["address"] = []any{addr}
 	}
@@ -233,7 +353,7 @@ func dischargeBundle(v map[string]string, now time.Time) ([]byte, error) {
 			"code":           obj{"coding": []any{obj{"system": systemICD10, "code": dx[0], "display": dx[1]}}},
 			"subject":        obj{"reference": patURL}}},
 	}
-	if rpps := strings.TrimSpace(v["gp-rpps"]); rpps != "" {
+	if rpps := strings.ReplaceAll(v["gp-rpps"], " ", ""); rpps != "" {
 		gpURL := urn()
 		patient["generalPractitioner"] = []any{obj{"reference": gpURL}}
 		entries = append(entries, obj{"fullUrl": gpURL, "resource": obj{"resourceType": "Practitioner",

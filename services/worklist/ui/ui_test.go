@@ -271,7 +271,7 @@ func TestVisitAndAlert(t *testing.T) {
 func TestReassign(t *testing.T) {
 	r := newRig(t, openSQLite(t))
 	c := r.client("coord.cpts")
-	_, body, first := r.post(c, "coord.cpts", "/tasks/t-free/reassign", url.Values{"to": {"PractitionerRole/pr-pharma-durand"}, "back": {"/coordination"}})
+	_, body, first := r.post(c, "coord.cpts", "/tasks/t-free/reassign", url.Values{"to": {"PractitionerRole/pr-pharma-durand"}, "back": {"/coordination"}, "confirm": {"yes"}})
 	if first.StatusCode != http.StatusSeeOther {
 		t.Fatalf("reassign: %d", first.StatusCode)
 	}
@@ -539,7 +539,7 @@ func TestActionsInEnglish(t *testing.T) {
 		{nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77"}}, "Visit recorded. Alert raised: Prise de poids"},
 		{nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"complete"}, "version": {"3"}}, "Task completed."},
 		{nurse, "ide.martin", "/tasks/t-late/action", url.Values{"action": {"decline"}, "version": {"1"}}, "Task declined."},
-		{coord, "coord.cpts", "/tasks/t-free/reassign", url.Values{"to": {"PractitionerRole/pr-pharma-durand"}}, "Task reassigned."},
+		{coord, "coord.cpts", "/tasks/t-free/reassign", url.Values{"to": {"PractitionerRole/pr-pharma-durand"}, "confirm": {"yes"}}, "Task reassigned."},
 		{coord, "coord.cpts", "/discharge", url.Values{"facility": {"420000002"}, "family": {"Test"}, "given": {"Jean"}, "birth-date": {"1950-02-01"},
 			"gender": {"male"}, "ipp": {"I1"}, "visit-number": {"V1"}, "admission": {"2026-09-28"}, "discharge": {"2026-10-05T09:30"},
 			"diagnosis": {"I50.9"}}, "Discharge sent to the CPTS."},
