@@ -73,7 +73,8 @@ var businessStatuses = map[string]string{"refused": "Refus du patient", "include
 // Transition moves task taskID by action for actor a. ifMatch is the
 // version the actor saw (0: the current one). Errors are *fhir.Error: 404
 // unknown task, 403 not the owner, 412 stale version, 409 an action the
-// task's status does not allow, 400 a decline without reason.
+// task's status does not allow, 400 a decline without reason or a
+// visit task completed with neither a recorded visit nor a reason.
 func (s *Service) Transition(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, action, reason string) (store.Resource, error) {
 	return s.Move(ctx, a, taskID, ifMatch, Move{Action: action, Reason: reason})
 }
@@ -153,6 +154,14 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 				return fhir.Errorf(http.StatusBadRequest, "value", "Un statut métier accompagne la fin d'une tâche (completed)",
 					"A business status comes with a task's completion (completed)", "Task.businessStatus")
 			}
+		}
+		if m.Action == ActionComplete && visitCodes[firstCode(t.m["code"], SystemAction)] && !hasVisit(t.m) {
+			if m.Reason == "" {
+				return errNoVisit()
+			}
+			// Closed without a visit: the reason says why (absent, in
+			// hospital, refused), kept as the task's status reason.
+			t.m["statusReason"] = obj{"text": m.Reason}
 		}
 		if cur != tr.from {
 			return fhir.Errorf(http.StatusConflict, "business-rule",
