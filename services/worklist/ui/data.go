@@ -287,7 +287,7 @@ func (u *UI) myTasks(ctx context.Context, a directory.Actor) ([]taskView, error)
 // patientView is the summary of a patient.
 type patientView struct {
 	Ref, Name, Gender, Phone, Address, City string
-	BirthDate                         time.Time
+	BirthDate                               time.Time
 }
 
 type fPatient struct {

@@ -229,14 +229,15 @@ func (a *actions) RecordVisit(ctx context.Context, actor directory.Actor, v work
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Create(ctx, tenant, mustJSON(obj{"resourceType": "Task", "status": "requested", "intent": "order",
+		review, err := tx.Create(ctx, tenant, mustJSON(obj{"resourceType": "Task", "status": "requested", "intent": "order",
 			"description": "Examiner l'alerte de poids", "for": obj{"reference": v.Patient},
 			"focus": obj{"reference": "Flag/" + flag.ID}, "owner": obj{"reference": a.gp},
 			"performerType": []any{obj{"coding": []any{obj{"system": directory.SystemTeamRole, "code": "gp"}}}},
-			"restriction":   obj{"period": obj{"start": now.Format(time.RFC3339), "end": now.Add(24 * time.Hour).Format(time.RFC3339)}}})); err != nil {
+			"restriction":   obj{"period": obj{"start": now.Format(time.RFC3339), "end": now.Add(24 * time.Hour).Format(time.RFC3339)}}}))
+		if err != nil {
 			return err
 		}
-		out = append(out, flag)
+		out = append(out, flag, review)
 		alert = &flag
 		return nil
 	})

@@ -247,6 +247,9 @@ type flash struct {
 	FR    string   `json:"fr"`
 	EN    string   `json:"en"`
 	Where []string `json:"w,omitempty"`
+	// Task, with Where, is the task whose form the field belongs to on a
+	// list, so that the message shows next to that field.
+	Task string `json:"t,omitempty"`
 }
 
 // Text is the message in lang.

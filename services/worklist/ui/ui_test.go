@@ -225,11 +225,11 @@ func TestVisitAndAlert(t *testing.T) {
 	// Invalid numbers are refused with the field named, in both languages.
 	for lang, want := range map[string]string{"fr": "Valeur numérique invalide pour « Poids (kg) »", "en": `Invalid number for &#34;Weight (kg)&#34;`} {
 		r.get(nurse, "/worklist?lang="+lang)
-		_, body, first := r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"soixante"}})
-		if first.StatusCode != http.StatusSeeOther {
-			t.Errorf("bad visit: %d", first.StatusCode)
+		_, body, first := r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"soixante"}, "systolic": {"131"}})
+		if first.StatusCode != http.StatusBadRequest {
+			t.Errorf("bad visit: %d, want 400 with the form", first.StatusCode)
 		}
-		contains(t, "bad weight "+lang, body, want, "weight-kg")
+		contains(t, "bad weight "+lang, body, want, `value="soixante"`, `value="131"`)
 	}
 	r.get(nurse, "/worklist?lang=fr")
 	_, body, _ := r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"systolic": {"900"}})
@@ -248,7 +248,7 @@ func TestVisitAndAlert(t *testing.T) {
 	// +2.5 kg in two days: an alert for the GP.
 	r.clock.Advance(time.Hour)
 	_, body, _ = r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77.1"}})
-	contains(t, "visit with alert", body, "Alerte déclenchée : Prise de poids de 2,5 kg en 3 jours")
+	contains(t, "visit with alert", body, "Alerte transmise à Dr Louis BERNARD : Prise de poids de 2,5 kg en 3 jours")
 	_, body = r.get(gp, "/alerts")
 	contains(t, "GP's alerts", body, "data-flag-id=", "Prise de poids de 2,5 kg en 3 jours", "TESTDURAND Marie Claire")
 	// The referent coordinating nurse sees every alert of the CPTS.
@@ -536,9 +536,9 @@ func TestActionsInEnglish(t *testing.T) {
 		{nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"accept"}, "version": {"1"}}, "Task accepted."},
 		{nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"start"}, "version": {"2"}}, "Task started."},
 		{nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"74.9"}, "oedema": {"mild"}}, "Visit recorded."},
-		{nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77"}}, "Visit recorded. Alert raised: Prise de poids"},
+		{nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77"}}, "Visit recorded. Alert sent to Dr Louis BERNARD: Prise de poids"},
 		{nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"complete"}, "version": {"3"}}, "Task completed."},
-		{nurse, "ide.martin", "/tasks/t-late/action", url.Values{"action": {"decline"}, "version": {"1"}}, "Task declined."},
+		{nurse, "ide.martin", "/tasks/t-late/action", url.Values{"action": {"decline"}, "version": {"1"}, "reason": {"capacity"}}, "Task declined."},
 		{coord, "coord.cpts", "/tasks/t-free/reassign", url.Values{"to": {"PractitionerRole/pr-pharma-durand"}}, "Task reassigned."},
 		{coord, "coord.cpts", "/discharge", url.Values{"facility": {"420000002"}, "family": {"Test"}, "given": {"Jean"}, "birth-date": {"1950-02-01"},
 			"gender": {"male"}, "ipp": {"I1"}, "visit-number": {"V1"}, "admission": {"2026-09-28"}, "discharge": {"2026-10-05T09:30"},
