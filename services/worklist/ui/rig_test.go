@@ -204,6 +204,45 @@ func (a *actions) RecordVisit(ctx context.Context, actor directory.Actor, v work
 			}
 			out = append(out, r)
 		}
+		// The visit form's answers, as the real worklist keeps them.
+		var items []any
+		answer := func(link string, a obj) { items = append(items, obj{"linkId": link, "answer": []any{a}}) }
+		for _, q := range []struct {
+			link string
+			v    *float64
+		}{{"weight-kg", v.WeightKg}, {"systolic", v.Systolic}, {"diastolic", v.Diastolic}, {"heart-rate", v.HeartRate}} {
+			if q.v != nil {
+				answer(q.link, obj{"valueQuantity": obj{"value": *q.v}})
+			}
+		}
+		if v.Symptoms != "" {
+			answer("symptoms", obj{"valueString": v.Symptoms})
+		}
+		if v.Note != "" {
+			answer("note", obj{"valueString": v.Note})
+		}
+		if _, err := tx.Create(ctx, tenant, mustJSON(obj{"resourceType": "QuestionnaireResponse", "status": "completed",
+			"questionnaire": worklist.VisitQuestionnaire, "subject": obj{"reference": v.Patient}, "authored": now.Format(time.RFC3339),
+			"author": obj{"reference": "PractitionerRole/" + actor.Roles[0].ID}, "item": items})); err != nil {
+			return err
+		}
+		if v.Complete {
+			// The real worklist completes the task in the visit's
+			// transaction, from requested or accepted as well.
+			res, err := tx.Read(ctx, "Task", v.TaskID)
+			if err != nil {
+				return err
+			}
+			var t obj
+			_ = json.Unmarshal(res.Body, &t)
+			if st := t["status"]; st != "requested" && st != "accepted" && st != "in-progress" {
+				return conflict("Tâche close", "Task closed")
+			}
+			t["status"] = "completed"
+			if _, err := tx.Update(ctx, tenant, mustJSON(t), res.Version); err != nil {
+				return err
+			}
+		}
 		if v.WeightKg == nil {
 			return nil
 		}
