@@ -477,7 +477,9 @@ func (s *Service) Acknowledge(ctx context.Context, a directory.Actor, flagID str
 
 // acknowledge closes an active alert in tx. quiet: an alert already closed
 // is no error (a review task completed after the alert was acknowledged).
-func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, agent string, quiet bool) error {
+// extra are more parts of the acknowledgement (a review's decision, its
+// note).
+func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, agent string, quiet bool, extra ...any) error {
 	f, err := readObj(ctx, tx, "Flag", flagID)
 	if err != nil {
 		if quiet {
@@ -511,8 +513,8 @@ func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, 
 	}
 	p["end"] = formatTime(now)
 	f.m["period"] = p
-	setExtension(f.m, obj{"url": ExtAcknowledgement, "extension": []any{
-		obj{"url": "by", "valueReference": ref(agent)}, obj{"url": "at", "valueDateTime": formatTime(now)}}})
+	setExtension(f.m, obj{"url": ExtAcknowledgement, "extension": append([]any{
+		obj{"url": "by", "valueReference": ref(agent)}, obj{"url": "at", "valueDateTime": formatTime(now)}}, extra...)})
 	f.m["id"] = f.res.ID
 	delete(f.m, "meta")
 	res, err := tx.Update(ctx, tenant, mustJSON(f.m), f.res.Version)

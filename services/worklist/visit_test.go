@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,8 +55,35 @@ func TestRecordVisitCompletes(t *testing.T) {
 		t.Fatalf("weight-gain alerts before the events: %d, want 1", n)
 	}
 	r.flush()
-	if n := len(r.flags(p)["weight-gain"]); n != 1 {
-		t.Errorf("weight-gain alerts after the events: %d, want still 1", n)
+	flags := r.flags(p)["weight-gain"]
+	if len(flags) != 1 {
+		t.Fatalf("weight-gain alerts after the events: %d, want still 1", len(flags))
+	}
+
+	// The GP reviews it in one tap with a decision and a note.
+	flagID := flags[0]["id"].(string)
+	review := r.reviewTasks(flagID)["gp"]
+	if review == nil {
+		t.Fatal("no review task for the GP")
+	}
+	r.assign(review["id"].(string), "pr-dr-bernard")
+	gp := r.actor("dr.bernard")
+	if _, err := r.svc.Review(r.ctx, gp, review["id"].(string), 0, "bigger-pills", ""); err == nil {
+		t.Error("an unknown decision was accepted")
+	}
+	if _, err := r.svc.Review(r.ctx, gp, review["id"].(string), 0, "consultation", "Je la vois demain matin"); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := r.read("Task", review["id"].(string))
+	flag, _ := r.read("Flag", flagID)
+	ack := string(mustJSON(flag["extension"]))
+	if rt["status"] != "completed" || flag["status"] != "inactive" {
+		t.Errorf("review %v, alert %v", rt["status"], flag["status"])
+	}
+	for _, want := range []string{`"code":"consultation"`, `"valueString":"Je la vois demain matin"`, `"by"`, `"at"`} {
+		if !strings.Contains(ack, want) {
+			t.Errorf("acknowledgement lacks %s: %s", want, ack)
+		}
 	}
 
 	// A visit task is not completed without a visit, unless a reason says why.

@@ -195,6 +195,7 @@ type taskData struct {
 	DeclineReasons, CloseReasons []string
 	Visits                       []visitRow
 	Vitals                       template.HTML
+	Decisions                    []string
 }
 
 type episodeView struct {
@@ -246,7 +247,7 @@ func (u *UI) showTask(w http.ResponseWriter, r *http.Request, p *page, id string
 		return
 	}
 	d := taskData{Task: t, Back: "/tasks/" + t.ID, NYHAClasses: []string{"I", "II", "III", "IV"}, Severities: severities,
-		Values: map[string]string{}, DeclineReasons: declineReasons, CloseReasons: closeReasons}
+		Values: map[string]string{}, DeclineReasons: declineReasons, CloseReasons: closeReasons, Decisions: decisions}
 	for k := range values {
 		d.Values[k] = values.Get(k)
 	}
@@ -502,7 +503,10 @@ func contactOf(body []byte) (name, phone, email string) {
 	return name, phone, email
 }
 
-var actionNames = []string{"accept", "decline", "start", "complete", "fail"}
+var actionNames = []string{"accept", "decline", "start", "complete", "fail", "review"}
+
+// decisions are the choices of an alert's review, in the order shown.
+var decisions = []string{"treatment-adjustment", "consultation", "hospitalisation", "monitoring", "no-action"}
 
 func (u *UI) transition(w http.ResponseWriter, r *http.Request, p *page) {
 	id := r.PathValue("id")
@@ -514,6 +518,21 @@ func (u *UI) transition(w http.ResponseWriter, r *http.Request, p *page) {
 	version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
 	if err != nil || version < 0 {
 		u.back(w, r, "/worklist", msgErr("err_version", "version"))
+		return
+	}
+	if action == "review" {
+		d := r.PostFormValue("decision")
+		if !slices.Contains(decisions, d) {
+			f := msgErr("err_decision", "decision")
+			f.Task = id
+			u.back(w, r, "/worklist", f)
+			return
+		}
+		if _, err := u.d.Actions.Review(r.Context(), p.Actor, id, version, d, strings.TrimSpace(r.PostFormValue("note"))); err != nil {
+			u.backErr(w, r, "/worklist", err)
+			return
+		}
+		u.back(w, r, "/alerts", msg("done_review"))
 		return
 	}
 	reason, ok := formReason(r)
@@ -788,6 +807,30 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 			}
 		}
 	}
+	// The open alerts of her patients too (those of her open tasks and of
+	// the care teams she is in), not only those she must review: the
+	// nurse who sees the patient tomorrow must know.
+	mine, err := u.myPatients(ctx, p.Actor)
+	if err != nil {
+		u.failErr(w, r, p, err)
+		return
+	}
+	for len(mine) > 0 {
+		n := min(len(mine), 100)
+		flags, err := all(ctx, u.d.Store, store.Query{Tenant: p.Actor.Tenant, Type: "Flag", Params: []store.Param{
+			{Name: "patient", Kind: store.KindReference, Values: mine[:n]}}}, 1000)
+		if err != nil {
+			u.failErr(w, r, p, err)
+			return
+		}
+		for _, res := range flags {
+			if err := add(res, ""); err != nil {
+				u.failErr(w, r, p, err)
+				return
+			}
+		}
+		mine = mine[n:]
+	}
 	if p.Coordinates() {
 		flags, err := all(ctx, u.d.Store, store.Query{Tenant: p.Actor.Tenant, Type: "Flag", Count: 200}, 1000)
 		if err != nil {
@@ -816,6 +859,44 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 	u.audit(r, p, "E", "Flag?recipient=me", shown)
 	p.Title, p.Live, p.Data = p.T("alerts"), u.d.Feed != nil, d
 	u.render(w, r, p, http.StatusOK, "alerts")
+}
+
+// myPatients are the patients of the actor's open tasks and of the active
+// care teams she is in.
+func (u *UI) myPatients(ctx context.Context, a directory.Actor) ([]store.Value, error) {
+	refs := roleRefs(a)
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	var out []store.Value
+	seen := map[string]bool{}
+	addRef := func(ref string) {
+		if strings.HasPrefix(ref, "Patient/") && !seen[ref] {
+			seen[ref] = true
+			out = append(out, store.Value{Ref: ref})
+		}
+	}
+	tasks, err := u.myTasks(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tasks {
+		addRef(t.Patient)
+	}
+	teams, err := all(ctx, u.d.Store, store.Query{Tenant: a.Tenant, Type: "CareTeam", Params: []store.Param{
+		{Name: "participant", Kind: store.KindReference, Values: refs},
+		{Name: "status", Kind: store.KindToken, Values: tokens("active")}}}, 10000)
+	if err != nil {
+		return nil, err
+	}
+	for _, res := range teams {
+		var ct struct {
+			Subject fRef `json:"subject"`
+		}
+		_ = json.Unmarshal(res.Body, &ct)
+		addRef(ct.Subject.Reference)
+	}
+	return out, nil
 }
 
 func (u *UI) acknowledge(w http.ResponseWriter, r *http.Request, p *page) {

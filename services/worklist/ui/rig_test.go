@@ -289,6 +289,24 @@ func (a *actions) RecordVisit(ctx context.Context, actor directory.Actor, v work
 	return out, nil
 }
 
+func (a *actions) Review(ctx context.Context, actor directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error) {
+	var out store.Resource
+	err := a.st.Tx(ctx, func(tx store.Tx) error {
+		res, err := tx.Read(ctx, "Task", taskID)
+		if err != nil {
+			return err
+		}
+		var t obj
+		_ = json.Unmarshal(res.Body, &t)
+		t["status"] = "completed"
+		t["output"] = []any{obj{"type": obj{"text": "decision"}, "valueCodeableConcept": obj{"coding": []any{obj{"code": decision}}}}}
+		t["note"] = []any{obj{"authorReference": obj{"reference": actor.Reference()}, "text": note}}
+		out, err = tx.Update(ctx, tenant, mustJSON(t), ifMatch)
+		return err
+	})
+	return out, err
+}
+
 func (a *actions) Acknowledge(ctx context.Context, actor directory.Actor, flagID string) error {
 	return a.st.Tx(ctx, func(tx store.Tx) error {
 		res, err := tx.Read(ctx, "Flag", flagID)

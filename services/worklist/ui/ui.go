@@ -34,6 +34,9 @@ type Actions interface {
 	RecordVisit(ctx context.Context, actor directory.Actor, v worklist.Visit) ([]store.Resource, error)
 	// Acknowledge marks an alert (Flag) as seen by its recipient.
 	Acknowledge(ctx context.Context, actor directory.Actor, flagID string) error
+	// Review completes an alert's review task with a decision
+	// (worklist.ReviewDecisions) and a note.
+	Review(ctx context.Context, actor directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error)
 }
 
 // Sessions authenticates people (OIDC login, session cookie) and guards

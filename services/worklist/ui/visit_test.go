@@ -159,3 +159,39 @@ func TestTodayFirst(t *testing.T) {
 		"<h2>mardi 6 octobre</h2>", `data-task-id="t-tuesday"`, `data-task-id="t-first"`,
 		`<details class="later"><summary>Plus tard (1)</summary>`, `data-task-id="t-far"`)
 }
+
+func TestAlertsAndReview(t *testing.T) {
+	r := newRig(t, openSQLite(t))
+	nurse, gp := r.client("ide.martin"), r.client("dr.bernard")
+	// An open alert of her patient that she does not review: on her page.
+	r.create(obj{"resourceType": "Flag", "id": "f-missing", "status": "active", "code": obj{"text": "Poids non transmis depuis 7 jours"},
+		"subject": obj{"reference": "Patient/p1"}, "period": obj{"start": day(-1, 9)}})
+	_, body := r.get(nurse, "/alerts")
+	contains(t, "nurse's alerts", body, `data-flag-id="f-missing"`, "Poids non transmis depuis 7 jours", "TESTDURAND Marie Claire")
+	_, body = r.get(r.client("ide.leroy"), "/alerts")
+	lacks(t, "another nurse's alerts", body, "f-missing")
+
+	// A visit with a weight gain: the GP's review page shows its blood
+	// pressure and symptoms, and asks for a decision.
+	r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77,4"}, "systolic": {"152"}, "diastolic": {"94"},
+		"symptoms": {"Orthopnée depuis deux nuits"}})
+	_, body = r.get(gp, "/alerts")
+	i := strings.Index(body, `<a href="/tasks/`)
+	if i < 0 {
+		t.Fatal("no review task on the GP's alerts")
+	}
+	review := body[i+len(`<a href="/tasks/`):]
+	review = review[:strings.Index(review, `"`)]
+	_, body = r.get(gp, "/tasks/"+review)
+	inOrder(t, "review page", body, `name="decision"`, `value="treatment-adjustment"`, `value="no-action"`, `name="note"`, `value="review"`,
+		"Visites récentes", "152/94", "Orthopnée depuis deux nuits", "Claire MARTIN")
+	_, body, _ = r.post(gp, "dr.bernard", "/tasks/"+review+"/action", url.Values{"action": {"review"}, "version": {"1"}, "back": {"/tasks/" + review}})
+	contains(t, "no decision", body, `class="field-error"`, "Choisissez la décision.")
+	_, body, _ = r.post(gp, "dr.bernard", "/tasks/"+review+"/action", url.Values{"action": {"review"}, "version": {"1"}, "decision": {"treatment-adjustment"},
+		"note": {"Furosémide 80 mg pendant 3 jours"}})
+	contains(t, "decision", body, "Décision enregistrée, alerte close.")
+	got := r.read("Task", review)
+	if got["status"] != "completed" || !strings.Contains(string(mustJSON(got)), "Furosémide 80 mg pendant 3 jours") {
+		t.Errorf("review task: %v", got)
+	}
+}
