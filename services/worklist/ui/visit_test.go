@@ -152,11 +152,15 @@ func TestTodayFirst(t *testing.T) {
 	add("t-today-roanne", "p1", "Visite Roanne aujourd'hui", day(0, 19))
 	add("t-tuesday", "p1", "Visite de mardi", day(1, 12))
 	add("t-far", "p1", "Visite du mois prochain", day(30, 12))
+	held := task("t-held", "PractitionerRole/pr-ide-martin", "nurse", "on-hold", "Visite suspendue", day(2, 12))
+	held["for"] = obj{"reference": "Patient/p2"}
+	r.create(held)
 	_, body := r.get(r.client("ide.martin"), "/worklist")
 	inOrder(t, "round", body, "<h2>En retard</h2>", `data-task-id="t-late"`,
 		"<h2>Aujourd&#39;hui</h2>", `<h3 class="commune">Le Coteau</h3>`, `data-task-id="t-today-coteau"`, "2 rue du Pont, 42120 Le Coteau",
 		`<h3 class="commune">Roanne</h3>`, `data-task-id="t-today-roanne"`,
 		"<h2>mardi 6 octobre</h2>", `data-task-id="t-tuesday"`, `data-task-id="t-first"`,
+		`data-task-id="t-held"`, `<span class="badge late">Hospitalisé</span>`,
 		`<details class="later"><summary>Plus tard (1)</summary>`, `data-task-id="t-far"`)
 }
 
