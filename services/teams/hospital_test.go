@@ -11,8 +11,8 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/store"
-	"github.com/passerelle-sante/passerelle/services/pathway"
 	intakesvc "github.com/passerelle-sante/passerelle/services/intake"
+	"github.com/passerelle-sante/passerelle/services/pathway"
 )
 
 // admit announces a new full hospitalisation of the patient, as intake
