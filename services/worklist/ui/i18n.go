@@ -328,5 +328,6 @@ var messages = map[string][2]string{
 	"dec_no-action":            {"Sans suite", "No further action"},
 	"alerts_mine":              {"Alertes à examiner", "Alerts for me to review"},
 	"alerts_patients":          {"Alertes ouvertes de mes patients", "Open alerts of my patients"},
+	"kept_after_login":         {"Votre session avait expiré : vos saisies ont été gardées. Vérifiez-les et enregistrez.", "Your session had expired: what you typed was kept. Check it and save."},
 	"hospitalised_badge":       {"Hospitalisé", "In hospital"},
 }

@@ -265,6 +265,14 @@ func (u *UI) showTask(w http.ResponseWriter, r *http.Request, p *page, id string
 	open := slices.Contains([]string{"requested", "accepted", "in-progress"}, t.Status)
 	d.Visit = d.Mine && open && worklist.IsVisitCode(t.Code)
 	d.VisitForm = d.Mine && open && t.Flag == ""
+	if values == nil && d.VisitForm {
+		if kept := u.takeKept(w, r, t.ID, d.Mine); kept != nil {
+			for k := range kept {
+				d.Values[k] = kept.Get(k)
+			}
+			p.Flash = msg("kept_after_login")
+		}
+	}
 	pid := strings.TrimPrefix(t.Patient, "Patient/")
 	pres, err := u.d.Store.Read(ctx, "Patient", pid)
 	if err != nil {

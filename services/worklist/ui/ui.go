@@ -122,6 +122,7 @@ type UI struct {
 	files  fs.FS
 	tasks  taskCache
 	access accessCache
+	kept   keptForms
 }
 
 //go:embed templates/*.html
@@ -287,6 +288,9 @@ func (u *UI) wrap(h func(w http.ResponseWriter, r *http.Request, p *page)) http.
 		if r.URL.Path != "/" && !ok {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, p.LoginURL, http.StatusSeeOther)
+				return
+			}
+			if u.keep(w, r) {
 				return
 			}
 			u.fail(w, r, p, http.StatusUnauthorized, "err_login", nil)

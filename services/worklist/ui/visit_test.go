@@ -199,3 +199,48 @@ func TestAlertsAndReview(t *testing.T) {
 		t.Errorf("review task: %v", got)
 	}
 }
+
+func TestVisitKeptAcrossLogin(t *testing.T) {
+	r := newRig(t, openSQLite(t))
+	r.visitTask("t-visit", "requested")
+	// The session has expired: the browser posts without one.
+	browser := r.client("")
+	form := url.Values{"action": {"record-visit"}, "csrf_token": {"csrf-ide.martin"}, "weight-kg": {"74,2"}, "systolic": {"128"},
+		"diastolic": {"79"}, "symptoms": {"Toux la nuit"}}
+	c := *browser
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.PostForm(r.srv.URL+"/tasks/t-visit/visit", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next=%2Ftasks%2Ft-visit" {
+		t.Fatalf("post after expiry: %d %s, want 303 to the login coming back to the task", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Another professional logging in on the same phone does not see it.
+	u, _ := url.Parse(r.srv.URL)
+	browser.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: "ide.leroy", Path: "/"}})
+	_, body := r.get(browser, "/tasks/t-visit")
+	lacks(t, "another's login", body, "Toux la nuit", `value="128"`)
+	// Its owner does, once, with everything typed.
+	browser.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: "ide.martin", Path: "/"}})
+	_, body = r.get(browser, "/tasks/t-visit")
+	contains(t, "after login", body, "vos saisies ont été gardées", `value="74,2"`, `value="128"`, `value="79"`, ">Toux la nuit</textarea>")
+	_, body = r.get(browser, "/tasks/t-visit")
+	lacks(t, "second view", body, "Toux la nuit", `value="128"`)
+	if got := r.read("Task", "t-visit")["status"]; got != "requested" {
+		t.Errorf("a kept form was recorded by itself: task %v", got)
+	}
+	// A form another site makes the browser post is not kept.
+	req, _ := http.NewRequest(http.MethodPost, r.srv.URL+"/tasks/t-visit/visit", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("cross-site post without a session: %d, want 401", resp.StatusCode)
+	}
+}
