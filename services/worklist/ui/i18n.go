@@ -63,6 +63,7 @@ var funcs = template.FuncMap{
 	"isodate":  func(t time.Time) string { return t.In(clock.Paris).Format("2006-01-02") },
 	"num":      formatNumber,
 	"list":     func(v ...any) []any { return v },
+	"shortdt":  func(t time.Time) string { return t.In(clock.Paris).Format("02/01 15:04") },
 	"has":      func(l []string, s string) bool { return slices.Contains(l, s) },
 	// pct writes a proportion as a percentage with two decimals, the
 	// French way (5,26 %).
