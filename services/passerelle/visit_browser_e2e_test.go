@@ -228,8 +228,8 @@ func TestVisitOnThePhone(t *testing.T) {
 	// 3. Decline from the list, with a reason chosen in place.
 	f := `[data-task-id="` + first.ID + `"]`
 	do(nurseCtx, "the nurse declines from the list", chromedp.Navigate(tp.base+"/worklist"), chromedp.WaitVisible(f),
-		chromedp.Click(f+` details.decline summary`), chromedp.WaitVisible(f+` select[name="reason"]`),
-		chromedp.SetValue(f+` select[name="reason"]`, "out-of-area"), chromedp.Click(f+` button[value="decline"]`),
+		chromedp.Click(f+` details.decline summary`), chromedp.WaitVisible(f+` input[name="reason"]`),
+		chromedp.SendKeys(f+` input[name="reason"]`, "Hors secteur"), chromedp.Click(f+` button[value="decline"]`),
 		chromedp.WaitVisible(`.flash`))
 	if flash := text(nurseCtx, `.flash`); !strings.Contains(flash, "Tâche refusée.") {
 		t.Errorf("after the decline: %q", flash)

@@ -139,8 +139,11 @@ func (u *UI) worklist(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	localize(d.Tasks, p.Lang)
 	d.Groups, d.Later = round(d.Tasks, p.Now, p.Lang)
-	d.L = labels(p.Lang, "born", "due", "overdue", "alerts", "act_decline", "reason", "reason_choose", "reason_other", "no_city")
-	d.Reasons = declineReasons
+	d.L = labels(p.Lang, "born", "due", "overdue", "alerts", "reason", "no_city")
+	// The list offers the usual reasons as suggestions of one text field
+	// (a select and an "other" field for each of 50 tasks would weigh more
+	// than the rest of the page).
+	d.Reasons = declineReasons[:len(declineReasons)-1]
 	u.audit(r, p, "E", "Task?owner=me&page="+strconv.Itoa(d.Page), shownPatients(d.Tasks))
 	p.Title, p.Live, p.Data = p.T("my_tasks"), u.d.Feed != nil, d
 	if d.Page > 1 {

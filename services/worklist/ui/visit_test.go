@@ -102,9 +102,9 @@ func TestDeclineReason(t *testing.T) {
 	r := newRig(t, openSQLite(t))
 	nurse := r.client("ide.martin")
 	_, body := r.get(nurse, "/worklist")
-	inOrder(t, "decline in place", body, `data-task-id="t-first" data-task-code="t-first"`, `href="/tasks/t-first"`, `value="accept"`,
-		`<details class="decline"`, `name="reason"`, `value="absent"`, `value="out-of-area"`, `value="capacity"`, `value="other"`,
-		`name="reason-other"`, `value="decline"`)
+	inOrder(t, "decline in place", body, `<datalist id="why"><option value="Patient absent"><option value="Hors secteur"><option value="Capacité atteinte"></datalist>`,
+		`data-task-id="t-first" data-task-code="t-first"`, `href="/tasks/t-first"`, `value="accept"`,
+		`<details class="decline"`, `<input name="reason" list="why"`, `value="decline"`)
 	// Without a reason: answered at the field of that task, nothing declined.
 	for _, form := range []url.Values{
 		{"action": {"decline"}, "version": {"1"}, "back": {"/worklist"}},
@@ -115,7 +115,7 @@ func TestDeclineReason(t *testing.T) {
 			t.Errorf("decline without reason went to %s", first.Header.Get("Location"))
 		}
 		inOrder(t, "reason refused", body, `data-task-id="t-first"`, `<details class="decline" open>`, `aria-invalid="true"`,
-			`class="field-error" id="reason-err-t-first"`, "Indiquez le motif.")
+			`class="field-error"`, "Indiquez le motif.", `value="decline"`)
 		if n := strings.Count(body, `class="field-error"`); n != 1 {
 			t.Error("the message is also at another task's field")
 		}
@@ -126,12 +126,12 @@ func TestDeclineReason(t *testing.T) {
 	// The task page answers at its own field.
 	_, body, _ = r.post(nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"decline"}, "version": {"1"}, "back": {"/tasks/t-first"}})
 	contains(t, "task page", body, `class="field-error" id="reason-err-t-first"`, "Indiquez le motif.")
-	// A usual reason, then free words.
+	// A usual reason (the task page's choice), then free words (the list's field).
 	r.post(nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"decline"}, "version": {"1"}, "reason": {"out-of-area"}})
 	if got := r.read("Task", "t-first"); got["status"] != "rejected" || got["statusReason"].(obj)["text"] != "Hors secteur" {
 		t.Errorf("declined: %v %v", got["status"], got["statusReason"])
 	}
-	r.post(nurse, "ide.martin", "/tasks/t-late/action", url.Values{"action": {"decline"}, "version": {"1"}, "reason": {"other"}, "reason-other": {"En formation cette semaine"}})
+	r.post(nurse, "ide.martin", "/tasks/t-late/action", url.Values{"action": {"decline"}, "version": {"1"}, "reason": {"En formation cette semaine"}})
 	if got := r.read("Task", "t-late"); got["statusReason"].(obj)["text"] != "En formation cette semaine" {
 		t.Errorf("declined with words: %v", got["statusReason"])
 	}
