@@ -518,6 +518,10 @@ type flagView struct {
 	ID, Status, Text, Patient, PatientName string
 	Date                                   time.Time
 	Task                                   string
+	// CanAck: the page offers to acknowledge it (a coordinator's view of
+	// an alert nobody reviews from a task); one she reviews opens on its
+	// task, which asks for a decision; another's is only shown.
+	CanAck bool
 }
 
 type fFlag struct {

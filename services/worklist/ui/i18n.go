@@ -330,5 +330,7 @@ var messages = map[string][2]string{
 	"alerts_mine":              {"Alertes à examiner", "Alerts for me to review"},
 	"alerts_patients":          {"Alertes ouvertes de mes patients", "Open alerts of my patients"},
 	"kept_after_login":         {"Votre session avait expiré : vos saisies ont été gardées. Vérifiez-les et enregistrez.", "Your session had expired: what you typed was kept. Check it and save."},
+	"review_decide":            {"Examiner et décider", "Review and decide"},
+	"reviewed_by_other":        {"Examinée par un autre membre de l'équipe.", "Reviewed by another member of the team."},
 	"hospitalised_badge":       {"Hospitalisé", "In hospital"},
 }

@@ -788,6 +788,7 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 		seen[res.ID] = true
 		f.PatientName, f.Task = pv.Name, task
+		f.CanAck = task == "" && p.Coordinates()
 		d.Flags = append(d.Flags, f)
 		return nil
 	}

@@ -259,9 +259,9 @@ func TestVisitAndAlert(t *testing.T) {
 	contains(t, "curve", body, `class="threshold"`, `fill="#b91c1c"`, "76,6")
 	// The GP acknowledges it.
 	_, gpBody := r.get(gp, "/alerts")
-	i := strings.Index(gpBody, `action="/alerts/`)
-	flagID := gpBody[i+len(`action="/alerts/`):]
-	flagID = flagID[:strings.Index(flagID, "/")]
+	i := strings.Index(gpBody, `data-flag-id="`)
+	flagID := gpBody[i+len(`data-flag-id="`):]
+	flagID = flagID[:strings.Index(flagID, `"`)]
 	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+flagID+"/ack", url.Values{})
 	contains(t, "acknowledged", body, "Alerte prise en compte.", "Aucune alerte.")
 	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+flagID+"/ack", url.Values{})
@@ -552,12 +552,12 @@ func TestActionsInEnglish(t *testing.T) {
 		contains(t, s.path, body, s.want, `lang="en"`)
 	}
 	_, body := r.get(gp, "/alerts")
-	i := strings.Index(body, `action="/alerts/`)
+	i := strings.Index(body, `data-flag-id="`)
 	if i < 0 {
 		t.Fatal("no alert to acknowledge")
 	}
-	id := body[i+len(`action="/alerts/`):]
-	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+id[:strings.Index(id, "/")]+"/ack", url.Values{})
+	id := body[i+len(`data-flag-id="`):]
+	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+id[:strings.Index(id, `"`)]+"/ack", url.Values{})
 	contains(t, "acknowledge", body, "Alert acknowledged.", "No alert.")
 }
 

@@ -171,7 +171,9 @@ func TestAlertsAndReview(t *testing.T) {
 	r.create(obj{"resourceType": "Flag", "id": "f-missing", "status": "active", "code": obj{"text": "Poids non transmis depuis 7 jours"},
 		"subject": obj{"reference": "Patient/p1"}, "period": obj{"start": day(-1, 9)}})
 	_, body := r.get(nurse, "/alerts")
-	contains(t, "nurse's alerts", body, `data-flag-id="f-missing"`, "Poids non transmis depuis 7 jours", "TESTDURAND Marie Claire")
+	contains(t, "nurse's alerts", body, `data-flag-id="f-missing"`, "Poids non transmis depuis 7 jours", "TESTDURAND Marie Claire",
+		"Examinée par un autre membre")
+	lacks(t, "nurse's alerts", body, `action="/alerts/f-missing/ack"`)
 	_, body = r.get(r.client("ide.leroy"), "/alerts")
 	lacks(t, "another nurse's alerts", body, "f-missing")
 
@@ -180,11 +182,11 @@ func TestAlertsAndReview(t *testing.T) {
 	r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77,4"}, "systolic": {"152"}, "diastolic": {"94"},
 		"symptoms": {"Orthopnée depuis deux nuits"}})
 	_, body = r.get(gp, "/alerts")
-	i := strings.Index(body, `<a href="/tasks/`)
+	i := strings.Index(body, `<a class="button" href="/tasks/`)
 	if i < 0 {
 		t.Fatal("no review task on the GP's alerts")
 	}
-	review := body[i+len(`<a href="/tasks/`):]
+	review := body[i+len(`<a class="button" href="/tasks/`):]
 	review = review[:strings.Index(review, `"`)]
 	_, body = r.get(gp, "/tasks/"+review)
 	inOrder(t, "review page", body, `name="decision"`, `value="treatment-adjustment"`, `value="no-action"`, `name="note"`, `value="review"`,
