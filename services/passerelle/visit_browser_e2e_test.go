@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -103,7 +105,7 @@ func TestVisitOnThePhone(t *testing.T) {
 			mine = append(mine, v)
 		}
 	}
-	if len(mine) < 2 || first.Owner != owner {
+	if len(mine) < 3 || first.Owner != owner {
 		t.Fatalf("the nurse %s has %d visits and the first contact goes to %s", owner, len(mine), first.Owner)
 	}
 	patient := mine[0].Patient
@@ -244,7 +246,45 @@ func TestVisitOnThePhone(t *testing.T) {
 		t.Error("the first contact is still the nurse's")
 	}
 
-	// 4. The GP reviewing the alert sees the blood pressure and symptoms.
+	// 4. A visit tapped after the session expired: kept across the login,
+	// recorded once after it. Clearing the cookies is the server's view
+	// of an expired session (and the identity provider asks again).
+	expire := chromedp.Action[chromedp.Void](func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
+		return chromedp.Void{}, err
+	})
+	do(nurseCtx, "the nurse types a visit", chromedp.Navigate(tp.base+"/tasks/"+mine[2].ID), chromedp.WaitVisible(`#weight-kg`),
+		chromedp.SendKeys(`#weight-kg`, "75,3"), chromedp.SendKeys(`#systolic`, "126"), chromedp.SendKeys(`#diastolic`, "74"),
+		chromedp.SendKeys(`#symptoms`, "Essoufflement la nuit"))
+	do(nurseCtx, "the session expires; she taps", expire, chromedp.Click(`button[value="record-visit"]`),
+		chromedp.WaitVisible(`input[name="username"]`),
+		chromedp.SendKeys(`input[name="username"]`, nurse), chromedp.SendKeys(`input[name="password"]`, nurse+kb.Enter),
+		chromedp.WaitVisible(`#weight-kg`))
+	for sel, want := range map[string]string{"#weight-kg": "75,3", "#systolic": "126", "#diastolic": "74", "#symptoms": "Essoufflement la nuit"} {
+		if got := value(nurseCtx, sel); got != want {
+			t.Errorf("%s after the login: %q, want %q", sel, got, want)
+		}
+	}
+	do(nurseCtx, "she records it", chromedp.Click(`button[value="record-visit"]`), chromedp.WaitVisible(`.flash`))
+	if flash := text(nurseCtx, `.flash`); !strings.Contains(flash, "Visite enregistrée, tâche terminée.") {
+		t.Errorf("after the login and the tap: %q", flash)
+	}
+	page, err = tp.Store.Search(ctx, store.Query{Tenant: tp.Cfg.Tenant, Type: "QuestionnaireResponse", Count: 100, Params: []store.Param{
+		{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: mine[2].Patient}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, qr := range page.Resources {
+		if strings.Contains(string(qr.Body), "Essoufflement la nuit") {
+			kept++
+		}
+	}
+	if kept != 1 {
+		t.Errorf("the visit typed before the expiry was recorded %d times, want once", kept)
+	}
+
+	// 5. The GP reviewing the alert sees the blood pressure and symptoms.
 	gpCtx, cancelGP := chromedp.NewContext(nurseCtx, chromedp.WithNewBrowserContext())
 	defer cancelGP()
 	do(gpCtx, "the GP logs in", logIn("dr.bernard"))
