@@ -129,8 +129,16 @@ func TestVisitOnThePhone(t *testing.T) {
 	phone := chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateScale(1))
 	do := func(ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
+		// The first action of a context starts its browser: never under
+		// a timeout, which would stop it.
+		if err := chromedp.Do(ctx); err != nil {
 			t.Fatalf("%s: %v", what, err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " " + document.body.innerText.slice(0, 600)`))
+			t.Fatalf("%s: %v (page %q)", what, err, page)
 		}
 	}
 	text := func(ctx context.Context, sel string) string {
@@ -175,7 +183,8 @@ func TestVisitOnThePhone(t *testing.T) {
 	do(nurseCtx, "the nurse types the visit",
 		chromedp.SendKeys(`#weight-kg`, "77,1"), chromedp.SendKeys(`#systolic`, "138"), chromedp.SendKeys(`#diastolic`, "84"),
 		chromedp.SendKeys(`#symptoms`, "Chevilles gonflées, dort assise"))
-	do(nurseCtx, "the nurse records the visit", tap(`button[value="record-visit"]`), chromedp.WaitVisible(`.flash`))
+	// The list's count line says the answer has come (the task page has none).
+	do(nurseCtx, "the nurse records the visit", tap(`button[value="record-visit"]`), chromedp.WaitVisible(`p.count`), chromedp.WaitVisible(`.flash`))
 	flash := text(nurseCtx, `.flash`)
 	if !strings.Contains(flash, "Visite enregistrée, tâche terminée.") || !strings.Contains(flash, "Alerte transmise à Dr") {
 		t.Errorf("after the visit: %q", flash)
@@ -222,7 +231,7 @@ func TestVisitOnThePhone(t *testing.T) {
 		}
 	}
 	do(nurseCtx, "the nurse corrects the weight", chromedp.SetValue(`#weight-kg`, "76,0"), chromedp.Click(`button[value="record-visit"]`),
-		chromedp.WaitVisible(`.flash`))
+		chromedp.WaitVisible(`p.count`))
 	if flash := text(nurseCtx, `.flash`); !strings.Contains(flash, "Visite enregistrée, tâche terminée.") {
 		t.Errorf("after correcting: %q", flash)
 	}
@@ -265,7 +274,7 @@ func TestVisitOnThePhone(t *testing.T) {
 			t.Errorf("%s after the login: %q, want %q", sel, got, want)
 		}
 	}
-	do(nurseCtx, "she records it", chromedp.Click(`button[value="record-visit"]`), chromedp.WaitVisible(`.flash`))
+	do(nurseCtx, "she records it", chromedp.Click(`button[value="record-visit"]`), chromedp.WaitVisible(`p.count`))
 	if flash := text(nurseCtx, `.flash`); !strings.Contains(flash, "Visite enregistrée, tâche terminée.") {
 		t.Errorf("after the login and the tap: %q", flash)
 	}

@@ -92,8 +92,8 @@
 // (evaluated before, raised in it, so the page says so at once; the
 // Observation events find them raised).
 //
-// A home-visit task (nurse-follow-up, nurse-follow-up-nyha) is completed
-// by recording its visit: completed with no visit in its output, it needs
+// A nurse's follow-up visit (nurse-follow-up, nurse-follow-up-nyha) is
+// completed by recording its visit: completed with no visit in its output, it needs
 // a reason (patient absent, in hospital, refused: 400 at "reason"). Review
 // completes an alert's review task (from requested, accepted or in
 // progress) with a decision (ReviewDecisions) and a note, kept on the task

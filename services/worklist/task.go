@@ -180,7 +180,7 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 					"A business status comes with a task's completion (completed)", "Task.businessStatus")
 			}
 		}
-		if m.Action == ActionComplete && visitCodes[firstCode(t.m["code"], SystemAction)] && !hasVisit(t.m) {
+		if m.Action == ActionComplete && visitRequired[firstCode(t.m["code"], SystemAction)] && !hasVisit(t.m) {
 			if m.Reason == "" {
 				return errNoVisit()
 			}

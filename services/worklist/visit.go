@@ -10,12 +10,20 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// visitCodes are the pathway actions whose task is a home visit: done by
-// recording the visit, closed otherwise only with a reason.
-var visitCodes = map[string]bool{"nurse-follow-up": true, "nurse-follow-up-nyha": true}
+// visitCodes are the pathway actions whose task is done by seeing the
+// patient and recording the visit: its page opens on the visit form, whose
+// submit records and completes.
+var visitCodes = map[string]bool{"first-contact": true, "nurse-follow-up": true, "nurse-follow-up-nyha": true,
+	"gp-visit": true, "cardiology-visit": true, "home-safety-visit": true}
 
-// IsVisitCode tells whether a task of this pathway-action code is a home
-// visit (its page opens on the visit form).
+// visitRequired are the visits whose task is closed otherwise only with a
+// reason: the nurse's follow-up visits, which the alert rules count on.
+// (A first contact may end in the patient's refusal, a consultation be
+// recorded at the practice's own software.)
+var visitRequired = map[string]bool{"nurse-follow-up": true, "nurse-follow-up-nyha": true}
+
+// IsVisitCode tells whether a task of this pathway-action code is done by
+// a visit (its page opens on the visit form, which completes it).
 func IsVisitCode(code string) bool { return visitCodes[code] }
 
 // hasVisit tells whether a task already holds a recorded visit in its
@@ -129,3 +137,7 @@ func (s *Service) raiseVisitAlerts(ctx context.Context, tx store.Tx, alerts []pe
 	}
 	return out, nil
 }
+
+// VisitRequired tells whether a task of this code is closed without a
+// recorded visit only with a reason.
+func VisitRequired(code string) bool { return visitRequired[code] }

@@ -190,6 +190,8 @@ type taskData struct {
 	// Visit: the page opens on the visit form, whose submit records the
 	// visit and completes the task.
 	Visit bool
+	// VisitRequired: closing the task without a visit asks for a reason.
+	VisitRequired bool
 	// VisitForm: the page shows the visit form (every open task of the
 	// actor but an alert's review).
 	VisitForm bool
@@ -267,6 +269,7 @@ func (u *UI) showTask(w http.ResponseWriter, r *http.Request, p *page, id string
 	}
 	open := slices.Contains([]string{"requested", "accepted", "in-progress"}, t.Status)
 	d.Visit = d.Mine && open && worklist.IsVisitCode(t.Code)
+	d.VisitRequired = d.Visit && worklist.VisitRequired(t.Code)
 	d.VisitForm = d.Mine && open && t.Flag == ""
 	if values == nil && d.VisitForm {
 		if kept := u.takeKept(w, r, t.ID, d.Mine); kept != nil {
@@ -682,8 +685,10 @@ func (u *UI) visit(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	done, to := "done_visit", fallback
 	if v.Complete {
-		// The task is closed: the next one is on the list.
+		// The task is closed: the next one is on the list, whatever page
+		// the form came from.
 		done, to = "done_visit_completed", "/worklist"
+		r.PostForm.Del("back")
 	}
 	for _, res := range out {
 		if res.Type == "Flag" {

@@ -68,7 +68,7 @@ func TestRecordVisitInOneTap(t *testing.T) {
 	inOrder(t, "task page", body, `<form method="post" action="/tasks/t-visit/visit"`, `id="weight-kg"`, `id="systolic"`, `id="symptoms"`,
 		`name="action" value="record-visit"`, "Enregistrer la visite", `id="h-summary"`)
 	lacks(t, "task page", body, "facultatif")
-	_, body, first := r.post(nurse, "ide.martin", "/tasks/t-visit/visit", url.Values{"action": {"record-visit"}, "weight-kg": {"74,8"},
+	_, body, first := r.post(nurse, "ide.martin", "/tasks/t-visit/visit", url.Values{"action": {"record-visit"}, "back": {"/tasks/t-visit"}, "weight-kg": {"74,8"},
 		"systolic": {"132"}, "diastolic": {"81"}, "symptoms": {"Essoufflement à l'effort"}})
 	if first.StatusCode != http.StatusSeeOther || first.Header.Get("Location") != "/worklist" {
 		t.Fatalf("record-visit answered %d %s, want 303 to the list", first.StatusCode, first.Header.Get("Location"))
@@ -244,5 +244,18 @@ func TestVisitKeptAcrossLogin(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("cross-site post without a session: %d, want 401", resp.StatusCode)
+	}
+}
+
+// A task in progress that is not a visit keeps its "Échec" with a reason.
+func TestFailWithReason(t *testing.T) {
+	r := newRig(t, openSQLite(t))
+	r.create(task("t-edu", "PractitionerRole/pr-ide-martin", "nurse", "in-progress", "Éducation thérapeutique", day(1, 12)))
+	nurse := r.client("ide.martin")
+	_, body := r.get(nurse, "/tasks/t-edu")
+	inOrder(t, "fail", body, `value="complete"`, `<summary>Échec…</summary>`, `name="reason"`, `value="fail"`)
+	r.post(nurse, "ide.martin", "/tasks/t-edu/action", url.Values{"action": {"fail"}, "version": {"1"}, "reason": {"refused"}})
+	if got := r.read("Task", "t-edu"); got["status"] != "failed" || got["statusReason"].(obj)["text"] != "Refus du patient" {
+		t.Errorf("failed task: %v %v", got["status"], got["statusReason"])
 	}
 }
