@@ -164,6 +164,9 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) err
 			return err
 		}
 	}
+	if err := p.noticeHospitalisation(ep, t); err != nil {
+		return err
+	}
 	return p.commit()
 }
 

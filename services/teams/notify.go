@@ -23,6 +23,9 @@ var subjects = map[string]string{
 	"cancellation": "Tâche annulée",
 	"reminder":     "Rappel",
 	"alert":        "Alerte patient",
+	// hospitalisation: a followed patient is in hospital again (the
+	// note is about the episode).
+	"hospitalisation": "Patient hospitalisé",
 }
 
 // note is a notification being gathered: one per kind and recipient in a
@@ -30,7 +33,10 @@ var subjects = map[string]string{
 // episode is told once.
 type note struct {
 	kind, who string
-	tasks     []resource
+	// id, when set, is the Communication's: a notice that must be
+	// written once whatever the events.
+	id    string
+	tasks []resource
 }
 
 // notifyTask gathers a notification to who about a task; commit records
@@ -97,6 +103,8 @@ func (n *note) text() string {
 		return list + ". Ouvrez l'alerte depuis votre liste de tâches et accusez-en réception."
 	case "cancellation":
 		return "Annulée, vous n'avez plus à faire : " + list + "."
+	case "hospitalisation":
+		return "Un patient que vous suivez est hospitalisé : ses visites sont suspendues jusqu'à sa sortie, ne vous déplacez pas. Il est signalé dans votre liste de tâches."
 	}
 	return list
 }
@@ -109,13 +117,23 @@ func (p *plan) flushNotes() ([]store.Resource, error) {
 		var about []any
 		patient := ""
 		for _, r := range n.tasks {
-			about = append(about, ref("Task/"+r.res.ID))
+			typ := r.res.Type
+			if typ == "" {
+				typ = "Task"
+			}
+			about = append(about, ref(typ+"/"+r.res.ID))
 			if pt := refOf(r.m["for"]); strings.HasPrefix(pt, "Patient/") {
+				patient = pt
+			} else if pt := refOf(r.m["patient"]); strings.HasPrefix(pt, "Patient/") {
 				patient = pt
 			}
 		}
+		id := n.id
+		if id == "" {
+			id = uuid.NewString()
+		}
 		c := obj{
-			"resourceType": "Communication", "id": uuid.NewString(), "status": "in-progress",
+			"resourceType": "Communication", "id": id, "status": "in-progress",
 			"category":  []any{codeable(SystemKind, n.kind, subjects[n.kind])},
 			"about":     about,
 			"recipient": []any{ref(n.who)},

@@ -370,11 +370,22 @@ func tenantOf(m bus.Msg, def string) string {
 	return def
 }
 
+// alertFlagID is the id of the Flag an alert of rule r on episode e for
+// the cause key gets.
+func alertFlagID(e episodeRef, r Rule, key string) string {
+	return uuid.NewSHA1(alertNS, []byte(e.tenant+"|"+e.id+"|"+r.Code+"|"+key)).String()
+}
+
+// alertTaskID is the id of the review task of role for an alert's Flag.
+func alertTaskID(flagID, role string) string {
+	return uuid.NewSHA1(alertNS, []byte(flagID+"|"+role)).String()
+}
+
 // raise records an alert: a Flag and one review task per role of the rule,
 // each with its event (Flag.created, Task.created) and audit record. An
 // alert already raised for the same cause is left as it is.
 func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r Rule, template string, a alert) error {
-	flagID := uuid.NewSHA1(alertNS, []byte(e.tenant+"|"+e.id+"|"+r.Code+"|"+a.key)).String()
+	flagID := alertFlagID(e, r, a.key)
 	if _, err := tx.Read(ctx, "Flag", flagID); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -414,7 +425,7 @@ func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r Rule, 
 	}
 	due := r.dueAt(now)
 	for _, role := range r.Roles {
-		t := obj{"resourceType": "Task", "id": uuid.NewSHA1(alertNS, []byte(flagID+"|"+role)).String(),
+		t := obj{"resourceType": "Task", "id": alertTaskID(flagID, role),
 			"status": "requested", "intent": "order", "priority": priority,
 			"code":          codeable(SystemAction, CodeAlertReview, "Revue d'une alerte"),
 			"description":   "Alerte : " + a.fr,
@@ -466,7 +477,9 @@ func (s *Service) Acknowledge(ctx context.Context, a directory.Actor, flagID str
 
 // acknowledge closes an active alert in tx. quiet: an alert already closed
 // is no error (a review task completed after the alert was acknowledged).
-func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, agent string, quiet bool) error {
+// extra are more parts of the acknowledgement (a review's decision, its
+// note).
+func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, agent string, quiet bool, extra ...any) error {
 	f, err := readObj(ctx, tx, "Flag", flagID)
 	if err != nil {
 		if quiet {
@@ -500,8 +513,8 @@ func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, 
 	}
 	p["end"] = formatTime(now)
 	f.m["period"] = p
-	setExtension(f.m, obj{"url": ExtAcknowledgement, "extension": []any{
-		obj{"url": "by", "valueReference": ref(agent)}, obj{"url": "at", "valueDateTime": formatTime(now)}}})
+	setExtension(f.m, obj{"url": ExtAcknowledgement, "extension": append([]any{
+		obj{"url": "by", "valueReference": ref(agent)}, obj{"url": "at", "valueDateTime": formatTime(now)}}, extra...)})
 	f.m["id"] = f.res.ID
 	delete(f.m, "meta")
 	res, err := tx.Update(ctx, tenant, mustJSON(f.m), f.res.Version)

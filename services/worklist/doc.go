@@ -11,6 +11,7 @@
 //	func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) ([]store.Resource, error)
 //	func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body []byte, taskID string) (store.Resource, error)
 //	func (s *Service) Acknowledge(ctx context.Context, a directory.Actor, flagID string) error
+//	func (s *Service) Review(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error)
 //
 // Errors are *fhir.Error (an OperationOutcome with its HTTP status and the
 // expression of the element at fault): 400 invalid input, 403 not allowed,
@@ -83,9 +84,20 @@
 // field as linkId, symptoms and note as text). Its errors carry two
 // expressions: the form field (weight-kg, systolic, diastolic,
 // heart-rate, nyha, oedema, breathlessness) then the Observation's
-// FHIRPath. With Visit.TaskID, everything becomes the task's output. One
-// transaction: the resources, their events (Observation.created,
-// QuestionnaireResponse.created, Task.updated) and audit records.
+// FHIRPath. With Visit.TaskID, everything becomes the task's output; with
+// Visit.Complete too, the task is completed in that version (from
+// requested or accepted as well). One transaction: the resources, their
+// events (Observation.created, QuestionnaireResponse.created,
+// Task.updated) and audit records, and the alerts the measurements raise
+// (evaluated before, raised in it, so the page says so at once; the
+// Observation events find them raised).
+//
+// A nurse's follow-up visit (nurse-follow-up, nurse-follow-up-nyha) is
+// completed by recording its visit: completed with no visit in its output, it needs
+// a reason (patient absent, in hospital, refused: 400 at "reason"). Review
+// completes an alert's review task (from requested, accepted or in
+// progress) with a decision (ReviewDecisions) and a note, kept on the task
+// (output, note) and on the alert's acknowledgement with who and when.
 //
 // # Alert rules
 //

@@ -289,6 +289,10 @@ type Visit struct {
 	// Symptoms and Note are free text, kept in the visit's
 	// QuestionnaireResponse.
 	Symptoms, Note string
+	// Complete, with a TaskID, also completes the task in the visit's
+	// transaction, accepting and starting it first when needed: the
+	// nurse's one tap at the door.
+	Complete bool
 }
 
 // Form field names (docs/contract.md, "Web pages"), the first expression of a
@@ -427,8 +431,12 @@ func performerOf(a directory.Actor, owner string) (string, error) {
 // every answer with the symptoms and the note; with a TaskID, they become
 // the task's output. Everything commits in one transaction with an event
 // (Observation.created, QuestionnaireResponse.created, Task.updated) and an
-// audit record per resource. It returns the Observations, the
-// QuestionnaireResponse, then the task's new version when there is one.
+// audit record per resource. With Complete the task is also completed
+// (accepted and started first when needed) in that version. An alert the
+// measurements raise is raised in the same transaction, so that the page
+// can say so at once. It returns the Observations, the
+// QuestionnaireResponse, the task's new version when there is one, then
+// each alert's Flag followed by its review tasks.
 // Errors: 400 naming the field (form field name, then FHIRPath), 403 no
 // care relationship or not the task's owner, 404 unknown task, 409 a task
 // that is not accepted or in progress.
@@ -442,7 +450,7 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 	now := s.d.Clock.Now()
 	var task *resource
 	if v.TaskID != "" {
-		t, err := s.visitTask(ctx, a, v.TaskID)
+		t, err := s.visitTask(ctx, a, v.TaskID, v.Complete)
 		if err != nil {
 			return nil, err
 		}
@@ -475,6 +483,10 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 	if len(obs) == 0 && strings.TrimSpace(v.Symptoms) == "" && strings.TrimSpace(v.Note) == "" {
 		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Rien à enregistrer : saisissez au moins une mesure ou une note", "Nothing to record: enter at least one measurement or a note", FieldWeight)
 	}
+	alerts, err := s.visitAlerts(ctx, a.Tenant, v.Patient, obs, now)
+	if err != nil {
+		return nil, err
+	}
 	qr := v.response(performer, now)
 	var out []store.Resource
 	err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
@@ -491,29 +503,33 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 			out = append(out, res)
 			outputs = append(outputs, obj{"type": obj{"text": res.Type}, "valueReference": ref(res.Type + "/" + res.ID)})
 		}
-		if task == nil {
-			return nil
-		}
-		res, err := s.addOutputs(ctx, tx, v.TaskID, task.res.Version, outputs, now)
+		raised, err := s.raiseVisitAlerts(ctx, tx, alerts)
 		if err != nil {
 			return err
 		}
-		if err := s.written(ctx, tx, res, performer, "U", bus.OpUpdated); err != nil {
-			return err
+		if task != nil {
+			res, err := s.addOutputs(ctx, tx, v.TaskID, task.res.Version, outputs, now, v.Complete)
+			if err != nil {
+				return err
+			}
+			if err := s.written(ctx, tx, res, performer, "U", bus.OpUpdated); err != nil {
+				return err
+			}
+			out = append(out, res)
 		}
-		out = append(out, res)
+		out = append(out, raised...)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "visit recorded", "observations", len(obs), "task_id", v.TaskID)
+	s.log.InfoContext(ctx, "visit recorded", "observations", len(obs), "task_id", v.TaskID, "completed", v.Complete && task != nil)
 	return out, nil
 }
 
 // visitTask reads a task a visit is recorded for: the actor's, accepted or
-// in progress.
-func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string) (resource, error) {
+// in progress (or still requested when the visit completes it).
+func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string, complete bool) (resource, error) {
 	t, err := readObj(ctx, s.d.Store, "Task", id)
 	if err != nil || t.res.Tenant != a.Tenant {
 		return resource{}, fhir.Errorf(http.StatusNotFound, "not-found", "Tâche inconnue : "+id, "Unknown task: "+id, "task")
@@ -521,7 +537,7 @@ func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string) (
 	if _, ok := ownerRole(a, str(t.m, "owner", "reference")); !ok {
 		return resource{}, fhir.Errorf(http.StatusForbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "task")
 	}
-	if st := str(t.m, "status"); st != "accepted" && st != "in-progress" {
+	if st := str(t.m, "status"); st != "accepted" && st != "in-progress" && (!complete || st != "requested") {
 		return resource{}, fhir.Errorf(http.StatusConflict, "business-rule",
 			"Une visite s'enregistre sur une tâche acceptée ou en cours, pas au statut "+st,
 			"A visit is recorded on an accepted or in-progress task, not one with status "+st, "task")
@@ -529,8 +545,9 @@ func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string) (
 	return t, nil
 }
 
-// addOutputs appends outputs to a task, optimistic on the version read.
-func (s *Service) addOutputs(ctx context.Context, tx store.Tx, id string, version int64, outputs []any, now time.Time) (store.Resource, error) {
+// addOutputs appends outputs to a task, optimistic on the version read;
+// with complete, the task is completed in the same version.
+func (s *Service) addOutputs(ctx context.Context, tx store.Tx, id string, version int64, outputs []any, now time.Time, complete bool) (store.Resource, error) {
 	t, err := readObj(ctx, tx, "Task", id)
 	if err != nil {
 		return store.Resource{}, err
@@ -540,6 +557,9 @@ func (s *Service) addOutputs(ctx context.Context, tx store.Tx, id string, versio
 	}
 	t.m["output"] = append(list(t.m["output"]), outputs...)
 	t.m["lastModified"] = formatTime(now)
+	if complete {
+		completeTask(t.m, now)
+	}
 	t.m["id"] = t.res.ID
 	delete(t.m, "meta")
 	return tx.Update(ctx, t.res.Tenant, mustJSON(t.m), t.res.Version)
@@ -611,7 +631,7 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 	owner := ""
 	var task *resource
 	if taskID != "" {
-		t, err := s.visitTask(ctx, a, taskID)
+		t, err := s.visitTask(ctx, a, taskID, false)
 		if err != nil {
 			return store.Resource{}, err
 		}
@@ -643,7 +663,7 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 			return nil
 		}
 		tr, err := s.addOutputs(ctx, tx, taskID, task.res.Version,
-			[]any{obj{"type": obj{"text": "Observation"}, "valueReference": ref("Observation/" + res.ID)}}, now)
+			[]any{obj{"type": obj{"text": "Observation"}, "valueReference": ref("Observation/" + res.ID)}}, now, false)
 		if err != nil {
 			return err
 		}

@@ -65,7 +65,19 @@ type Move struct {
 	// refused (the patient refuses the pathway, at the first contact),
 	// include or exclude (the answer to an inclusion to confirm).
 	BusinessStatus string
+	// Decision, on completing an alert's review, is what the reviewer
+	// decided (ReviewDecisions); Note her words. Both are kept on the
+	// task and on the alert's acknowledgement with who and when. A
+	// decision completes the review from requested or accepted too.
+	Decision, Note string
 }
+
+// ReviewDecisions are the decisions an alert's review ends with, by code.
+var ReviewDecisions = map[string]string{"treatment-adjustment": "Ajustement du traitement", "consultation": "Consultation",
+	"hospitalisation": "Hospitalisation", "monitoring": "Surveillance", "no-action": "Sans suite"}
+
+// SystemReviewDecision codes the decision of an alert's review.
+const SystemReviewDecision = "https://passerelle.health/fhir/CodeSystem/alert-review-decision"
 
 // businessStatuses are the task-business-status codes an owner may set.
 var businessStatuses = map[string]string{"refused": "Refus du patient", "include": "Inclusion confirmée", "exclude": "Inclusion refusée"}
@@ -73,9 +85,19 @@ var businessStatuses = map[string]string{"refused": "Refus du patient", "include
 // Transition moves task taskID by action for actor a. ifMatch is the
 // version the actor saw (0: the current one). Errors are *fhir.Error: 404
 // unknown task, 403 not the owner, 412 stale version, 409 an action the
-// task's status does not allow, 400 a decline without reason.
+// task's status does not allow, 400 a decline without reason or a
+// visit task completed with neither a recorded visit nor a reason.
 func (s *Service) Transition(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, action, reason string) (store.Resource, error) {
 	return s.Move(ctx, a, taskID, ifMatch, Move{Action: action, Reason: reason})
+}
+
+// Review completes an alert's review task with the reviewer's decision and
+// note, accepting and starting it first when needed (Move with Decision).
+func (s *Service) Review(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error) {
+	if decision == "" {
+		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "required", "Choisissez la décision", "Choose the decision", "decision")
+	}
+	return s.Move(ctx, a, taskID, ifMatch, Move{Action: ActionComplete, Decision: decision, Note: note})
 }
 
 // Move applies m to task taskID for actor a, as Transition does, with a
@@ -99,6 +121,10 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 			return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "value",
 				"Statut métier non accepté : "+m.BusinessStatus, "Business status not accepted: "+m.BusinessStatus, "Task.businessStatus")
 		}
+	}
+	m.Note = strings.TrimSpace(m.Note)
+	if _, ok := ReviewDecisions[m.Decision]; m.Decision != "" && !ok {
+		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "value", "Décision inconnue : "+m.Decision, "Unknown decision: "+m.Decision, "decision")
 	}
 	if a.System != "" {
 		return store.Resource{}, fhir.Errorf(http.StatusForbidden, "forbidden", "Un système hospitalier ne fait pas avancer les tâches", "A hospital system does not move tasks")
@@ -154,6 +180,21 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 					"A business status comes with a task's completion (completed)", "Task.businessStatus")
 			}
 		}
+		if m.Action == ActionComplete && visitRequired[firstCode(t.m["code"], SystemAction)] && !hasVisit(t.m) {
+			if m.Reason == "" {
+				return errNoVisit()
+			}
+			// Closed without a visit: the reason says why (absent, in
+			// hospital, refused), kept as the task's status reason.
+			t.m["statusReason"] = obj{"text": m.Reason}
+		}
+		review := m.Decision != "" && m.Action == ActionComplete && firstCode(t.m["code"], SystemAction) == CodeAlertReview
+		if m.Decision != "" && !review {
+			return fhir.Errorf(http.StatusBadRequest, "value", "Une décision termine la revue d'une alerte", "A decision completes an alert's review", "decision")
+		}
+		if review && (cur == "requested" || cur == "accepted") {
+			cur = tr.from // one tap: accepted and started with the decision
+		}
 		if cur != tr.from {
 			return fhir.Errorf(http.StatusConflict, "business-rule",
 				fmt.Sprintf("Action %s impossible sur une tâche au statut %s", m.Action, cur),
@@ -179,6 +220,16 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 		if m.BusinessStatus != "" {
 			t.m["businessStatus"] = codeable(SystemBusinessStatus, m.BusinessStatus, businessStatuses[m.BusinessStatus])
 		}
+		if review {
+			if _, ok := asObj(t.m["executionPeriod"])["start"]; !ok {
+				completeTask(t.m, now)
+			}
+			t.m["output"] = append(list(t.m["output"]), obj{"type": obj{"text": "decision"},
+				"valueCodeableConcept": codeable(SystemReviewDecision, m.Decision, ReviewDecisions[m.Decision])})
+			if m.Note != "" {
+				t.m["note"] = append(list(t.m["note"]), obj{"authorReference": ref("PractitionerRole/" + role), "time": formatTime(now), "text": m.Note})
+			}
+		}
 		t.m["id"] = t.res.ID
 		delete(t.m, "meta")
 		res, err := tx.Update(ctx, t.res.Tenant, mustJSON(t.m), t.res.Version)
@@ -190,8 +241,15 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 			return err
 		}
 		if m.Action == ActionComplete && firstCode(t.m["code"], SystemAction) == CodeAlertReview {
+			var extra []any
+			if review {
+				extra = append(extra, obj{"url": "decision", "valueCoding": obj{"system": SystemReviewDecision, "code": m.Decision, "display": ReviewDecisions[m.Decision]}})
+				if m.Note != "" {
+					extra = append(extra, obj{"url": "note", "valueString": m.Note})
+				}
+			}
 			if f := str(asObj(t.m["focus"]), "reference"); strings.HasPrefix(f, "Flag/") {
-				if err := s.acknowledge(ctx, tx, a.Tenant, strings.TrimPrefix(f, "Flag/"), agent, true); err != nil {
+				if err := s.acknowledge(ctx, tx, a.Tenant, strings.TrimPrefix(f, "Flag/"), agent, true, extra...); err != nil {
 					return err
 				}
 			}

@@ -202,7 +202,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(`#symptoms`, "essoufflement, chevilles gonflées"),
 		chromedp.SendKeys(`#weight-kg`, "77,1"+kb.Enter),
 		chromedp.WaitVisible(`.flash`))
-	if flash := get(nurse, "flash", chromedp.Text(`.flash`)); !strings.Contains(flash, "Alerte déclenchée") {
+	if flash := get(nurse, "flash", chromedp.Text(`.flash`)); !strings.Contains(flash, "Alerte transmise à Dr Louis BERNARD") {
 		t.Errorf("after the visit: %q", flash)
 	}
 	noHorizontalScroll(t, nurse, "task page")

@@ -16,6 +16,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
 // The FHIR shapes the pages read: only the elements they show.
@@ -112,6 +113,9 @@ type taskView struct {
 	PatientBirth       time.Time
 	Owner, Role        string
 	Flag               string // "Flag/<id>" when the task is about an alert
+	Code               string // the pathway-action code
+	PatientAddress     string
+	PatientCity        string
 	BusinessStatus     string
 	Actions            []string
 	Candidates         []directory.Member // coordination: who the task may go to
@@ -182,7 +186,8 @@ func decodeTask(res store.Resource) (taskView, error) {
 	}
 	v := taskView{ID: res.ID, Version: res.Version, Status: t.Status, Title: t.Description,
 		Start: parseTime(t.Restriction.Period.Start), Due: parseTime(t.Restriction.Period.End),
-		Patient: t.For.Reference, Owner: t.Owner.Reference, BusinessStatus: t.BusinessStatus.code("")}
+		Patient: t.For.Reference, Owner: t.Owner.Reference, BusinessStatus: t.BusinessStatus.code(""),
+		Code: t.Code.code(worklist.SystemAction)}
 	if v.Title == "" {
 		v.Title = t.Code.label()
 	}
@@ -281,8 +286,8 @@ func (u *UI) myTasks(ctx context.Context, a directory.Actor) ([]taskView, error)
 
 // patientView is the summary of a patient.
 type patientView struct {
-	Ref, Name, Gender, Phone, Address string
-	BirthDate                         time.Time
+	Ref, Name, Gender, Phone, Address, City string
+	BirthDate                               time.Time
 }
 
 type fPatient struct {
@@ -326,6 +331,7 @@ func parsePatient(ref string, body []byte) patientView {
 	}
 	if len(p.Address) > 0 {
 		a := p.Address[0]
+		v.City = strings.TrimSpace(a.City)
 		v.Address = strings.TrimSpace(strings.Join(a.Line, ", ") + ", " + a.PostalCode + " " + a.City)
 		v.Address = strings.Trim(v.Address, ", ")
 	}
@@ -501,6 +507,7 @@ func (ps *patients) fill(ctx context.Context, tasks []taskView) error {
 	for i := range tasks {
 		if p := ps.cache[tasks[i].Patient]; p != nil {
 			tasks[i].PatientName, tasks[i].PatientBirth = p.Name, p.BirthDate
+			tasks[i].PatientAddress, tasks[i].PatientCity = p.Address, p.City
 		}
 	}
 	return nil
@@ -511,6 +518,10 @@ type flagView struct {
 	ID, Status, Text, Patient, PatientName string
 	Date                                   time.Time
 	Task                                   string
+	// CanAck: the page offers to acknowledge it (a coordinator's view of
+	// an alert nobody reviews from a task); one she reviews opens on its
+	// task, which asks for a decision; another's is only shown.
+	CanAck bool
 }
 
 type fFlag struct {

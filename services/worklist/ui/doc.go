@@ -7,11 +7,19 @@
 // # Pages
 //
 //	GET  /                       home: a professional goes to /worklist, others see the login link
-//	GET  /worklist               "Mes tâches": the actor's open tasks by due date, overdue marked, 50 a page
-//	GET  /tasks/{id}             one task: patient summary, diagnosis, lettre de liaison, team and
-//	                             phone numbers, weight curve (SVG, with the alert threshold), visit form
-//	POST /tasks/{id}/action      accept, decline, start, complete or fail (Actions.Transition)
-//	POST /tasks/{id}/visit       records a visit (Actions.RecordVisit)
+//	GET  /worklist               "Mes tâches": the actor's open tasks as the day's round (overdue, today,
+//	                             the next days by commune, the rest behind "Plus tard"), 50 a page
+//	GET  /tasks/{id}             one task: the visit form first (a home visit: "Enregistrer la visite"
+//	                             records and completes), patient summary, diagnosis, weight curve (SVG,
+//	                             with the alert threshold), the recent visits (table, blood pressure and
+//	                             heart-rate curve, symptoms, notes, who), lettre de liaison, team; an
+//	                             alert's review asks for a decision
+//	POST /tasks/{id}/action      accept, decline (with its reason), start, complete, fail
+//	                             (Actions.Transition), review (Actions.Review)
+//	POST /tasks/{id}/visit       records a visit (Actions.RecordVisit); action=record-visit also
+//	                             completes the task. A refused field answers 400 with the page, every
+//	                             value as typed; posted without a session, the form is kept for the
+//	                             login round trip
 //	POST /tasks/{id}/reassign    coordinators: gives the task to another member (Reassigner)
 //	GET  /documents/{id}         a DocumentReference's attachment (the lettre de liaison)
 //	GET  /alerts                 alerts inbox; POST /alerts/{id}/ack acknowledges one (Actions.Acknowledge)

@@ -3,6 +3,7 @@ package ui
 import (
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,9 @@ var funcs = template.FuncMap{
 	"datetime": func(t time.Time) string { return formatDateTime(t) },
 	"isodate":  func(t time.Time) string { return t.In(clock.Paris).Format("2006-01-02") },
 	"num":      formatNumber,
+	"list":     func(v ...any) []any { return v },
+	"shortdt":  func(t time.Time) string { return t.In(clock.Paris).Format("02/01 15:04") },
+	"has":      func(l []string, s string) bool { return slices.Contains(l, s) },
 	// pct writes a proportion as a percentage with two decimals, the
 	// French way (5,26 %).
 	"pct": func(f float64) string {
@@ -147,7 +151,7 @@ var messages = map[string][2]string{
 	"done_complete":           {"Tâche terminée.", "Task completed."},
 	"done_fail":               {"Tâche marquée en échec.", "Task marked as failed."},
 	"done_visit":              {"Visite enregistrée.", "Visit recorded."},
-	"done_visit_alert":        {"Visite enregistrée. Alerte déclenchée : %s", "Visit recorded. Alert raised: %s"},
+	"done_visit_alert":        {"Alerte transmise à %[2]s : %[1]s", "Alert sent to %[2]s: %[1]s"},
 	"done_ack":                {"Alerte prise en compte.", "Alert acknowledged."},
 	"done_reassign":           {"Tâche réassignée.", "Task reassigned."},
 	"done_discharge":          {"Sortie transmise à la CPTS.", "Discharge sent to the CPTS."},
@@ -169,7 +173,7 @@ var messages = map[string][2]string{
 	"act_start":               {"Commencer", "Start"},
 	"act_complete":            {"Terminer", "Complete"},
 	"act_fail":                {"Échec", "Failed"},
-	"reason":                  {"Motif (facultatif)", "Reason (optional)"},
+	"reason":                  {"Motif", "Reason"},
 	"st_requested":            {"À accepter", "To accept"},
 	"st_accepted":             {"Acceptée", "Accepted"},
 	"st_in-progress":          {"En cours", "In progress"},
@@ -319,4 +323,50 @@ var messages = map[string][2]string{
 	"away_open":               {"absent(e)", "away"},
 	"away_until":              {"absent(e) jusqu'au %s", "away until %s"},
 	"away_from":               {"absent(e) à partir du %s", "away from %s"},
+
+	// The nurse's phone in the field: the visit in one action, decline and
+	// closing reasons, the day's round, the visits shown.
+	"err_reason":               {"Indiquez le motif.", "Give the reason."},
+	"reason_choose":            {"— Choisir le motif —", "— Choose the reason —"},
+	"reason_other":             {"Autre motif (précisez)", "Other reason (say which)"},
+	"why_absent":               {"Patient absent", "Patient not at home"},
+	"why_out-of-area":          {"Hors secteur", "Outside my area"},
+	"why_capacity":             {"Capacité atteinte", "No capacity left"},
+	"why_hospitalised":         {"Patient hospitalisé", "Patient in hospital"},
+	"why_refused":              {"Refus du patient", "Patient refused"},
+	"why_other":                {"Autre", "Other"},
+	"record_visit":             {"Enregistrer la visite", "Record the visit"},
+	"record_visit_hint":        {"Enregistre les mesures et termine la tâche.", "Records the measurements and completes the task."},
+	"close_without_visit":      {"Clore sans visite", "Close without a visit"},
+	"done_visit_completed":     {"Visite enregistrée, tâche terminée.", "Visit recorded, task completed."},
+	"the_team":                 {"l'équipe", "the team"},
+	"visits_recent":            {"Visites récentes", "Recent visits"},
+	"vitals_chart":             {"Pression artérielle (systolique, diastolique) et fréquence cardiaque", "Blood pressure (systolic, diastolic) and heart rate"},
+	"col_bp":                   {"PA (mmHg)", "BP (mmHg)"},
+	"col_hr":                   {"FC (/min)", "HR (/min)"},
+	"col_by":                   {"Saisie par", "Recorded by"},
+	"col_findings":             {"Symptômes et notes", "Symptoms and notes"},
+	"no_visits":                {"Aucune visite enregistrée.", "No visit recorded."},
+	"grp_overdue":              {"En retard", "Overdue"},
+	"grp_today":                {"Aujourd'hui", "Today"},
+	"grp_later":                {"Plus tard", "Later"},
+	"no_city":                  {"Commune non renseignée", "No town given"},
+	"nothing_today":            {"Rien d'autre aujourd'hui.", "Nothing else today."},
+	"more_fields":              {"NYHA, œdèmes, essoufflement, note", "NYHA, oedema, breathlessness, note"},
+	"err_decision":             {"Choisissez la décision.", "Choose the decision."},
+	"done_review":              {"Décision enregistrée, alerte close.", "Decision recorded, alert closed."},
+	"decision":                 {"Décision", "Decision"},
+	"review_note":              {"Note (conduite à tenir)", "Note (what to do)"},
+	"act_review":               {"Enregistrer la décision", "Record the decision"},
+	"dec_treatment-adjustment": {"Ajustement du traitement", "Treatment adjustment"},
+	"dec_consultation":         {"Consultation", "Consultation"},
+	"dec_hospitalisation":      {"Hospitalisation", "Hospitalisation"},
+	"dec_monitoring":           {"Surveillance", "Monitoring"},
+	"dec_no-action":            {"Sans suite", "No further action"},
+	"alerts_mine":              {"Alertes à examiner", "Alerts for me to review"},
+	"alerts_patients":          {"Alertes ouvertes de mes patients", "Open alerts of my patients"},
+	"kept_after_login":         {"Votre session avait expiré : vos saisies ont été gardées. Vérifiez-les et enregistrez.", "Your session had expired: what you typed was kept. Check it and save."},
+	"review_decide":            {"Examiner et décider", "Review and decide"},
+	"reviewed_by_other":        {"Examinée par un autre membre de l'équipe.", "Reviewed by another member of the team."},
+	"hospitalised_badge":       {"Hospitalisé", "In hospital"},
 }

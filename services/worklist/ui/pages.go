@@ -7,12 +7,14 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -20,12 +22,90 @@ import (
 )
 
 type worklistData struct {
-	L                map[string]string
-	Tasks            []taskView
+	L     map[string]string
+	Tasks []taskView
+	// Groups are the page's tasks as a round: overdue, today, then each of
+	// the next days, by commune; Later the rest, behind "Plus tard".
+	Groups           []taskGroup
+	Later            []taskView
 	Total            int
 	Page, Pages      int
 	PrevURL, NextURL string
 	Overdue          int
+	Reasons          []string
+}
+
+// taskGroup is a part of the day's round: a title, the tasks by commune.
+type taskGroup struct {
+	Title    string
+	Kind     string // overdue, today, day
+	Communes []communeGroup
+}
+
+type communeGroup struct {
+	City  string
+	Tasks []taskView
+}
+
+// roundDays is how many days after today the list shows open, day by day.
+const roundDays = 6
+
+// round sorts tasks (already by due date) into the day's round: overdue
+// first, then today, then each of the next days, each grouped by the
+// patient's commune; the rest comes back apart, for "Plus tard".
+func round(ts []taskView, now time.Time, lang string) ([]taskGroup, []taskView) {
+	y, m, dd := now.In(clock.Paris).Date()
+	today := time.Date(y, m, dd, 0, 0, 0, 0, clock.Paris)
+	var groups []taskGroup
+	var later []taskView
+	group := func(kind, title string) *taskGroup {
+		for i := range groups {
+			if groups[i].Title == title {
+				return &groups[i]
+			}
+		}
+		groups = append(groups, taskGroup{Title: title, Kind: kind})
+		return &groups[len(groups)-1]
+	}
+	for _, t := range ts {
+		var g *taskGroup
+		switch {
+		case t.Overdue:
+			g = group("overdue", translate(lang, "grp_overdue"))
+		case t.Due.IsZero() || t.Due.Before(today.AddDate(0, 0, 1)):
+			g = group("today", translate(lang, "grp_today"))
+		case t.Due.Before(today.AddDate(0, 0, roundDays+1)):
+			g = group("day", dayTitle(t.Due, lang))
+		default:
+			later = append(later, t)
+			continue
+		}
+		city := t.PatientCity
+		i := slices.IndexFunc(g.Communes, func(c communeGroup) bool { return c.City == city })
+		if i < 0 {
+			g.Communes = append(g.Communes, communeGroup{City: city})
+			i = len(g.Communes) - 1
+		}
+		g.Communes[i].Tasks = append(g.Communes[i].Tasks, t)
+	}
+	// Overdue then today come first whatever the due dates say.
+	slices.SortStableFunc(groups, func(a, b taskGroup) int { return kindRank(a.Kind) - kindRank(b.Kind) })
+	return groups, later
+}
+
+func kindRank(k string) int {
+	return map[string]int{"overdue": 0, "today": 1, "day": 2}[k]
+}
+
+// dayTitle is "mardi 7 octobre" (French) or "Tuesday 7 October".
+func dayTitle(t time.Time, lang string) string {
+	t = t.In(clock.Paris)
+	if lang == "en" {
+		return t.Format("Monday 2 January")
+	}
+	days := []string{"dimanche", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi"}
+	months := []string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"}
+	return days[t.Weekday()] + " " + strconv.Itoa(t.Day()) + " " + months[t.Month()-1]
 }
 
 func (u *UI) worklist(w http.ResponseWriter, r *http.Request, p *page) {
@@ -58,7 +138,12 @@ func (u *UI) worklist(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	localize(d.Tasks, p.Lang)
-	d.L = labels(p.Lang, "born", "due", "overdue", "alerts")
+	d.Groups, d.Later = round(d.Tasks, p.Now, p.Lang)
+	d.L = labels(p.Lang, "born", "due", "overdue", "alerts", "reason", "no_city")
+	// The list offers the usual reasons as suggestions of one text field
+	// (a select and an "other" field for each of 50 tasks would weigh more
+	// than the rest of the page).
+	d.Reasons = declineReasons[:len(declineReasons)-1]
 	u.audit(r, p, "E", "Task?owner=me&page="+strconv.Itoa(d.Page), shownPatients(d.Tasks))
 	p.Title, p.Live, p.Data = p.T("my_tasks"), u.d.Feed != nil, d
 	if d.Page > 1 {
@@ -102,6 +187,20 @@ type taskData struct {
 	Back        string
 	NYHAClasses []string
 	Severities  []string
+	// Visit: the page opens on the visit form, whose submit records the
+	// visit and completes the task.
+	Visit bool
+	// VisitRequired: closing the task without a visit asks for a reason.
+	VisitRequired bool
+	// VisitForm: the page shows the visit form (every open task of the
+	// actor but an alert's review).
+	VisitForm bool
+	// Values are the visit form's fields as typed, when sent back.
+	Values                       map[string]string
+	DeclineReasons, CloseReasons []string
+	Visits                       []visitRow
+	Vitals                       template.HTML
+	Decisions                    []string
 }
 
 type episodeView struct {
@@ -140,13 +239,23 @@ func (u *UI) readTask(ctx context.Context, a directory.Actor, id string) (taskVi
 }
 
 func (u *UI) task(w http.ResponseWriter, r *http.Request, p *page) {
+	u.showTask(w, r, p, r.PathValue("id"), nil, http.StatusOK)
+}
+
+// showTask renders a task's page; values, when not nil, are a visit form
+// sent back to be corrected, every field as it was typed.
+func (u *UI) showTask(w http.ResponseWriter, r *http.Request, p *page, id string, values url.Values, status int) {
 	ctx := r.Context()
-	t, err := u.readTask(ctx, p.Actor, r.PathValue("id"))
+	t, err := u.readTask(ctx, p.Actor, id)
 	if err != nil {
 		u.failErr(w, r, p, err)
 		return
 	}
-	d := taskData{Task: t, Back: "/tasks/" + t.ID, NYHAClasses: []string{"I", "II", "III", "IV"}, Severities: severities}
+	d := taskData{Task: t, Back: "/tasks/" + t.ID, NYHAClasses: []string{"I", "II", "III", "IV"}, Severities: severities,
+		Values: map[string]string{}, DeclineReasons: declineReasons, CloseReasons: closeReasons, Decisions: decisions}
+	for k := range values {
+		d.Values[k] = values.Get(k)
+	}
 	for _, role := range p.Actor.Roles {
 		if t.Owner == "PractitionerRole/"+role.ID {
 			d.Mine = true
@@ -157,6 +266,18 @@ func (u *UI) task(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	if !d.Mine {
 		d.Task.Actions = nil
+	}
+	open := slices.Contains([]string{"requested", "accepted", "in-progress"}, t.Status)
+	d.Visit = d.Mine && open && worklist.IsVisitCode(t.Code)
+	d.VisitRequired = d.Visit && worklist.VisitRequired(t.Code)
+	d.VisitForm = d.Mine && open && t.Flag == ""
+	if values == nil && d.VisitForm {
+		if kept := u.takeKept(w, r, t.ID, d.Mine); kept != nil {
+			for k := range kept {
+				d.Values[k] = kept.Get(k)
+			}
+			p.Flash = msg("kept_after_login")
+		}
 	}
 	pid := strings.TrimPrefix(t.Patient, "Patient/")
 	pres, err := u.d.Store.Read(ctx, "Patient", pid)
@@ -238,6 +359,12 @@ func (u *UI) task(w http.ResponseWriter, r *http.Request, p *page) {
 			d.WeightDesc = strings.Replace(d.WeightDesc, "%d", strconv.Itoa(u.d.WeightDays), 1)
 			return err
 		},
+		func() error { // the visits: measurements, symptoms and notes, by whom
+			res, err := byPatient("QuestionnaireResponse")
+			d.Visits = u.visitRows(ctx, res, 10)
+			d.Vitals = vitalsSVG(d.Visits, p.Lang)
+			return err
+		},
 		func() error { // alerts
 			res, err := byPatient("Flag")
 			for _, f := range res {
@@ -257,7 +384,7 @@ func (u *UI) task(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	u.audit(r, p, "R", "Task/"+t.ID, []string{t.Patient})
 	p.Title, p.Data = t.Title+" — "+d.Patient.Name, d
-	u.render(w, r, p, http.StatusOK, "task")
+	u.render(w, r, p, status, "task")
 }
 
 // pathwayName is the template's id from its canonical url|version.
@@ -390,7 +517,10 @@ func contactOf(body []byte) (name, phone, email string) {
 	return name, phone, email
 }
 
-var actionNames = []string{"accept", "decline", "start", "complete", "fail"}
+var actionNames = []string{"accept", "decline", "start", "complete", "fail", "review"}
+
+// decisions are the choices of an alert's review, in the order shown.
+var decisions = []string{"treatment-adjustment", "consultation", "hospitalisation", "monitoring", "no-action"}
 
 func (u *UI) transition(w http.ResponseWriter, r *http.Request, p *page) {
 	id := r.PathValue("id")
@@ -404,11 +534,79 @@ func (u *UI) transition(w http.ResponseWriter, r *http.Request, p *page) {
 		u.back(w, r, "/worklist", msgErr("err_version", "version"))
 		return
 	}
-	if _, err := u.d.Actions.Transition(r.Context(), p.Actor, id, version, action, strings.TrimSpace(r.PostFormValue("reason"))); err != nil {
-		u.backErr(w, r, "/worklist", err)
+	if action == "review" {
+		d := r.PostFormValue("decision")
+		if !slices.Contains(decisions, d) {
+			f := msgErr("err_decision", "decision")
+			f.Task = id
+			u.back(w, r, "/worklist", f)
+			return
+		}
+		if _, err := u.d.Actions.Review(r.Context(), p.Actor, id, version, d, strings.TrimSpace(r.PostFormValue("note"))); err != nil {
+			u.backErr(w, r, "/worklist", err)
+			return
+		}
+		u.back(w, r, "/alerts", msg("done_review"))
+		return
+	}
+	reason, ok := formReason(r)
+	if !ok || (action == "decline" && reason == "") {
+		// Answered at the field, on the list as on the task page.
+		f := msgErr("err_reason", "reason")
+		f.Task = id
+		u.back(w, r, "/worklist", f)
+		return
+	}
+	if action != "decline" && action != "complete" && action != "fail" {
+		reason = ""
+	}
+	if _, err := u.d.Actions.Transition(r.Context(), p.Actor, id, version, action, reason); err != nil {
+		fe := fhir.FromError(err)
+		if fe.Status >= 500 {
+			u.d.Log.ErrorContext(r.Context(), "action failed", "path", r.URL.Path, "error", err)
+		}
+		f := fromFHIR(fe)
+		if slices.Contains(f.Where, "reason") || slices.Contains(f.Where, "Task.statusReason.text") {
+			f.Where, f.Task = []string{"reason"}, id
+		}
+		u.back(w, r, "/worklist", f)
 		return
 	}
 	u.back(w, r, "/worklist", msg("done_"+action))
+}
+
+// declineReasons and closeReasons are the usual reasons a page offers, as
+// choices; "other" asks for the words in reason-other.
+var (
+	declineReasons = []string{"absent", "out-of-area", "capacity", "other"}
+	closeReasons   = []string{"absent", "hospitalised", "refused", "other"}
+)
+
+// formReason reads the reason of a form: a usual reason (its French label
+// is what the task keeps, as a person would write it) or the words typed
+// for "other". ok is false for "other" without words or an unknown choice.
+func formReason(r *http.Request) (string, bool) {
+	c := strings.TrimSpace(r.PostFormValue("reason"))
+	switch {
+	case c == "":
+		return "", true
+	case c == "other":
+		t := strings.TrimSpace(r.PostFormValue("reason-other"))
+		return t, t != ""
+	case slices.Contains(declineReasons, c) || slices.Contains(closeReasons, c):
+		return translate("fr", "why_"+c), true
+	}
+	// A free text sent as the reason itself (the API's way, an older page).
+	return c, true
+}
+
+// FieldError is the message to show next to a field of a task's form, when
+// the last action on it was refused there.
+func (p *page) FieldError(task, field string) string {
+	if p.Flash == nil || !p.Flash.Error || !slices.Contains(p.Flash.Where, field) || (p.Flash.Task != "" && p.Flash.Task != task) {
+		return ""
+	}
+	return p.Flash.Text(p.Lang)
 }
 
 // visitField is one numeric field of the visit form with its plausible range.
@@ -426,15 +624,23 @@ var visitFields = []visitField{
 
 func (u *UI) visit(w http.ResponseWriter, r *http.Request, p *page) {
 	ctx := r.Context()
-	fallback := "/tasks/" + r.PathValue("id")
-	t, err := u.readTask(ctx, p.Actor, r.PathValue("id"))
+	id := r.PathValue("id")
+	fallback := "/tasks/" + id
+	// refuse shows the page again with every field as typed and the
+	// message next to the field at fault.
+	refuse := func(f *flash) {
+		p.Flash = f
+		u.showTask(w, r, p, id, r.PostForm, http.StatusBadRequest)
+	}
+	t, err := u.readTask(ctx, p.Actor, id)
 	if err != nil {
 		u.backErr(w, r, fallback, err)
 		return
 	}
 	v := worklist.Visit{TaskID: t.ID, Patient: t.Patient, NYHA: r.PostFormValue("nyha"),
 		Oedema: r.PostFormValue("oedema"), Breathlessness: r.PostFormValue("breathlessness"),
-		Symptoms: strings.TrimSpace(r.PostFormValue("symptoms")), Note: strings.TrimSpace(r.PostFormValue("note"))}
+		Symptoms: strings.TrimSpace(r.PostFormValue("symptoms")), Note: strings.TrimSpace(r.PostFormValue("note")),
+		Complete: r.PostFormValue("action") == "record-visit"}
 	targets := []**float64{&v.WeightKg, &v.Systolic, &v.Diastolic, &v.HeartRate}
 	for i, f := range visitFields {
 		s := strings.TrimSpace(r.PostFormValue(f.name))
@@ -443,43 +649,117 @@ func (u *UI) visit(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 		x, err := strconv.ParseFloat(strings.Replace(s, ",", ".", 1), 64)
 		if err != nil {
-			u.back(w, r, fallback, fieldErr("err_number", f))
+			refuse(fieldErr("err_number", f))
 			return
 		}
 		if x < f.lo || x > f.hi {
-			u.back(w, r, fallback, fieldErr("err_range", f))
+			refuse(fieldErr("err_range", f))
 			return
 		}
 		*targets[i] = &x
 	}
 	if v.NYHA != "" && !slices.Contains([]string{"I", "II", "III", "IV"}, v.NYHA) {
-		u.back(w, r, fallback, fieldErr("err_range", visitField{name: "nyha", key: "nyha"}))
+		refuse(fieldErr("err_range", visitField{name: "nyha", key: "nyha"}))
 		return
 	}
 	for _, f := range []struct{ name, value string }{{"oedema", v.Oedema}, {"breathlessness", v.Breathlessness}} {
 		if f.value != "" && !slices.Contains(severities, f.value) {
-			u.back(w, r, fallback, fieldErr("err_range", visitField{name: f.name, key: f.name}))
+			refuse(fieldErr("err_range", visitField{name: f.name, key: f.name}))
 			return
 		}
 	}
 	if v.WeightKg == nil && v.Systolic == nil && v.Diastolic == nil && v.HeartRate == nil && v.NYHA == "" && v.Oedema == "" &&
 		v.Breathlessness == "" && v.Symptoms == "" && v.Note == "" {
-		u.back(w, r, fallback, msgErr("err_empty_visit"))
+		refuse(msgErr("err_empty_visit", "weight-kg"))
 		return
 	}
 	out, err := u.d.Actions.RecordVisit(ctx, p.Actor, v)
 	if err != nil {
+		fe := fhir.FromError(err)
+		if fe.Status == http.StatusBadRequest {
+			refuse(fromFHIR(fe))
+			return
+		}
 		u.backErr(w, r, fallback, err)
 		return
+	}
+	done, to := "done_visit", fallback
+	if v.Complete {
+		// The task is closed: the next one is on the list, whatever page
+		// the form came from.
+		done, to = "done_visit_completed", "/worklist"
+		r.PostForm.Del("back")
 	}
 	for _, res := range out {
 		if res.Type == "Flag" {
 			f := parseFlag(res)
-			u.back(w, r, fallback, msg("done_visit_alert", f.Text))
+			who := u.alertRecipients(ctx, p.Actor.Tenant, t.Patient, out)
+			if who == "" {
+				who = translate("fr", "the_team")
+			}
+			m := msg(done)
+			a := msg("done_visit_alert", f.Text, who)
+			m.FR, m.EN = m.FR+" "+a.FR, m.EN+" "+a.EN
+			u.back(w, r, to, m)
 			return
 		}
 	}
-	u.back(w, r, fallback, msg("done_visit"))
+	u.back(w, r, to, msg(done))
+}
+
+// doctor names a physician as the team addresses them ("Dr …").
+func doctor(name, role string) string {
+	if (role == directory.RoleGP || role == directory.RoleCardiologist) && !strings.HasPrefix(name, "Dr") {
+		return "Dr " + name
+	}
+	return name
+}
+
+// alertRecipients names who reviews the alerts a visit raised: the members
+// of the patient's care team in the roles of the review tasks.
+func (u *UI) alertRecipients(ctx context.Context, tenant, patient string, written []store.Resource) string {
+	var roles []string
+	for _, res := range written {
+		if res.Type != "Task" {
+			continue
+		}
+		var t fTask
+		_ = json.Unmarshal(res.Body, &t)
+		if !strings.HasPrefix(t.Focus.Reference, "Flag/") {
+			continue
+		}
+		if t.Owner.Reference != "" {
+			if m, ok := u.member(ctx, t.Owner.Reference); ok {
+				roles = append(roles, "="+doctor(m.Name, m.Code))
+				continue
+			}
+		}
+		for _, pt := range t.PerformerType {
+			if c := pt.code(directory.SystemTeamRole); c != "" {
+				roles = append(roles, c)
+			}
+		}
+	}
+	if len(roles) == 0 {
+		return ""
+	}
+	page, err := u.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "CareTeam", Count: 20, Params: []store.Param{
+		{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: patient}}}}})
+	if err != nil {
+		return ""
+	}
+	var names []string
+	for _, m := range u.team(ctx, page.Resources) {
+		if n := doctor(m.Name, m.Role); slices.Contains(roles, m.Role) && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, r := range roles {
+		if n, ok := strings.CutPrefix(r, "="); ok && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // severities are the answers for oedema and breathlessness.
@@ -513,6 +793,7 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 		seen[res.ID] = true
 		f.PatientName, f.Task = pv.Name, task
+		f.CanAck = task == "" && p.Coordinates()
 		d.Flags = append(d.Flags, f)
 		return nil
 	}
@@ -543,6 +824,30 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 			}
 		}
 	}
+	// The open alerts of her patients too (those of her open tasks and of
+	// the care teams she is in), not only those she must review: the
+	// nurse who sees the patient tomorrow must know.
+	mine, err := u.myPatients(ctx, p.Actor)
+	if err != nil {
+		u.failErr(w, r, p, err)
+		return
+	}
+	for len(mine) > 0 {
+		n := min(len(mine), 100)
+		flags, err := all(ctx, u.d.Store, store.Query{Tenant: p.Actor.Tenant, Type: "Flag", Params: []store.Param{
+			{Name: "patient", Kind: store.KindReference, Values: mine[:n]}}}, 1000)
+		if err != nil {
+			u.failErr(w, r, p, err)
+			return
+		}
+		for _, res := range flags {
+			if err := add(res, ""); err != nil {
+				u.failErr(w, r, p, err)
+				return
+			}
+		}
+		mine = mine[n:]
+	}
 	if p.Coordinates() {
 		flags, err := all(ctx, u.d.Store, store.Query{Tenant: p.Actor.Tenant, Type: "Flag", Count: 200}, 1000)
 		if err != nil {
@@ -571,6 +876,44 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 	u.audit(r, p, "E", "Flag?recipient=me", shown)
 	p.Title, p.Live, p.Data = p.T("alerts"), u.d.Feed != nil, d
 	u.render(w, r, p, http.StatusOK, "alerts")
+}
+
+// myPatients are the patients of the actor's open tasks and of the active
+// care teams she is in.
+func (u *UI) myPatients(ctx context.Context, a directory.Actor) ([]store.Value, error) {
+	refs := roleRefs(a)
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	var out []store.Value
+	seen := map[string]bool{}
+	addRef := func(ref string) {
+		if strings.HasPrefix(ref, "Patient/") && !seen[ref] {
+			seen[ref] = true
+			out = append(out, store.Value{Ref: ref})
+		}
+	}
+	tasks, err := u.myTasks(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tasks {
+		addRef(t.Patient)
+	}
+	teams, err := all(ctx, u.d.Store, store.Query{Tenant: a.Tenant, Type: "CareTeam", Params: []store.Param{
+		{Name: "participant", Kind: store.KindReference, Values: refs},
+		{Name: "status", Kind: store.KindToken, Values: tokens("active")}}}, 10000)
+	if err != nil {
+		return nil, err
+	}
+	for _, res := range teams {
+		var ct struct {
+			Subject fRef `json:"subject"`
+		}
+		_ = json.Unmarshal(res.Body, &ct)
+		addRef(ct.Subject.Reference)
+	}
+	return out, nil
 }
 
 func (u *UI) acknowledge(w http.ResponseWriter, r *http.Request, p *page) {

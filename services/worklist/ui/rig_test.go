@@ -204,6 +204,45 @@ func (a *actions) RecordVisit(ctx context.Context, actor directory.Actor, v work
 			}
 			out = append(out, r)
 		}
+		// The visit form's answers, as the real worklist keeps them.
+		var items []any
+		answer := func(link string, a obj) { items = append(items, obj{"linkId": link, "answer": []any{a}}) }
+		for _, q := range []struct {
+			link string
+			v    *float64
+		}{{"weight-kg", v.WeightKg}, {"systolic", v.Systolic}, {"diastolic", v.Diastolic}, {"heart-rate", v.HeartRate}} {
+			if q.v != nil {
+				answer(q.link, obj{"valueQuantity": obj{"value": *q.v}})
+			}
+		}
+		if v.Symptoms != "" {
+			answer("symptoms", obj{"valueString": v.Symptoms})
+		}
+		if v.Note != "" {
+			answer("note", obj{"valueString": v.Note})
+		}
+		if _, err := tx.Create(ctx, tenant, mustJSON(obj{"resourceType": "QuestionnaireResponse", "status": "completed",
+			"questionnaire": worklist.VisitQuestionnaire, "subject": obj{"reference": v.Patient}, "authored": now.Format(time.RFC3339),
+			"author": obj{"reference": "PractitionerRole/" + actor.Roles[0].ID}, "item": items})); err != nil {
+			return err
+		}
+		if v.Complete {
+			// The real worklist completes the task in the visit's
+			// transaction, from requested or accepted as well.
+			res, err := tx.Read(ctx, "Task", v.TaskID)
+			if err != nil {
+				return err
+			}
+			var t obj
+			_ = json.Unmarshal(res.Body, &t)
+			if st := t["status"]; st != "requested" && st != "accepted" && st != "in-progress" {
+				return conflict("Tâche close", "Task closed")
+			}
+			t["status"] = "completed"
+			if _, err := tx.Update(ctx, tenant, mustJSON(t), res.Version); err != nil {
+				return err
+			}
+		}
 		if v.WeightKg == nil {
 			return nil
 		}
@@ -229,14 +268,15 @@ func (a *actions) RecordVisit(ctx context.Context, actor directory.Actor, v work
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Create(ctx, tenant, mustJSON(obj{"resourceType": "Task", "status": "requested", "intent": "order",
+		review, err := tx.Create(ctx, tenant, mustJSON(obj{"resourceType": "Task", "status": "requested", "intent": "order",
 			"description": "Examiner l'alerte de poids", "for": obj{"reference": v.Patient},
 			"focus": obj{"reference": "Flag/" + flag.ID}, "owner": obj{"reference": a.gp},
 			"performerType": []any{obj{"coding": []any{obj{"system": directory.SystemTeamRole, "code": "gp"}}}},
-			"restriction":   obj{"period": obj{"start": now.Format(time.RFC3339), "end": now.Add(24 * time.Hour).Format(time.RFC3339)}}})); err != nil {
+			"restriction":   obj{"period": obj{"start": now.Format(time.RFC3339), "end": now.Add(24 * time.Hour).Format(time.RFC3339)}}}))
+		if err != nil {
 			return err
 		}
-		out = append(out, flag)
+		out = append(out, flag, review)
 		alert = &flag
 		return nil
 	})
@@ -247,6 +287,24 @@ func (a *actions) RecordVisit(ctx context.Context, actor directory.Actor, v work
 		a.feed.publish(Event{Kind: "alert", Resource: "Flag/" + alert.ID, Owners: []string{a.gp}})
 	}
 	return out, nil
+}
+
+func (a *actions) Review(ctx context.Context, actor directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error) {
+	var out store.Resource
+	err := a.st.Tx(ctx, func(tx store.Tx) error {
+		res, err := tx.Read(ctx, "Task", taskID)
+		if err != nil {
+			return err
+		}
+		var t obj
+		_ = json.Unmarshal(res.Body, &t)
+		t["status"] = "completed"
+		t["output"] = []any{obj{"type": obj{"text": "decision"}, "valueCodeableConcept": obj{"coding": []any{obj{"code": decision}}}}}
+		t["note"] = []any{obj{"authorReference": obj{"reference": actor.Reference()}, "text": note}}
+		out, err = tx.Update(ctx, tenant, mustJSON(t), ifMatch)
+		return err
+	})
+	return out, err
 }
 
 func (a *actions) Acknowledge(ctx context.Context, actor directory.Actor, flagID string) error {

@@ -34,6 +34,9 @@ type Actions interface {
 	RecordVisit(ctx context.Context, actor directory.Actor, v worklist.Visit) ([]store.Resource, error)
 	// Acknowledge marks an alert (Flag) as seen by its recipient.
 	Acknowledge(ctx context.Context, actor directory.Actor, flagID string) error
+	// Review completes an alert's review task with a decision
+	// (worklist.ReviewDecisions) and a note.
+	Review(ctx context.Context, actor directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error)
 }
 
 // Sessions authenticates people (OIDC login, session cookie) and guards
@@ -119,6 +122,7 @@ type UI struct {
 	files  fs.FS
 	tasks  taskCache
 	access accessCache
+	kept   keptForms
 }
 
 //go:embed templates/*.html
@@ -247,6 +251,9 @@ type flash struct {
 	FR    string   `json:"fr"`
 	EN    string   `json:"en"`
 	Where []string `json:"w,omitempty"`
+	// Task, with Where, is the task whose form the field belongs to on a
+	// list, so that the message shows next to that field.
+	Task string `json:"t,omitempty"`
 }
 
 // Text is the message in lang.
@@ -281,6 +288,9 @@ func (u *UI) wrap(h func(w http.ResponseWriter, r *http.Request, p *page)) http.
 		if r.URL.Path != "/" && !ok {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, p.LoginURL, http.StatusSeeOther)
+				return
+			}
+			if u.keep(w, r) {
 				return
 			}
 			u.fail(w, r, p, http.StatusUnauthorized, "err_login", nil)

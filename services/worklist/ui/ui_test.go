@@ -225,11 +225,11 @@ func TestVisitAndAlert(t *testing.T) {
 	// Invalid numbers are refused with the field named, in both languages.
 	for lang, want := range map[string]string{"fr": "Valeur numérique invalide pour « Poids (kg) »", "en": `Invalid number for &#34;Weight (kg)&#34;`} {
 		r.get(nurse, "/worklist?lang="+lang)
-		_, body, first := r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"soixante"}})
-		if first.StatusCode != http.StatusSeeOther {
-			t.Errorf("bad visit: %d", first.StatusCode)
+		_, body, first := r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"soixante"}, "systolic": {"131"}})
+		if first.StatusCode != http.StatusBadRequest {
+			t.Errorf("bad visit: %d, want 400 with the form", first.StatusCode)
 		}
-		contains(t, "bad weight "+lang, body, want, "weight-kg")
+		contains(t, "bad weight "+lang, body, want, `value="soixante"`, `value="131"`)
 	}
 	r.get(nurse, "/worklist?lang=fr")
 	_, body, _ := r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"systolic": {"900"}})
@@ -248,7 +248,7 @@ func TestVisitAndAlert(t *testing.T) {
 	// +2.5 kg in two days: an alert for the GP.
 	r.clock.Advance(time.Hour)
 	_, body, _ = r.post(nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77.1"}})
-	contains(t, "visit with alert", body, "Alerte déclenchée : Prise de poids de 2,5 kg en 3 jours")
+	contains(t, "visit with alert", body, "Alerte transmise à Dr Louis BERNARD : Prise de poids de 2,5 kg en 3 jours")
 	_, body = r.get(gp, "/alerts")
 	contains(t, "GP's alerts", body, "data-flag-id=", "Prise de poids de 2,5 kg en 3 jours", "TESTDURAND Marie Claire")
 	// The referent coordinating nurse sees every alert of the CPTS.
@@ -259,9 +259,9 @@ func TestVisitAndAlert(t *testing.T) {
 	contains(t, "curve", body, `class="threshold"`, `fill="#b91c1c"`, "76,6")
 	// The GP acknowledges it.
 	_, gpBody := r.get(gp, "/alerts")
-	i := strings.Index(gpBody, `action="/alerts/`)
-	flagID := gpBody[i+len(`action="/alerts/`):]
-	flagID = flagID[:strings.Index(flagID, "/")]
+	i := strings.Index(gpBody, `data-flag-id="`)
+	flagID := gpBody[i+len(`data-flag-id="`):]
+	flagID = flagID[:strings.Index(flagID, `"`)]
 	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+flagID+"/ack", url.Values{})
 	contains(t, "acknowledged", body, "Alerte prise en compte.", "Aucune alerte.")
 	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+flagID+"/ack", url.Values{})
@@ -536,9 +536,9 @@ func TestActionsInEnglish(t *testing.T) {
 		{nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"accept"}, "version": {"1"}}, "Task accepted."},
 		{nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"start"}, "version": {"2"}}, "Task started."},
 		{nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"74.9"}, "oedema": {"mild"}}, "Visit recorded."},
-		{nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77"}}, "Visit recorded. Alert raised: Prise de poids"},
+		{nurse, "ide.martin", "/tasks/t-first/visit", url.Values{"weight-kg": {"77"}}, "Visit recorded. Alert sent to Dr Louis BERNARD: Prise de poids"},
 		{nurse, "ide.martin", "/tasks/t-first/action", url.Values{"action": {"complete"}, "version": {"3"}}, "Task completed."},
-		{nurse, "ide.martin", "/tasks/t-late/action", url.Values{"action": {"decline"}, "version": {"1"}}, "Task declined."},
+		{nurse, "ide.martin", "/tasks/t-late/action", url.Values{"action": {"decline"}, "version": {"1"}, "reason": {"capacity"}}, "Task declined."},
 		{coord, "coord.cpts", "/tasks/t-free/reassign", url.Values{"to": {"PractitionerRole/pr-pharma-durand"}, "confirm": {"yes"}}, "Task reassigned."},
 		{coord, "coord.cpts", "/discharge", url.Values{"facility": {"420000002"}, "family": {"Test"}, "given": {"Jean"}, "birth-date": {"1950-02-01"},
 			"gender": {"male"}, "ipp": {"I1"}, "visit-number": {"V1"}, "admission": {"2026-09-28"}, "discharge": {"2026-10-05T09:30"},
@@ -552,12 +552,12 @@ func TestActionsInEnglish(t *testing.T) {
 		contains(t, s.path, body, s.want, `lang="en"`)
 	}
 	_, body := r.get(gp, "/alerts")
-	i := strings.Index(body, `action="/alerts/`)
+	i := strings.Index(body, `data-flag-id="`)
 	if i < 0 {
 		t.Fatal("no alert to acknowledge")
 	}
-	id := body[i+len(`action="/alerts/`):]
-	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+id[:strings.Index(id, "/")]+"/ack", url.Values{})
+	id := body[i+len(`data-flag-id="`):]
+	_, body, _ = r.post(gp, "dr.bernard", "/alerts/"+id[:strings.Index(id, `"`)]+"/ack", url.Values{})
 	contains(t, "acknowledge", body, "Alert acknowledged.", "No alert.")
 }
 

@@ -1,0 +1,66 @@
+package teams
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// extReadmission is the pathway's record of a stay during an episode (its
+// encounter, start, and end once discharged).
+const extReadmission = "https://passerelle.health/fhir/StructureDefinition/readmission"
+
+// noticeNS derives the id of a hospitalisation notice from its stay and
+// recipient, so that a redelivered or later event of the same stay never
+// tells anyone twice.
+var noticeNS = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://passerelle.health/fhir/Communication/hospitalisation"))
+
+// noticeHospitalisation tells every current member of the team of an
+// episode on hold that its patient is in hospital again: the visits pause
+// and nobody must knock on an empty door. Once per stay and member.
+func (p *plan) noticeHospitalisation(ep resource, t *team) error {
+	if str(ep.m, "status") != "onhold" || t == nil || t.status() != "active" {
+		return nil
+	}
+	stay := ""
+	for _, x := range list(ep.m["extension"]) {
+		xo := asObj(x)
+		if xo["url"] != extReadmission {
+			continue
+		}
+		enc, ended := "", false
+		for _, sub := range list(xo["extension"]) {
+			so := asObj(sub)
+			switch so["url"] {
+			case "encounter":
+				enc = str(so, "valueReference", "reference")
+			case "end":
+				ended = true
+			}
+		}
+		if !ended && enc != "" {
+			stay = enc
+		}
+	}
+	if stay == "" {
+		return nil
+	}
+	for _, pt := range list(t.r.m["participant"]) {
+		po := asObj(pt)
+		who := refOf(po["member"])
+		if !strings.HasPrefix(who, "PractitionerRole/") || str(po, "period", "end") != "" {
+			continue
+		}
+		id := uuid.NewSHA1(noticeNS, []byte(p.tenant+"|"+ep.res.ID+"|"+stay+"|"+who)).String()
+		if _, err := p.tx.Read(p.ctx, "Communication", id); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		p.notes = append(p.notes, &note{kind: "hospitalisation", who: who, id: id, tasks: []resource{ep}})
+	}
+	return nil
+}
