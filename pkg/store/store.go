@@ -490,3 +490,7 @@ type Idempotency interface {
 	// Purge deletes keys created before the given time. Returns how many.
 	Purge(ctx context.Context, before time.Time) (int, error)
 }
+
+// IdempotencyRetention is how long idempotency keys are kept: a phone
+// offline for days still finds its key when it sends again.
+const IdempotencyRetention = 7 * 24 * time.Hour

@@ -20,6 +20,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/idempotency"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
@@ -186,8 +187,16 @@ func (u *UI) policy() access.Policy { return access.Policy{Now: u.d.Clock.Now} }
 
 // Register adds the UI's routes to mux.
 func (u *UI) Register(mux *http.ServeMux) {
+	// A form's Idempotency-Key (header, or hidden field) makes its post
+	// safe to send again: the phone's queue retries until acknowledged.
+	idem := idempotency.Middleware(idempotency.Config{Store: u.d.Store, Form: true, Unhashed: []string{u.d.CSRFField},
+		Now: u.d.Clock.Now, Log: u.d.Log})
 	page := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p *page)) {
-		mux.Handle(pattern, u.d.Sessions.Middleware(u.wrap(h)))
+		var next http.Handler = u.wrap(h)
+		if strings.HasPrefix(pattern, "POST ") {
+			next = idem(next)
+		}
+		mux.Handle(pattern, u.d.Sessions.Middleware(next))
 	}
 	page("GET /{$}", u.home)
 	page("GET /worklist", u.worklist)
