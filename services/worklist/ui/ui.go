@@ -214,6 +214,14 @@ func (u *UI) Register(mux *http.ServeMux) {
 	page("GET /discharge", u.dischargeForm)
 	page("POST /discharge", u.discharge)
 	mux.Handle("GET /events", u.d.Sessions.Middleware(http.HandlerFunc(u.events)))
+	// The service worker is served from the root so that its scope covers
+	// every page; it is checked at every load (no-cache) so that a new
+	// version replaces the old at once.
+	mux.Handle("GET /sw.js", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		http.ServeFileFS(w, r, u.files, "sw.js")
+	}))
 	static := http.StripPrefix("/static/", http.FileServerFS(u.files))
 	mux.Handle("GET /static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")

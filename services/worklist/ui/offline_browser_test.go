@@ -1,0 +1,155 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// offline cuts the page's network (requests fail, navigator.onLine is
+// false, the service worker is offline too) or gives it back.
+func offline(off bool) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		conds := []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}}
+		if _, err := cdp.Call(ctx, t, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			EmulateOfflineServiceWorker: &off, MatchedNetworkConditions: conds}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, t, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: off, DownloadThroughput: -1, UploadThroughput: -1})
+		return err
+	})
+}
+
+// queued is the first action the page's queue holds, as JSON.
+const queued = `new Promise((ok, ko) => { const r = indexedDB.open('passerelle-queue', 1);
+  r.onsuccess = () => { const q = r.result.transaction('actions').objectStore('actions').getAll();
+    q.onsuccess = () => { r.result.close(); ok(JSON.stringify(q.result[0] || null)); }; q.onerror = ko; };
+  r.onerror = ko; })`
+
+// TestBrowserOffline: the nurse's phone loses the network after her
+// worklist loaded; she accepts a task; the page shows it waiting to be
+// sent (data-pending 1); back online, the acceptance reaches the server
+// exactly once and the count returns to 0; the same queued request sent
+// again changes nothing.
+//
+// With PASSERELLE_BENCH_QUEUE=<n>, it then queues n acceptances offline and
+// logs the time from reconnecting to an empty queue (bench/README.md).
+func TestBrowserOffline(t *testing.T) {
+	exe := chromium(t)
+	r := build(t, openSQLite(t), devLogin)
+	bench, _ := strconv.Atoi(os.Getenv("PASSERELLE_BENCH_QUEUE"))
+	for i := range bench {
+		r.create(task(fmt.Sprintf("t-q%02d", i), "PractitionerRole/pr-ide-martin", "nurse", "requested", fmt.Sprintf("Visite %d", i), day(2, 9)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("lang", "fr-FR"), chromedp.Flag("accept-lang", "fr-FR,fr"),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(360, 740))
+	defer cancelAlloc()
+	nurse, cancelNurse := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	defer cancelNurse()
+	phone := chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateScale(1))
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(nurse, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	get := func(what, js string) string {
+		t.Helper()
+		v, err := chromedp.Run(nurse, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	status := func(id string) (string, int64) {
+		t.Helper()
+		res, err := r.st.Read(context.Background(), "Task", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := r.read("Task", id)["status"].(string)
+		return s, res.Version
+	}
+
+	do("the nurse logs in", phone, logIn(r.srv.URL, "ide.martin"), chromedp.WaitVisible(`[data-task-id="t-first"]`),
+		chromedp.WaitReady(`header [data-pending="0"]`))
+	if ok := get("service worker", `navigator.serviceWorker.ready.then(r => r.active ? 'active' : 'none')`); ok != "active" {
+		t.Fatalf("service worker: %s", ok)
+	}
+
+	do("the network drops; she accepts her task", offline(true),
+		chromedp.Click(`[data-task-id="t-first"] button[value="accept"]`),
+		chromedp.WaitReady(`[data-pending="1"]`))
+	if txt := get("pending count", `document.querySelector('[data-pending]').textContent`); txt != "1 en attente d'envoi" {
+		t.Errorf("header says %q, want \"1 en attente d'envoi\"", txt)
+	}
+	if txt := get("task mark", `document.querySelector('[data-task-id="t-first"] .queued').textContent`); !strings.Contains(txt, "en attente d'envoi") {
+		t.Errorf("the task says %q", txt)
+	}
+	if s, v := status("t-first"); s != "requested" || v != 1 {
+		t.Fatalf("offline, the server already has the task %s at version %d", s, v)
+	}
+	item := get("queued action", queued)
+	if !strings.Contains(item, `"key":`) || !strings.Contains(item, "action=accept") {
+		t.Fatalf("queued action: %s", item)
+	}
+
+	do("the network returns", offline(false), chromedp.WaitReady(`[data-pending="0"]`))
+	if s, v := status("t-first"); s != "accepted" || v != 2 {
+		t.Fatalf("back online, the task is %s at version %d, want accepted at version 2 (one write)", s, v)
+	}
+	// The same queued request again: the first answer, nothing written.
+	replay := get("replay", `(() => { const a = `+item+`; const b = new URLSearchParams(a.body);
+	  b.set('csrf_token', document.querySelector('input[name="csrf_token"]').value);
+	  return fetch(a.url, {method: 'POST', body: b, headers: {'Idempotency-Key': a.key}, redirect: 'manual'})
+	    .then(r => String(r.type)); })()`)
+	if replay != "opaqueredirect" {
+		t.Errorf("replay answered %s, want the first answer (a redirect)", replay)
+	}
+	if s, v := status("t-first"); s != "accepted" || v != 2 {
+		t.Errorf("after a replay, the task is %s at version %d, want accepted at version 2", s, v)
+	}
+	if n, err := r.st.Idempotency().Purge(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("%d idempotency keys stored, want 1 (%v)", n, err)
+	}
+
+	if bench == 0 {
+		return
+	}
+	do("reload the list", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitReady(`header [data-pending="0"]`), offline(true))
+	for i := range bench {
+		do("queue", chromedp.Click(fmt.Sprintf(`[data-task-id="t-q%02d"] button[value="accept"]`, i)),
+			chromedp.WaitReady(fmt.Sprintf(`[data-pending="%d"]`, i+1)))
+	}
+	get("watch", `(() => { window.drain = {};
+	  window.addEventListener('online', () => { window.drain.online = performance.now(); }, {once: true});
+	  const c = document.querySelector('[data-pending]');
+	  new MutationObserver(() => { if (c.getAttribute('data-pending') === '0' && !window.drain.empty) window.drain.empty = performance.now(); })
+	    .observe(c, {attributes: true});
+	  return 'ok'; })()`)
+	do("reconnect", offline(false), chromedp.WaitReady(`[data-pending="0"]`))
+	ms := get("drain time", `String(window.drain.empty - window.drain.online)`)
+	for i := range bench {
+		if s, v := status(fmt.Sprintf("t-q%02d", i)); s != "accepted" || v != 2 {
+			t.Errorf("t-q%02d is %s at version %d, want accepted once", i, s, v)
+		}
+	}
+	t.Logf("BENCH queue drain: %d actions, %s ms from reconnecting to an empty queue", bench, ms)
+}

@@ -1,0 +1,100 @@
+// Service worker of the worklist: keeps the pages a professional opened
+// (her worklist, her alerts, the pages of the tasks she owns) and their
+// assets, so that they read without network. Pages come from the network
+// first and from here only when it fails. What is kept belongs to one
+// session: a page of another session wipes it, as do logout (app.js) and
+// the session's absolute lifetime.
+'use strict';
+var PAGES = 'passerelle-pages', ASSETS = 'passerelle-assets';
+// The web session's absolute lifetime (pkg/websession's default TTL).
+var LIFETIME = 8 * 3600 * 1000;
+var META = '/__passerelle-meta';
+
+self.addEventListener('install', function () { self.skipWaiting(); });
+self.addEventListener('activate', function (e) { e.waitUntil(self.clients.claim()); });
+self.addEventListener('message', function (e) {
+  if (e.data === 'wipe') e.waitUntil(wipe());
+});
+
+function wipe() {
+  return caches.keys().then(function (ks) { return Promise.all(ks.map(function (k) { return caches.delete(k); })); });
+}
+
+function meta() {
+  return caches.open(PAGES).then(function (c) { return c.match(META); })
+    .then(function (r) { return r ? r.json() : null; });
+}
+
+// expired wipes what outlived the session's absolute lifetime.
+function expired() {
+  return meta().then(function (m) {
+    if (m && Date.now() - m.born > LIFETIME) return wipe().then(function () { return true; });
+    return false;
+  });
+}
+
+// kept answers which pages are kept: a task's page only when the task is on
+// the kept worklist ("Mes tâches" lists the tasks she owns), so that the
+// phone keeps no patient data of tasks she merely looked at.
+function keepable(path) {
+  if (path === '/worklist' || path === '/alerts') return Promise.resolve(true);
+  var m = /^\/tasks\/([A-Za-z0-9\-.]{1,64})$/.exec(path);
+  if (!m) return Promise.resolve(false);
+  return caches.open(PAGES).then(function (c) { return c.match('/worklist'); })
+    .then(function (r) { return r ? r.text() : ''; })
+    .then(function (html) { return html.indexOf('data-task-id="' + m[1] + '"') >= 0; });
+}
+
+// keep stores a page of the session that its CSRF token names; a page of
+// another session (another login, maybe another person on a shared phone)
+// wipes the previous one's first.
+function keep(path, res) {
+  return res.text().then(function (html) {
+    var s = /name="csrf_token" value="([^"]+)"/.exec(html);
+    if (!s) return;
+    return meta().then(function (m) {
+      var reset = !m || m.session !== s[1];
+      return (reset ? wipe() : Promise.resolve()).then(function () { return caches.open(PAGES); }).then(function (c) {
+        var puts = [c.put(path, new Response(html, { headers: { 'Content-Type': 'text/html; charset=utf-8' } }))];
+        if (reset) puts.push(c.put(META, new Response(JSON.stringify({ session: s[1], born: Date.now() }))));
+        return Promise.all(puts);
+      });
+    });
+  });
+}
+
+function page(e, url) {
+  return fetch(e.request).then(function (res) {
+    if (res.ok && !res.redirected && (res.headers.get('Content-Type') || '').indexOf('text/html') === 0) {
+      var copy = res.clone();
+      e.waitUntil(keepable(url.pathname).then(function (ok) { if (ok) return keep(url.pathname, copy); }));
+    }
+    return res;
+  }, function () {
+    return expired().then(function () { return caches.open(PAGES); })
+      .then(function (c) { return c.match(url.pathname); })
+      .then(function (r) {
+        return r || new Response('<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
+          '<title>Hors ligne</title><p>Hors ligne : cette page n\'a pas été ouverte sur ce téléphone. / Offline: this page was not opened on this phone.</p>' +
+          '<p><a href="/worklist">Mes tâches</a></p>', { status: 503, headers: { 'Content-Type': 'text/html; charset=utf-8' } });
+      });
+  });
+}
+
+function asset(e) {
+  return caches.open(ASSETS).then(function (c) {
+    return fetch(e.request).then(function (res) {
+      if (res.ok) c.put(e.request, res.clone());
+      return res;
+    }, function () {
+      return c.match(e.request).then(function (r) { return r || Response.error(); });
+    });
+  });
+}
+
+self.addEventListener('fetch', function (e) {
+  var url = new URL(e.request.url);
+  if (url.origin !== self.location.origin || e.request.method !== 'GET') return;
+  if (url.pathname.indexOf('/static/') === 0) { e.respondWith(asset(e)); return; }
+  if (e.request.mode === 'navigate' && /^\/(worklist|alerts|tasks\/[^/]+)$/.test(url.pathname)) e.respondWith(page(e, url));
+});
