@@ -23,7 +23,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
@@ -62,6 +64,10 @@ type Config struct {
 	// token changes at every login, and a retry after a new login is the
 	// same request.
 	Unhashed []string
+	// Cookies names the cookies an answer sets that are part of the answer
+	// and replayed with it (the pages' flash message, which tells whether
+	// an action was refused); other cookies (a session) are not.
+	Cookies []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Stale is how long a key claimed by a write may wait for its answer
@@ -188,6 +194,12 @@ func (c Config) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		for _, h := range kept {
 			if v := rec.h.Values(h); len(v) > 0 {
 				ans.Header[h] = v
+			}
+		}
+		for _, ck := range rec.h.Values("Set-Cookie") {
+			name, _, _ := strings.Cut(ck, "=")
+			if slices.Contains(c.Cookies, strings.TrimSpace(name)) {
+				ans.Header["Set-Cookie"] = append(ans.Header["Set-Cookie"], ck)
 			}
 		}
 		got, stored, err := c.Store.Idempotency().Answer(ctx, ans)

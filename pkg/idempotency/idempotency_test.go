@@ -276,3 +276,30 @@ func TestFormKey(t *testing.T) {
 		t.Errorf("%d writes, want 1", n)
 	}
 }
+
+// TestReplayKeepsNamedCookies: a page's answer is a redirect whose flash
+// cookie says whether the action was refused; the replay carries it, and
+// not the session's cookies.
+func TestReplayKeepsNamedCookies(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "passerelle.db"))
+	h := idempotency.Middleware(idempotency.Config{Store: st, Cookies: []string{"flash"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "session", Value: "s1"})
+		http.SetCookie(w, &http.Cookie{Name: "flash", Value: "refused"})
+		http.Redirect(w, r, "/worklist", http.StatusSeeOther)
+	}))
+	post := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/tasks/t1/action", strings.NewReader("action=accept"))
+		r.Header.Set(idempotency.Header, "k-1")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, asActor(r, "Practitioner/a"))
+		return w
+	}
+	post()
+	again := post()
+	if again.Header().Get(idempotency.ReplayedHeader) != "true" || again.Code != http.StatusSeeOther {
+		t.Fatalf("not replayed: %d %v", again.Code, again.Header())
+	}
+	if got := again.Header().Values("Set-Cookie"); len(got) != 1 || !strings.HasPrefix(got[0], "flash=refused") {
+		t.Errorf("replayed cookies %q, want the flash cookie alone", got)
+	}
+}

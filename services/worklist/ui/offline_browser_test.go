@@ -3,19 +3,26 @@ package ui
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // offline cuts the page's network (requests fail, navigator.onLine is
-// false, the service worker is offline too) or gives it back.
+// false) or gives it back.
 func offline(off bool) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
@@ -47,8 +54,28 @@ const queued = `new Promise((ok, ko) => { const r = indexedDB.open('passerelle-q
 // logs the time from reconnecting to an empty queue (bench/README.md).
 func TestBrowserOffline(t *testing.T) {
 	exe := chromium(t)
-	r := build(t, openSQLite(t), devLogin)
+	// The post that starts t-late can lose its answer: the server processes
+	// it, then drops the connection, as a weak signal does.
+	var drop atomic.Bool
+	var once sync.Once
+	var inner http.Handler
+	r := build(t, openSQLite(t), func(r *rig, dir *directory.Resolver, mux *http.ServeMux, base string) Sessions {
+		s := devLogin(r, dir, mux, base)
+		mux.HandleFunc("POST /tasks/t-late/action", func(w http.ResponseWriter, req *http.Request) {
+			once.Do(func() { m := http.NewServeMux(); r.ui.Register(m); inner = m })
+			if !drop.Load() {
+				inner.ServeHTTP(w, req)
+				return
+			}
+			inner.ServeHTTP(httptest.NewRecorder(), req)
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = c.Close()
+			}
+		})
+		return s
+	})
 	bench, _ := strconv.Atoi(os.Getenv("PASSERELLE_BENCH_QUEUE"))
+	r.create(task("t-conflict", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite infirmière", day(2, 9)))
 	for i := range bench {
 		r.create(task(fmt.Sprintf("t-q%02d", i), "PractitionerRole/pr-ide-martin", "nurse", "requested", fmt.Sprintf("Visite %d", i), day(2, 9)))
 	}
@@ -128,6 +155,58 @@ func TestBrowserOffline(t *testing.T) {
 	}
 	if n, err := r.st.Idempotency().Purge(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Errorf("%d idempotency keys stored, want 1 (%v)", n, err)
+	}
+
+	// A weak signal: the phone believes it is online, the post fails. The
+	// service worker queues it and shows the list again from its copy.
+	if kept := get("worklist kept", `(async () => { for (let i = 0; i < 100; i++) {
+	    if (await caches.open('passerelle-pages').then(c => c.match('/worklist'))) return 'kept';
+	    await new Promise(ok => setTimeout(ok, 50)); } return 'not kept'; })()`); kept != "kept" {
+		t.Fatalf("the worklist page is %s for reading offline", kept)
+	}
+	// A weak signal: the phone believes it is online; its post reaches the
+	// server, which records it, but the answer is lost on the way back. The
+	// service worker queues the post with the key the page gave it, the
+	// list shows again, and the retry, once the signal returns, is
+	// answered without a second write.
+	drop.Store(true)
+	do("the signal fails; she starts another task", chromedp.Click(`[data-task-id="t-late"] button[value="start"]`),
+		chromedp.WaitReady(`[data-pending="1"]`), chromedp.WaitVisible(`[data-task-id="t-late"]`))
+	if s, v := status("t-late"); s != "in-progress" || v != 2 {
+		t.Fatalf("the lost answer's task is %s at version %d, want in-progress at version 2", s, v)
+	}
+	drop.Store(false)
+	do("the signal returns", chromedp.WaitReady(`[data-pending="0"]`))
+	if s, v := status("t-late"); s != "in-progress" || v != 2 {
+		t.Fatalf("after the signal returned, the task is %s at version %d, want in-progress at version 2 (one write)", s, v)
+	}
+
+	// A conflict: offline, she declines a task with a reason; meanwhile
+	// the task is given to another nurse. Back online, the refusal is
+	// shown with what she typed, and not counted as waiting.
+	do("reload the list", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitVisible(`[data-task-id="t-conflict"]`), offline(true))
+	get("decline with a reason", `(() => { const f = document.querySelector('[data-task-id="t-conflict"] form');
+	  let reason = f.querySelector('[name="reason"]');
+	  if (!reason) { reason = document.createElement('input'); reason.type = 'hidden'; reason.name = 'reason'; f.appendChild(reason); }
+	  if (reason.tagName === 'SELECT') reason.value = reason.options[reason.options.length - 1].value; else reason.value = 'hors secteur';
+	  const other = f.querySelector('[name="reason-other"]'); if (other) other.value = 'hors secteur';
+	  f.requestSubmit(f.querySelector('button[value="decline"]')); return 'ok'; })()`)
+	do("queued", chromedp.WaitReady(`[data-pending="1"]`))
+	reassigned := r.read("Task", "t-conflict")
+	reassigned["owner"] = obj{"reference": "PractitionerRole/pr-ide-leroy"}
+	if err := r.st.Tx(context.Background(), func(tx store.Tx) error {
+		_, err := tx.Update(context.Background(), tenant, mustJSON(reassigned), 1)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	do("back online", offline(false), chromedp.WaitVisible(`#queue-refused`), chromedp.WaitReady(`[data-pending="0"]`))
+	refused := get("refusal", `document.getElementById('queue-refused').textContent`)
+	if !strings.Contains(refused, "Non enregistré") || !strings.Contains(refused, "hors secteur") || !strings.Contains(refused, "Seul le responsable") {
+		t.Errorf("the refusal says %q; want what was refused, why, and the reason typed", refused)
+	}
+	if s, v := status("t-conflict"); s != "requested" || v != 2 {
+		t.Errorf("the reassigned task is %s at version %d, want requested at version 2", s, v)
 	}
 
 	if bench == 0 {

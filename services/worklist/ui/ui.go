@@ -190,7 +190,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	// A form's Idempotency-Key (header, or hidden field) makes its post
 	// safe to send again: the phone's queue retries until acknowledged.
 	idem := idempotency.Middleware(idempotency.Config{Store: u.d.Store, Form: true, Unhashed: []string{u.d.CSRFField},
-		Now: u.d.Clock.Now, Log: u.d.Log})
+		Cookies: []string{flashCookie}, Now: u.d.Clock.Now, Log: u.d.Log})
 	page := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p *page)) {
 		var next http.Handler = u.wrap(h)
 		if strings.HasPrefix(pattern, "POST ") {

@@ -44,7 +44,11 @@
   // what was typed is not kept on the phone beyond it.
   var LIFETIME = 8 * 3600 * 1000;
   var internal = { csrf_token: 1, version: 1, back: 1, 'idempotency-key': 1 };
-  if (navigator.serviceWorker) navigator.serviceWorker.register('/sw.js').catch(function () {});
+  if (navigator.serviceWorker) {
+    navigator.serviceWorker.register('/sw.js').then(function () { return navigator.serviceWorker.ready; })
+      .then(function (reg) { if (reg.active && who) reg.active.postMessage({ keep: location.pathname }); })
+      .catch(function () {});
+  }
 
   function open() {
     return new Promise(function (ok, ko) {
@@ -85,7 +89,12 @@
     var f = document.querySelector('input[name="csrf_token"]');
     return f ? f.value : '';
   }
-  function mine(a) { return a.who === who; }
+  // An action the service worker queued (who is empty) was taken on this
+  // phone's current session.
+  function mine(a) {
+    if (a.who === '' && who) { a.who = who; put(a); }
+    return a.who === who;
+  }
 
   // show counts what waits, marks the tasks it concerns, and lists what
   // the server refused with what had been typed.

@@ -14,7 +14,21 @@ self.addEventListener('install', function () { self.skipWaiting(); });
 self.addEventListener('activate', function (e) { e.waitUntil(self.clients.claim()); });
 self.addEventListener('message', function (e) {
   if (e.data === 'wipe') e.waitUntil(wipe());
+  // A page opened before this worker controlled it asks to be kept.
+  if (e.data && typeof e.data.keep === 'string') e.waitUntil(keepNew(e.data.keep));
 });
+
+function keepNew(path) {
+  return caches.open(PAGES).then(function (c) { return c.match(path); }).then(function (hit) {
+    if (hit) return;
+    return keepable(path).then(function (ok) {
+      if (!ok) return;
+      return fetch(path, { credentials: 'same-origin' }).then(function (res) {
+        if (res.ok && !res.redirected) return keep(path, res);
+      });
+    });
+  }).catch(function () {});
+}
 
 function wipe() {
   return caches.keys().then(function (ks) { return Promise.all(ks.map(function (k) { return caches.delete(k); })); });
@@ -92,9 +106,46 @@ function asset(e) {
   });
 }
 
+// queue keeps a worklist form whose post failed on the network although the
+// phone believed it was online (a weak signal, a server out of reach): it
+// joins the queue app.js sends from (same database), with the idempotency
+// key app.js gave the form, and the page it came from is shown again.
+function queue(e) {
+  var copy = e.request.clone();
+  return fetch(e.request).catch(function () {
+    return copy.formData().then(function (data) {
+      var key = data.get('idempotency-key');
+      if (!key) return Response.error();
+      var fields = [], internal = { csrf_token: 1, version: 1, back: 1, 'idempotency-key': 1 };
+      data.forEach(function (v, n) { if (!internal[n] && typeof v === 'string') fields.push([n, v]); });
+      var path = new URL(e.request.url).pathname;
+      var item = { key: key, url: path, body: new URLSearchParams(data).toString(), who: '', created: Date.now(),
+        state: 'pending', label: (data.get('action') || 'visite') + ' — ' + path, fields: fields };
+      return new Promise(function (ok, ko) {
+        var r = indexedDB.open('passerelle-queue', 1);
+        r.onupgradeneeded = function () { r.result.createObjectStore('actions', { keyPath: 'key' }); };
+        r.onerror = function () { ko(r.error); };
+        r.onsuccess = function () {
+          var tx = r.result.transaction('actions', 'readwrite');
+          tx.objectStore('actions').put(item);
+          tx.oncomplete = function () { r.result.close(); ok(); };
+          tx.onerror = function () { r.result.close(); ko(tx.error); };
+        };
+      }).then(function () {
+        return Response.redirect(e.request.referrer || '/worklist', 303);
+      });
+    });
+  });
+}
+
 self.addEventListener('fetch', function (e) {
   var url = new URL(e.request.url);
-  if (url.origin !== self.location.origin || e.request.method !== 'GET') return;
+  if (url.origin !== self.location.origin) return;
+  if (e.request.method === 'POST' && e.request.mode === 'navigate' && /^\/(tasks|alerts)\//.test(url.pathname)) {
+    e.respondWith(queue(e));
+    return;
+  }
+  if (e.request.method !== 'GET') return;
   if (url.pathname.indexOf('/static/') === 0) { e.respondWith(asset(e)); return; }
   if (e.request.mode === 'navigate' && /^\/(worklist|alerts|tasks\/[^/]+)$/.test(url.pathname)) e.respondWith(page(e, url));
 });
