@@ -217,15 +217,14 @@ func (u *UI) Register(mux *http.ServeMux) {
 	// The service worker is served from the root so that its scope covers
 	// every page; it is checked at every load (no-cache) so that a new
 	// version replaces the old at once.
+	files := newCompressedFiles(u.files)
 	mux.Handle("GET /sw.js", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		http.ServeFileFS(w, r, u.files, "sw.js")
+		files.serve(w, r, "sw.js")
 	}))
-	static := http.StripPrefix("/static/", http.FileServerFS(u.files))
 	mux.Handle("GET /static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		static.ServeHTTP(w, r)
+		files.serve(w, r, strings.TrimPrefix(r.URL.Path, "/static/"))
 	}))
 }
 
