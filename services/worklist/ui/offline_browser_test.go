@@ -75,6 +75,7 @@ func TestBrowserOffline(t *testing.T) {
 		return s
 	})
 	bench, _ := strconv.Atoi(os.Getenv("PASSERELLE_BENCH_QUEUE"))
+	r.create(task("t-expired", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite de suivi", day(2, 9)))
 	r.create(task("t-conflict", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite infirmière", day(2, 9)))
 	for i := range bench {
 		r.create(task(fmt.Sprintf("t-q%02d", i), "PractitionerRole/pr-ide-martin", "nurse", "requested", fmt.Sprintf("Visite %d", i), day(2, 9)))
@@ -209,9 +210,54 @@ func TestBrowserOffline(t *testing.T) {
 		t.Errorf("the reassigned task is %s at version %d, want requested at version 2", s, v)
 	}
 
-	if bench == 0 {
-		return
+	// The session ends while she is offline (30 minutes idle): the queued
+	// acceptance waits for her to log in again, then is sent, once.
+	do("reload the list", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitVisible(`[data-task-id="t-expired"]`), offline(true),
+		chromedp.Click(`[data-task-id="t-expired"] button[value="accept"]`), chromedp.WaitReady(`[data-pending="1"]`))
+	r.clock.Advance(31 * time.Minute)
+	do("back online", offline(false))
+	if txt := get("login needed", `(async () => { for (let i = 0; i < 200; i++) {
+	    const t = document.querySelector('[data-pending]').textContent; if (t.includes('reconnectez-vous')) return t;
+	    await new Promise(ok => setTimeout(ok, 50)); } return document.querySelector('[data-pending]').textContent; })()`); txt != "1 en attente d'envoi — reconnectez-vous pour envoyer" {
+		t.Fatalf("with the session expired, the header says %q", txt)
 	}
+	if s, v := status("t-expired"); s != "requested" || v != 1 {
+		t.Fatalf("without a session, the task became %s at version %d", s, v)
+	}
+	do("she logs in again", logIn(r.srv.URL, "ide.martin"))
+	// The page comes with data-pending="0" from the server: wait for the
+	// queue itself to be empty.
+	if left := get("queue sent", `(async () => { for (let i = 0; i < 200; i++) {
+	    const xs = await new Promise((ok, ko) => { const r = indexedDB.open('passerelle-queue', 1);
+	      r.onsuccess = () => { const q = r.result.transaction('actions').objectStore('actions').getAll();
+	        q.onsuccess = () => { r.result.close(); ok(q.result); }; }; r.onerror = ko; });
+	    if (!xs.some(a => a.state === 'pending')) return 'empty';
+	    await new Promise(ok => setTimeout(ok, 50)); } return 'still waiting'; })()`); left != "empty" {
+		t.Fatalf("after logging in again, the queue is %s", left)
+	}
+	if s, v := status("t-expired"); s != "accepted" || v != 2 {
+		t.Fatalf("after logging in again, the task is %s at version %d, want accepted at version 2", s, v)
+	}
+
+	if bench > 0 {
+		queueBench(t, r, nurse, bench, do, get, status)
+	}
+
+	// Logout wipes the pages kept and the queue; the home page says so.
+	do("log out", chromedp.Click(`nav.main button.link`), chromedp.WaitVisible(`main a.button`))
+	if left := get("what the phone keeps", `(async () => [await caches.has('passerelle-pages'),
+	    (await indexedDB.databases()).some(d => d.name === 'passerelle-queue')].join(' '))()`); left != "false false" {
+		t.Errorf("after logout, kept pages and queue: %s, want none", left)
+	}
+	if txt := get("home", `document.querySelector('main').textContent`); !strings.Contains(txt, "effacées à la déconnexion") {
+		t.Errorf("the home page does not say the phone's data is wiped at logout: %q", txt)
+	}
+}
+
+// queueBench queues n acceptances offline and logs the time from
+// reconnecting to an empty queue.
+func queueBench(t *testing.T, r *rig, nurse context.Context, bench int, do func(string, ...chromedp.Action[chromedp.Void]),
+	get func(string, string) string, status func(string) (string, int64)) {
 	do("reload the list", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitReady(`header [data-pending="0"]`), offline(true))
 	for i := range bench {
 		do("queue", chromedp.Click(fmt.Sprintf(`[data-task-id="t-q%02d"] button[value="accept"]`, i)),

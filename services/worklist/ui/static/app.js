@@ -40,13 +40,18 @@
   if (!counter || !window.indexedDB || !window.fetch || !window.Promise) return;
   var en = document.documentElement.lang === 'en';
   var who = counter.getAttribute('data-who') || '';
+  // Logged out: nothing to send as anyone (logout wiped what was kept).
+  if (!who) return;
   // The web session's absolute lifetime (pkg/websession's default TTL):
   // what was typed is not kept on the phone beyond it.
   var LIFETIME = 8 * 3600 * 1000;
   var internal = { csrf_token: 1, version: 1, back: 1, 'idempotency-key': 1 };
   if (navigator.serviceWorker) {
+    // A page loaded before the worker controlled it did not go through it:
+    // the worker is asked to keep it.
+    var uncontrolled = !navigator.serviceWorker.controller;
     navigator.serviceWorker.register('/sw.js').then(function () { return navigator.serviceWorker.ready; })
-      .then(function (reg) { if (reg.active && who) reg.active.postMessage({ keep: location.pathname }); })
+      .then(function (reg) { if (reg.active && uncontrolled) reg.active.postMessage({ keep: location.pathname }); })
       .catch(function () {});
   }
 
@@ -105,7 +110,8 @@
       xs = xs.filter(function (a) { return mine(a) && old.indexOf(a) < 0; });
       var waiting = xs.filter(function (a) { return a.state === 'pending'; });
       counter.setAttribute('data-pending', String(waiting.length));
-      counter.textContent = waiting.length + (en ? ' waiting to be sent' : ' en attente d\'envoi');
+      counter.textContent = waiting.length + (en ? ' waiting to be sent' : ' en attente d\'envoi') +
+        (loginNeeded ? (en ? ' — log in again to send' : ' — reconnectez-vous pour envoyer') : '');
       counter.hidden = waiting.length === 0;
       Array.prototype.forEach.call(document.querySelectorAll('.queued'), function (e) { e.remove(); });
       waiting.forEach(function (a) {
@@ -175,7 +181,7 @@
   // send posts what waits, oldest first, one tab at a time (Web Locks),
   // each with its key. It stops at the first network failure and tries
   // again later; a session to renew stops it until the next page.
-  var sending = false, retry = null;
+  var sending = false, retry = null, loginNeeded = false;
   function send() {
     if (sending || !navigator.onLine) return Promise.resolve();
     sending = true;
@@ -196,7 +202,8 @@
     return fetch(a.url, { method: 'POST', credentials: 'same-origin', body: body,
       headers: { 'Idempotency-Key': a.key, 'Accept': 'text/html' } }).then(function (res) {
       if (res.status === 409 && res.headers.get('Retry-After')) return true;
-      if (res.status === 401) return true;
+      if (res.status === 401) { loginNeeded = true; return false; }
+      loginNeeded = false;
       return res.text().then(function (text) {
         var refusal = '';
         if (!res.ok) refusal = message(text) || String(res.status);

@@ -19,13 +19,10 @@ self.addEventListener('message', function (e) {
 });
 
 function keepNew(path) {
-  return caches.open(PAGES).then(function (c) { return c.match(path); }).then(function (hit) {
-    if (hit) return;
-    return keepable(path).then(function (ok) {
-      if (!ok) return;
-      return fetch(path, { credentials: 'same-origin' }).then(function (res) {
-        if (res.ok && !res.redirected) return keep(path, res);
-      });
+  return keepable(path).then(function (ok) {
+    if (!ok) return;
+    return fetch(path, { credentials: 'same-origin' }).then(function (res) {
+      if (res.ok && !res.redirected) return keep(path, res);
     });
   }).catch(function () {});
 }
