@@ -179,7 +179,12 @@ func (c Config) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		// A twin claimed the key first: this request wrote nothing, and
 		// answers what the twin answered.
 		prev, err := c.Store.Idempotency().Get(ctx, scope, key)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// The twin's transaction has not committed yet (it shared this
+			// one's group commit): it is still in progress.
+			prev = store.IdempotentRequest{Hash: hash, Created: c.Now()}
+		case err != nil:
 			c.Log.ErrorContext(ctx, "idempotency key lookup", "error", err)
 			writeError(w, fhir.FromError(err))
 			return
