@@ -168,7 +168,7 @@
     k.value = f.queueKey;
     if (navigator.onLine) return;
     e.preventDefault();
-    var task = f.closest('[data-task-id]'), title = task && task.querySelector('a');
+    var task = f.closest('[data-task-id]'), title = task && task.querySelector('.task-head a');
     var label = (e.submitter && e.submitter.textContent.trim()) || (en ? 'Action' : 'Action');
     label += ' — ' + ((title && title.textContent.trim()) || (document.querySelector('h1') || {}).textContent || '');
     var fields = [];

@@ -1,6 +1,7 @@
 // Service worker of the worklist: keeps the pages a professional opened
-// (her worklist, her alerts, the pages of the tasks she owns) and their
-// assets, so that they read without network. Pages come from the network
+// (her worklist, her alerts, the pages of the tasks she owns, and those of
+// her tasks due in the coming days) and their assets, so that they read
+// without network. Pages come from the network
 // first and from here only when it fails. What is kept belongs to one
 // session: a page of another session wipes it, as do logout (app.js) and
 // the session's absolute lifetime.
@@ -68,10 +69,33 @@ function keep(path, res) {
       return (reset ? wipe() : Promise.resolve()).then(function () { return caches.open(PAGES); }).then(function (c) {
         var puts = [c.put(path, new Response(html, { headers: { 'Content-Type': 'text/html; charset=utf-8' } }))];
         if (reset) puts.push(c.put(META, new Response(JSON.stringify({ session: s[1], born: Date.now() }))));
-        return Promise.all(puts);
+        return Promise.all(puts).then(function () { if (path === '/worklist') return prefetch(html); });
       });
     });
   });
+}
+
+// SOON is how far ahead the pages of her tasks are fetched when her
+// worklist is kept (overdue ones too), and AHEAD how many at most: the
+// visits of the coming days open without network, without the phone
+// holding the patients of months ahead.
+var SOON = 3 * 24 * 3600 * 1000, AHEAD = 15;
+
+function prefetch(html) {
+  var now = Date.now(), ids = [];
+  html.split('data-task-id="').slice(1).forEach(function (part) {
+    var id = /^([A-Za-z0-9\-.]{1,64})"/.exec(part), due = /datetime="([0-9T:+\-.Z]+)"/.exec(part);
+    if (id && due && Date.parse(due[1]) - now < SOON && ids.length < AHEAD) ids.push(id[1]);
+  });
+  return Promise.all(ids.map(function (id) {
+    var path = '/tasks/' + id;
+    return caches.open(PAGES).then(function (c) { return c.match(path); }).then(function (hit) {
+      if (hit) return;
+      return fetch(path, { credentials: 'same-origin' }).then(function (res) {
+        if (res.ok && !res.redirected) return keep(path, res);
+      });
+    }).catch(function () {});
+  }));
 }
 
 function page(e, url) {
