@@ -131,6 +131,13 @@ func TestBrowserOffline(t *testing.T) {
 	if txt := get("task mark", `document.querySelector('[data-task-id="t-first"] .queued').textContent`); !strings.Contains(txt, "en attente d'envoi") {
 		t.Errorf("the task says %q", txt)
 	}
+	if dis := get("buttons", `String(document.querySelector('[data-task-id="t-first"] button[value="accept"]').disabled)`); dis != "true" {
+		t.Errorf("the queued task's buttons can still be tapped")
+	}
+	noHorizontalScroll(t, nurse, "worklist with an action waiting")
+	if shot, err := chromedp.Run(nurse, chromedp.FullScreenshot(100)); err == nil {
+		saveArtifact(t, "worklist-offline-360px.png", shot)
+	}
 	if s, v := status("t-first"); s != "requested" || v != 1 {
 		t.Fatalf("offline, the server already has the task %s at version %d", s, v)
 	}

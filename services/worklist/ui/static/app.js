@@ -114,10 +114,21 @@
         (loginNeeded ? (en ? ' — log in again to send' : ' — reconnectez-vous pour envoyer') : '');
       counter.hidden = waiting.length === 0;
       Array.prototype.forEach.call(document.querySelectorAll('.queued'), function (e) { e.remove(); });
+      Array.prototype.forEach.call(document.querySelectorAll('button[data-queued]'), function (b) {
+        b.disabled = false;
+        b.removeAttribute('data-queued');
+      });
       waiting.forEach(function (a) {
         var f = document.querySelector('form[action="' + a.url + '"]');
-        if (f) f.insertAdjacentHTML('beforeend', '<p class="queued badge" role="status"></p>');
-        if (f) f.lastChild.textContent = a.label + (en ? ' — waiting to be sent' : ' — en attente d\'envoi');
+        if (!f) return;
+        f.insertAdjacentHTML('beforeend', '<p class="queued badge" role="status"></p>');
+        f.lastChild.textContent = a.label + (en ? ' — waiting to be sent' : ' — en attente d\'envoi');
+        // One action at a time per form: a second tap would only be
+        // refused once the first is sent.
+        Array.prototype.forEach.call(f.querySelectorAll('button'), function (b) {
+          b.disabled = true;
+          b.setAttribute('data-queued', '');
+        });
       });
       var box = document.getElementById('queue-refused');
       var refused = xs.filter(function (a) { return a.state === 'refused'; });
