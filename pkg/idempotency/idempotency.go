@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
@@ -40,7 +41,7 @@ const (
 	FormField = "idempotency-key"
 	// ReplayedHeader marks an answer given again: "true".
 	ReplayedHeader = "Idempotent-Replayed"
-	// MaxKeyLength bounds a key, in bytes.
+	// MaxKeyLength bounds a key, in characters.
 	MaxKeyLength = 255
 )
 
@@ -150,7 +151,7 @@ func (c Config) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		next.ServeHTTP(w, r)
 		return
 	}
-	if len(key) > MaxKeyLength {
+	if utf8.RuneCountInString(key) > MaxKeyLength {
 		writeError(w, fhir.Errorf(http.StatusBadRequest, "invalid",
 			"La clé d'idempotence (Idempotency-Key) dépasse "+strconv.Itoa(MaxKeyLength)+" caractères",
 			"The Idempotency-Key is longer than "+strconv.Itoa(MaxKeyLength)+" characters", Header))
