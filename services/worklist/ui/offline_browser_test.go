@@ -75,6 +75,7 @@ func TestBrowserOffline(t *testing.T) {
 		return s
 	})
 	bench, _ := strconv.Atoi(os.Getenv("PASSERELLE_BENCH_QUEUE"))
+	r.create(task("t-tabs", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite à deux onglets", day(2, 9)))
 	r.create(task("t-expired", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite de suivi", day(2, 9)))
 	r.create(task("t-conflict", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite infirmière", day(2, 9)))
 	for i := range bench {
@@ -188,6 +189,31 @@ func TestBrowserOffline(t *testing.T) {
 	if s, v := status("t-late"); s != "in-progress" || v != 2 {
 		t.Fatalf("after the signal returned, the task is %s at version %d, want in-progress at version 2 (one write)", s, v)
 	}
+
+	// Two tabs: one queues offline; the other, online, opens the list and
+	// sends it; the first, back online, finds nothing left to send. One
+	// write, and both tabs count 0.
+	do("reload the list", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitVisible(`[data-task-id="t-tabs"]`), offline(true),
+		chromedp.Click(`[data-task-id="t-tabs"] button[value="accept"]`), chromedp.WaitReady(`[data-pending="1"]`))
+	tab, cancelTab := chromedp.NewContext(nurse)
+	defer cancelTab()
+	if err := chromedp.Do(tab, phone, chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitVisible(`[data-task-id="t-tabs"]`)); err != nil {
+		t.Fatalf("second tab: %v", err)
+	}
+	do("the first tab counts 0 once the second sent it", chromedp.WaitReady(`[data-pending="0"]`), offline(false))
+	if s, v := status("t-tabs"); s != "accepted" || v != 2 {
+		t.Fatalf("sent from another tab: the task is %s at version %d, want accepted at version 2", s, v)
+	}
+	// Whatever the first tab sends on coming back online, it sends under
+	// the queue's lock: once the lock is free, it has sent.
+	if left := get("first tab's queue", `navigator.locks.request('passerelle-queue', () =>
+	    document.querySelector('[data-pending]').getAttribute('data-pending'))`); left != "0" {
+		t.Errorf("the first tab, back online, counts %s", left)
+	}
+	if s, v := status("t-tabs"); v != 2 {
+		t.Errorf("after both tabs were online, the task is %s at version %d, want version 2 (one write)", s, v)
+	}
+	cancelTab()
 
 	// A conflict: offline, she declines a task with a reason; meanwhile
 	// the task is given to another nurse. Back online, the refusal is
