@@ -196,6 +196,11 @@ func (r *Relay) Run(ctx context.Context) error {
 				} else if n > 0 {
 					log.InfoContext(ctx, "inbox purged", "rows", n)
 				}
+				if n, err := r.Store.Idempotency().Purge(ctx, now.Add(-store.IdempotencyRetention)); err != nil {
+					log.WarnContext(ctx, "idempotency keys purge", "error", err)
+				} else if n > 0 {
+					log.InfoContext(ctx, "idempotency keys purged", "rows", n)
+				}
 			}
 			if more && failures == 0 {
 				continue

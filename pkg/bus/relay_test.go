@@ -16,8 +16,10 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
+	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
+	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 )
 
 // rig is a real store and a real embedded JetStream server on disk.
@@ -306,5 +308,37 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 		if c != 1 {
 			t.Errorf("%s stored %d times", id, c)
 		}
+	}
+}
+
+// TestRelayPurgesOldIdempotencyKeys: the relay's hourly clean-up drops the
+// API's idempotency keys once store.IdempotencyRetention has passed, and
+// keeps the younger ones.
+func TestRelayPurgesOldIdempotencyKeys(t *testing.T) {
+	r := newRig(t)
+	clk := clock.NewFake(time.Now().Add(-store.IdempotencyRetention - time.Hour))
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keys.sqlite"), sqlite.Options{Options: sqlstore.Options{Clock: clk}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	answer := func(key string) {
+		t.Helper()
+		if _, _, err := s.Idempotency().Answer(context.Background(), store.IdempotentRequest{Scope: "demo Practitioner/a", Key: key, Hash: "h", Status: 201}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer("old")
+	clk.Set(time.Now().Add(-store.IdempotencyRetention + time.Hour))
+	answer("young")
+	clk.Set(time.Now())
+	stop := runRelay(t, &bus.Relay{Store: s, Publisher: r.bus, Owner: "r", Poll: 20 * time.Millisecond, Clock: clk})
+	defer stop()
+	waitFor(t, "the old key purged", 10*time.Second, func() bool {
+		_, err := s.Idempotency().Get(context.Background(), "demo Practitioner/a", "old")
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if _, err := s.Idempotency().Get(context.Background(), "demo Practitioner/a", "young"); err != nil {
+		t.Errorf("a key younger than the retention was purged: %v", err)
 	}
 }

@@ -78,6 +78,9 @@ func FromError(err error) *Error {
 	case errors.Is(err, store.ErrExists):
 		return &Error{Status: http.StatusConflict, Err: err, Issues: []Issue{{Severity: "error", Code: "duplicate",
 			FR: "Une ressource porte déjà cet identifiant", EN: "A resource with this id already exists"}}}
+	case errors.Is(err, store.ErrKeyInUse):
+		return &Error{Status: http.StatusConflict, Err: err, Issues: []Issue{{Severity: "error", Code: "conflict",
+			FR: "Une requête avec la même clé d'idempotence est en cours de traitement", EN: "A request with the same Idempotency-Key is in progress"}}}
 	case errors.Is(err, store.ErrTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Err: err, Issues: []Issue{{Severity: "error", Code: "too-costly",
 			FR: "Message trop volumineux pour être transmis aux services ; les documents sont à joindre dans une DocumentReference",

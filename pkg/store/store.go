@@ -1,6 +1,7 @@
 // Package store defines the one persistence contract of Passerelle: FHIR
 // resources with versions, history and search, the transactional outbox, the
-// inbox of handled messages, durable timers and the audit trail. Two backends
+// inbox of handled messages, durable timers, the audit trail and the
+// idempotency keys of client requests. Two backends
 // implement it (pkg/store/postgres and pkg/store/sqlite) and both pass the
 // conformance suite in pkg/store/storetest.
 package store
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -134,6 +136,8 @@ type Store interface {
 	Leases() Leases
 	// Messages reads the archive of inbound hospital messages.
 	Messages() MessageLog
+	// Idempotency keeps the API's idempotency keys with their answers.
+	Idempotency() Idempotency
 
 	// Ping checks the database answers.
 	Ping(ctx context.Context) error
@@ -409,3 +413,84 @@ func ServiceAgent(name string) string {
 	}
 	return "System/" + name
 }
+
+// ErrKeyInUse: a write transaction ran with an idempotency key (see
+// WithIdempotencyKey) that another request of the same scope has already
+// claimed. The transaction must not commit; the request's answer is the
+// first request's (or 409 while that one is still in progress).
+var ErrKeyInUse = errors.New("idempotency key already used")
+
+// IdempotencyKey is a client's Idempotency-Key as a request's writes carry
+// it: the first transaction of the request that writes data records the key
+// in the same database transaction, so that the key is stored if and only if
+// the write is. The HTTP edge then stores the answer with it.
+type IdempotencyKey struct {
+	// Scope is who the key belongs to (the tenant and the authenticated
+	// actor): two callers choosing the same key never meet.
+	Scope string
+	Key   string
+	// Hash identifies the request (method, target and body), to tell a
+	// retry from another request reusing the key.
+	Hash string
+
+	mu      sync.Mutex
+	claimed bool
+	lost    bool
+}
+
+// Claimed tells whether a transaction of the request committed the key.
+func (k *IdempotencyKey) Claimed() bool { k.mu.Lock(); defer k.mu.Unlock(); return k.claimed }
+
+// Lost tells whether a transaction of the request found the key already
+// claimed by another request (and so wrote nothing).
+func (k *IdempotencyKey) Lost() bool { k.mu.Lock(); defer k.mu.Unlock(); return k.lost }
+
+// SetClaimed and SetLost are for backends: called once a transaction that
+// claimed the key committed, or found it taken.
+func (k *IdempotencyKey) SetClaimed() { k.mu.Lock(); k.claimed = true; k.mu.Unlock() }
+
+// SetLost: see SetClaimed.
+func (k *IdempotencyKey) SetLost() { k.mu.Lock(); k.lost = true; k.mu.Unlock() }
+
+type idemKey struct{}
+
+// WithIdempotencyKey marks ctx so that the first write transaction run with
+// it that writes data (a create, update or delete, an archived message, a
+// service's own table) records k, or fails with ErrKeyInUse when k is taken.
+func WithIdempotencyKey(ctx context.Context, k *IdempotencyKey) context.Context {
+	return context.WithValue(ctx, idemKey{}, k)
+}
+
+// IdempotencyKeyFrom returns the key set by WithIdempotencyKey.
+func IdempotencyKeyFrom(ctx context.Context) (*IdempotencyKey, bool) {
+	k, ok := ctx.Value(idemKey{}).(*IdempotencyKey)
+	return k, ok && k != nil
+}
+
+// IdempotentRequest is a stored idempotency key and, once given, its answer.
+type IdempotentRequest struct {
+	Scope, Key, Hash string
+	Created          time.Time
+	// Status is the answer's HTTP status; 0 while the request that claimed
+	// the key has not stored its answer yet.
+	Status int
+	Header map[string][]string
+	Body   []byte
+}
+
+// Idempotency keeps the idempotency keys of requests and their answers.
+type Idempotency interface {
+	// Get returns the stored key. ErrNotFound.
+	Get(ctx context.Context, scope, key string) (IdempotentRequest, error)
+	// Answer stores r's answer: on the key its request claimed (same scope,
+	// key and hash, no answer yet), or as a new key when no write claimed it.
+	// When the key already holds an answer or another request's hash, it
+	// stores nothing and returns that key and false.
+	Answer(ctx context.Context, r IdempotentRequest) (IdempotentRequest, bool, error)
+	// Purge deletes keys created before the given time. Returns how many.
+	Purge(ctx context.Context, before time.Time) (int, error)
+}
+
+// IdempotencyRetention is how long idempotency keys are kept: a phone
+// offline for days still finds its key when it sends again.
+const IdempotencyRetention = 7 * 24 * time.Hour

@@ -30,6 +30,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/idempotency"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
@@ -247,9 +248,12 @@ func devClients(cfg Config) []devidp.Client {
 	}
 }
 
-// Authn is the bearer-token middleware for API routes.
+// Authn is the middleware of API routes: the bearer token, then the
+// Idempotency-Key of writes, scoped to the authenticated caller.
 func (p *Platform) Authn() func(http.Handler) http.Handler {
-	return fhirapi.Authenticate(p.Verifier, p.Dir, p.Cfg.Tenant, p.Log)
+	authn := fhirapi.Authenticate(p.Verifier, p.Dir, p.Cfg.Tenant, p.Log)
+	idem := idempotency.Middleware(idempotency.Config{Store: p.Store, Now: p.Clock.Now, Log: p.Log})
+	return func(h http.Handler) http.Handler { return authn(idem(h)) }
 }
 
 // SetNotReady makes /readyz answer 503 with reason until cleared with "".

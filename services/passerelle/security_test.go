@@ -326,6 +326,7 @@ var accessTable = map[string][]probe{
 	"GET /outcomes":                            {{method: "GET", path: "/outcomes"}},
 	"GET /documents/{id}":                      {{method: "GET", path: "/documents/{documentreference}"}},
 	"GET /static/":                             {{method: "GET", path: "/static/style.css"}},
+	"GET /sw.js":                               {{method: "GET", path: "/sw.js"}},
 }
 
 // TestEveryRouteRefusesOutsiders tries every route the server registers,

@@ -34,6 +34,9 @@ func (t *tx) PutMessage(ctx context.Context, m store.Message) (store.Message, bo
 	if !isNoRows(err) {
 		return m, false, fmt.Errorf("archive %s: %w", m.Key, err)
 	}
+	if err := t.claimKey(ctx); err != nil {
+		return m, false, err
+	}
 	if m.ID == "" {
 		m.ID = uuid.NewString()
 	}
@@ -58,6 +61,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 
 func (t *tx) SetMessageStatus(ctx context.Context, id, status, patient string) error {
 	const set = `UPDATE messages SET status = $2, patient = CASE WHEN $3 = '' THEN patient ELSE $3 END WHERE id = $1`
+	if err := t.claimKey(ctx); err != nil {
+		return err
+	}
 	a, audited := store.ActorFrom(ctx)
 	if !audited {
 		n, err := t.c.Exec(ctx, set, id, status, patient)

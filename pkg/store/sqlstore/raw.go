@@ -11,6 +11,9 @@ import "context"
 
 // ExecSQL runs a statement inside the transaction.
 func (t *tx) ExecSQL(ctx context.Context, sql string, args ...any) (int64, error) {
+	if err := t.claimKey(ctx); err != nil {
+		return 0, err
+	}
 	return t.c.Exec(ctx, sql, args...)
 }
 

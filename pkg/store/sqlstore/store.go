@@ -113,11 +113,11 @@ func (s *Store) Close() error {
 
 // Tx implements store.Store.
 func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
-	emitted := false
+	emitted, claimed, lost := false, false, false
 	err := s.com.do(ctx, func(ctx context.Context, c WriteConn) error {
 		t := &tx{s: s, c: c}
 		err := fn(t)
-		emitted = t.emitted
+		emitted, claimed, lost = t.emitted, t.keyClaimed, t.keyLost
 		if err == nil {
 			err = t.appendAudit(ctx)
 		}
@@ -132,6 +132,14 @@ func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	})
 	if err == nil && emitted && s.onEmit != nil {
 		s.onEmit()
+	}
+	if k, ok := store.IdempotencyKeyFrom(ctx); ok {
+		switch {
+		case err == nil && claimed:
+			k.SetClaimed()
+		case lost && errors.Is(err, store.ErrKeyInUse):
+			k.SetLost()
+		}
 	}
 	return err
 }
@@ -287,6 +295,9 @@ type tx struct {
 	// says which of them the store added for a service's write (auditWrite).
 	audit []store.AuditRecord
 	auto  []bool
+	// keyClaimed and keyLost: this transaction recorded the request's
+	// idempotency key, or found it taken (claimKey).
+	keyClaimed, keyLost bool
 }
 
 func (t *tx) Read(ctx context.Context, typ, id string) (store.Resource, error) {
@@ -360,6 +371,9 @@ func (t *tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (store.R
 
 // put writes a version: the version row, the current pointer and the index.
 func (t *tx) put(ctx context.Context, tenant string, p parsed, id string, version int64, create, deleted bool) (store.Resource, error) {
+	if err := t.claimKey(ctx); err != nil {
+		return store.Resource{}, err
+	}
 	now := t.s.clock.Now().Truncate(time.Millisecond)
 	body, err := p.stamp(id, version, now)
 	if err != nil {

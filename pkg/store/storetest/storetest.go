@@ -60,6 +60,8 @@ func Run(t *testing.T, open Factory) {
 		{"AuditServiceWrites", testActorAudit},
 		{"AuditChainKeyed", testAuditKeyed},
 		{"MessageArchive", testMessages},
+		{"IdempotencyKeys", testIdempotency},
+		{"IdempotencyKeyConcurrent", testIdempotencyConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -934,5 +936,167 @@ func testAuditKeyed(t *testing.T, open Factory) {
 	heads, err := s.AuditLog().Heads(ctx(t))
 	if err != nil || len(heads) != 2 || heads[0].Tenant != "autre" || heads[0].Seq != 4 || heads[1].Tenant != "demo" || heads[1].Seq != 3 {
 		t.Errorf("heads: %+v %v", heads, err)
+	}
+}
+
+// createWithKey creates a Basic resource with id in a transaction carrying
+// the idempotency key k.
+func createWithKey(s store.Store, k *store.IdempotencyKey, id string) error {
+	c := store.WithIdempotencyKey(context.Background(), k)
+	return s.Tx(c, func(tx store.Tx) error {
+		_, err := tx.Create(c, "demo", json.RawMessage(`{"resourceType":"Basic","id":"`+id+`"}`))
+		return err
+	})
+}
+
+func testIdempotency(t *testing.T, open Factory) {
+	clk := clock.NewFake(t0)
+	o := open(t, clk)
+	s := o.Store
+	k1 := &store.IdempotencyKey{Scope: "demo PractitionerRole/a", Key: "k1", Hash: "h1"}
+	if err := createWithKey(s, k1, "first"); err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+	if !k1.Claimed() || k1.Lost() {
+		t.Fatalf("first write: claimed %v lost %v, want the key claimed", k1.Claimed(), k1.Lost())
+	}
+	got, err := s.Idempotency().Get(ctx(t), k1.Scope, "k1")
+	if err != nil || got.Status != 0 || got.Hash != "h1" || !got.Created.Equal(t0) {
+		t.Fatalf("claimed key: %+v, %v; want pending with hash h1 created at %v", got, err, t0)
+	}
+
+	// The same key again writes nothing.
+	again := &store.IdempotencyKey{Scope: k1.Scope, Key: "k1", Hash: "h1"}
+	if err := createWithKey(s, again, "second"); !errors.Is(err, store.ErrKeyInUse) {
+		t.Fatalf("same key again: %v, want ErrKeyInUse", err)
+	}
+	if !again.Lost() || again.Claimed() {
+		t.Errorf("same key again: claimed %v lost %v, want lost", again.Claimed(), again.Lost())
+	}
+	if _, err := s.Read(ctx(t), "Basic", "second"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused write was stored: %v", err)
+	}
+	// Another caller's key of the same name is another key.
+	other := &store.IdempotencyKey{Scope: "demo PractitionerRole/b", Key: "k1", Hash: "h1"}
+	if err := createWithKey(s, other, "other"); err != nil || !other.Claimed() {
+		t.Fatalf("same key, other scope: %v (claimed %v)", err, other.Claimed())
+	}
+	// A rolled-back write leaves no key; a transaction without a data write
+	// (an audit record alone) claims none.
+	rb := &store.IdempotencyKey{Scope: k1.Scope, Key: "rolled-back", Hash: "h"}
+	c := store.WithIdempotencyKey(context.Background(), rb)
+	boom := errors.New("boom")
+	err = s.Tx(c, func(tx store.Tx) error {
+		if _, err := tx.Create(c, "demo", json.RawMessage(`{"resourceType":"Basic","id":"rb"}`)); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || rb.Claimed() {
+		t.Fatalf("rolled back: %v, claimed %v", err, rb.Claimed())
+	}
+	ro := &store.IdempotencyKey{Scope: k1.Scope, Key: "audit-only", Hash: "h"}
+	c = store.WithIdempotencyKey(context.Background(), ro)
+	if err := s.Tx(c, func(tx store.Tx) error {
+		return tx.Audit(c, store.AuditRecord{Tenant: "demo", Time: t0, Agent: "x", Action: "R", Entity: "Basic/first", Outcome: "0"})
+	}); err != nil || ro.Claimed() {
+		t.Fatalf("audit only: %v, claimed %v", err, ro.Claimed())
+	}
+	for _, k := range []string{"rolled-back", "audit-only"} {
+		if _, err := s.Idempotency().Get(ctx(t), k1.Scope, k); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("key %s: %v, want ErrNotFound", k, err)
+		}
+	}
+
+	// The answer is stored once, on the claimed key.
+	ans := store.IdempotentRequest{Scope: k1.Scope, Key: "k1", Hash: "h1", Status: 201,
+		Header: map[string][]string{"Location": {"/fhir/Basic/first"}}, Body: []byte(`{"id":"first"}`)}
+	if _, stored, err := s.Idempotency().Answer(ctx(t), ans); err != nil || !stored {
+		t.Fatalf("answer: stored %v, %v", stored, err)
+	}
+	later := ans
+	later.Status, later.Body = 500, []byte("later")
+	first, stored, err := s.Idempotency().Answer(ctx(t), later)
+	if err != nil || stored || first.Status != 201 || string(first.Body) != `{"id":"first"}` {
+		t.Fatalf("second answer: stored %v, %+v, %v; want the first answer kept", stored, first, err)
+	}
+	// A key no write claimed takes its answer directly; another request
+	// reusing it gets that key back.
+	free := store.IdempotentRequest{Scope: k1.Scope, Key: "no-write", Hash: "hx", Status: 303, Body: []byte{}}
+	if _, stored, err := s.Idempotency().Answer(ctx(t), free); err != nil || !stored {
+		t.Fatalf("answer without a write: stored %v, %v", stored, err)
+	}
+	free.Hash = "hy"
+	if got, stored, err := s.Idempotency().Answer(ctx(t), free); err != nil || stored || got.Hash != "hx" {
+		t.Fatalf("answer of another request on a used key: stored %v, %+v, %v", stored, got, err)
+	}
+
+	// Another handle (a restart, another replica) sees the key and its answer.
+	s2 := o.Reopen(t)
+	got, err = s2.Idempotency().Get(ctx(t), k1.Scope, "k1")
+	if err != nil || got.Status != 201 || got.Header["Location"][0] != "/fhir/Basic/first" || string(got.Body) != `{"id":"first"}` {
+		t.Fatalf("after reopening: %+v, %v", got, err)
+	}
+	if err := createWithKey(s2, &store.IdempotencyKey{Scope: k1.Scope, Key: "k1", Hash: "h1"}, "third"); !errors.Is(err, store.ErrKeyInUse) {
+		t.Errorf("same key after reopening: %v, want ErrKeyInUse", err)
+	}
+
+	// Keys are purged by age.
+	clk.Advance(7 * 24 * time.Hour)
+	if err := createWithKey(s, &store.IdempotencyKey{Scope: k1.Scope, Key: "recent", Hash: "h"}, "recent"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Idempotency().Purge(ctx(t), clk.Now().Add(-7*24*time.Hour+time.Second))
+	if err != nil || n != 3 {
+		t.Fatalf("purge: %d, %v; want the 3 keys older than 7 days", n, err)
+	}
+	if _, err := s.Idempotency().Get(ctx(t), k1.Scope, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("purged key: %v", err)
+	}
+	if _, err := s.Idempotency().Get(ctx(t), k1.Scope, "recent"); err != nil {
+		t.Errorf("recent key purged: %v", err)
+	}
+}
+
+// testIdempotencyConcurrent: requests racing with one key on two handles
+// write once.
+func testIdempotencyConcurrent(t *testing.T, open Factory) {
+	o := open(t, clock.NewFake(t0))
+	a, b := o.Store, o.Reopen(t)
+	const n = 8
+	var wg sync.WaitGroup
+	var won, lost atomic.Int32
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := &store.IdempotencyKey{Scope: "demo Device/x", Key: "same", Hash: "h"}
+			err := createWithKey(s, k, fmt.Sprintf("race-%d", i))
+			switch {
+			case err == nil && k.Claimed():
+				won.Add(1)
+			case errors.Is(err, store.ErrKeyInUse) && k.Lost():
+				lost.Add(1)
+			default:
+				t.Errorf("writer %d: %v (claimed %v, lost %v)", i, err, k.Claimed(), k.Lost())
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 || lost.Load() != n-1 {
+		t.Fatalf("%d writes won and %d lost, want 1 and %d", won.Load(), lost.Load(), n-1)
+	}
+	written := 0
+	for i := range n {
+		if _, err := a.Read(ctx(t), "Basic", fmt.Sprintf("race-%d", i)); err == nil {
+			written++
+		}
+	}
+	if written != 1 {
+		t.Errorf("%d resources written, want 1", written)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/idempotency"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
@@ -190,8 +191,16 @@ func (u *UI) policy() access.Policy { return access.Policy{Now: u.d.Clock.Now} }
 
 // Register adds the UI's routes to mux.
 func (u *UI) Register(mux *http.ServeMux) {
+	// A form's Idempotency-Key (header, or hidden field) makes its post
+	// safe to send again: the phone's queue retries until acknowledged.
+	idem := idempotency.Middleware(idempotency.Config{Store: u.d.Store, Form: true, Unhashed: []string{u.d.CSRFField},
+		Cookies: []string{flashCookie}, Now: u.d.Clock.Now, Log: u.d.Log})
 	page := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p *page)) {
-		mux.Handle(pattern, u.d.Sessions.Middleware(u.wrap(h)))
+		var next http.Handler = u.wrap(h)
+		if strings.HasPrefix(pattern, "POST ") {
+			next = idem(next)
+		}
+		mux.Handle(pattern, u.d.Sessions.Middleware(next))
 	}
 	page("GET /{$}", u.home)
 	page("GET /worklist", u.worklist)
@@ -209,10 +218,17 @@ func (u *UI) Register(mux *http.ServeMux) {
 	page("GET /discharge", u.dischargeForm)
 	page("POST /discharge", u.discharge)
 	mux.Handle("GET /events", u.d.Sessions.Middleware(http.HandlerFunc(u.events)))
-	static := http.StripPrefix("/static/", http.FileServerFS(u.files))
+	// The service worker is served from the root so that its scope covers
+	// every page; it is checked at every load (no-cache) so that a new
+	// version replaces the old at once.
+	files := newCompressedFiles(u.files)
+	mux.Handle("GET /sw.js", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		files.serve(w, r, "sw.js")
+	}))
 	mux.Handle("GET /static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		static.ServeHTTP(w, r)
+		files.serve(w, r, strings.TrimPrefix(r.URL.Path, "/static/"))
 	}))
 }
 
