@@ -459,6 +459,22 @@ func TestHTTPReportAndCSVAgree(t *testing.T) {
 	if w.Code != 200 || !strings.HasPrefix(w.Body.String(), "<svg") || w.Header().Get("Content-Type") != "image/svg+xml" {
 		t.Errorf("svg: %d %.80s", w.Code, w.Body)
 	}
+	// Every label in the drawing's language: the single curve's legend,
+	// the numbers at risk and the percentages.
+	for lang, want := range map[string][]string{
+		"fr": {">Toutes les sorties<", ">À risque<", ">50 %<"},
+		"en": {">All discharges<", ">At risk<", ">50%<"},
+	} {
+		body := get(t, h, "/api/outcomes/curves.svg?periodStart=2025-01-01&periodEnd=2025-12-31&kind=survival&lang="+lang).Body.String()
+		for _, s := range want {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s drawing lacks %q", lang, s)
+			}
+		}
+		if strings.Contains(body, ">all<") {
+			t.Errorf("%s drawing names its curve \"all\"", lang)
+		}
+	}
 	w = get(t, h, "/api/outcomes/aci.csv?year=2025")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "<11") {
 		t.Errorf("ACI export not masked by default: %s", w.Body)
