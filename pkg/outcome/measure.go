@@ -255,14 +255,23 @@ func appendCases(out []Case, r *Record, start, end Day) []Case {
 		if start <= end && (d0 < start || d0 > end) {
 			continue
 		}
-		out = append(out, CaseOf(r, e))
+		// The slot's readmissions buffer from the previous record is
+		// reused: one allocation less per readmitted patient.
+		var buf []Stay
+		if n := len(out); n < cap(out) {
+			buf = out[:n+1][n].Readmissions[:0]
+		}
+		out = append(out, caseOf(r, e, buf))
 	}
 	return out
 }
 
 // CaseOf computes the case of one episode.
-func CaseOf(r *Record, e *Episode) Case {
-	c := Case{Rec: r, Ep: e, D0: DayOf(e.Discharge), Hospital: r.Hospital(*e)}
+func CaseOf(r *Record, e *Episode) Case { return caseOf(r, e, nil) }
+
+// caseOf is CaseOf appending the readmissions to buf.
+func caseOf(r *Record, e *Episode, buf []Stay) Case {
+	c := Case{Rec: r, Ep: e, D0: DayOf(e.Discharge), Hospital: r.Hospital(*e), Readmissions: buf}
 	for _, s := range r.Stays {
 		if s.Encounter == e.IndexEncounter || s.Class != "IMP" || s.Planned || s.Start.IsZero() {
 			continue
@@ -549,7 +558,7 @@ func (ev *Evaluator) Add(r *Record) {
 				for _, t := range c.Ep.Tasks {
 					o, in := classifyTask(t, ev.p.Now)
 					if in {
-						ev.count(i, vals, o, "Task/"+t.ID)
+						ev.count(i, vals, o, "Task/", t.ID)
 					}
 				}
 				continue
@@ -558,12 +567,15 @@ func (ev *Evaluator) Add(r *Record) {
 			if onCurve && ev.km[i] != nil {
 				ev.km[i].Add(obs)
 			}
-			ev.count(i, vals, o, "EpisodeOfCare/"+c.Ep.ID)
+			ev.count(i, vals, o, "EpisodeOfCare/", c.Ep.ID)
 		}
 	}
 }
 
-func (ev *Evaluator) count(i int, vals [5]string, o outcome, ref string) {
+// count adds one unit; its reference (type/id) is built only for a
+// subject list: a million evaluations would otherwise allocate one string
+// per measure and episode.
+func (ev *Evaluator) count(i int, vals [5]string, o outcome, typ, id string) {
 	apply := func(c *Counts) {
 		c.Initial++
 		switch {
@@ -598,6 +610,7 @@ func (ev *Evaluator) count(i int, vals [5]string, o outcome, ref string) {
 		apply(c)
 	}
 	if ev.p.SubjectList {
+		ref := typ + id
 		s := ev.subj[i]
 		s[PopInitial] = append(s[PopInitial], ref)
 		switch {
