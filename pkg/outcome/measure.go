@@ -188,7 +188,7 @@ type Evaluator struct {
 	p      Params
 	defs   []Definition
 	totals []Counts
-	strata []map[string]map[string]*Counts // per measure: stratifier → value → counts
+	strata [][5]map[string]*Counts // per measure, per stratifier (Stratifiers' order): value → counts
 	subj   []map[string][]string
 	km     []*Histogram // per fixed-horizon measure, nil for the others
 	ob     observed
@@ -209,9 +209,9 @@ func NewEvaluator(p Params, ids ...string) (*Evaluator, error) {
 			return nil, fmt.Errorf("unknown measure %q", id)
 		}
 		ev.defs = append(ev.defs, d)
-		m := map[string]map[string]*Counts{}
-		for _, s := range Stratifiers {
-			m[s] = map[string]*Counts{}
+		var m [5]map[string]*Counts
+		for k := range m {
+			m[k] = map[string]*Counts{}
 		}
 		ev.strata = append(ev.strata, m)
 		ev.subj = append(ev.subj, map[string][]string{})
@@ -555,10 +555,14 @@ func (ev *Evaluator) Add(r *Record) {
 		vals := StratumValues(c)
 		for i, d := range ev.defs {
 			if d.Kind == kindTasks {
+				var cells [5]*Counts
 				for _, t := range c.Ep.Tasks {
 					o, in := classifyTask(t, ev.p.Now)
 					if in {
-						ev.count(i, vals, o, "Task/", t.ID)
+						if cells[0] == nil {
+							cells = ev.cells(i, vals)
+						}
+						ev.count(i, cells, o, "Task/", t.ID)
 					}
 				}
 				continue
@@ -567,7 +571,7 @@ func (ev *Evaluator) Add(r *Record) {
 			if onCurve && ev.km[i] != nil {
 				ev.km[i].Add(obs)
 			}
-			ev.count(i, vals, o, "EpisodeOfCare/", c.Ep.ID)
+			ev.count(i, ev.cells(i, vals), o, "EpisodeOfCare/", c.Ep.ID)
 		}
 	}
 }
@@ -575,7 +579,7 @@ func (ev *Evaluator) Add(r *Record) {
 // count adds one unit; its reference (type/id) is built only for a
 // subject list: a million evaluations would otherwise allocate one string
 // per measure and episode.
-func (ev *Evaluator) count(i int, vals [5]string, o outcome, typ, id string) {
+func (ev *Evaluator) count(i int, cells [5]*Counts, o outcome, typ, id string) {
 	apply := func(c *Counts) {
 		c.Initial++
 		switch {
@@ -600,13 +604,7 @@ func (ev *Evaluator) count(i int, vals [5]string, o outcome, typ, id string) {
 		}
 	}
 	apply(&ev.totals[i])
-	for k, code := range Stratifiers {
-		m := ev.strata[i][code]
-		c := m[vals[k]]
-		if c == nil {
-			c = &Counts{}
-			m[vals[k]] = c
-		}
+	for _, c := range cells {
 		apply(c)
 	}
 	if ev.p.SubjectList {
@@ -627,6 +625,21 @@ func (ev *Evaluator) count(i int, vals [5]string, o outcome, typ, id string) {
 	}
 }
 
+// cells returns the counts of a case's strata for measure i, created when
+// new: looked up once per case, not once per task.
+func (ev *Evaluator) cells(i int, vals [5]string) [5]*Counts {
+	var out [5]*Counts
+	for k, m := range ev.strata[i] {
+		c := m[vals[k]]
+		if c == nil {
+			c = &Counts{}
+			m[vals[k]] = c
+		}
+		out[k] = c
+	}
+	return out
+}
+
 // Results returns one result per measure, in the order asked.
 func (ev *Evaluator) Results() []*Result {
 	var out []*Result
@@ -635,9 +648,9 @@ func (ev *Evaluator) Results() []*Result {
 		if h := ev.km[i]; h != nil && h.n > 0 {
 			r.KM = h.EstimateAt(d.Window)
 		}
-		for _, code := range Stratifiers {
+		for k, code := range Stratifiers {
 			s := Strata{Code: code}
-			for v, c := range ev.strata[i][code] {
+			for v, c := range ev.strata[i][k] {
 				s.Strata = append(s.Strata, Stratum{Value: v, Counts: *c})
 			}
 			sort.Slice(s.Strata, func(a, b int) bool { return s.Strata[a].Value < s.Strata[b].Value })
