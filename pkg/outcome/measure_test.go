@@ -304,3 +304,30 @@ func TestMaskSmallCellsWithSecondarySuppression(t *testing.T) {
 		t.Error("57 masked without need")
 	}
 }
+
+func TestKaplanMeierAtTheHorizon(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		obs  []Obs
+		ok   bool
+		est  float64
+		risk int
+	}{
+		// Events at 2 and 5 among 4, one censored at 3, one followed to
+		// 10: S(10) = 3/4 × 1/2 = 3/8 (2 at risk at 5); at risk at 10: 1.
+		{"followed to the horizon", []Obs{{2, true}, {3, false}, {5, true}, {10, false}}, true, 5.0 / 8, 1},
+		// Nobody followed to day 10 and the curve above 0: no estimate.
+		{"nobody reached the horizon", []Obs{{2, true}, {3, false}, {5, false}}, false, 1.0 / 3, 0},
+		// Everybody had the event: 100 %, known.
+		{"curve down to 0", []Obs{{2, true}, {5, true}}, true, 1, 0},
+	} {
+		var h Histogram
+		for _, o := range tc.obs {
+			h.Add(o)
+		}
+		km := h.EstimateAt(10)
+		if km.OK != tc.ok || math.Abs(km.Estimate-tc.est) > 1e-12 || km.AtRisk != tc.risk {
+			t.Errorf("%s: %+v, want ok %v estimate %v at risk %d", tc.name, km, tc.ok, tc.est, tc.risk)
+		}
+	}
+}
