@@ -21,6 +21,9 @@ type CurveBuilder struct {
 	by      string
 	horizon int
 	groups  map[string]*Histogram
+	ob      observed
+	obSet   bool
+	cases   []Case
 }
 
 // NewCurveBuilder prepares curves of kind over the episodes p selects,
@@ -33,45 +36,31 @@ func NewCurveBuilder(p Params, kind, by string, horizon int) *CurveBuilder {
 	return &CurveBuilder{p: p, kind: kind, by: by, horizon: horizon, groups: map[string]*Histogram{}}
 }
 
-// Add counts a record's episodes. Readmission-free survival: the event is
-// the first unplanned readmission; a death censors. Overall survival: the
-// event is the death. Both are censored at the horizon and today.
+// Add counts a record's episodes, with the observations of the
+// fixed-horizon measures (classify): readmission-free survival ends with
+// the first unplanned readmission and is censored by a death; overall
+// survival ends with the death. Both are censored at the horizon and at
+// the last observed day (yesterday, or for deaths the last day the
+// register of deaths covers when it is tracked).
 func (b *CurveBuilder) Add(r *Record) {
 	if b.p.Subject != "" && r.Patient != b.p.Subject {
 		return
 	}
-	today := DayOf(b.p.Now)
-	for _, c := range Cases(r, b.p.Start, b.p.End) {
-		if !b.p.matchPathway(c.Ep.Pathway) || c.diedBefore() {
+	if !b.obSet {
+		b.ob, b.obSet = b.p.observation(), true
+	}
+	d := Definition{Window: b.horizon, Kind: kindReadmission}
+	if b.kind == CurveSurvival {
+		d.Kind = kindMortality
+	}
+	b.cases = appendCases(b.cases[:0], r, b.p.Start, b.p.End)
+	for _, c := range b.cases {
+		if !b.p.matchPathway(c.Ep.Pathway) {
 			continue
 		}
-		end := int(today - c.D0)
-		o := Obs{Time: end}
-		deathDay := -1
-		if !r.Death.IsZero() {
-			deathDay = int(DayOf(r.Death) - c.D0)
-		}
-		switch b.kind {
-		case CurveSurvival:
-			if deathDay >= 0 && deathDay <= end {
-				o = Obs{Time: deathDay, Event: true}
-			}
-		default:
-			if deathDay >= 0 && deathDay <= end {
-				o = Obs{Time: deathDay}
-			}
-			for _, s := range c.Readmissions {
-				if !r.Death.IsZero() && !s.Start.Before(r.Death) {
-					break
-				}
-				if d := int(DayOf(s.Start) - c.D0); d <= o.Time {
-					o = Obs{Time: d, Event: true}
-				}
-				break
-			}
-		}
-		if o.Time > b.horizon {
-			o = Obs{Time: b.horizon}
+		_, o, ok := classify(d, c, b.ob)
+		if !ok {
+			continue
 		}
 		key := "all"
 		if b.by != "" {

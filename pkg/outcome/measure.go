@@ -101,6 +101,14 @@ type Counts struct {
 	// with a readmission of unknown heart-failure status and none known to
 	// be for heart failure.
 	Unknown int `json:"hfStatusUnknown,omitempty"`
+	// CensoredRegister counts the censored episodes whose window has
+	// elapsed but that the register of deaths does not cover yet
+	// (mortality); the others wait for their window to end.
+	CensoredRegister int `json:"censoredRegister,omitempty"`
+	// ExcludedDeath counts the exclusions of a readmission measure for a
+	// death before any readmission (the competing event); the others died
+	// before their discharge (inconsistent data).
+	ExcludedDeath int `json:"excludedDeath,omitempty"`
 }
 
 // Rate is Numerator/Denominator with its Wilson 95 % interval; ok is false
@@ -114,7 +122,7 @@ func (c Counts) Rate() (p, lo, hi float64, ok bool) {
 }
 
 func (c *Counts) cells() []*int {
-	return []*int{&c.Initial, &c.Denominator, &c.Exclusions, &c.Numerator, &c.Censored, &c.Unknown}
+	return []*int{&c.Initial, &c.Denominator, &c.Exclusions, &c.Numerator, &c.Censored, &c.Unknown, &c.CensoredRegister, &c.ExcludedDeath}
 }
 
 // Stratum is one value of a stratifier.
@@ -141,6 +149,21 @@ type Result struct {
 	Subjects map[string][]string
 	// Masked tells whether small cells were withheld.
 	Masked bool
+	// KM is the Kaplan–Meier estimate at the horizon over every episode
+	// of the initial population, for a fixed-horizon measure.
+	KM KMEstimate
+}
+
+// KMEstimate is 1 − S(N), the proportion of episodes with the event by
+// day N estimated by Kaplan–Meier, with its 95 % interval (Greenwood
+// variance, log-log transform).
+type KMEstimate struct {
+	// OK is false for a measure that is not fixed-horizon, or withheld.
+	OK                  bool
+	Estimate, Low, High float64
+	// AtRisk is the number of episodes still followed at day N; N the
+	// number of episodes on the curve.
+	AtRisk, N int
 }
 
 // Stratum returns the counts of one stratum, and whether it exists.
@@ -165,14 +188,16 @@ type Evaluator struct {
 	p      Params
 	defs   []Definition
 	totals []Counts
-	strata []map[string]map[string]*Counts // per measure: stratifier → value → counts
+	strata [][5]map[string]*Counts // per measure, per stratifier (Stratifiers' order): value → counts
 	subj   []map[string][]string
+	km     []*Histogram // per fixed-horizon measure, nil for the others
+	ob     observed
 	cases  []Case // reused from one record to the next
 }
 
 // NewEvaluator prepares the evaluation of measures (all when ids is empty).
 func NewEvaluator(p Params, ids ...string) (*Evaluator, error) {
-	ev := &Evaluator{p: p}
+	ev := &Evaluator{p: p, ob: p.observation()}
 	if len(ids) == 0 {
 		for _, d := range Definitions {
 			ids = append(ids, d.ID)
@@ -184,12 +209,17 @@ func NewEvaluator(p Params, ids ...string) (*Evaluator, error) {
 			return nil, fmt.Errorf("unknown measure %q", id)
 		}
 		ev.defs = append(ev.defs, d)
-		m := map[string]map[string]*Counts{}
-		for _, s := range Stratifiers {
-			m[s] = map[string]*Counts{}
+		var m [5]map[string]*Counts
+		for k := range m {
+			m[k] = map[string]*Counts{}
 		}
 		ev.strata = append(ev.strata, m)
 		ev.subj = append(ev.subj, map[string][]string{})
+		var h *Histogram
+		if d.FixedHorizon() {
+			h = &Histogram{}
+		}
+		ev.km = append(ev.km, h)
 	}
 	ev.totals = make([]Counts, len(ev.defs))
 	return ev, nil
@@ -225,14 +255,23 @@ func appendCases(out []Case, r *Record, start, end Day) []Case {
 		if start <= end && (d0 < start || d0 > end) {
 			continue
 		}
-		out = append(out, CaseOf(r, e))
+		// The slot's readmissions buffer from the previous record is
+		// reused: one allocation less per readmitted patient.
+		var buf []Stay
+		if n := len(out); n < cap(out) {
+			buf = out[:n+1][n].Readmissions[:0]
+		}
+		out = append(out, caseOf(r, e, buf))
 	}
 	return out
 }
 
 // CaseOf computes the case of one episode.
-func CaseOf(r *Record, e *Episode) Case {
-	c := Case{Rec: r, Ep: e, D0: DayOf(e.Discharge), Hospital: r.Hospital(*e)}
+func CaseOf(r *Record, e *Episode) Case { return caseOf(r, e, nil) }
+
+// caseOf is CaseOf appending the readmissions to buf.
+func caseOf(r *Record, e *Episode, buf []Stay) Case {
+	c := Case{Rec: r, Ep: e, D0: DayOf(e.Discharge), Hospital: r.Hospital(*e), Readmissions: buf}
 	for _, s := range r.Stays {
 		if s.Encounter == e.IndexEncounter || s.Class != "IMP" || s.Planned || s.Start.IsZero() {
 			continue
@@ -278,69 +317,159 @@ const (
 )
 
 // outcome classifies one unit: excluded, censored, or in the denominator
-// with or without the event; unknown for the HF status.
+// with or without the event; unknown for the HF status. register tells a
+// censored unit waits for the register of deaths (its window has elapsed);
+// died tells an excluded unit ended by a death before any readmission.
 type outcome struct {
 	excluded, censored, event, unknown bool
+	register, died                     bool
+}
+
+// FixedHorizon tells whether a measure is a rate at a fixed horizon
+// (readmission and mortality at N days), counted over complete follow-up
+// and estimated by Kaplan–Meier over every episode.
+func (d Definition) FixedHorizon() bool {
+	return d.Kind == kindReadmission || d.Kind == kindHF || d.Kind == kindMortality
+}
+
+// observed is how far follow-up reaches at the evaluation: the last day
+// fully over in Europe/Paris for hospital stays, and for deaths also the
+// last day the imported register of deaths covers (when it is tracked).
+type observed struct {
+	now time.Time
+	// stays and deaths are the last observed days.
+	stays, deaths Day
+	covers        func(Day) bool
+}
+
+// observation computes what an evaluation at p.Now has observed.
+func (p Params) observation() observed {
+	today := DayOf(p.Now)
+	o := observed{now: p.Now, stays: today - 1, deaths: today - 1, covers: p.RegisterCovers}
+	if p.RegisterCovers == nil {
+		return o
+	}
+	// The latest month the register covers, looking back at most 100 years:
+	// deaths are known up to its last day, or yesterday.
+	o.deaths = NoDay
+	m := (today - 1).Month()
+	for i := 0; i < 1200; i++ {
+		if last := MonthLast(m); p.RegisterCovers(last) {
+			o.deaths = min(last, today-1)
+			break
+		}
+		if m%100 == 1 {
+			m -= 89 // January → December of the year before
+		} else {
+			m--
+		}
+	}
+	return o
 }
 
 // Classify returns, for one case and measure (not tasks-on-time), whether
 // it is excluded, censored, or counted with or without the event.
 func Classify(d Definition, c Case, p Params) (excluded, censored, event bool) {
-	o := classify(d, c, p)
+	o, _, _ := classify(d, c, p.observation())
 	return o.excluded, o.censored, o.event
 }
 
-func classify(d Definition, c Case, p Params) outcome {
-	last := c.D0 + Day(d.Window)
+// classify counts one case for a measure, and for a fixed-horizon measure
+// also gives its Kaplan–Meier observation (ok false: not on the curve).
+//
+// A fixed-horizon rate counts an episode only when its whole window
+// D0+1 … D0+N has been observed (complete follow-up), whatever happened
+// in it: a death or a readmission does not close a window early, since
+// counting events at once while survivors wait fills the denominator with
+// events. For mortality the window must also be covered by the register
+// of deaths when it is tracked. Every other episode is censored ("suivi
+// incomplet") and is on the Kaplan–Meier curve up to its last observed
+// day.
+//
+// Competing risk: a death before any readmission the measure counts takes
+// the episode out of the readmission measures: excluded from the
+// complete-follow-up rate, censored at its death on the readmission-free
+// Kaplan–Meier curve. Both estimate the risk of readmission of patients
+// alive (a cause-specific, "net" risk), which exceeds the crude cumulative
+// incidence when deaths are frequent (Putter, Fiocco, Geskus, Stat Med
+// 2007;26:2389-2430); the deaths are reported beside it.
+func classify(d Definition, c Case, ob observed) (outcome, Obs, bool) {
 	if c.diedBefore() {
-		return outcome{excluded: true}
+		return outcome{excluded: true}, Obs{}, false
 	}
-	elapsed := last.Ended(p.Now)
+	last := c.D0 + Day(d.Window)
+	n := d.Window
+	deathDay := -1
+	if !c.Rec.Death.IsZero() {
+		deathDay = int(DayOf(c.Rec.Death) - c.D0)
+	}
 	switch d.Kind {
 	case kindReadmission, kindHF:
-		died := c.deathIn(last)
-		if !elapsed && !died {
-			return outcome{censored: true}
+		complete := last <= ob.stays
+		end := min(int(ob.stays-c.D0), n)
+		if !complete {
+			end = min(end, n-1)
 		}
 		var o outcome
+		first := -1 // day of the first readmission the measure counts
 		for _, s := range c.Readmissions {
 			if DayOf(s.Start) > last || (!c.Rec.Death.IsZero() && !s.Start.Before(c.Rec.Death)) {
 				break
 			}
-			if d.Kind == kindReadmission {
-				o.event = true
+			if d.Kind == kindReadmission || s.HF == 'y' {
+				first = int(DayOf(s.Start) - c.D0)
 				break
 			}
-			switch s.HF {
-			case 'y':
-				o.event = true
-			case '?':
+			if s.HF == '?' {
 				o.unknown = true
 			}
 		}
-		if o.event {
-			o.unknown = false
+		obs := Obs{Time: max(end, 0)}
+		switch {
+		case first >= 0 && first <= end:
+			obs = Obs{Time: first, Event: true}
+		case deathDay >= 0 && deathDay <= end:
+			obs = Obs{Time: deathDay}
 		}
-		return o
+		if !complete {
+			return outcome{censored: true}, obs, true
+		}
+		switch {
+		case first >= 0:
+			return outcome{event: true}, obs, true
+		case deathDay >= 0 && deathDay <= n:
+			return outcome{excluded: true, died: true}, obs, true
+		}
+		return o, obs, true
 	case kindMortality:
-		if c.deathIn(last) {
-			return outcome{event: true}
+		elapsed := last <= ob.stays
+		covered := ob.covers == nil || ob.covers(last)
+		end := min(int(ob.deaths-c.D0), n)
+		if !elapsed || !covered {
+			end = min(end, n-1)
 		}
-		if !elapsed || (p.RegisterCovers != nil && !p.RegisterCovers(last)) {
-			return outcome{censored: true}
+		obs := Obs{Time: max(end, 0)}
+		if deathDay >= 0 && deathDay <= end {
+			obs = Obs{Time: deathDay, Event: true}
 		}
-		return outcome{}
+		switch {
+		case !elapsed:
+			return outcome{censored: true}, obs, true
+		case !covered:
+			return outcome{censored: true, register: true}, obs, true
+		}
+		return outcome{event: deathDay >= 0 && deathDay <= n}, obs, true
 	case kindContact:
 		ok := !c.FirstContact.IsZero() && DayOf(c.FirstContact) <= last
 		if c.deathIn(last) && !ok {
-			return outcome{excluded: true}
+			return outcome{excluded: true}, Obs{}, false
 		}
-		if !elapsed {
-			return outcome{censored: true}
+		if !last.Ended(ob.now) {
+			return outcome{censored: true}, Obs{}, false
 		}
-		return outcome{event: ok}
+		return outcome{event: ok}, Obs{}, false
 	}
-	return outcome{excluded: true}
+	return outcome{excluded: true}, Obs{}, false
 }
 
 // classifyTask classifies one task for tasks-on-time; in is false when the
@@ -426,27 +555,44 @@ func (ev *Evaluator) Add(r *Record) {
 		vals := StratumValues(c)
 		for i, d := range ev.defs {
 			if d.Kind == kindTasks {
+				var cells [5]*Counts
 				for _, t := range c.Ep.Tasks {
 					o, in := classifyTask(t, ev.p.Now)
 					if in {
-						ev.count(i, vals, o, "Task/"+t.ID)
+						if cells[0] == nil {
+							cells = ev.cells(i, vals)
+						}
+						ev.count(i, cells, o, "Task/", t.ID)
 					}
 				}
 				continue
 			}
-			ev.count(i, vals, classify(d, c, ev.p), "EpisodeOfCare/"+c.Ep.ID)
+			o, obs, onCurve := classify(d, c, ev.ob)
+			if onCurve && ev.km[i] != nil {
+				ev.km[i].Add(obs)
+			}
+			ev.count(i, ev.cells(i, vals), o, "EpisodeOfCare/", c.Ep.ID)
 		}
 	}
 }
 
-func (ev *Evaluator) count(i int, vals [5]string, o outcome, ref string) {
+// count adds one unit; its reference (type/id) is built only for a
+// subject list: a million evaluations would otherwise allocate one string
+// per measure and episode.
+func (ev *Evaluator) count(i int, cells [5]*Counts, o outcome, typ, id string) {
 	apply := func(c *Counts) {
 		c.Initial++
 		switch {
 		case o.excluded:
 			c.Exclusions++
+			if o.died {
+				c.ExcludedDeath++
+			}
 		case o.censored:
 			c.Censored++
+			if o.register {
+				c.CensoredRegister++
+			}
 		default:
 			c.Denominator++
 			if o.event {
@@ -458,16 +604,11 @@ func (ev *Evaluator) count(i int, vals [5]string, o outcome, ref string) {
 		}
 	}
 	apply(&ev.totals[i])
-	for k, code := range Stratifiers {
-		m := ev.strata[i][code]
-		c := m[vals[k]]
-		if c == nil {
-			c = &Counts{}
-			m[vals[k]] = c
-		}
+	for _, c := range cells {
 		apply(c)
 	}
 	if ev.p.SubjectList {
+		ref := typ + id
 		s := ev.subj[i]
 		s[PopInitial] = append(s[PopInitial], ref)
 		switch {
@@ -484,14 +625,32 @@ func (ev *Evaluator) count(i int, vals [5]string, o outcome, ref string) {
 	}
 }
 
+// cells returns the counts of a case's strata for measure i, created when
+// new: looked up once per case, not once per task.
+func (ev *Evaluator) cells(i int, vals [5]string) [5]*Counts {
+	var out [5]*Counts
+	for k, m := range ev.strata[i] {
+		c := m[vals[k]]
+		if c == nil {
+			c = &Counts{}
+			m[vals[k]] = c
+		}
+		out[k] = c
+	}
+	return out
+}
+
 // Results returns one result per measure, in the order asked.
 func (ev *Evaluator) Results() []*Result {
 	var out []*Result
 	for i, d := range ev.defs {
 		r := &Result{Measure: d, Start: ev.p.Start, End: ev.p.End, Counts: ev.totals[i]}
-		for _, code := range Stratifiers {
+		if h := ev.km[i]; h != nil && h.n > 0 {
+			r.KM = h.EstimateAt(d.Window)
+		}
+		for k, code := range Stratifiers {
 			s := Strata{Code: code}
-			for v, c := range ev.strata[i][code] {
+			for v, c := range ev.strata[i][k] {
 				s.Strata = append(s.Strata, Stratum{Value: v, Counts: *c})
 			}
 			sort.Slice(s.Strata, func(a, b int) bool { return s.Strata[a].Value < s.Strata[b].Value })

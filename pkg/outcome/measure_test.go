@@ -93,18 +93,22 @@ func TestMeasuresOnHandBuiltCohort(t *testing.T) {
 	want := map[string]Counts{
 		// 30 days: e7 censored (window open); e1 readmitted on day 30
 		// (event), e2 on day 31 (no event), e3 none (transfer, planned),
-		// e4 died D0 (competing end), e5 died D+10 (competing end), e6
-		// readmitted D+15 before its death (event), e8 none in 30 days.
-		Readmission30: {Initial: 8, Denominator: 7, Numerator: 2, Censored: 1},
-		// 180 days: e7 censored; events e1, e2, e6, e8 (D+100); e3, e4, e5 not.
-		Readmission180: {Initial: 8, Denominator: 7, Numerator: 4, Censored: 1},
-		// HF: e2 (y) event; e6 (?) and e8 (?, then n) unknown; e1 (n) no.
-		HFReadmission: {Initial: 8, Denominator: 7, Numerator: 1, Censored: 1, Unknown: 2},
+		// e4 died D0 and e5 died D+10 before any readmission (excluded:
+		// the competing event), e6 readmitted D+15 before its death
+		// (event), e8 none in 30 days.
+		Readmission30: {Initial: 8, Denominator: 5, Numerator: 2, Exclusions: 2, ExcludedDeath: 2, Censored: 1},
+		// 180 days: e7 censored; events e1, e2, e6, e8 (D+100); e3 not;
+		// e4, e5 excluded.
+		Readmission180: {Initial: 8, Denominator: 5, Numerator: 4, Exclusions: 2, ExcludedDeath: 2, Censored: 1},
+		// HF: e2 (y) event; e8 (?, then n) unknown; e1 (n) no; e6's
+		// readmission is of unknown status and it died: excluded with
+		// e4 and e5.
+		HFReadmission: {Initial: 8, Denominator: 4, Numerator: 1, Exclusions: 3, ExcludedDeath: 3, Censored: 1, Unknown: 1},
 		// 180 days: deaths e4, e5, e6; e7 censored.
 		Mortality180: {Initial: 8, Denominator: 7, Numerator: 3, Censored: 1},
-		// 365 days: deaths e4, e5, e6 close their windows; every other
-		// window (discharged 2025) is still open on 2025-12-31.
-		Mortality365: {Initial: 8, Denominator: 3, Numerator: 3, Censored: 5},
+		// 365 days: every window (discharged 2025) is still open on
+		// 2025-12-31, the deaths' as well: nothing complete.
+		Mortality365: {Initial: 8, Censored: 8},
 		// 7 days: e1 (D+3) and e7 (D+2) yes; e2 (D+8), e3 (pharmacist
 		// only), e6, e8 (none) no; e4 (died D0) and e5 (died D+10? no: a
 		// death after the window) — e5 counts, without a contact.
@@ -187,11 +191,12 @@ func TestMortalityWaitsForTheRegister(t *testing.T) {
 	if _, c, _ := Classify(d, Cases(r, p.Start, p.End)[0], p); c {
 		t.Error("window still censored once July is covered")
 	}
-	// A known death inside the window closes it at once.
+	// A known death inside the window does not close it early: deaths
+	// and survivors wait for the same register.
 	delete(covered, 202507)
 	r.died("2025-05-01 10:00")
-	if _, c, ev := Classify(d, Cases(r, p.Start, p.End)[0], p); c || !ev {
-		t.Errorf("known death: censored %v event %v", c, ev)
+	if _, c, _ := Classify(d, Cases(r, p.Start, p.End)[0], p); !c {
+		t.Error("known death counted before the register covers its window")
 	}
 }
 
@@ -297,5 +302,32 @@ func TestMaskSmallCellsWithSecondarySuppression(t *testing.T) {
 	}
 	if c, _ := m2.Stratum(StratHospital, "c"); c.Initial != 57 {
 		t.Error("57 masked without need")
+	}
+}
+
+func TestKaplanMeierAtTheHorizon(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		obs  []Obs
+		ok   bool
+		est  float64
+		risk int
+	}{
+		// Events at 2 and 5 among 4, one censored at 3, one followed to
+		// 10: S(10) = 3/4 × 1/2 = 3/8 (2 at risk at 5); at risk at 10: 1.
+		{"followed to the horizon", []Obs{{2, true}, {3, false}, {5, true}, {10, false}}, true, 5.0 / 8, 1},
+		// Nobody followed to day 10 and the curve above 0: no estimate.
+		{"nobody reached the horizon", []Obs{{2, true}, {3, false}, {5, false}}, false, 1.0 / 3, 0},
+		// Everybody had the event: 100 %, known.
+		{"curve down to 0", []Obs{{2, true}, {5, true}}, true, 1, 0},
+	} {
+		var h Histogram
+		for _, o := range tc.obs {
+			h.Add(o)
+		}
+		km := h.EstimateAt(10)
+		if km.OK != tc.ok || math.Abs(km.Estimate-tc.est) > 1e-12 || km.AtRisk != tc.risk {
+			t.Errorf("%s: %+v, want ok %v estimate %v at risk %d", tc.name, km, tc.ok, tc.est, tc.risk)
+		}
 	}
 }

@@ -294,7 +294,7 @@ func DecodeRecord(s string) (Record, error) {
 // DecodeInto reads a record's text (or its two parts concatenated) into r,
 // reusing r's slices: a scan over a million records allocates little.
 func DecodeInto(r *Record, s string) error {
-	stays, eps := r.Stays[:0], r.Episodes[:0]
+	stays, eps, given := r.Stays[:0], r.Episodes[:0], r.Given[:0]
 	*r = Record{BirthDate: NoDay, Stays: stays, Episodes: eps}
 	sec, rest, _ := strings.Cut(s, ";")
 	if sec != recordVersion {
@@ -328,7 +328,11 @@ func DecodeInto(r *Record, s string) error {
 		case "P":
 			r.Patient, r.Family = f[1], f[2]
 			if f[3] != "" {
-				for _, x := range strings.Split(f[3], ",") {
+				// Cut, not Split: no slice allocated per record.
+				r.Given = given
+				for rest, more := f[3], true; more; {
+					var x string
+					x, rest, more = strings.Cut(rest, ",")
 					r.Given = append(r.Given, unesc(x))
 				}
 			}
@@ -342,7 +346,13 @@ func DecodeInto(r *Record, s string) error {
 			}
 			r.Stays = append(r.Stays, st)
 		case "E":
-			r.Episodes = append(r.Episodes, Episode{ID: f[1], Status: f[2], Pathway: f[3], CPTS: f[4], IndexEncounter: f[5], Discharge: parseUnix(f[6])})
+			// The slot's tasks buffer from the record read before is
+			// reused, as the stays and episodes are.
+			var tasks []Task
+			if n := len(r.Episodes); n < cap(r.Episodes) {
+				tasks = r.Episodes[:n+1][n].Tasks[:0]
+			}
+			r.Episodes = append(r.Episodes, Episode{ID: f[1], Status: f[2], Pathway: f[3], CPTS: f[4], IndexEncounter: f[5], Discharge: parseUnix(f[6]), Tasks: tasks})
 		case "T":
 			e := r.EpisodeByID(f[1])
 			if e == nil {

@@ -116,6 +116,35 @@ func (h *Histogram) Curve(name string, ticks []int) Curve {
 	return c
 }
 
+// EstimateAt is the Kaplan–Meier estimate of the proportion with the
+// event by day t, 1 − S(t), with its log-log Greenwood 95 % interval
+// (1 − the bounds of S), and the number still at risk at day t. OK is
+// false when nobody is at risk at day t and the curve has not reached 0.
+func (h *Histogram) EstimateAt(t int) KMEstimate {
+	s, greenwood := 1.0, 0.0
+	n := h.n // at risk at the start of day
+	for day := 0; day < len(h.events) && day < t; day++ {
+		n -= h.events[day] + h.censored[day]
+	}
+	atRisk := n
+	n = h.n
+	for day := 0; day < len(h.events) && day <= t; day++ {
+		if d := h.events[day]; d > 0 {
+			s *= 1 - float64(d)/float64(n)
+			if n > d {
+				greenwood += float64(d) / (float64(n) * float64(n-d))
+			}
+		}
+		n -= h.events[day] + h.censored[day]
+	}
+	lo, hi := logLog(s, greenwood)
+	// Past the last observed day the curve is not estimated (unless it has
+	// reached 0): with nobody followed to day t, "0 % by day t" would only
+	// say that nothing was seen yet.
+	ok := atRisk > 0 || s == 0
+	return KMEstimate{OK: ok, Estimate: 1 - s, Low: 1 - hi, High: 1 - lo, AtRisk: atRisk, N: h.n}
+}
+
 // logLog is the log-log 95 % interval of a survival estimate s with
 // Greenwood sum g.
 func logLog(s, g float64) (float64, float64) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -19,6 +20,31 @@ type SVGOptions struct {
 	YLabel string
 	// Threshold: a masked number at risk is written "<Threshold".
 	Threshold int
+	// Lang is the language of the numbers ("fr": "25 %", "12,5 %"; "en":
+	// "25%", "12.5%").
+	Lang string
+	// Names gives the label shown for a curve name (e.g. "all"); a name
+	// not in it is shown as is.
+	Names map[string]string
+	// AtRiskLabel heads the numbers at risk (default "n").
+	AtRiskLabel string
+}
+
+// label is the shown name of a curve.
+func (o SVGOptions) label(name string) string {
+	if l, ok := o.Names[name]; ok {
+		return l
+	}
+	return name
+}
+
+// percent writes a percentage in the options' language.
+func (o SVGOptions) percent(v float64, decimals int) string {
+	s := strconv.FormatFloat(v, 'f', decimals, 64)
+	if o.Lang == "en" {
+		return s + "%"
+	}
+	return strings.Replace(s, ".", ",", 1) + " %"
 }
 
 var palette = []string{"#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad", "#d68910"}
@@ -55,7 +81,7 @@ func RenderSVG(w io.Writer, curves []Curve, o SVGOptions) error {
 	for i := 0; i <= 4; i++ {
 		s := float64(i) / 4
 		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" stroke="#ddd"/>`, left, y(s), left+pw, y(s))
-		fmt.Fprintf(&b, `<text x="%g" y="%.1f" text-anchor="end">%d %%</text>`, left-4, y(s)+4, i*25)
+		fmt.Fprintf(&b, `<text x="%g" y="%.1f" text-anchor="end">%s</text>`, left-4, y(s)+4, o.percent(float64(i*25), 0))
 	}
 	ticks := []int{0}
 	if len(curves) > 0 && len(curves[0].Ticks) > 0 {
@@ -93,15 +119,21 @@ func RenderSVG(w io.Writer, curves []Curve, o SVGOptions) error {
 			lower.WriteString(" L" + lowerPts[j])
 		}
 		fmt.Fprintf(&b, `<path d="%s%s Z" fill="%s" fill-opacity="0.15" stroke="none"/>`, upper.String(), lower.String(), col)
-		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"><title>%s: %.1f %%</title></path>`, line.String(), col, html.EscapeString(c.Name), s*100)
-		fmt.Fprintf(&b, `<text x="%g" y="%g" fill="%s">%s</text>`, left+pw-4, top+14+14*float64(i), col, html.EscapeString(c.Name))
+		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"><title>%s : %s</title></path>`, line.String(), col, html.EscapeString(o.label(c.Name)), o.percent(s*100, 1))
+		fmt.Fprintf(&b, `<text x="%g" y="%g" fill="%s" text-anchor="end">%s</text>`, left+pw-4, top+14+14*float64(i), col, html.EscapeString(o.label(c.Name)))
 	}
 	// Numbers at risk.
 	ty := top + ph + 36
-	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end" font-style="italic">n</text>`, left-4, ty)
+	atRisk := o.AtRiskLabel
+	if atRisk == "" {
+		atRisk = "n"
+	}
+	fmt.Fprintf(&b, `<text x="%g" y="%g" font-style="italic">%s</text>`, 4.0, ty, html.EscapeString(atRisk))
 	for i, c := range curves {
 		row := ty + 18*float64(i+1)
-		fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end" fill="%s">%s</text>`, left-4, row, palette[i%len(palette)], html.EscapeString(shortName(c.Name)))
+		if len(curves) > 1 {
+			fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end" fill="%s">%s</text>`, left-4, row, palette[i%len(palette)], html.EscapeString(shortName(o.label(c.Name))))
+		}
 		for k, t := range c.Ticks {
 			if k >= len(c.AtRisk) || t > o.MaxDay {
 				break

@@ -78,8 +78,10 @@
 // unreadable lines are reported with their line number. The month is then
 // recorded as covered (Basic outcomes-death-register-<tenant>). From the
 // first import on (or always, with Deps.TrackRegister), a mortality window
-// closes only once the month of its last day is covered, or a death inside
-// it is known: a CPTS that starts importing imports the months its open
+// closes only once the month of its last day is covered, for a death known
+// inside it as for a survivor (counting known deaths at once would fill the
+// denominator with deaths), and the Kaplan–Meier estimate follows deaths
+// up to the last covered day: a CPTS that starts importing imports the months its open
 // windows end in (INSEE publishes every month since 1970). Before any
 // import, mortality windows close on time alone, with the deaths known
 // from hospitals and teams.
@@ -88,7 +90,11 @@
 //
 //   - GET /fhir/Measure/{id}/$evaluate-measure?periodStart=&periodEnd=
 //     [&subject=Patient/<id>][&reportType=summary|subject-list|individual]
-//     [&pathway=][&masked=true]: a MeasureReport (report.go).
+//     [&pathway=][&masked=true]: a MeasureReport (report.go). A
+//     fixed-horizon measure's group counts complete follow-up only and
+//     carries the Kaplan–Meier estimate over every episode (extension
+//     kaplan-meier-estimate), with the populations censored-register and
+//     excluded-death saying why episodes are left out.
 //   - GET /api/outcomes/measure-reports?periodStart=&periodEnd=[&masked=]:
 //     the seven MeasureReports in a collection Bundle.
 //   - GET /api/outcomes.csv?periodStart=&periodEnd=[&pathway=]: docs/contract.md's

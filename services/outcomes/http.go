@@ -339,7 +339,11 @@ func (s *Service) curvesSVG(w http.ResponseWriter, r *http.Request) {
 // SVGOptions are the drawing options of a curve kind in a language (fr,
 // en).
 func SVGOptions(kind, lang string, threshold int) outcome.SVGOptions {
-	o := outcome.SVGOptions{Threshold: threshold}
+	o := outcome.SVGOptions{Threshold: threshold, Lang: lang,
+		Names: map[string]string{"all": "Toutes les sorties", "unknown": "inconnu"}, AtRiskLabel: "À risque"}
+	if lang == "en" {
+		o.Names, o.AtRiskLabel = map[string]string{"all": "All discharges"}, "At risk"
+	}
 	switch {
 	case kind == outcome.CurveSurvival && lang == "en":
 		o.Title, o.YLabel = "Overall survival after discharge (days)", "alive"

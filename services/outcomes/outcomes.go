@@ -200,13 +200,18 @@ type Row struct {
 	Rate, Lower, Upper float64
 	HasRate            bool
 	Masked             bool
+	// FixedHorizon marks a rate at N days over complete follow-up; KM is
+	// then its Kaplan–Meier estimate over every episode.
+	FixedHorizon bool
+	KM           outcome.KMEstimate
 }
 
 // Rows turns results into the rows of a table.
 func Rows(rs []*outcome.Result) []Row {
 	out := make([]Row, 0, len(rs))
 	for _, r := range rs {
-		row := Row{ID: r.Measure.ID, TitleFR: r.Measure.TitleFR, TitleEN: r.Measure.TitleEN, Counts: r.Counts, Masked: r.Masked}
+		row := Row{ID: r.Measure.ID, TitleFR: r.Measure.TitleFR, TitleEN: r.Measure.TitleEN, Counts: r.Counts, Masked: r.Masked,
+			FixedHorizon: r.Measure.FixedHorizon(), KM: r.KM}
 		row.Rate, row.Lower, row.Upper, row.HasRate = r.Rate()
 		out = append(out, row)
 	}

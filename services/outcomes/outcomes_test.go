@@ -264,17 +264,20 @@ func TestProjectionAndMeasures(t *testing.T) {
 			// Initial population: ep1…ep6 (ep5x entered in error).
 			want := map[string]outcome.Counts{
 				// p5 censored; p1 readmitted on day 30 (event); p2 day 31; p3
-				// planned stay and a cancelled admission; p4 died D+10; p6 none.
-				outcome.Readmission30: {Initial: 6, Denominator: 5, Numerator: 1, Censored: 1},
-				// 180 days: p1, p2; p4 (death) and p6 (death on D+129) without.
-				outcome.Readmission180: {Initial: 6, Denominator: 5, Numerator: 2, Censored: 1},
+				// planned stay and a cancelled admission; p4 died D+10 before
+				// any readmission (excluded); p6 none.
+				outcome.Readmission30: {Initial: 6, Denominator: 4, Numerator: 1, Exclusions: 1, ExcludedDeath: 1, Censored: 1},
+				// 180 days: p1, p2; p4 (death) and p6 (death on D+129) excluded.
+				outcome.Readmission180: {Initial: 6, Denominator: 3, Numerator: 2, Exclusions: 2, ExcludedDeath: 2, Censored: 1},
 				// HF: p2 yes; p1's readmission carried no diagnosis: unknown.
-				outcome.HFReadmission: {Initial: 6, Denominator: 5, Numerator: 1, Censored: 1, Unknown: 1},
-				// 180 days: deaths p4 (D+10) and p6 (D+129). Windows ending
-				// after June (no register file) are censored: p1, p2 (July 9),
-				// p3 (Aug 28), p5; p4 and p6 closed by their deaths.
-				outcome.Mortality180: {Initial: 6, Denominator: 2, Numerator: 2, Censored: 4},
-				outcome.Mortality365: {Initial: 6, Denominator: 2, Numerator: 2, Censored: 4},
+				outcome.HFReadmission: {Initial: 6, Denominator: 3, Numerator: 1, Exclusions: 2, ExcludedDeath: 2, Censored: 1, Unknown: 1},
+				// 180 days: only June is imported and every window ends
+				// after it (p1, p2 July 9, p6 July 31, p3 Aug 28, p4 Sep 28):
+				// all wait for the register, deaths p4 and p6 as well; p5's
+				// window is still running.
+				outcome.Mortality180: {Initial: 6, Censored: 6, CensoredRegister: 5},
+				// 365 days: every window ends in 2026.
+				outcome.Mortality365: {Initial: 6, Censored: 6},
 				// 7 days: only p1 had a visit (D+2); p5's window ended 12-27.
 				outcome.FirstContact7: {Initial: 6, Denominator: 6, Numerator: 1},
 				// One task, done before its due date.
@@ -288,10 +291,31 @@ func TestProjectionAndMeasures(t *testing.T) {
 			if c, _ := results[0].Stratum(outcome.StratHospital, "420000002"); c.Initial != 4 || c.Numerator != 1 {
 				t.Errorf("hospital 420000002 stratum = %+v", c)
 			}
+			// Once July to September are in, the 180-day windows of p1,
+			// p2, p3, p4 and p6 are complete: two deaths of five.
+			coverMonths(r, 202507, 202508, 202509)
+			res, err := r.svc.Evaluate(ctx, tenant, period2025(r), outcome.Mortality180)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := (outcome.Counts{Initial: 6, Denominator: 5, Numerator: 2, Censored: 1}); res[0].Counts != w {
+				t.Errorf("mortality-180d with the register to September = %+v, want %+v", res[0].Counts, w)
+			}
 			if c, _ := results[0].Stratum(outcome.StratSex, "male"); c.Initial != 2 {
 				t.Errorf("male stratum = %+v", c)
 			}
 		})
+	}
+}
+
+// coverMonths imports empty register files: months with no death of the
+// CPTS's patients, now covered.
+func coverMonths(r *rig, months ...int) {
+	r.t.Helper()
+	for _, m := range months {
+		if _, err := r.svc.ImportRegister(context.Background(), tenant, strings.NewReader(""), m, "System/test"); err != nil {
+			r.t.Fatal(err)
+		}
 	}
 }
 
@@ -353,11 +377,11 @@ func TestHTTPReportAndCSVAgree(t *testing.T) {
 	var mr map[string]any
 	_ = json.Unmarshal(w.Body.Bytes(), &mr)
 	group := mr["group"].([]any)[0].(map[string]any)
-	if score := group["measureScore"].(map[string]any)["value"].(float64); score != 0.2 {
-		t.Errorf("score = %v, want 1/5", score)
+	if score := group["measureScore"].(map[string]any)["value"].(float64); score != 0.25 {
+		t.Errorf("score = %v, want 1/4", score)
 	}
 	ci := group["extension"].([]any)[0].(map[string]any)["valueRange"].(map[string]any)
-	lo, hi := outcome.Wilson(1, 5, outcome.Z95)
+	lo, hi := outcome.Wilson(1, 4, outcome.Z95)
 	if ci["low"].(map[string]any)["value"].(float64) != round4(lo) || ci["high"].(map[string]any)["value"].(float64) != round4(hi) {
 		t.Errorf("interval = %v, want [%v, %v]", ci, lo, hi)
 	}
@@ -376,30 +400,37 @@ func TestHTTPReportAndCSVAgree(t *testing.T) {
 	if len(rows)-1 != counts.Initial {
 		t.Errorf("%d rows, initial population %d", len(rows)-1, counts.Initial)
 	}
-	// Recount readmission-30d from the CSV: closed = follow-up ≥ 30 days or
-	// a death within 30 days; event = a readmission within 30 days.
+	// Recount readmission-30d from the CSV: complete = the day D0+30 is
+	// over (yesterday or before); event = a readmission within 30 days;
+	// without one, a death within 30 days excludes the episode.
 	den, num := 0, 0
+	yesterday := outcome.DayOf(r.clk.Now()) - 1
 	for _, row := range rows[1:] {
 		d0, _ := outcome.ParseDay(row[3])
-		follow := 0
-		fmt.Sscan(row[4], &follow)
+		if d0+30 > yesterday {
+			continue
+		}
 		died := false
 		if row[6] != "" {
 			dd, _ := outcome.ParseDay(row[6])
 			died = dd-d0 <= 30
 		}
-		if follow < 30 && !died {
-			continue
-		}
-		den++
+		readmitted := false
 		for _, rd := range strings.Split(row[5], "|") {
 			if rd == "" {
 				continue
 			}
 			if d, _ := outcome.ParseDay(rd); d-d0 >= 1 && d-d0 <= 30 {
-				num++
+				readmitted = true
 				break
 			}
+		}
+		if died && !readmitted {
+			continue
+		}
+		den++
+		if readmitted {
+			num++
 		}
 		if strings.Contains(row[0], "p1") {
 			t.Errorf("the pseudonym shows the patient id: %s", row[0])
@@ -427,6 +458,22 @@ func TestHTTPReportAndCSVAgree(t *testing.T) {
 	w = get(t, h, "/api/outcomes/curves.svg?periodStart=2025-01-01&periodEnd=2025-12-31&kind=survival")
 	if w.Code != 200 || !strings.HasPrefix(w.Body.String(), "<svg") || w.Header().Get("Content-Type") != "image/svg+xml" {
 		t.Errorf("svg: %d %.80s", w.Code, w.Body)
+	}
+	// Every label in the drawing's language: the single curve's legend,
+	// the numbers at risk and the percentages.
+	for lang, want := range map[string][]string{
+		"fr": {">Toutes les sorties<", ">À risque<", ">50 %<"},
+		"en": {">All discharges<", ">At risk<", ">50%<"},
+	} {
+		body := get(t, h, "/api/outcomes/curves.svg?periodStart=2025-01-01&periodEnd=2025-12-31&kind=survival&lang="+lang).Body.String()
+		for _, s := range want {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s drawing lacks %q", lang, s)
+			}
+		}
+		if strings.Contains(body, ">all<") {
+			t.Errorf("%s drawing names its curve \"all\"", lang)
+		}
 	}
 	w = get(t, h, "/api/outcomes/aci.csv?year=2025")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "<11") {
@@ -472,10 +519,19 @@ func TestTeamMemberRecordsADeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// p2 (discharged 2025-01-10) died on D+50: with p4's, two deaths (p6's
-	// register is not imported here).
-	if res[0].Numerator != 2 || res[0].Denominator != 2 {
-		t.Errorf("mortality-180d = %+v, want 2/2", res[0].Counts)
+	// p2 (discharged 2025-01-10) died on D+50. The register is tracked
+	// and covers nothing: every window waits for it, deaths included.
+	if w := (outcome.Counts{Initial: 6, Censored: 6, CensoredRegister: 5}); res[0].Counts != w {
+		t.Errorf("mortality-180d = %+v, want %+v", res[0].Counts, w)
+	}
+	// With July to September covered (no line for p6: its death stays
+	// unknown), p1, p2, p3, p4 and p6 are complete: deaths p2 and p4.
+	coverMonths(r, 202507, 202508, 202509)
+	if res, err = r.svc.Evaluate(context.Background(), tenant, period2025(r), outcome.Mortality180); err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Numerator != 2 || res[0].Denominator != 5 {
+		t.Errorf("mortality-180d = %+v, want 2/5", res[0].Counts)
 	}
 	// A nurse outside the patient's care team may not.
 	nurse := directory.Actor{Tenant: tenant, Practitioner: "Practitioner/n", Roles: []directory.Role{{ID: "pr-n", Code: directory.RoleNurse}}}

@@ -16,6 +16,7 @@ const (
 	SystemStratifier     = "https://passerelle.health/fhir/CodeSystem/measure-stratifier"
 	ExtScoreInterval     = "https://passerelle.health/fhir/StructureDefinition/measure-score-interval"
 	ExtMaskingThreshold  = "https://passerelle.health/fhir/StructureDefinition/small-cell-threshold"
+	ExtKaplanMeier       = "https://passerelle.health/fhir/StructureDefinition/kaplan-meier-estimate"
 	extDataAbsentReason  = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 	systemImprovementNot = "http://terminology.hl7.org/CodeSystem/measure-improvement-notation"
 )
@@ -62,9 +63,16 @@ func MeasureReport(r *outcome.Result, o ReportOptions) map[string]any {
 		mr["extension"] = []any{map[string]any{"url": ExtMaskingThreshold, "valueInteger": o.Threshold}}
 	}
 	group := map[string]any{"population": populations(r, r.Counts, true)}
+	var ext []any
 	if score := measureScore(r.Counts); score != nil {
 		group["measureScore"] = score["measureScore"]
-		group["extension"] = score["extension"]
+		ext = append(ext, score["extension"].([]any)...)
+	}
+	if km := kaplanMeier(r, o.Threshold); km != nil {
+		ext = append(ext, km)
+	}
+	if ext != nil {
+		group["extension"] = ext
 	}
 	var strat []any
 	for _, s := range r.Stratifiers {
@@ -137,7 +145,91 @@ func populations(r *outcome.Result, c outcome.Counts, top bool) []any {
 		delete(p, "subjectResults")
 		out = append(out, p)
 	}
+	// Why episodes are left out of a fixed-horizon rate: censored ones
+	// waiting for the register of deaths (the rest wait for their window
+	// to end), excluded ones for a death before any readmission (the rest
+	// died before their discharge).
+	if r.Measure.FixedHorizon() {
+		for _, x := range []struct {
+			code string
+			n    int
+		}{{PopCensoredRegister, c.CensoredRegister}, {PopExcludedDeath, c.ExcludedDeath}} {
+			p := pop(SystemPopulationExt, x.code, x.n)
+			delete(p, "subjectResults")
+			out = append(out, p)
+		}
+	}
 	return out
+}
+
+// Population codes (SystemPopulationExt) that say why fixed-horizon
+// episodes are left out of the rate.
+const (
+	PopCensoredRegister = "censored-register"
+	PopExcludedDeath    = "excluded-death"
+)
+
+// kaplanMeier is the group's extension kaplan-meier-estimate (CONTRACT.md
+// "Fixed-horizon measures"): 1 − S(N) over every episode of the initial
+// population, its log-log Greenwood 95 % interval and the number still at
+// risk at the horizon. A masked report gives no estimate when the initial
+// population is withheld, and withholds a small number at risk.
+func kaplanMeier(r *outcome.Result, threshold int) map[string]any {
+	km := r.KM
+	if !km.OK || (r.Masked && r.Counts.Initial == outcome.Masked) {
+		return nil
+	}
+	sub := []any{
+		map[string]any{"url": "estimate", "valueDecimal": round4(km.Estimate)},
+		map[string]any{"url": "low", "valueDecimal": round4(km.Low)},
+		map[string]any{"url": "high", "valueDecimal": round4(km.High)},
+	}
+	if !r.Masked || km.AtRisk == 0 || km.AtRisk >= threshold {
+		sub = append(sub, map[string]any{"url": "atRisk", "valueInteger": km.AtRisk})
+	}
+	return map[string]any{"url": ExtKaplanMeier, "extension": sub}
+}
+
+// KaplanMeierOf reads the kaplan-meier-estimate extension of a
+// MeasureReport's first group back (for checks and clients); ok is false
+// when there is none.
+func KaplanMeierOf(mr []byte) (km outcome.KMEstimate, ok bool, err error) {
+	var r struct {
+		Group []struct {
+			Extension []struct {
+				URL       string `json:"url"`
+				Extension []struct {
+					URL          string   `json:"url"`
+					ValueDecimal *float64 `json:"valueDecimal"`
+					ValueInteger *int     `json:"valueInteger"`
+				} `json:"extension"`
+			} `json:"extension"`
+		} `json:"group"`
+	}
+	if err := json.Unmarshal(mr, &r); err != nil || len(r.Group) == 0 {
+		return km, false, err
+	}
+	for _, e := range r.Group[0].Extension {
+		if e.URL != ExtKaplanMeier {
+			continue
+		}
+		km.OK, km.AtRisk = true, -1
+		for _, x := range e.Extension {
+			switch {
+			case x.URL == "atRisk" && x.ValueInteger != nil:
+				km.AtRisk = *x.ValueInteger
+			case x.ValueDecimal == nil:
+			case x.URL == "estimate":
+				km.Estimate = *x.ValueDecimal
+			case x.URL == "low":
+				km.Low = *x.ValueDecimal
+			case x.URL == "high":
+				km.High = *x.ValueDecimal
+			}
+		}
+		return km, true, nil
+	}
+	return km, false, nil
 }
 
 func round4(f float64) float64 { return math.Round(f*10000) / 10000 }
@@ -189,6 +281,10 @@ func CountsOf(mr []byte) (outcome.Counts, error) {
 			c.Censored = n
 		case "hf-status-unknown":
 			c.Unknown = n
+		case PopCensoredRegister:
+			c.CensoredRegister = n
+		case PopExcludedDeath:
+			c.ExcludedDeath = n
 		}
 	}
 	return c, nil

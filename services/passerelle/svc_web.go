@@ -127,7 +127,9 @@ func (o outcomesPage) Report(ctx context.Context, a directory.Actor, start, end 
 			title = r.TitleEN
 		}
 		rows = append(rows, ui.OutcomeRow{ID: r.ID, Title: title, Initial: r.Initial, Denominator: r.Denominator, Numerator: r.Numerator,
-			Censored: r.Censored, Excluded: r.Exclusions, Rate: r.Rate, Lower: r.Lower, Upper: r.Upper, HasRate: r.HasRate})
+			Censored: r.Censored, Excluded: r.Exclusions, Rate: r.Rate, Lower: r.Lower, Upper: r.Upper, HasRate: r.HasRate,
+			FixedHorizon: r.FixedHorizon, CensoredRegister: r.CensoredRegister, ExcludedDeath: r.ExcludedDeath,
+			HasKM: r.KM.OK, KM: r.KM.Estimate, KMLower: r.KM.Low, KMUpper: r.KM.High, AtRisk: r.KM.AtRisk})
 	}
 	var curves []template.HTML
 	for _, kind := range []string{measure.CurveReadmission, measure.CurveSurvival} {
