@@ -37,7 +37,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
 	"github.com/passerelle-sante/passerelle/pkg/websession"
-	"github.com/passerelle-sante/passerelle/services/demo"
+	"github.com/passerelle-sante/passerelle/internal/demo"
 	"github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/outcomes"
 	"github.com/passerelle-sante/passerelle/services/worklist"

@@ -11,7 +11,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
-	"github.com/passerelle-sante/passerelle/services/demo"
+	"github.com/passerelle-sante/passerelle/internal/demo"
 )
 
 // demoOptions, changed by tests only, shape the demo's simulation.
