@@ -21,6 +21,18 @@ const (
 	KindUpdate          = "update"
 )
 
+// The contract of intake's Encounter events, read by the services that
+// consume them (pathway, outcomes): the header naming the intake event
+// kind, and the extensions intake puts on the Encounter.
+const (
+	// HeaderEvent carries the Event's Kind on intake's Encounter events.
+	HeaderEvent = "Passerelle-Intake-Event"
+	// ExtMedicalUnit is the unité médicale (UF) the patient left.
+	ExtMedicalUnit = "https://passerelle.health/fhir/StructureDefinition/medical-unit"
+	// ExtModeSortie is the PMSI mode de sortie (valueCode).
+	ExtModeSortie = "https://passerelle.health/fhir/StructureDefinition/pmsi-mode-sortie"
+)
+
 // Identity statuses (FR Core fr-core-cs-identity-status).
 const (
 	StatusProvisional = "PROV"

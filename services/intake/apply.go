@@ -22,12 +22,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Extensions Passerelle puts on an Encounter.
 const (
-	ExtMedicalUnit = "https://passerelle.health/fhir/StructureDefinition/medical-unit"
-	ExtModeSortie  = "https://passerelle.health/fhir/StructureDefinition/pmsi-mode-sortie"
-	// HeaderIntakeEvent names the intake event an Encounter event carries.
-	HeaderIntakeEvent = "Passerelle-Intake-Event"
 	// SystemFlag codes identity-vigilance flags.
 	SystemFlag = "https://passerelle.health/fhir/CodeSystem/flag"
 )
@@ -141,7 +136,7 @@ func (s *Service) stayEvent(tenant string, ev intake.Event, enc store.Resource, 
 	b, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "history", "entry": entries})
 	e := fhirapi.Event(tenant, enc, op, ev.Trace)
 	e.Data = b
-	e.Headers[HeaderIntakeEvent] = ev.Kind
+	e.Headers[intake.HeaderEvent] = ev.Kind
 	return e
 }
 
@@ -501,11 +496,11 @@ func (s *Service) upsertEncounter(ctx context.Context, tx store.Tx, tenant strin
 	}
 	var ext []any
 	if e.Unit != "" {
-		ext = append(ext, map[string]any{"url": ExtMedicalUnit, "valueIdentifier": map[string]any{
+		ext = append(ext, map[string]any{"url": intake.ExtMedicalUnit, "valueIdentifier": map[string]any{
 			"system": directory.SystemUF + "/" + ev.Facility.FINESS, "value": e.Unit}})
 	}
 	if e.ModeSortie != "" {
-		ext = append(ext, map[string]any{"url": ExtModeSortie, "valueCode": e.ModeSortie})
+		ext = append(ext, map[string]any{"url": intake.ExtModeSortie, "valueCode": e.ModeSortie})
 	}
 	if ext != nil {
 		res["extension"] = ext

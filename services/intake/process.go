@@ -2,6 +2,7 @@ package intake
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
+	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -35,59 +37,71 @@ const maxMessage = 16 << 20
 var AfterAccept func()
 
 func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	act, _ := access.ActorFrom(ctx)
-	if act.System == "" || act.FINESS == "" {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusForbidden, "forbidden",
-			"Seul le système d'information d'un établissement enregistré envoie des messages",
-			"Only a registered hospital system sends messages"))
-		return
-	}
+	act, _ := access.ActorFrom(r.Context())
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMessage))
-	if err != nil {
+	if err != nil && act.System != "" && act.FINESS != "" {
 		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "Message trop volumineux", "Message too large"))
 		return
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, body); err != nil {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error()))
-		return
-	}
-	msg, err := decodeMessage(body)
+	status, answer, err := s.Process(r.Context(), act, body)
 	if err != nil {
 		fhirapi.WriteError(w, r, s.log, err)
 		return
+	}
+	w.Header().Set("Content-Type", fhirapi.ContentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(answer)
+}
+
+// Process takes a FHIR message Bundle from act, a hospital system with its
+// FINESS ($process-message, or the ward's form acting as its facility):
+// validated, de-duplicated, archived with its inbound event, then answered.
+// The answer is the response Bundle (200), or, for a message received
+// before, the answer archived with it and its status. A refusal is an
+// error (*fhir.Error for the sender's mistakes, archived when the message
+// could be read).
+func (s *Service) Process(ctx context.Context, act directory.Actor, body []byte) (status int, answer []byte, err error) {
+	if act.System == "" || act.FINESS == "" {
+		return 0, nil, fhir.Errorf(http.StatusForbidden, "forbidden",
+			"Seul le système d'information d'un établissement enregistré envoie des messages",
+			"Only a registered hospital system sends messages")
+	}
+	// What runs below reads the acting system from the context, as it
+	// does for a request.
+	ctx = access.WithActor(ctx, act)
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, body); err != nil {
+		return 0, nil, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error())
+	}
+	msg, err := decodeMessage(body)
+	if err != nil {
+		return 0, nil, err
 	}
 	h := &msg.res[0]
 	key, err := msg.key(h, act.FINESS)
 	if err != nil {
-		fhirapi.WriteError(w, r, s.log, err)
-		return
+		return 0, nil, err
 	}
 	// The key is the sender's own: one hospital cannot take another's.
 	key = act.FINESS + "|" + key
 	hash := hashOf(compact.Bytes())
 	if prev, err := s.d.Store.Messages().FindKey(ctx, s.d.Tenant, "fhir", key); err == nil {
-		s.answerArchived(w, r, prev, hash)
-		return
+		return answerArchived(prev, hash)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		fhirapi.WriteError(w, r, s.log, err)
-		return
+		return 0, nil, err
 	}
 	if prev, err := s.d.Store.Messages().FindKey(ctx, s.d.Tenant, "fhir", rejectedKey(key, hash)); err == nil {
 		// The same refused message again: the same answer.
-		s.answerArchived(w, r, prev, hash)
-		return
+		return answerArchived(prev, hash)
 	}
 
 	// The sender must be the calling system's own facility.
 	if sender := msg.facilityOf(h.Sender); h.Sender != nil && sender != act.FINESS {
-		fhirapi.WriteError(w, r, s.log, forbiddenFacility("Bundle.entry[0].resource.sender"))
-		return
+		return 0, nil, forbiddenFacility("Bundle.entry[0].resource.sender")
 	}
 	arch := store.Message{Tenant: s.d.Tenant, Channel: "fhir", Sender: act.FINESS, Key: key, Hash: hash, ControlID: h.ID,
 		Received: s.now(), Raw: compact.Bytes()}
-	reject := func(err error) {
+	reject := func(err error) (int, []byte, error) {
 		fe := fhir.FromError(err)
 		// A refused message is archived for the operators, under a key of
 		// its own content: it does not hold the message's identity, so the
@@ -97,37 +111,31 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 		if _, _, aerr := s.accept(ctx, arch, nil); aerr != nil {
 			s.log.ErrorContext(ctx, "refused message not archived", "error", aerr)
 		}
-		fhirapi.WriteError(w, r, s.log, fe)
+		return 0, nil, fe
 	}
 	if s.d.Validator != nil {
 		if issues := s.d.Validator.ValidateBundle(body); hasErrors(issues) {
-			reject(&fhir.Error{Status: http.StatusBadRequest, Issues: issues})
-			return
+			return reject(&fhir.Error{Status: http.StatusBadRequest, Issues: issues})
 		}
 	}
 	_, kind, err := msg.header()
 	if err != nil {
-		reject(err)
-		return
+		return reject(err)
 	}
 	ev, err := msg.toEvent(h, kind, s.d.Production)
 	if err != nil {
-		reject(err)
-		return
+		return reject(err)
 	}
 	if ev.Facility.FINESS != "" && ev.Facility.FINESS != act.FINESS {
-		fhirapi.WriteError(w, r, s.log, forbiddenFacility(fmt.Sprintf("Bundle.entry[%d].resource.serviceProvider", msg.byRef[h.Focus[0].Reference])))
-		return
+		return 0, nil, forbiddenFacility(fmt.Sprintf("Bundle.entry[%d].resource.serviceProvider", msg.byRef[h.Focus[0].Reference]))
 	}
 	ev.Facility.FINESS = act.FINESS
 	if err := s.checkFHIRIdentifiers(ctx, ev); err != nil {
 		// A refusal is archived; a storage error is not the message's.
 		if fe := (*fhir.Error)(nil); errors.As(err, &fe) {
-			reject(err)
-		} else {
-			fhirapi.WriteError(w, r, s.log, err)
+			return reject(err)
 		}
-		return
+		return 0, nil, err
 	}
 	ev.Trace = fhirapi.TraceParent(ctx)
 	arch.Status, arch.Event, arch.ResponseCode = "accepted", kind, http.StatusOK
@@ -136,24 +144,19 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 	got, created, err := s.accept(ctx, arch, &ev)
 	if errors.Is(err, store.ErrTooLarge) {
 		// Its event would not fit on the bus: refused, not acknowledged.
-		reject(err)
-		return
+		return reject(err)
 	}
 	if err != nil {
-		fhirapi.WriteError(w, r, s.log, err)
-		return
+		return 0, nil, err
 	}
 	if !created {
-		s.answerArchived(w, r, got, hash)
-		return
+		return answerArchived(got, hash)
 	}
 	if AfterAccept != nil {
 		AfterAccept()
 	}
 	s.log.InfoContext(ctx, "message accepted", "message_id", got.ID, "event", kind, "sender", act.FINESS)
-	w.Header().Set("Content-Type", fhirapi.ContentType)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(got.Response)
+	return http.StatusOK, got.Response, nil
 }
 
 func hasErrors(issues []fhir.Issue) bool {
@@ -173,16 +176,13 @@ func forbiddenFacility(expr string) error {
 
 // answerArchived answers a message already received: the same content gets
 // the original answer; the same key with other content gets 409.
-func (s *Service) answerArchived(w http.ResponseWriter, r *http.Request, m store.Message, hash string) {
+func answerArchived(m store.Message, hash string) (int, []byte, error) {
 	if m.Hash != hash {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusConflict, "duplicate",
+		return 0, nil, fhir.Errorf(http.StatusConflict, "duplicate",
 			"Un autre message porte déjà cet identifiant (Bundle.identifier ou MessageHeader.id)",
-			"Another message already has this identity (Bundle.identifier or MessageHeader.id)", "Bundle.identifier"))
-		return
+			"Another message already has this identity (Bundle.identifier or MessageHeader.id)", "Bundle.identifier")
 	}
-	w.Header().Set("Content-Type", fhirapi.ContentType)
-	w.WriteHeader(m.ResponseCode)
-	_, _ = w.Write(m.Response)
+	return m.ResponseCode, m.Response, nil
 }
 
 // responseBundle is the response message (FHIR messaging): a MessageHeader

@@ -24,6 +24,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
@@ -139,7 +140,7 @@ func (r *rig) stay(kind string, p map[string]any, enc, hosp, start, end string, 
 		e["diagnosis"] = []any{map[string]any{"condition": map[string]any{"reference": "Condition/" + cid}, "rank": 1}}
 		res = append(res, map[string]any{"resourceType": "Condition", "id": cid, "code": map[string]any{"coding": []any{map[string]any{"system": systemICD10, "code": icd}}}})
 	}
-	r.deliver(DurableEncounter, r.svc.HandleEncounter, map[string]string{headerIntakeEvent: kind}, bundle(res...))
+	r.deliver(DurableEncounter, r.svc.HandleEncounter, map[string]string{intake.HeaderEvent: kind}, bundle(res...))
 }
 
 func (r *rig) episode(id, pid, enc, discharge, status string, tasks ...map[string]any) {

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Header and codes of intake's Encounter events (services/intake).
+// Codes of the events outcomes reads (the intake header is pkg/intake's).
 const (
-	headerIntakeEvent = "Passerelle-Intake-Event"
 	extPathway        = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
 	extIndexEncounter = "https://passerelle.health/fhir/StructureDefinition/index-encounter"
 	extBirthPlace     = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
@@ -117,7 +117,7 @@ func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, m bus.Msg) e
 	if pid == "" {
 		return bus.Permanent(fmt.Errorf("encounter %s has no patient", str(enc, "id")))
 	}
-	kind := m.Header[headerIntakeEvent]
+	kind := m.Header[intake.HeaderEvent]
 	finess, err := s.finessOf(ctx, tx, tenant, str(enc, "serviceProvider", "reference"))
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/passerelle-sante/passerelle/services/demo"
+	"github.com/passerelle-sante/passerelle/internal/demo"
 )
 
 // startDemo runs a whole --demo instance with a short simulation on dir

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
+	"github.com/passerelle-sante/passerelle/internal/demo"
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/auth"
 	"github.com/passerelle-sante/passerelle/pkg/auth/devidp"
@@ -37,9 +38,9 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
 	"github.com/passerelle-sante/passerelle/pkg/websession"
-	"github.com/passerelle-sante/passerelle/services/demo"
 	"github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/outcomes"
+	"github.com/passerelle-sante/passerelle/services/teams"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
@@ -77,8 +78,10 @@ type Platform struct {
 	// sim is the clock of a --demo instance: the simulated months, then
 	// the wall clock.
 	sim *clock.Sim
-	// The services the demo drives, set as they are added.
+	// The services built in this process, set as they are added: the web
+	// pages and the demo use them.
 	intakeSvc   *intake.Service
+	teamsSvc    *teams.Service
 	worklistSvc *worklist.Service
 	outcomesSvc *outcomes.Service
 

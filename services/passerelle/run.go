@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,66 +19,90 @@ import (
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
-// services are the services `serve` can run alone, each with what it adds
-// to the platform.
-var services = map[string]func(p *Platform) ([]func(context.Context) error, error){
-	"intake": func(p *Platform) ([]func(context.Context) error, error) {
-		svc := intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-			Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
-		p.intakeSvc = svc
-		svc.Register(p.Mux, p.Authn())
-		svc.RegisterAdmin(p.Mux, p.Authn())
-		p.API.Operations["process-message"] = intake.OperationURL
-		fns := []func(context.Context) error{svc.Run}
-		if p.MLLPListener != nil {
-			srv, err := mllpServer(p, svc)
-			if err != nil {
-				return nil, err
-			}
-			ln := p.MLLPListener
-			fns = append(fns, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
-		}
-		return fns, nil
-	},
-	"pathway": func(p *Platform) ([]func(context.Context) error, error) {
-		pkg := fhirprofiles.FS()
-		if p.Cfg.ProfilesDir != "" {
-			pkg = os.DirFS(p.Cfg.ProfilesDir)
-		}
-		var v pathway.Validator
-		if b, ok := p.Validator.(validate.Bundles); ok {
-			v = b.V
-		}
-		svc, err := pathway.New(pathway.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-			Validator: v, Package: pkg})
+// service is one entry of the wiring table: a service's name for `serve`,
+// and what it adds to the platform when it runs in this process (its
+// routes, its consumers and its timers); add returns what to run.
+type service struct {
+	name string
+	add  func(p *Platform) ([]func(context.Context) error, error)
+}
+
+// services are the services `serve` can run alone, wired in this order.
+// The worklist comes last: its web pages use the intake, teams and
+// outcomes services built above (a single-service process builds the ones
+// it lacks for the pages only).
+var services = []service{
+	{"intake", addIntake},
+	{"pathway", addPathway},
+	{"teams", addTeams},
+	{"outcomes", addOutcomes},
+	{"worklist", addWorklist},
+}
+
+func addIntake(p *Platform) ([]func(context.Context) error, error) {
+	svc := newIntake(p)
+	p.intakeSvc = svc
+	svc.Register(p.Mux, p.Authn())
+	svc.RegisterAdmin(p.Mux, p.Authn())
+	p.API.Operations["process-message"] = intake.OperationURL
+	fns := []func(context.Context) error{svc.Run}
+	if p.MLLPListener != nil {
+		srv, err := mllpServer(p, svc)
 		if err != nil {
 			return nil, err
 		}
-		svc.Register(p.Mux, p.Authn())
-		for kind, h := range svc.TimerHandlers() {
-			p.Timers.Handlers[kind] = h
-		}
-		return []func(context.Context) error{svc.Run}, nil
-	},
-	"worklist": func(p *Platform) ([]func(context.Context) error, error) {
-		registerLogin(p)
-		p.API.Register(p.Mux, p.Authn())
-		svc := worklist.New(worklist.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant, Metrics: p.Metrics})
-		p.worklistSvc = svc
-		svc.Register(p.Mux, p.Authn())
-		p.API.Operations["acknowledge"] = worklist.OperationAcknowledge
-		for kind, h := range svc.TimerHandlers() {
-			p.Timers.Handlers[kind] = h
-		}
-		live := registerWeb(p, svc)
-		return []func(context.Context) error{svc.Run, live}, nil
-	},
+		ln := p.MLLPListener
+		fns = append(fns, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	}
+	return fns, nil
+}
+
+// newIntake builds the intake service. It decodes archived HL7 v2 messages
+// for a replay whether or not this process listens for MLLP.
+func newIntake(p *Platform) *intake.Service {
+	return intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+		Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
+}
+
+func addPathway(p *Platform) ([]func(context.Context) error, error) {
+	pkg := fhirprofiles.FS()
+	if p.Cfg.ProfilesDir != "" {
+		pkg = os.DirFS(p.Cfg.ProfilesDir)
+	}
+	var v pathway.Validator
+	if b, ok := p.Validator.(validate.Bundles); ok {
+		v = b.V
+	}
+	svc, err := pathway.New(pathway.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+		Validator: v, Package: pkg})
+	if err != nil {
+		return nil, err
+	}
+	svc.Register(p.Mux, p.Authn())
+	for kind, h := range svc.TimerHandlers() {
+		p.Timers.Handlers[kind] = h
+	}
+	return []func(context.Context) error{svc.Run}, nil
+}
+
+func addWorklist(p *Platform) ([]func(context.Context) error, error) {
+	registerLogin(p)
+	p.API.Register(p.Mux, p.Authn())
+	svc := worklist.New(worklist.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant, Metrics: p.Metrics})
+	p.worklistSvc = svc
+	svc.Register(p.Mux, p.Authn())
+	p.API.Operations["acknowledge"] = worklist.OperationAcknowledge
+	for kind, h := range svc.TimerHandlers() {
+		p.Timers.Handlers[kind] = h
+	}
+	live := registerWeb(p, svc)
+	return []func(context.Context) error{svc.Run, live}, nil
 }
 
 func serviceNames() string {
 	var names []string
-	for n := range services {
-		names = append(names, n)
+	for _, s := range services {
+		names = append(names, s.name)
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
@@ -92,7 +117,7 @@ func cmdRun(ctx context.Context, only string, args []string, stderr io.Writer) e
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))
 	}
 	if only != "" {
-		if _, ok := services[only]; !ok {
+		if !slices.ContainsFunc(services, func(s service) bool { return s.name == only }) {
 			return fmt.Errorf("serve: unknown service %q (available: %s)", only, serviceNames())
 		}
 		if cfg.DatabaseURL == "" || cfg.NATSURL == "" {
@@ -145,14 +170,14 @@ func build(ctx context.Context, cfg Config, only string, log *slog.Logger) (*Pla
 		}
 	}
 	var extra []func(context.Context) error
-	for name, add := range services {
-		if only != "" && name != only {
+	for _, s := range services {
+		if only != "" && s.name != only {
 			continue
 		}
-		fns, err := add(p)
+		fns, err := s.add(p)
 		if err != nil {
 			p.Close()
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
+			return nil, nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 		extra = append(extra, fns...)
 	}

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/internal/demo"
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
-	"github.com/passerelle-sante/passerelle/services/demo"
 )
 
 // demoOptions, changed by tests only, shape the demo's simulation.

@@ -19,23 +19,21 @@ import (
 	"github.com/passerelle-sante/passerelle/services/outcomes"
 )
 
-func init() {
-	services["outcomes"] = func(p *Platform) ([]func(context.Context) error, error) {
-		key, err := pseudonymKey(p.Cfg.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		pkg := fhirprofiles.FS()
-		if p.Cfg.ProfilesDir != "" {
-			pkg = os.DirFS(p.Cfg.ProfilesDir)
-		}
-		svc := outcomes.New(outcomes.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-			PseudonymKey: key, Package: pkg})
-		p.outcomesSvc = svc
-		svc.Register(p.Mux, p.Authn())
-		p.API.Operations["evaluate-measure"] = outcomes.OperationURL
-		return []func(context.Context) error{svc.Run}, nil
+func addOutcomes(p *Platform) ([]func(context.Context) error, error) {
+	key, err := pseudonymKey(p.Cfg.DataDir)
+	if err != nil {
+		return nil, err
 	}
+	pkg := fhirprofiles.FS()
+	if p.Cfg.ProfilesDir != "" {
+		pkg = os.DirFS(p.Cfg.ProfilesDir)
+	}
+	svc := outcomes.New(outcomes.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+		PseudonymKey: key, Package: pkg})
+	p.outcomesSvc = svc
+	svc.Register(p.Mux, p.Authn())
+	p.API.Operations["evaluate-measure"] = outcomes.OperationURL
+	return []func(context.Context) error{svc.Run}, nil
 }
 
 // pseudonymKeyFile holds the secret of the exports' pseudonymous ids, in

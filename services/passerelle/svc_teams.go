@@ -8,26 +8,25 @@ import (
 	"github.com/passerelle-sante/passerelle/services/teams"
 )
 
-func init() {
-	services["teams"] = func(p *Platform) ([]func(context.Context) error, error) {
-		n, err := notify.New(p.Cfg.SMTPURL, p.Log.With("component", "notify"))
-		if err != nil {
-			return nil, err
-		}
-		if p.sim != nil {
-			n = simNotifier{n, p.sim}
-		}
-		concurrency := 1
-		if p.Cfg.DatabaseURL != "" {
-			concurrency = 4 // PostgreSQL runs transactions side by side
-		}
-		svc := teams.New(teams.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-			Notifier: n, PublicURL: p.Cfg.PublicURL, Metrics: p.Metrics, Concurrency: concurrency})
-		for kind, h := range svc.TimerHandlers() {
-			p.Timers.Handlers[kind] = h
-		}
-		return []func(context.Context) error{svc.Run}, nil
+func addTeams(p *Platform) ([]func(context.Context) error, error) {
+	n, err := notify.New(p.Cfg.SMTPURL, p.Log.With("component", "notify"))
+	if err != nil {
+		return nil, err
 	}
+	if p.sim != nil {
+		n = simNotifier{n, p.sim}
+	}
+	concurrency := 1
+	if p.Cfg.DatabaseURL != "" {
+		concurrency = 4 // PostgreSQL runs transactions side by side
+	}
+	svc := teams.New(teams.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
+		Notifier: n, PublicURL: p.Cfg.PublicURL, Metrics: p.Metrics, Concurrency: concurrency})
+	p.teamsSvc = svc
+	for kind, h := range svc.TimerHandlers() {
+		p.Timers.Handlers[kind] = h
+	}
+	return []func(context.Context) error{svc.Run}, nil
 }
 
 // simNotifier drops the notifications of a demo's simulated months: their

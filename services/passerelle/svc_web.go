@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"time"
 
-	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	measure "github.com/passerelle-sante/passerelle/pkg/outcome"
@@ -23,24 +21,33 @@ import (
 
 // registerWeb adds the web pages: the worklist, the coordination's pages
 // and the ward's discharge form, with the login's sessions, the worklist's
-// actions, the teams' reassignment and a live feed of task events.
+// actions, the teams' reassignment and a live feed of task events. The
+// pages use the intake, teams and outcomes services this process built;
+// a process serving the worklist alone builds them for the pages only,
+// without their consumers and timers (those run in their own processes).
 func registerWeb(p *Platform, wl *worklist.Service) func(context.Context) error {
-	reassign := teams.New(teams.Deps{Store: p.Store, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant})
+	reassign := p.teamsSvc
+	if reassign == nil {
+		reassign = teams.New(teams.Deps{Store: p.Store, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant})
+	}
+	in := p.intakeSvc
+	if in == nil {
+		in = newIntake(p)
+	}
+	out := p.outcomesSvc
+	if out == nil {
+		out = outcomes.New(outcomes.Deps{Store: p.Store, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant})
+	}
 	feed := &ui.BusFeed{Bus: p.Bus, Tenant: p.Cfg.Tenant, Name: "worklist-live-" + safeName(p.owner), Log: p.Log}
-	in := intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-		Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
-	mux := http.NewServeMux()
-	in.Register(mux, func(h http.Handler) http.Handler { return h })
-	out := outcomes.New(outcomes.Deps{Store: p.Store, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant})
 	ui.New(ui.Deps{Store: p.Store, Actions: wl, Sessions: p.Sessions, Feed: feed, Reassigner: reassign,
-		Intake: wardForm{mux}, Outcomes: outcomesPage{out}, Clock: p.Clock, Log: p.Log.With("component", "web")}).Register(p.Mux)
+		Intake: wardForm{in}, Outcomes: outcomesPage{out}, Clock: p.Clock, Log: p.Log.With("component", "web")}).Register(p.Mux)
 	return feed.Run
 }
 
-// wardForm sends a discharge typed in the web form through the intake
-// pipeline, as the facility the form names: the same validation, archive,
-// de-duplication and events as a hospital system's message.
-type wardForm struct{ h http.Handler }
+// wardForm sends a discharge typed in the web form to intake, as the
+// facility the form names: the same validation, archive, de-duplication
+// and events as a hospital system's $process-message.
+type wardForm struct{ in *intake.Service }
 
 func (w wardForm) ProcessMessage(ctx context.Context, a directory.Actor, bundle []byte) ([]byte, error) {
 	finess := senderFINESS(bundle)
@@ -49,26 +56,36 @@ func (w wardForm) ProcessMessage(ctx context.Context, a directory.Actor, bundle 
 			"Bundle.entry[0].resource.sender.identifier")
 	}
 	sys := directory.Actor{Tenant: a.Tenant, System: "web-form", FINESS: finess, Device: a.Reference(), Roles: a.Roles, Practitioner: a.Practitioner}
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequestWithContext(access.WithActor(ctx, sys), http.MethodPost, "/fhir/$process-message", bytes.NewReader(bundle))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	w.h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		var oo struct {
-			Issue []struct {
-				Diagnostics string
-				Expression  []string
-			}
-		}
-		_ = json.Unmarshal(rec.Body.Bytes(), &oo)
-		msg := strings.TrimSpace(rec.Body.String())
-		var expr []string
-		if len(oo.Issue) > 0 {
-			msg, expr = oo.Issue[0].Diagnostics, oo.Issue[0].Expression
-		}
-		return nil, fhir.Errorf(rec.Code, "invalid", msg, msg, expr...)
+	status, answer, err := w.in.Process(ctx, sys, bundle)
+	if err != nil {
+		fe := fhir.FromError(err)
+		status, answer = fe.Status, fe.OperationOutcome()
 	}
-	return rec.Body.Bytes(), nil
+	if status != http.StatusOK {
+		return nil, formError(status, answer, err)
+	}
+	return answer, nil
+}
+
+// formError is the error the form shows for an answer other than 200: the
+// first issue of the OperationOutcome, where it is. cause, when there is
+// one, is kept for the log.
+func formError(status int, outcome []byte, cause error) error {
+	var oo struct {
+		Issue []struct {
+			Diagnostics string
+			Expression  []string
+		}
+	}
+	_ = json.Unmarshal(outcome, &oo)
+	msg := strings.TrimSpace(string(outcome))
+	var expr []string
+	if len(oo.Issue) > 0 {
+		msg, expr = oo.Issue[0].Diagnostics, oo.Issue[0].Expression
+	}
+	fe := fhir.Errorf(status, "invalid", msg, msg, expr...)
+	fe.Err = cause
+	return fe
 }
 
 // senderFINESS reads MessageHeader.sender's FINESS from a message Bundle.

@@ -15,7 +15,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
-	intakesvc "github.com/passerelle-sante/passerelle/services/intake"
 )
 
 const systemICD10 = "http://hl7.org/fhir/sid/icd-10"
@@ -31,7 +30,7 @@ type stayEvent struct {
 }
 
 func parseStayEvent(m bus.Msg, defaultTenant string) (*stayEvent, error) {
-	ev := &stayEvent{kind: m.Header[intakesvc.HeaderIntakeEvent], tenant: m.Header[bus.HeaderTenant], trace: traceOf(m)}
+	ev := &stayEvent{kind: m.Header[intake.HeaderEvent], tenant: m.Header[bus.HeaderTenant], trace: traceOf(m)}
 	if ev.tenant == "" {
 		ev.tenant = defaultTenant
 	}
@@ -76,7 +75,7 @@ func parseStayEvent(m bus.Msg, defaultTenant string) (*stayEvent, error) {
 // HandleEncounter applies an intake event to the patient's pathways. It
 // runs inside the inbox transaction of the message.
 func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	kind := m.Header[intakesvc.HeaderIntakeEvent]
+	kind := m.Header[intake.HeaderEvent]
 	if kind == "" || kind == intake.KindUpdate {
 		return nil
 	}
@@ -115,14 +114,14 @@ func (s *Service) stay(ctx context.Context, ev *stayEvent, discharge time.Time) 
 		BirthDate:   str(ev.patient, "birthDate"),
 		Discharge:   discharge,
 	}
-	st.ModeSortie, _ = extension(ev.enc, intakesvc.ExtModeSortie)["valueCode"].(string)
+	st.ModeSortie, _ = extension(ev.enc, intake.ExtModeSortie)["valueCode"].(string)
 	return st
 }
 
 // unitSpecialties reads the specialties of the discharging medical unit in
 // the directory: the Organization with the unit's UF identifier.
 func (s *Service) unitSpecialties(ctx context.Context, tenant string, enc obj) ([]pathway.Coding, error) {
-	id := asObj(extension(enc, intakesvc.ExtMedicalUnit)["valueIdentifier"])
+	id := asObj(extension(enc, intake.ExtMedicalUnit)["valueIdentifier"])
 	system, value := str(id, "system"), str(id, "value")
 	if value == "" {
 		return nil, nil

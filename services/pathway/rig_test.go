@@ -25,7 +25,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
-	intakesvc "github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
 )
 
@@ -169,11 +168,11 @@ func encounterMsg(st stay) bus.Msg {
 	}
 	var ext []any
 	if st.unit != "" {
-		ext = append(ext, map[string]any{"url": intakesvc.ExtMedicalUnit, "valueIdentifier": map[string]any{
+		ext = append(ext, map[string]any{"url": intake.ExtMedicalUnit, "valueIdentifier": map[string]any{
 			"system": directory.SystemUF + "/" + directory.DevHospitalFINES, "value": st.unit}})
 	}
 	if st.modeSortie != "" {
-		ext = append(ext, map[string]any{"url": intakesvc.ExtModeSortie, "valueCode": st.modeSortie})
+		ext = append(ext, map[string]any{"url": intake.ExtModeSortie, "valueCode": st.modeSortie})
 	}
 	if ext != nil {
 		enc["extension"] = ext
@@ -190,7 +189,7 @@ func encounterMsg(st stay) bus.Msg {
 	id := "Encounter/" + st.enc + "/_history/" + uuid.NewString()
 	return bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpUpdated), Data: mustJSON(map[string]any{
 		"resourceType": "Bundle", "type": "history", "entry": entries}),
-		Header: map[string]string{bus.HeaderMsgID: id, bus.HeaderTenant: tenant, intakesvc.HeaderIntakeEvent: st.kind}}
+		Header: map[string]string{bus.HeaderMsgID: id, bus.HeaderTenant: tenant, intake.HeaderEvent: st.kind}}
 }
 
 // hfDischarge is a heart-failure discharge home of an adult.

@@ -11,7 +11,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/store"
-	intakesvc "github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
 )
 
@@ -35,7 +34,7 @@ func (r *rig) admit(patient, enc string) {
 	m := bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpCreated), Data: mustJSON(map[string]any{
 		"resourceType": "Bundle", "type": "history", "entry": []any{map[string]any{"resource": encounter}}}),
 		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/" + uuid.NewString(), bus.HeaderTenant: tenant,
-			intakesvc.HeaderIntakeEvent: intake.KindAdmit}}
+			intake.HeaderEvent: intake.KindAdmit}}
 	if err := bus.Inbox(r.s, pathway.DurableEncounter, r.pw.HandleEncounter)(r.ctx, m); err != nil {
 		r.t.Fatal(err)
 	}

@@ -29,7 +29,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
-	intakesvc "github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
 	"github.com/passerelle-sante/passerelle/services/teams"
 )
@@ -183,12 +182,12 @@ func runOwnedLoad(t *testing.T, s store.Store, concurrency int) {
 				"serviceProvider": map[string]any{"reference": "Organization/" + directory.DevHospital},
 				"hospitalization": map[string]any{"dischargeDisposition": map[string]any{"coding": []any{map[string]any{
 					"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home"}}}},
-				"extension": []any{map[string]any{"url": intakesvc.ExtModeSortie, "valueCode": "8"}}}
+				"extension": []any{map[string]any{"url": intake.ExtModeSortie, "valueCode": "8"}}}
 			if _, err := tx.Create(ctx, tenant, mustJSON(e)); err != nil {
 				return err
 			}
 			return tx.Emit(ctx, store.Event{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpCreated), MsgID: "load-" + enc, Key: "Encounter/" + enc,
-				Headers: map[string]string{bus.HeaderTenant: tenant, intakesvc.HeaderIntakeEvent: intake.KindDischarge},
+				Headers: map[string]string{bus.HeaderTenant: tenant, intake.HeaderEvent: intake.KindDischarge},
 				Data: mustJSON(map[string]any{"resourceType": "Bundle", "type": "history", "entry": []any{
 					map[string]any{"resource": e}, map[string]any{"resource": p},
 					map[string]any{"resource": map[string]any{"resourceType": "Condition", "id": "c-" + enc,

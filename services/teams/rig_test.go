@@ -29,7 +29,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
-	intakesvc "github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
 	"github.com/passerelle-sante/passerelle/services/teams"
 )
@@ -319,7 +318,7 @@ func (r *rig) discharge(patient, enc string) {
 			"identifier": map[string]any{"system": directory.SystemFINESS, "value": directory.DevHospitalFINES}},
 		"hospitalization": map[string]any{"dischargeDisposition": map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home"}}}},
-		"extension": []any{map[string]any{"url": intakesvc.ExtModeSortie, "valueCode": "8"}}}
+		"extension": []any{map[string]any{"url": intake.ExtModeSortie, "valueCode": "8"}}}
 	r.tx(func(tx store.Tx) error { _, err := tx.Create(r.ctx, tenant, mustJSON(encounter)); return err })
 	entries := []any{
 		map[string]any{"resource": encounter},
@@ -331,7 +330,7 @@ func (r *rig) discharge(patient, enc string) {
 	m := bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpUpdated), Data: mustJSON(map[string]any{
 		"resourceType": "Bundle", "type": "history", "entry": entries}),
 		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/" + uuid.NewString(), bus.HeaderTenant: tenant,
-			intakesvc.HeaderIntakeEvent: intake.KindDischarge}}
+			intake.HeaderEvent: intake.KindDischarge}}
 	if err := bus.Inbox(r.s, pathway.DurableEncounter, r.pw.HandleEncounter)(r.ctx, m); err != nil {
 		r.t.Fatal(err)
 	}

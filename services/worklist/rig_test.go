@@ -28,7 +28,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
-	intakesvc "github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
@@ -291,8 +290,8 @@ func (r *rig) dischargeMsg(patient string) {
 		"hospitalization": map[string]any{"dischargeDisposition": map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home"}}}},
 		"extension": []any{
-			map[string]any{"url": intakesvc.ExtMedicalUnit, "valueIdentifier": map[string]any{"system": directory.SystemUF + "/" + directory.DevHospitalFINES, "value": directory.DevCardioUF}},
-			map[string]any{"url": intakesvc.ExtModeSortie, "valueCode": "8"}}}
+			map[string]any{"url": intake.ExtMedicalUnit, "valueIdentifier": map[string]any{"system": directory.SystemUF + "/" + directory.DevHospitalFINES, "value": directory.DevCardioUF}},
+			map[string]any{"url": intake.ExtModeSortie, "valueCode": "8"}}}
 	entries := []any{
 		map[string]any{"resource": e},
 		map[string]any{"resource": map[string]any{"resourceType": "Patient", "id": patient, "birthDate": "1948-03-15"}},
@@ -302,7 +301,7 @@ func (r *rig) dischargeMsg(patient string) {
 	}
 	r.deliver(bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpUpdated),
 		Data:   mustJSON(map[string]any{"resourceType": "Bundle", "type": "history", "entry": entries}),
-		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/_history/1", bus.HeaderTenant: tenant, intakesvc.HeaderIntakeEvent: intake.KindDischarge}})
+		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/_history/1", bus.HeaderTenant: tenant, intake.HeaderEvent: intake.KindDischarge}})
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
