@@ -64,7 +64,7 @@ var dischargeLabels = []struct{ name, key string }{
 	{"gender", "gender"}, {"ipp", "ipp"}, {"visit-number", "visit_number"}, {"ins", "ins"}, {"phone", "phone"},
 	{"address", "address"}, {"postal-code", "postal_code"}, {"city", "city"}, {"commune", "commune"},
 	{"admission", "admission"}, {"discharge", "discharge_date"}, {"diagnosis", "diagnosis"}, {"gp-rpps", "gp_rpps"},
-	{"letter", "letter_text"},
+	{"gp-name", "gp_name"}, {"letter", "letter_text"},
 }
 
 // bilingual is a message in French and in English.
@@ -244,6 +244,10 @@ func checkDischarge(v map[string]string, now time.Time) map[string]bilingual {
 		if err := ident.CheckRPPS(s); errors.As(err, &ie) {
 			errs["gp-rpps"] = bilingual{"Numéro RPPS incorrect : " + ie.FR, "Wrong RPPS number: " + ie.EN}
 		}
+		if strings.TrimSpace(v["gp-name"]) == "" {
+			errs["gp-name"] = bilingual{"Indiquez le nom du médecin traitant dont vous donnez le RPPS",
+				"Give the name of the GP whose RPPS number you entered"}
+		}
 	}
 	return errs
 }
@@ -357,7 +361,8 @@ func dischargeBundle(v map[string]string, now time.Time) ([]byte, error) {
 		gpURL := urn()
 		patient["generalPractitioner"] = []any{obj{"reference": gpURL}}
 		entries = append(entries, obj{"fullUrl": gpURL, "resource": obj{"resourceType": "Practitioner",
-			"identifier": []any{obj{"system": directory.SystemRPPS, "value": rpps}}}})
+			"identifier": []any{obj{"system": directory.SystemRPPS, "value": rpps}},
+			"name":       []any{humanName(v["gp-name"])}}})
 	}
 	if text := strings.TrimSpace(v["letter"]); text != "" {
 		entries = append(entries, obj{"fullUrl": urn(), "resource": obj{"resourceType": "DocumentReference", "status": "current",
@@ -375,4 +380,19 @@ func dischargeBundle(v map[string]string, now time.Time) ([]byte, error) {
 func actorOf(r *http.Request) directory.Actor {
 	a, _ := access.ActorFrom(r.Context())
 	return a
+}
+
+// humanName reads a name typed in one field ("Anne Généraliste", "Dr Anne
+// de la Fontaine"): the last word is the family name, the others given
+// names, the whole kept as text. A Practitioner must have a name.
+func humanName(typed string) obj {
+	words := strings.Fields(typed)
+	n := obj{"text": strings.Join(words, " ")}
+	if len(words) > 0 {
+		n["family"] = words[len(words)-1]
+	}
+	if len(words) > 1 {
+		n["given"] = words[:len(words)-1]
+	}
+	return n
 }

@@ -18,7 +18,7 @@ func TestDischargeFormFieldErrors(t *testing.T) {
 	good := func() url.Values {
 		return url.Values{"facility": {"420000002"}, "family": {"Testlebon"}, "given": {"Jean Pierre"}, "birth-date": {"1950-02-01"},
 			"gender": {"male"}, "ipp": {"IPP42"}, "visit-number": {"V42"}, "admission": {"2026-09-28"}, "discharge": {"2026-10-05T09:30"},
-			"diagnosis": {"I50.1"}, "gp-rpps": {"10000001049"}, "postal-code": {"42300"}, "commune": {"42187"}, "city": {"Roanne"},
+			"diagnosis": {"I50.1"}, "gp-rpps": {"10000001049"}, "gp-name": {"Anne Généraliste"}, "postal-code": {"42300"}, "commune": {"42187"}, "city": {"Roanne"},
 			"letter": {"Sortie sous furosémide."}, "message-id": {"8f0e3a52-8c1e-4a57-9a0e-1d2c3b4a5002"}}
 	}
 	cases := []struct {

@@ -278,6 +278,7 @@ var messages = map[string][2]string{
 	"admission":               {"Date d'admission", "Admission date"},
 	"discharge_date":          {"Date et heure de sortie", "Discharge date and time"},
 	"gp_rpps":                 {"RPPS du médecin traitant", "GP's RPPS number"},
+	"gp_name":                 {"Nom du médecin traitant (avec son RPPS)", "GP's name (with the RPPS number)"},
 	"letter_text":             {"Lettre de liaison (texte)", "Discharge letter (text)"},
 	"send":                    {"Transmettre", "Send"},
 	"optional":                {"facultatif", "optional"},

@@ -294,7 +294,7 @@ func TestDischargeForm(t *testing.T) {
 	c := r.client("coord.cpts")
 	form := url.Values{"facility": {"420000002"}, "family": {"Testlebon"}, "given": {"Jean Pierre"}, "birth-date": {"1950-02-01"},
 		"gender": {"male"}, "ipp": {"IPP42"}, "visit-number": {"V42"}, "admission": {"2026-09-28"}, "discharge": {"2026-10-05T09:30"},
-		"diagnosis": {"I50.1"}, "gp-rpps": {"10000001049"}, "letter": {"Sortie sous furosémide."}, "postal-code": {"42300"}, "commune": {"42187"},
+		"diagnosis": {"I50.1"}, "gp-rpps": {"10000001049"}, "gp-name": {"Anne Généraliste"}, "letter": {"Sortie sous furosémide."}, "postal-code": {"42300"}, "commune": {"42187"},
 		"message-id": {"8f0e3a52-8c1e-4a57-9a0e-1d2c3b4a5001"}}
 	_, body, first := r.post(c, "coord.cpts", "/discharge", form)
 	if first.StatusCode != http.StatusSeeOther {
@@ -478,12 +478,21 @@ func TestDischargeThroughIntake(t *testing.T) {
 	form := url.Values{"facility": {"420000002"}, "family": {"Testlebon"}, "given": {"Marie"}, "birth-date": {"1948-03-15"},
 		"gender": {"female"}, "ipp": {"IPP42"}, "visit-number": {"V42"}, "admission": {"2026-09-28"}, "discharge": {"2026-10-05T09:30"},
 		"diagnosis": {"I50.9"}, "ins": {"248034218701255"}, "letter": {"Sortie."}, "address": {"1 rue Test"}, "postal-code": {"42300"},
-		"city": {"Roanne"}, "commune": {"42187"}, "phone": {"0477000000"}}
+		"city": {"Roanne"}, "commune": {"42187"}, "phone": {"0477000000"}, "gp-rpps": {"10000001049"}, "gp-name": {"Anne Généraliste"}}
 	_, body, first := r.post(r.client("coord.cpts"), "coord.cpts", "/discharge", form)
 	if answer != http.StatusOK || first.StatusCode != http.StatusSeeOther {
 		t.Fatalf("intake answered %d, form %d\n%s", answer, first.StatusCode, body)
 	}
 	contains(t, "through intake", body, "Sortie transmise à la CPTS.")
+	// The GP's RPPS without the GP's name: answered at the name field (the
+	// FHIR package requires a Practitioner's name), everything kept.
+	form.Del("gp-name")
+	form.Set("visit-number", "V43")
+	status, body, _ := r.post(r.client("coord.cpts"), "coord.cpts", "/discharge", form)
+	if status != http.StatusUnprocessableEntity {
+		t.Errorf("RPPS without a name: %d", status)
+	}
+	contains(t, "RPPS without a name", body, `id="gp-name-error"`, `value="10000001049"`)
 }
 
 func TestDocument(t *testing.T) {
