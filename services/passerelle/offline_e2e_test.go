@@ -142,8 +142,12 @@ func TestOfflineInTheBrowser(t *testing.T) {
 	}
 	// One set of Observations: the weight, and the blood pressure panel
 	// holding the systolic value.
-	weights := func() int { return count("/fhir/Observation?patient="+patient+"&code=http://loinc.org|29463-7", `"value":81.3`) }
-	pressures := func() int { return count("/fhir/Observation?patient="+patient+"&code=http://loinc.org|85354-9", `"value":128`) }
+	weights := func() int {
+		return count("/fhir/Observation?patient="+patient+"&code=http://loinc.org|29463-7", `"value":81.3`)
+	}
+	pressures := func() int {
+		return count("/fhir/Observation?patient="+patient+"&code=http://loinc.org|85354-9", `"value":128`)
+	}
 	// statuses lists the statuses of a task's versions, newest first.
 	statuses := func(id string) []string {
 		t.Helper()
@@ -151,7 +155,9 @@ func TestOfflineInTheBrowser(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("history of Task/%s: %d %s", id, r.status, r.body)
 		}
-		var b struct{ Entry []struct{ Resource struct{ Status string } } }
+		var b struct {
+			Entry []struct{ Resource struct{ Status string } }
+		}
 		if err := json.Unmarshal(r.body, &b); err != nil {
 			t.Fatal(err)
 		}
