@@ -53,6 +53,15 @@ func (u *UI) keep(w http.ResponseWriter, r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return false
 	}
+	// Only a form the nurse tapped (a navigation) is kept: the phone's
+	// offline queue sends its visits in the background with their
+	// idempotency key, and on a 401 waits for her to log in again and
+	// sends the same request. Kept here too, the visit would come back
+	// filled in as a new form, to be recorded a second time, while the
+	// queue, following the redirect to the login, believed it sent.
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" && m != "navigate" {
+		return false
+	}
 	if err := r.ParseForm(); err != nil {
 		return false
 	}

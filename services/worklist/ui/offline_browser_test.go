@@ -48,7 +48,9 @@ const queued = `new Promise((ok, ko) => { const r = indexedDB.open('passerelle-q
 // worklist loaded; she accepts a task; the page shows it waiting to be
 // sent (data-pending 1); back online, the acceptance reaches the server
 // exactly once and the count returns to 0; the same queued request sent
-// again changes nothing.
+// again changes nothing. Then: a post whose answer is lost, two tabs, a
+// conflict, and a visit queued on a page opened with network whose
+// session expires before it is sent.
 //
 // With PASSERELLE_BENCH_QUEUE=<n>, it then queues n acceptances offline and
 // logs the time from reconnecting to an empty queue (bench/README.md).
@@ -78,6 +80,7 @@ func TestBrowserOffline(t *testing.T) {
 	r.create(task("t-tabs", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite à deux onglets", day(2, 9)))
 	r.create(task("t-expired", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite de suivi", day(2, 9)))
 	r.create(task("t-conflict", "PractitionerRole/pr-ide-martin", "nurse", "requested", "Visite infirmière", day(2, 9)))
+	r.visitTask("t-visit", "requested")
 	for i := range bench {
 		r.create(task(fmt.Sprintf("t-q%02d", i), "PractitionerRole/pr-ide-martin", "nurse", "requested", fmt.Sprintf("Visite %d", i), day(2, 9)))
 	}
@@ -243,19 +246,53 @@ func TestBrowserOffline(t *testing.T) {
 		t.Errorf("the reassigned task is %s at version %d, want requested at version 2", s, v)
 	}
 
-	// The session ends while she is offline (30 minutes idle): the queued
-	// acceptance waits for her to log in again, then is sent, once.
-	do("reload the list", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitVisible(`[data-task-id="t-expired"]`), offline(true),
-		chromedp.Click(`[data-task-id="t-expired"] button[value="accept"]`), chromedp.WaitReady(`[data-pending="1"]`))
+	// The session ends while she is offline (30 minutes idle). She opened
+	// a visit's page with network, then lost it, and recorded the visit;
+	// back on her list, she accepted a task. Both wait for her to log in
+	// again, then are sent, each once. The visit is not also kept by the
+	// server as a form to fill in again after the login (its kept-form
+	// mechanism is for a tap, not for the queue): that copy, with a new
+	// idempotency key, would be recorded a second time.
+	do("reload the list", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitVisible(`[data-task-id="t-expired"]`))
+	do("she opens a visit with network, then loses it, and records the visit",
+		chromedp.Navigate(r.srv.URL+"/tasks/t-visit"), chromedp.WaitVisible(`#weight-kg`), offline(true),
+		chromedp.SendKeys(`#weight-kg`, "75,1"), chromedp.SendKeys(`#symptoms`, "Essoufflée à l'effort"),
+		chromedp.Click(`button[value="record-visit"]`), chromedp.WaitReady(`[data-pending="1"]`))
+	if txt := get("visit mark", `document.querySelector('form.visit .queued').textContent`); !strings.Contains(txt, "en attente d'envoi") {
+		t.Errorf("the visit form says %q", txt)
+	}
+	do("back on her list, she accepts a task", chromedp.Navigate(r.srv.URL+"/worklist"), chromedp.WaitVisible(`[data-task-id="t-expired"]`),
+		chromedp.Click(`[data-task-id="t-expired"] button[value="accept"]`), chromedp.WaitReady(`[data-pending="2"]`))
 	r.clock.Advance(31 * time.Minute)
 	do("back online", offline(false))
 	if txt := get("login needed", `(async () => { for (let i = 0; i < 200; i++) {
-	    const t = document.querySelector('[data-pending]').textContent; if (t.includes('reconnectez-vous')) return t;
-	    await new Promise(ok => setTimeout(ok, 50)); } return document.querySelector('[data-pending]').textContent; })()`); txt != "1 en attente d'envoi — reconnectez-vous pour envoyer" {
-		t.Fatalf("with the session expired, the header says %q", txt)
+	    const t = document.querySelector('[data-pending]').textContent; if (t.includes('reconnectez-vous') || t.startsWith('0')) return t;
+	    await new Promise(ok => setTimeout(ok, 50)); } return document.querySelector('[data-pending]').textContent; })()`); txt != "2 en attente d'envoi — reconnectez-vous pour envoyer" {
+		t.Fatalf("with the session expired, the header says %q, want both actions waiting for a login", txt)
+	}
+	weights75 := func() int {
+		t.Helper()
+		page, err := r.st.Search(context.Background(), store.Query{Tenant: tenant, Type: "Observation", Count: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, res := range page.Resources {
+			n += strings.Count(string(res.Body), `"value":75.1`)
+		}
+		return n
 	}
 	if s, v := status("t-expired"); s != "requested" || v != 1 {
 		t.Fatalf("without a session, the task became %s at version %d", s, v)
+	}
+	if s, v := status("t-visit"); s != "requested" || v != 1 || weights75() != 0 {
+		t.Fatalf("without a session, the visit's task became %s at version %d, with %d weights of 75,1 kg", s, v, weights75())
+	}
+	r.ui.kept.mu.Lock()
+	kept := len(r.ui.kept.m)
+	r.ui.kept.mu.Unlock()
+	if kept != 0 {
+		t.Errorf("the server also kept %d visit form(s) of the queue, to be filled in and recorded again after the login", kept)
 	}
 	do("she logs in again", logIn(r.srv.URL, "ide.martin"))
 	// The page comes with data-pending="0" from the server: wait for the
@@ -270,6 +307,10 @@ func TestBrowserOffline(t *testing.T) {
 	}
 	if s, v := status("t-expired"); s != "accepted" || v != 2 {
 		t.Fatalf("after logging in again, the task is %s at version %d, want accepted at version 2", s, v)
+	}
+	if s, v := status("t-visit"); s != "completed" || v != 2 || weights75() != 1 {
+		t.Fatalf("after logging in again, the visit's task is %s at version %d with %d weights of 75,1 kg, want completed at version 2 with 1",
+			s, v, weights75())
 	}
 
 	if bench > 0 {

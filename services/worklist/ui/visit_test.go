@@ -245,6 +245,21 @@ func TestVisitKeptAcrossLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("cross-site post without a session: %d, want 401", resp.StatusCode)
 	}
+	// The phone's queue sends a visit in the background (fetch): it is
+	// answered 401, so that the queue waits for the login and sends the
+	// same request, and is not kept as a form to record again.
+	req, _ = http.NewRequest(http.MethodPost, r.srv.URL+"/tasks/t-visit/visit", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	resp, err = (&http.Client{CheckRedirect: c.CheckRedirect}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
+		t.Errorf("queued post without a session: %d with cookies %v, want 401 and nothing kept", resp.StatusCode, resp.Cookies())
+	}
 }
 
 // A task in progress that is not a visit keeps its "Échec" with a reason.

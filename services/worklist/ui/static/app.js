@@ -214,15 +214,17 @@
       headers: { 'Idempotency-Key': a.key, 'Accept': 'text/html' } }).then(function (res) {
       if (res.status === 409 && res.headers.get('Retry-After')) return true;
       if (res.status === 401) { loginNeeded = true; return false; }
-      loginNeeded = false;
       return res.text().then(function (text) {
         var refusal = '';
         if (!res.ok) refusal = message(text) || String(res.status);
         else {
           var doc = new DOMParser().parseFromString(text, 'text/html');
+          // Sent to a login page instead of one of hers: not sent.
+          if (!doc.querySelector('[data-who]')) { loginNeeded = true; return false; }
           var err = doc.querySelector('.flash.error');
           if (err) refusal = err.textContent.trim();
         }
+        loginNeeded = false;
         var done = refusal ? put(Object.assign({}, a, { state: 'refused', message: refusal })) : del(a.key);
         return done.then(function () { changed(); return next(xs.slice(1)); });
       });
