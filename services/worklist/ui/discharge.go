@@ -385,9 +385,9 @@ func actorOf(r *http.Request) directory.Actor {
 // humanName reads a name typed in one field ("Anne Généraliste", "Dr Anne
 // de la Fontaine"): the last word is the family name, the others given
 // names, the whole kept as text. A Practitioner must have a name.
-func humanName(typed string) obj {
+func humanName(typed string) map[string]any {
 	words := strings.Fields(typed)
-	n := obj{"text": strings.Join(words, " ")}
+	n := map[string]any{"text": strings.Join(words, " ")}
 	if len(words) > 0 {
 		n["family"] = words[len(words)-1]
 	}
