@@ -832,6 +832,14 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 		u.failErr(w, r, p, err)
 		return
 	}
+	addAll := func(flags []store.Resource) error {
+		for _, res := range flags {
+			if err := add(res, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for len(mine) > 0 {
 		n := min(len(mine), 100)
 		flags, err := all(ctx, u.d.Store, store.Query{Tenant: p.Actor.Tenant, Type: "Flag", Params: []store.Param{
@@ -840,11 +848,9 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 			u.failErr(w, r, p, err)
 			return
 		}
-		for _, res := range flags {
-			if err := add(res, ""); err != nil {
-				u.failErr(w, r, p, err)
-				return
-			}
+		if err := addAll(flags); err != nil {
+			u.failErr(w, r, p, err)
+			return
 		}
 		mine = mine[n:]
 	}
@@ -854,11 +860,9 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, p *page) {
 			u.failErr(w, r, p, err)
 			return
 		}
-		for _, res := range flags {
-			if err := add(res, ""); err != nil {
-				u.failErr(w, r, p, err)
-				return
-			}
+		if err := addAll(flags); err != nil {
+			u.failErr(w, r, p, err)
+			return
 		}
 	}
 	slices.SortFunc(d.Flags, func(a, b flagView) int {
