@@ -1,6 +1,7 @@
 package pathway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -402,7 +403,14 @@ func Parse(body []byte) (*Template, []Issue) {
 			act.Low, act.High = rangeDays(a.TimingRange, expr+".timing.ofType(Range)", bad)
 			act.Timing, _ = json.Marshal(a.TimingRange)
 		case len(a.TimingTiming) > 0:
-			act.Timing = a.TimingTiming
+			// Compact, so that a version reads the same from the uploaded
+			// file as from the store, whatever its layout.
+			var buf bytes.Buffer
+			if json.Compact(&buf, a.TimingTiming) == nil {
+				act.Timing = buf.Bytes()
+			} else {
+				act.Timing = a.TimingTiming
+			}
 			parseTiming(&act, a.TimingTiming, expr+".timing.ofType(Timing)", bad)
 		default:
 			bad(expr+".timing[x]", "Échéance manquante : timingRange ou timingTiming", "Timing missing: timingRange or timingTiming")
