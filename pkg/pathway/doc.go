@@ -44,11 +44,30 @@
 //     the day that many days before its due day, never before its window
 //     opens (Action.ReminderAt); 0 d reminds on the due day's morning.
 //     Without it, no reminder.
+//   - extension team-assignment (on the template, overridden per action
+//     and per delay): acceptance and escalation delays of the tasks, for
+//     teams (Template.Delays).
+//   - extension alert-rule, repeated, on the template: the rules the
+//     worklist evaluates (AlertRule). Parse checks each as the worklist
+//     will apply it — the thresholds its kind needs, whole response
+//     times, known actions, codes unique — and names the rule in each
+//     issue, so an upload the worklist could not evaluate is refused.
 //   - extension pathway-check, repeated, on the template: code, offset
 //     (valueDuration after D0), actionCompleted (an action's code) and a
 //     French description. It is evaluated at the end (23:59:59) of day
 //     D+offset, moved by the template's working-day rule (Template.CheckAt),
 //     and passes when a task of actionCompleted is completed.
+//
+// # One reading, shared
+//
+// Library is how the services read stored templates: pathway (the active
+// templates at a discharge, an episode's version), teams (an episode's
+// version, for its delays) and the worklist (the latest version, for its
+// alert rules) each hold one. Each stored version (tenant, id, store
+// version) is parsed once and kept, since it never changes; which version
+// is the latest or active is searched at each call, so an upload on
+// another replica counts at once. A stored version Parse refuses (written
+// around the upload route) is an *InvalidError, logged once.
 //
 // # Due windows
 //

@@ -1,6 +1,7 @@
 package pathway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -22,6 +23,9 @@ const (
 
 // Template is a pathway template read from its PlanDefinition.
 type Template struct {
+	// ID is the PlanDefinition's id; Version its store version (see the
+	// package comment).
+	ID                        string
 	URL, Version, Name, Title string
 	Eligibility               Eligibility
 	// WorkingDay is the template's default rule for due days.
@@ -31,6 +35,21 @@ type Template struct {
 	Actions    []Action
 	// Checks are evaluated by a timer at their instant after D0.
 	Checks []Check
+	// AlertRules are evaluated by the worklist on each measurement, timer
+	// and overdue task of the template's episodes.
+	AlertRules []AlertRule
+	// assignment is the template's extension team-assignment (Delays).
+	assignment assignment
+}
+
+// AlertRule returns the alert rule with a code.
+func (t *Template) AlertRule(code string) (AlertRule, bool) {
+	for _, r := range t.AlertRules {
+		if r.Code == code {
+			return r, true
+		}
+	}
+	return AlertRule{}, false
 }
 
 // Check is one extension pathway-check: at the end of day D+OffsetDays
@@ -106,6 +125,8 @@ type Action struct {
 	// Timing is the action's timing element as written, copied onto the
 	// patient's CarePlan activities.
 	Timing json.RawMessage
+	// assignment is the action's extension team-assignment (Delays).
+	assignment assignment
 }
 
 // ReminderAt is when the reminder of an occurrence is due: the start
@@ -138,6 +159,7 @@ type Issue struct {
 
 type pdJSON struct {
 	ResourceType string     `json:"resourceType"`
+	ID           string     `json:"id"`
 	URL          string     `json:"url"`
 	Version      string     `json:"version"`
 	Name         string     `json:"name"`
@@ -158,6 +180,7 @@ type extJSON struct {
 	ValueUnsignedInt *int          `json:"valueUnsignedInt"`
 	ValueCoding      *codingJSON   `json:"valueCoding"`
 	ValueDuration    *quantityJSON `json:"valueDuration"`
+	ValueQuantity    *quantityJSON `json:"valueQuantity"`
 }
 
 type codingJSON struct {
@@ -239,7 +262,7 @@ func Parse(body []byte) (*Template, []Issue) {
 		bad("resourceType", "Un modèle de parcours est un PlanDefinition", "A pathway template is a PlanDefinition")
 		return nil, issues
 	}
-	t := &Template{URL: pd.URL, Version: pd.Version, Name: pd.Name, Title: pd.Title, WorkingDay: NoDayChange}
+	t := &Template{ID: pd.ID, URL: pd.URL, Version: pd.Version, Name: pd.Name, Title: pd.Title, WorkingDay: NoDayChange}
 	if t.URL == "" {
 		bad("PlanDefinition.url", "url manquante", "url is missing")
 	}
@@ -247,6 +270,7 @@ func Parse(body []byte) (*Template, []Issue) {
 		bad("PlanDefinition.url", "L'url ne peut contenir '|'", "The url cannot contain '|'")
 	}
 	eligible := false
+	var alertExpr []string
 	for i, e := range pd.Extension {
 		expr := fmt.Sprintf("PlanDefinition.extension[%d]", i)
 		switch e.URL {
@@ -271,6 +295,11 @@ func Parse(body []byte) (*Template, []Issue) {
 			t.Variables = append(t.Variables, v)
 		case ExtCheck:
 			t.Checks = append(t.Checks, parseCheck(e, expr, bad))
+		case ExtTeamAssignment:
+			t.assignment = parseAssignment(e, expr, bad)
+		case ExtAlertRule:
+			t.AlertRules = append(t.AlertRules, parseAlertRule(e, expr, bad))
+			alertExpr = append(alertExpr, expr)
 		}
 	}
 	if !eligible {
@@ -318,6 +347,8 @@ func Parse(body []byte) (*Template, []Issue) {
 				act.WorkingDay = parseDayRule(e, fmt.Sprintf("%s.extension[%d]", expr, j), bad)
 			case ExtClosesRefusal:
 				act.ClosesOnRefusal = e.ValueBoolean != nil && *e.ValueBoolean
+			case ExtTeamAssignment:
+				act.assignment = parseAssignment(e, fmt.Sprintf("%s.extension[%d]", expr, j), bad)
 			case ExtReminder:
 				d, ok := days(e.ValueDuration)
 				if !ok {
@@ -372,7 +403,14 @@ func Parse(body []byte) (*Template, []Issue) {
 			act.Low, act.High = rangeDays(a.TimingRange, expr+".timing.ofType(Range)", bad)
 			act.Timing, _ = json.Marshal(a.TimingRange)
 		case len(a.TimingTiming) > 0:
-			act.Timing = a.TimingTiming
+			// Compact, so that a version reads the same from the uploaded
+			// file as from the store, whatever its layout.
+			var buf bytes.Buffer
+			if json.Compact(&buf, a.TimingTiming) == nil {
+				act.Timing = buf.Bytes()
+			} else {
+				act.Timing = a.TimingTiming
+			}
 			parseTiming(&act, a.TimingTiming, expr+".timing.ofType(Timing)", bad)
 		default:
 			bad(expr+".timing[x]", "Échéance manquante : timingRange ou timingTiming", "Timing missing: timingRange or timingTiming")
@@ -393,6 +431,20 @@ func Parse(body []byte) (*Template, []Issue) {
 		if a, ok := t.Action(c.ActionCompleted); c.ActionCompleted != "" && (!ok || a.ForPatient()) {
 			bad(expr, fmt.Sprintf("Le contrôle %q porte sur une action inconnue ou sans tâche : %s", c.Code, c.ActionCompleted),
 				fmt.Sprintf("Check %q names an unknown action or one without tasks: %s", c.Code, c.ActionCompleted))
+		}
+	}
+	rules := map[string]bool{}
+	for i, r := range t.AlertRules {
+		if r.Code != "" && rules[r.Code] {
+			bad(alertExpr[i], fmt.Sprintf("Règle d'alerte « %s » : code déjà celui d'une autre règle", r.Code),
+				fmt.Sprintf("Alert rule %q: the code is already another rule's", r.Code))
+		}
+		rules[r.Code] = true
+		for _, code := range r.Actions {
+			if a, ok := t.Action(code); !ok || a.ForPatient() {
+				bad(alertExpr[i], fmt.Sprintf("Règle d'alerte « %s » : action inconnue ou sans tâche : %s", r.Code, code),
+					fmt.Sprintf("Alert rule %q: unknown action or one without tasks: %s", r.Code, code))
+			}
 		}
 	}
 	if len(pd.Action) == 0 {

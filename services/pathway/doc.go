@@ -13,10 +13,14 @@
 // uploads a template or a new version with POST /fhir/PlanDefinition (a
 // known url makes a new version of that template) or PUT
 // /fhir/PlanDefinition/{id}: routes more specific than the generic API's,
-// which validate with the profile and the engine and answer 400 with an
-// OperationOutcome whose expressions locate each problem. The server sets
-// version to the new store version; episodes record url|version and keep
-// following the version they were opened with.
+// which validate with the profile and with pathway.Parse — the one reading
+// every service uses, alert rules and team-assignment delays included, so
+// a rule the worklist could not evaluate is refused here — and answer 400
+// with an OperationOutcome whose expressions locate each problem (an
+// alert rule's issue names the rule). The server sets version to the new
+// store version; episodes record url|version and keep following the
+// version they were opened with. Stored templates are read through a
+// pathway.Library (each version parsed once).
 //
 // # Events consumed (each through bus.Inbox: exactly once)
 //

@@ -437,20 +437,18 @@ func (s *Service) recordObservation(ctx context.Context, tx store.Tx, e *episode
 }
 
 // isVariable tells whether a code is a rule variable of a template: of
-// any template parsed since the service started (the versions its episodes
-// were opened with among them), the active ones loaded first if none was.
+// any of the tenant's templates parsed since the service started (the
+// versions its episodes were opened with among them), the active ones
+// loaded first if none was.
 func (s *Service) isVariable(ctx context.Context, tenant string, code any) (bool, error) {
-	s.mu.Lock()
-	empty := len(s.templates) == 0
-	s.mu.Unlock()
-	if empty {
-		if _, err := s.activeTemplates(ctx, tenant); err != nil {
+	loaded := s.templates.Loaded(tenant)
+	if len(loaded) == 0 {
+		var err error
+		if loaded, err = s.templates.Active(ctx, tenant); err != nil {
 			return false, err
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range s.templates {
+	for _, t := range loaded {
 		for _, v := range t.Variables {
 			if hasCoding(code, v.System, v.Code) {
 				return true, nil

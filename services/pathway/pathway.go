@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -70,9 +69,11 @@ type Service struct {
 	log     *slog.Logger
 	shipped []shippedTemplate
 
-	mu        sync.Mutex
-	templates map[string]*pathway.Template // by tenant|url|version
-	cpts      map[string]string            // tenant → Organization reference
+	// templates is the one reading of the stored templates (pkg/pathway).
+	templates *pathway.Library
+
+	mu   sync.Mutex
+	cpts map[string]string // tenant → Organization reference
 }
 
 type shippedTemplate struct {
@@ -89,7 +90,10 @@ func New(d Deps) (*Service, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	s := &Service{d: d, log: d.Logger.With("service", "pathway"), templates: map[string]*pathway.Template{}, cpts: map[string]string{}}
+	s := &Service{d: d, log: d.Logger.With("service", "pathway"), cpts: map[string]string{}}
+	if d.Store != nil {
+		s.templates = pathway.NewLibrary(d.Store, s.log)
+	}
 	if d.Package == nil {
 		return s, nil
 	}
@@ -204,24 +208,17 @@ func (s *Service) TimerHandlers() map[string]timer.Handler {
 	return map[string]timer.Handler{TimerTaskDue: s.taskDue, TimerTaskReminder: s.taskReminder, TimerCheck: s.runCheck, TimerEnd: s.endFollowUp}
 }
 
-// activeTemplates returns the tenant's active templates. Parsed templates
-// are cached by canonical: a version never changes once stored.
+// activeTemplates returns the tenant's active templates (latest
+// versions); a stored one that does not parse is left out, logged once by
+// the library.
 func (s *Service) activeTemplates(ctx context.Context, tenant string) ([]*templateRef, error) {
-	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 100,
-		Params: []store.Param{{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "active"}}}}})
+	ts, err := s.templates.Active(ctx, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("search templates: %w", err)
+		return nil, err
 	}
-	var out []*templateRef
-	for _, r := range page.Resources {
-		t, err := s.parseStored(tenant, r)
-		if err != nil {
-			// A template stored by another path than the upload route
-			// (a direct database edit) must not stop every discharge.
-			s.log.ErrorContext(ctx, "stored template unreadable; skipped", "template", r.ID, "error", err)
-			continue
-		}
-		out = append(out, &templateRef{id: r.ID, t: t})
+	out := make([]*templateRef, len(ts))
+	for i, t := range ts {
+		out[i] = &templateRef{id: t.ID, t: t}
 	}
 	return out, nil
 }
@@ -231,54 +228,8 @@ type templateRef struct {
 	t  *pathway.Template
 }
 
-func (s *Service) parseStored(tenant string, r store.Resource) (*pathway.Template, error) {
-	m, err := decodeObj(r.Body)
-	if err != nil {
-		return nil, err
-	}
-	key := tenant + "|" + str(m, "url") + "|" + str(m, "version")
-	s.mu.Lock()
-	t := s.templates[key]
-	s.mu.Unlock()
-	if t != nil {
-		return t, nil
-	}
-	t, issues := pathway.Parse(r.Body)
-	if len(issues) > 0 {
-		return nil, fmt.Errorf("%s: %s", issues[0].Expression, issues[0].EN)
-	}
-	s.mu.Lock()
-	s.templates[key] = t
-	s.mu.Unlock()
-	return t, nil
-}
-
 // templateAt returns the template an episode was opened with (url|version),
-// whatever versions came after: the version is the PlanDefinition's store
-// version, so it is one vread away.
+// whatever versions came after.
 func (s *Service) templateAt(ctx context.Context, tenant, canonical string) (*pathway.Template, error) {
-	url, version, _ := strings.Cut(canonical, "|")
-	s.mu.Lock()
-	t := s.templates[tenant+"|"+canonical]
-	s.mu.Unlock()
-	if t != nil {
-		return t, nil
-	}
-	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 2,
-		Params: []store.Param{{Name: "url", Kind: store.KindURI, Values: []store.Value{{Text: url}}}}})
-	if err != nil {
-		return nil, err
-	}
-	if len(page.Resources) == 0 {
-		return nil, fmt.Errorf("template %s: %w", canonical, store.ErrNotFound)
-	}
-	v, err := strconv.ParseInt(version, 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: version is not a store version", canonical)
-	}
-	r, err := s.d.Store.VRead(ctx, "PlanDefinition", page.Resources[0].ID, v)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", canonical, err)
-	}
-	return s.parseStored(tenant, r)
+	return s.templates.At(ctx, tenant, canonical)
 }

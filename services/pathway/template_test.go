@@ -3,6 +3,7 @@ package pathway_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -186,5 +187,85 @@ func TestInvalidTemplateUpload(t *testing.T) {
 	// Only the coordinator manages templates.
 	if status, _ := post(t, r.api("ide.martin").URL, shippedHF(t)); status != http.StatusForbidden {
 		t.Errorf("nurse upload: %d", status)
+	}
+}
+
+// TestUploadRefusesUnreadableAlertRule: an alert rule the profile accepts
+// (its elements are all optional there) but the worklist could not
+// evaluate is refused at upload, with an OperationOutcome naming the rule
+// and where it is, rather than left out at the next measurement.
+func TestUploadRefusesUnreadableAlertRule(t *testing.T) {
+	r := newRig(t)
+	srv := r.api("coord.cpts")
+	// rule returns the sub-extensions of the alert rule with code, and its
+	// index among the template's extensions.
+	rule := func(m map[string]any, code string) (int, map[string]any) {
+		for i, e := range m["extension"].([]any) {
+			em := e.(map[string]any)
+			if em["url"] != "https://passerelle.health/fhir/StructureDefinition/alert-rule" {
+				continue
+			}
+			for _, s := range em["extension"].([]any) {
+				if sm := s.(map[string]any); sm["url"] == "code" && sm["valueId"] == code {
+					return i, em
+				}
+			}
+		}
+		t.Fatalf("no alert rule %s in the shipped template", code)
+		return 0, nil
+	}
+	without := func(em map[string]any, url string) {
+		var kept []any
+		for _, s := range em["extension"].([]any) {
+			if s.(map[string]any)["url"] != url {
+				kept = append(kept, s)
+			}
+		}
+		em["extension"] = kept
+	}
+	cases := []struct {
+		name, code string
+		mutate     func(em map[string]any)
+	}{
+		{"range rule without a threshold", "systolic-low", func(em map[string]any) { without(em, "low") }},
+		{"rise rule without a window", "weight-gain", func(em map[string]any) { without(em, "window") }},
+		{"missed visit of an unknown action", "missed-visit", func(em map[string]any) {
+			em["extension"] = append(em["extension"].([]any), map[string]any{"url": "action", "valueCode": "home-visit"})
+		}},
+		{"response time in weeks", "weight-missing", func(em map[string]any) {
+			without(em, "respondWithin")
+			em["extension"] = append(em["extension"].([]any), map[string]any{"url": "respondWithin",
+				"valueDuration": map[string]any{"value": 1, "unit": "wk", "system": "http://unitsofmeasure.org", "code": "wk"}})
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := shippedHF(t)
+			delete(m, "id")
+			i, em := rule(m, c.code)
+			c.mutate(em)
+			status, oo := post(t, srv.URL, m)
+			if status != http.StatusBadRequest || oo["resourceType"] != "OperationOutcome" {
+				t.Fatalf("upload: %d %v", status, oo)
+			}
+			want := fmt.Sprintf("PlanDefinition.extension[%d]", i)
+			found := false
+			for _, is := range oo["issue"].([]any) {
+				im := is.(map[string]any)
+				text, _ := im["details"].(map[string]any)["text"].(string)
+				for _, e := range im["expression"].([]any) {
+					if strings.HasPrefix(e.(string), want) && strings.Contains(text, "« "+c.code+" »") && strings.Contains(text, fmt.Sprintf("%q", c.code)) {
+						found = true
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no issue at %s naming rule %s in French and English: %v", want, c.code, oo["issue"])
+			}
+		})
+	}
+	// Nothing was stored.
+	if res, err := r.s.Read(r.ctx, "PlanDefinition", "hf-post-discharge"); err != nil || res.Version != 1 {
+		t.Errorf("template version %d (%v)", res.Version, err)
 	}
 }

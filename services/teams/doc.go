@@ -43,11 +43,12 @@
 //
 // Each assignment starts a durable timer teams-accept: the acceptance
 // delay of the template (extension team-assignment on the PlanDefinition
-// or the action; default 24 h; the shipped heart-failure first contact
-// 12 h). If the task is still requested with the same owner when it fires,
-// or when its owner declines it (status rejected, set through the worklist
-// by the owner), the task goes back to requested with the next candidate,
-// and a Provenance says why. With no candidate left it stays rejected, and
+// or the action, read by pkg/pathway: Template.Delays of the version the
+// episode was opened with; default 24 h; the shipped heart-failure first
+// contact 12 h). If the task is still requested with the same owner when
+// it fires, or when its owner declines it (status rejected, set through
+// the worklist by the owner), the task goes back to requested with the
+// next candidate, and a Provenance says why. With no candidate left it stays rejected, and
 // an escalation task goes to the referent coordinating nurse.
 //
 // A task the pathway marks overdue (businessStatus overdue) reminds its

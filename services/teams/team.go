@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -588,40 +588,14 @@ func (p *plan) emitBatch(typ, op string, rs []store.Resource) error {
 	return p.tx.Emit(p.ctx, ev)
 }
 
-// durationOf reads a FHIR Duration.
-func durationOf(v obj) (time.Duration, bool) {
-	f, ok := v["value"].(float64)
-	if !ok || f < 0 {
-		return 0, false
-	}
-	unit := str(v, "code")
-	if unit == "" {
-		unit = str(v, "unit")
-	}
-	mult := map[string]time.Duration{"s": time.Second, "min": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "wk": 7 * 24 * time.Hour}[unit]
-	if mult == 0 {
-		return 0, false
-	}
-	return time.Duration(f * float64(mult)), true
-}
-
 // delays are a template's acceptance and escalation delays for one action.
 type delays struct{ accept, escalate time.Duration }
 
-func readDelays(ext obj, d *delays) {
-	for _, e := range list(ext["extension"]) {
-		eo := asObj(e)
-		v, ok := durationOf(asObj(eo["valueDuration"]))
-		if !ok {
-			continue
-		}
-		switch str(eo, "url") {
-		case "acceptance":
-			d.accept = v
-		case "escalation":
-			d.escalate = v
-		}
-	}
+// Templates is the pathway templates as the services share them
+// (pathway.Library): teams reads the delays of the version an episode
+// was opened with.
+type Templates interface {
+	At(ctx context.Context, tenant, canonical string) (*pathway.Template, error)
 }
 
 // delaysFor returns the delays for an action of the episode's template.
@@ -644,52 +618,16 @@ func (p *plan) delaysFor(episodeID, action string) (delays, error) {
 	if canonical == "" {
 		return d, nil
 	}
-	pd, err := p.s.template(p.ctx, p.tenant, canonical)
-	if err != nil || pd == nil {
+	t, err := p.s.templates.At(p.ctx, p.tenant, canonical)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) || pathway.IsInvalid(err):
+		// A template gone or unreadable (stored around the upload's
+		// checks, logged by the library) must not stop the assignment:
+		// the default delays apply.
+		return d, nil
+	case err != nil:
 		return d, err
 	}
-	if e := extension(pd, ExtTeamAssignment); e != nil {
-		readDelays(e, &d)
-	}
-	for _, a := range list(pd["action"]) {
-		ao := asObj(a)
-		if firstCode(ao["code"], SystemAction) == action {
-			if e := extension(ao, ExtTeamAssignment); e != nil {
-				readDelays(e, &d)
-			}
-		}
-	}
-	return d, nil
-}
-
-// template returns the PlanDefinition an episode follows (url|version).
-// A version never changes once stored: it is cached.
-func (s *Service) template(ctx context.Context, tenant, canonical string) (obj, error) {
-	key := tenant + "|" + canonical
-	s.mu.Lock()
-	pd, ok := s.templates[key]
-	s.mu.Unlock()
-	if ok {
-		return pd, nil
-	}
-	url, version, _ := strings.Cut(canonical, "|")
-	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 2,
-		Params: []store.Param{{Name: "url", Kind: store.KindURI, Values: []store.Value{{Text: url}}}}})
-	if err != nil || len(page.Resources) == 0 {
-		return nil, err
-	}
-	r := page.Resources[0]
-	if v, err := strconv.ParseInt(version, 10, 64); err == nil && v != r.Version {
-		if old, err := s.d.Store.VRead(ctx, "PlanDefinition", r.ID, v); err == nil {
-			r = old
-		}
-	}
-	pd, err = decode(r.Body)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.templates[key] = pd
-	s.mu.Unlock()
-	return pd, nil
+	got := t.Delays(action, pathway.Delays{Acceptance: d.accept, Escalation: d.escalate})
+	return delays{got.Acceptance, got.Escalation}, nil
 }

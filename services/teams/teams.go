@@ -12,6 +12,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/notify"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,7 @@ const (
 	ExtAssignment     = "https://passerelle.health/fhir/StructureDefinition/task-assignment"
 	ExtEpisode        = "https://passerelle.health/fhir/StructureDefinition/careteam-episode"
 	ExtDelivery       = "https://passerelle.health/fhir/StructureDefinition/notification-delivery"
-	ExtTeamAssignment = "https://passerelle.health/fhir/StructureDefinition/team-assignment"
+	ExtTeamAssignment = pathway.ExtTeamAssignment
 	ExtPathway        = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
 	SystemAction      = "https://passerelle.health/fhir/CodeSystem/pathway-action"
 	SystemKind        = "https://passerelle.health/fhir/CodeSystem/communication-kind"
@@ -90,8 +91,8 @@ type Service struct {
 	// loads are recent counts of open tasks by tenant|owner: a hint for
 	// choosing among candidates, so a few seconds old is fine.
 	loads map[string]cachedLoad
-	// templates are PlanDefinitions by tenant|url|version.
-	templates map[string]obj
+	// templates is the one reading of the stored templates (pkg/pathway).
+	templates Templates
 
 	sent *prometheus.CounterVec
 }
@@ -134,7 +135,7 @@ func New(d Deps) *Service {
 			30 * time.Minute, time.Hour, 2 * time.Hour}
 	}
 	s := &Service{d: d, log: d.Logger.With("service", "teams"), members: map[string]memberCache{}, cpts: map[string]string{},
-		templates: map[string]obj{}, loads: map[string]cachedLoad{}}
+		templates: pathway.NewLibrary(d.Store, d.Logger.With("service", "teams")), loads: map[string]cachedLoad{}}
 	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passerelle_notifications_total",
 		Help: "Notifications by channel and outcome (delivered, failed, retry)."}, []string{"channel", "outcome"})
 	if d.Metrics != nil {

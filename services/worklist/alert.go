@@ -17,6 +17,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -84,37 +85,23 @@ func (s *Service) activeEpisodes(ctx context.Context, tenant, patient string) ([
 
 // rulesOf returns the alert rules of the latest version of the template an
 // episode follows: thresholds a CPTS's clinicians change apply to the
-// patients already followed, at their next measurement.
-func (s *Service) rulesOf(ctx context.Context, tenant, canonical string) ([]Rule, string, error) {
+// patients already followed, at their next measurement. The version is
+// the template's url|version, which the Flag records. A template that is
+// gone, or stored around the upload's checks and unreadable (logged once
+// by the library), has no rules.
+func (s *Service) rulesOf(ctx context.Context, tenant, canonical string) ([]pathway.AlertRule, string, error) {
 	url, _, _ := strings.Cut(canonical, "|")
 	if url == "" {
 		return nil, "", nil
 	}
-	page, err := s.d.Store.Search(ctx, store.Query{Tenant: tenant, Type: "PlanDefinition", Count: 2,
-		Params: []store.Param{{Name: "url", Kind: store.KindURI, Values: []store.Value{{Text: url}}}}})
-	if err != nil {
-		return nil, "", fmt.Errorf("template %s: %w", url, err)
-	}
-	if len(page.Resources) == 0 {
+	t, err := s.templates.Latest(ctx, tenant, url)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || pathway.IsInvalid(err):
 		return nil, "", nil
+	case err != nil:
+		return nil, "", err
 	}
-	r := page.Resources[0]
-	key := fmt.Sprintf("%s|%s|%d", tenant, r.ID, r.Version)
-	s.mu.Lock()
-	rules, ok := s.rules[key]
-	s.mu.Unlock()
-	version := fmt.Sprintf("%s|%d", url, r.Version)
-	if ok {
-		return rules, version, nil
-	}
-	rules, issues := ParseRules(r.Body)
-	for _, i := range issues {
-		s.log.ErrorContext(ctx, "alert rule unreadable; left out", "template", r.ID, "expression", i.Expression, "error", i.EN)
-	}
-	s.mu.Lock()
-	s.rules[key] = rules
-	s.mu.Unlock()
-	return rules, version, nil
+	return t.AlertRules, t.Canonical(), nil
 }
 
 // valueOf reads the quantity of code in an Observation: its value when
@@ -229,10 +216,10 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg)
 				return err
 			}
 			for _, r := range rules {
-				if r.Kind == KindMissedVisit || !observes(o, r.System, r.Observation) {
+				if r.Kind == pathway.AlertMissedVisit || !observes(o, r.System, r.Observation) {
 					continue
 				}
-				if r.Kind == KindMissing {
+				if r.Kind == pathway.AlertMissing {
 					if err := s.scheduleMissing(ctx, tx, e, r, at); err != nil {
 						return err
 					}
@@ -263,10 +250,10 @@ type alert struct {
 }
 
 // evaluate applies a measurement rule to one Observation taken at at.
-func (s *Service) evaluate(ctx context.Context, tenant string, r Rule, o obj, at time.Time) (*alert, error) {
+func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRule, o obj, at time.Time) (*alert, error) {
 	id := str(o, "id")
 	switch r.Kind {
-	case KindRange:
+	case pathway.AlertRange:
 		v, ok := valueOf(o, r.System, r.Observation)
 		if !ok {
 			return nil, nil
@@ -280,7 +267,7 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r Rule, o obj, at
 				en: fmt.Sprintf("%s: %v %s (high threshold %v)", r.Title, v, r.Unit, *r.High), evidence: []string{id}}, nil
 		}
 		return nil, nil
-	case KindRise:
+	case pathway.AlertRise:
 		v, ok := valueOf(o, r.System, r.Observation)
 		if !ok {
 			return nil, nil
@@ -310,12 +297,12 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r Rule, o obj, at
 			fr:       fmt.Sprintf("%s : +%s %s en %s jour(s) (%s → %s %s)", r.Title, num(round2(v-lowV)), r.Unit, num(round1(days)), num(lowV), num(v), r.Unit),
 			en:       fmt.Sprintf("%s: +%v %s in %v day(s) (%v → %v %s)", r.Title, round2(v-lowV), r.Unit, round1(days), lowV, v, r.Unit),
 			evidence: []string{id, low.id}}, nil
-	case KindWorsening:
+	case pathway.AlertWorsening:
 		cc := asObj(o["valueCodeableConcept"])
 		rank, label := -1, ""
 		for _, c := range list(cc["coding"]) {
 			co := asObj(c)
-			if k := r.rank(str(co, "system"), str(co, "code")); k >= 0 {
+			if k := r.Rank(str(co, "system"), str(co, "code")); k >= 0 {
 				rank, label = k, displayOf(co)
 			}
 		}
@@ -335,7 +322,7 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r Rule, o obj, at
 			}
 			for _, c := range list(asObj(h.m["valueCodeableConcept"])["coding"]) {
 				co := asObj(c)
-				if k := r.rank(str(co, "system"), str(co, "code")); k >= 0 {
+				if k := r.Rank(str(co, "system"), str(co, "code")); k >= 0 {
 					prev, prevRank, prevLabel = &hist[i], k, displayOf(co)
 				}
 			}
@@ -372,7 +359,7 @@ func tenantOf(m bus.Msg, def string) string {
 
 // alertFlagID is the id of the Flag an alert of rule r on episode e for
 // the cause key gets.
-func alertFlagID(e episodeRef, r Rule, key string) string {
+func alertFlagID(e episodeRef, r pathway.AlertRule, key string) string {
 	return uuid.NewSHA1(alertNS, []byte(e.tenant+"|"+e.id+"|"+r.Code+"|"+key)).String()
 }
 
@@ -384,7 +371,7 @@ func alertTaskID(flagID, role string) string {
 // raise records an alert: a Flag and one review task per role of the rule,
 // each with its event (Flag.created, Task.created) and audit record. An
 // alert already raised for the same cause is left as it is.
-func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r Rule, template string, a alert) error {
+func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r pathway.AlertRule, template string, a alert) error {
 	flagID := alertFlagID(e, r, a.key)
 	if _, err := tx.Read(ctx, "Flag", flagID); err == nil {
 		return nil
@@ -423,7 +410,7 @@ func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r Rule, 
 	if r.Severity == "high" {
 		priority = "urgent"
 	}
-	due := r.dueAt(now)
+	due := r.DueAt(now)
 	for _, role := range r.Roles {
 		t := obj{"resourceType": "Task", "id": alertTaskID(flagID, role),
 			"status": "requested", "intent": "order", "priority": priority,
@@ -546,7 +533,7 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) err
 			return err
 		}
 		for _, r := range rules {
-			if r.Kind != KindMissing {
+			if r.Kind != pathway.AlertMissing {
 				continue
 			}
 			if e.status != "active" {
@@ -573,7 +560,7 @@ func missingKey(tenant, episode, rule string) string {
 
 // lastObserved is the start of the current wait for a missing-data rule:
 // the latest observation of its code, or when the episode became active.
-func (s *Service) lastObserved(ctx context.Context, e episodeRef, r Rule) (time.Time, error) {
+func (s *Service) lastObserved(ctx context.Context, e episodeRef, r pathway.AlertRule) (time.Time, error) {
 	anchor := e.activeSince()
 	hist, err := s.history(ctx, e.tenant, e.patient, r.Observation, anchor)
 	if err != nil {
@@ -587,7 +574,7 @@ func (s *Service) lastObserved(ctx context.Context, e episodeRef, r Rule) (time.
 
 // scheduleMissing (re)schedules the missing-data timer of a rule at
 // from + window.
-func (s *Service) scheduleMissing(ctx context.Context, tx store.Tx, e episodeRef, r Rule, from time.Time) error {
+func (s *Service) scheduleMissing(ctx context.Context, tx store.Tx, e episodeRef, r pathway.AlertRule, from time.Time) error {
 	if a := e.activeSince(); from.Before(a) {
 		from = a
 	}
@@ -619,7 +606,7 @@ func (s *Service) missingDue(ctx context.Context, tx store.Tx, t store.Timer) er
 		return err
 	}
 	for _, r := range rules {
-		if r.Code != p.Rule || r.Kind != KindMissing {
+		if r.Code != p.Rule || r.Kind != pathway.AlertMissing {
 			continue
 		}
 		last, err := s.lastObserved(ctx, e, r)
@@ -696,7 +683,7 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error 
 			return err
 		}
 		for _, r := range rules {
-			if r.Kind != KindMissedVisit || !contains(r.Actions, code) {
+			if r.Kind != pathway.AlertMissedVisit || !contains(r.Actions, code) {
 				continue
 			}
 			what := str(t, "description")

@@ -12,6 +12,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
@@ -493,9 +494,9 @@ func TestTemplateRuleProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, issues := worklist.ParseRules(b)
-	if len(issues) > 0 || len(rules) != 6 {
-		t.Fatalf("shipped rules: %d, issues %v", len(rules), issues)
+	tpl, issues := pathway.Parse(b)
+	if len(issues) > 0 || len(tpl.AlertRules) != 6 {
+		t.Fatalf("shipped template: %v, issues %v", tpl, issues)
 	}
 	if is := validator.ValidateResource("https://passerelle.health/fhir/StructureDefinition/passerelle-plandefinition", b); hasError(is) {
 		t.Fatalf("shipped template invalid: %v", is)
@@ -509,8 +510,8 @@ func TestTemplateRuleProfile(t *testing.T) {
 	if is := validator.ValidateResource("https://passerelle.health/fhir/StructureDefinition/passerelle-plandefinition", []byte(bad)); !hasError(is) {
 		t.Error("a severity typed string passed the profile")
 	}
-	if _, issues := worklist.ParseRules([]byte(bad)); len(issues) == 0 {
-		t.Error("ParseRules read a mistyped severity")
+	if _, issues := pathway.Parse([]byte(bad)); len(issues) == 0 {
+		t.Error("pathway.Parse read a mistyped severity")
 	}
 	for _, c := range []struct{ name, from, to string }{
 		{"unknown kind", `"valueCode": "rise"`, `"valueCode": "jump"`},

@@ -126,13 +126,17 @@
 //   - missed-visit: action codes. Fires when a task of one of the actions
 //     is marked overdue by the pathway service while still open.
 //
-// Rules are read from the latest version of the template an episode
+// Rules are read by package pkg/pathway (Template.AlertRules, through a
+// pathway.Library) from the latest version of the template an episode
 // follows (same url), so that a threshold the CPTS changes applies at the
-// next measurement of the patients already followed; a rule that cannot
-// be read is logged and left out. At upload, the profile
-// passerelle-plandefinition types every element of a rule and binds kind
-// (alert-rule-kind), severity (alert-severity) and role (team-role) to
-// their value sets.
+// next measurement of the patients already followed. At upload, the
+// profile passerelle-plandefinition types every element of a rule and
+// binds kind (alert-rule-kind), severity (alert-severity) and role
+// (team-role) to their value sets, and pathway.Parse refuses a rule this
+// package could not evaluate (a range without threshold, a rise without
+// window, a missed-visit naming an unknown action…), naming the rule. A
+// latest version stored around those checks and unreadable is logged
+// once and has no rules.
 //
 // # Alerts
 //

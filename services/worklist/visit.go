@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -67,7 +68,7 @@ func completeTask(t obj, now time.Time) {
 // visit's transaction and raised in it.
 type pendingAlert struct {
 	e       episodeRef
-	r       Rule
+	r       pathway.AlertRule
 	version string
 	a       alert
 }
@@ -97,7 +98,7 @@ func (s *Service) visitAlerts(ctx context.Context, tenant, patient string, obs [
 				at = now
 			}
 			for _, r := range rules {
-				if r.Kind == KindMissedVisit || r.Kind == KindMissing || !observes(o, r.System, r.Observation) {
+				if r.Kind == pathway.AlertMissedVisit || r.Kind == pathway.AlertMissing || !observes(o, r.System, r.Observation) {
 					continue
 				}
 				a, err := s.evaluate(ctx, tenant, r, o, at)

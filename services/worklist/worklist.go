@@ -3,13 +3,13 @@ package worklist
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/timer"
 )
@@ -39,7 +39,7 @@ const (
 	SystemUCUM      = "http://unitsofmeasure.org"
 
 	// ExtAlertRule is a rule of a template (PlanDefinition.extension).
-	ExtAlertRule = "https://passerelle.health/fhir/StructureDefinition/alert-rule"
+	ExtAlertRule = pathway.ExtAlertRule
 	// ExtAlert on a Flag: what raised it (rule, template, severity,
 	// episode, evidence).
 	ExtAlert = "https://passerelle.health/fhir/StructureDefinition/alert-detail"
@@ -74,8 +74,15 @@ type Service struct {
 	d   Deps
 	log *slog.Logger
 
-	mu    sync.Mutex
-	rules map[string][]Rule // parsed rules by tenant|PlanDefinition id|store version
+	// templates is the one reading of the stored templates (pkg/pathway).
+	templates Templates
+}
+
+// Templates is the pathway templates as the services share them
+// (pathway.Library): the worklist reads the alert rules of a template's
+// latest version.
+type Templates interface {
+	Latest(ctx context.Context, tenant, url string) (*pathway.Template, error)
 }
 
 // New returns the service.
@@ -86,7 +93,7 @@ func New(d Deps) *Service {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	s := &Service{d: d, log: d.Logger.With("service", "worklist"), rules: map[string][]Rule{}}
+	s := &Service{d: d, log: d.Logger.With("service", "worklist"), templates: pathway.NewLibrary(d.Store, d.Logger.With("service", "worklist"))}
 	if d.Metrics != nil {
 		c := &taskGauge{s: s, desc: prometheus.NewDesc("passerelle_tasks", "Tasks of the tenant by status.", []string{"status"}, nil)}
 		if err := d.Metrics.Register(c); err != nil {
