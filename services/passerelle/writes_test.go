@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -48,6 +49,8 @@ type writeLog struct {
 	txs, attempts, conflicts, failed, emitted, marks map[string]int
 	// By "writer Type".
 	created, updated map[string]int
+	// tables: by "writer table", the statements on a service's own tables.
+	tables map[string]int
 	// versions counts the committed versions of each "Type/id".
 	versions map[string]int
 	// taskFields: for each Task field a write changed ("create" for the
@@ -67,7 +70,7 @@ func (l *writeLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.txs, l.attempts, l.conflicts, l.failed, l.emitted, l.marks = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
-	l.created, l.updated, l.versions = map[string]int{}, map[string]int{}, map[string]int{}
+	l.created, l.updated, l.versions, l.tables = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	l.taskFields = map[string]map[string]bool{}
 }
 
@@ -146,6 +149,9 @@ func (s *countingStore) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	for _, r := range last.touched {
 		l.versions[r]++
 	}
+	for _, tb := range last.tables {
+		l.tables[w+" "+tb]++
+	}
 	for _, f := range last.taskFields {
 		if l.taskFields[f] == nil {
 			l.taskFields[f] = map[string]bool{}
@@ -162,6 +168,7 @@ type countingTx struct {
 	created, updated []string // resource types
 	touched          []string // "Type/id", one per version written
 	taskFields       []string
+	tables           []string // tables of the service's own written by ExecSQL
 	emits, marks     int
 }
 
@@ -239,8 +246,17 @@ func (t *countingTx) ExecSQL(ctx context.Context, sql string, args ...any) (int6
 	if !ok {
 		return 0, errors.New("counting store: the transaction has no ExecSQL")
 	}
-	return x.ExecSQL(ctx, sql, args...)
+	n, err := x.ExecSQL(ctx, sql, args...)
+	if err == nil {
+		if m := sqlTable.FindStringSubmatch(sql); m != nil {
+			t.tables = append(t.tables, strings.ToLower(m[1]))
+		}
+	}
+	return n, err
 }
+
+// sqlTable finds the table a statement writes.
+var sqlTable = regexp.MustCompile(`(?is)^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_][A-Za-z0-9_]*)`)
 
 func (t *countingTx) QueryRowSQL(ctx context.Context, sql string, args ...any) sqlstore.Row {
 	return t.Tx.(interface {
@@ -250,7 +266,8 @@ func (t *countingTx) QueryRowSQL(ctx context.Context, sql string, args ...any) s
 
 // changedFields lists the top-level fields of a resource that differ
 // between two versions, meta aside (the store sets it); an extension is
-// named by the last segment of its URL ("extension:task-assignment").
+// named by the last segment of its URL ("extension:task-assignment");
+// lastModified is left out (below).
 func changedFields(before, after json.RawMessage) []string {
 	var a, b map[string]any
 	_ = json.Unmarshal(before, &a)
@@ -258,7 +275,10 @@ func changedFields(before, after json.RawMessage) []string {
 	split := func(m map[string]any) map[string]string {
 		out := map[string]string{}
 		for k, v := range m {
-			if k == "meta" {
+			// lastModified records when, and every writer sets it with its
+			// change to the second: a write in the same second as the one
+			// before leaves it as it was, so a diff cannot tell who wrote it.
+			if k == "meta" || k == "lastModified" {
 				continue
 			}
 			if k == "extension" {
@@ -305,6 +325,8 @@ func startCountingPlatform(t *testing.T) (*testPlatform, *writeLog) {
 			return dir, true
 		case "PASSERELLE_HTTP_ADDR", "PASSERELLE_MLLP_ADDR":
 			return "127.0.0.1:0", true
+		case "PASSERELLE_DATABASE_URL":
+			return *writesDB, *writesDB != ""
 		}
 		return "", false
 	}
@@ -417,6 +439,7 @@ func settle(t *testing.T, tp *testPlatform, wl *writeLog, episodes int) {
 var (
 	writesDischarges = flag.Int("writes.discharges", 5, "discharges TestWritesPerDischarge sends (50 for bench/README.md)")
 	writesRate       = flag.Float64("writes.rate", 5, "discharges per second TestWritesPerDischarge sends")
+	writesDB         = flag.String("writes.db", "", "an empty PostgreSQL database for TestWritesPerDischarge and TestWhoWritesWhat (default: embedded SQLite)")
 )
 
 // TestWritesPerDischarge sends distinct heart-failure discharges dated now
@@ -539,4 +562,159 @@ func handlerRetries(t *testing.T, tp *testPlatform) map[string]int {
 		}
 	}
 	return out
+}
+
+// ownership is who writes what during a discharge and a few task moves
+// (TestWhoWritesWhat), as docs/architecture.md's "Who writes what" says:
+// for each resource type the services that create it and those that
+// update it, and for Task, field by field, the services that change it
+// ("create": the creation). A change of ownership — teams no longer
+// rewriting the tasks pathway creates, say — must change this table and
+// the document with it.
+var ownership = map[string][]string{
+	"Patient create":           {"intake"},
+	"Encounter create":         {"intake"},
+	"Encounter update":         {"intake"},
+	"Condition create":         {"intake"},
+	"DocumentReference create": {"intake"},
+	"NamingSystem create":      {"intake"},
+	"CareTeam create":          {"intake", "teams"}, // intake: the declared team (proposed); teams: the episode's
+	"CareTeam update":          {"teams"},
+	"EpisodeOfCare create":     {"pathway"},
+	"CarePlan create":          {"pathway"},
+	"Goal create":              {"pathway"},
+	"Communication create":     {"teams"},
+	"Communication update":     {"teams"},
+	"Provenance create":        {"teams"},
+	"Task create":              {"pathway"},
+	"Task update":              {"teams", "worklist"},
+	"table outcome_records":    {"outcomes"},
+
+	"Task.create":                    {"pathway"},
+	"Task.owner":                     {"teams"},
+	"Task.extension:task-assignment": {"teams"},
+	"Task.status":                    {"teams", "worklist"}, // worklist: the owner's moves; teams: offered again after the decline
+	"Task.statusReason":              {"teams", "worklist"}, // worklist: the decline's reason; teams: removed when offered again
+	"Task.executionPeriod":           {"worklist"},
+}
+
+// TestWhoWritesWhat sends a discharge dated now, lets the team form, then
+// has one owner decline a task (teams offers it to the next candidate) and
+// another accept, start and complete one; it records each service's
+// committed writes by resource type, and for Task by field (the fields
+// that differ between the version read and the version written), and
+// checks them against the ownership table, both ways: a writer the table
+// does not name fails, and so does a writer it names that wrote nothing.
+func TestWhoWritesWhat(t *testing.T) {
+	tp, wl := startCountingPlatform(t)
+	raw, err := os.ReadFile("../intake/testdata/discharge-hf-declared-team.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := tp.do(t, "POST", "/fhir/$process-message", tp.token(t, "chu-demo-dpi"), string(dischargeNow(raw, 0, time.Now()))); r.status != http.StatusOK {
+		t.Fatalf("process-message: %d %s", r.status, r.body)
+	}
+	settle(t, tp, wl, 1)
+
+	ctx := context.Background()
+	page, err := tp.Store.Search(ctx, store.Query{Tenant: tp.Cfg.Tenant, Type: "Task", Count: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(owner string) string {
+		for _, a := range directory.DevAccounts {
+			if owner == "PractitionerRole/pr-"+strings.NewReplacer(".", "-", "_", "-").Replace(a.Login) {
+				return a.Login
+			}
+		}
+		return ""
+	}
+	// One task of a nurse (the other nurse is the next candidate) and one
+	// of the GP, both requested.
+	var nurseTask, gpTask string
+	for _, r := range page.Resources {
+		var task struct {
+			Status string
+			Owner  struct{ Reference string }
+		}
+		_ = json.Unmarshal(r.Body, &task)
+		if task.Status != "requested" {
+			continue
+		}
+		switch who := login(task.Owner.Reference); {
+		case strings.HasPrefix(who, "ide.") && nurseTask == "":
+			nurseTask = r.ID
+		case who == "dr.bernard" && gpTask == "":
+			gpTask = r.ID
+		}
+	}
+	if nurseTask == "" || gpTask == "" {
+		t.Fatalf("no requested task of a nurse (%q) or of the GP (%q) among %d tasks", nurseTask, gpTask, len(page.Resources))
+	}
+	move := func(id, status, reason string) {
+		t.Helper()
+		cur, err := tp.Store.Read(ctx, "Task", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var task struct{ Owner struct{ Reference string } }
+		_ = json.Unmarshal(cur.Body, &task)
+		body := map[string]any{"resourceType": "Task", "id": id, "status": status, "intent": "order"}
+		if reason != "" {
+			body["statusReason"] = map[string]any{"text": reason}
+		}
+		b, _ := json.Marshal(body)
+		r := tp.do(t, "PUT", "/fhir/Task/"+id, tp.token(t, login(task.Owner.Reference)), string(b), "If-Match", fmt.Sprintf(`W/"%d"`, cur.Version))
+		if r.status != http.StatusOK {
+			t.Fatalf("Task/%s → %s by %s: %d %s", id, status, task.Owner.Reference, r.status, r.body)
+		}
+		settle(t, tp, wl, 1)
+	}
+	move(nurseTask, "rejected", "Absente cette semaine")
+	move(gpTask, "accepted", "")
+	move(gpTask, "in-progress", "")
+	move(gpTask, "completed", "")
+	if cur, err := tp.Store.Read(ctx, "Task", nurseTask); err != nil || !strings.Contains(string(cur.Body), `"status":"requested"`) {
+		t.Errorf("the declined task was not offered again: %v %s", err, cur.Body)
+	}
+
+	wl.mu.Lock()
+	got := map[string][]string{}
+	add := func(key, writer string) {
+		if !slices.Contains(got[key], writer) {
+			got[key] = append(got[key], writer)
+			slices.Sort(got[key])
+		}
+	}
+	for k := range wl.created {
+		w, typ, _ := strings.Cut(k, " ")
+		add(typ+" create", w)
+	}
+	for k := range wl.updated {
+		w, typ, _ := strings.Cut(k, " ")
+		add(typ+" update", w)
+	}
+	for k := range wl.tables {
+		w, table, _ := strings.Cut(k, " ")
+		add("table "+table, w)
+	}
+	for f, ws := range wl.taskFields {
+		for w := range ws {
+			add("Task."+f, w)
+		}
+	}
+	wl.mu.Unlock()
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		t.Logf("%-32s %s", k, strings.Join(got[k], ", "))
+	}
+	for _, k := range slices.Sorted(maps.Keys(ownership)) {
+		if want := ownership[k]; !slices.Equal(got[k], want) {
+			t.Errorf("%s written by %v, the ownership table says %v", k, got[k], want)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := ownership[k]; !ok {
+			t.Errorf("%s written by %v, which the ownership table does not list", k, got[k])
+		}
+	}
 }
