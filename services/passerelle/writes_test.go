@@ -51,6 +51,8 @@ type writeLog struct {
 	created, updated map[string]int
 	// tables: by "writer table", the statements on a service's own tables.
 	tables map[string]int
+	// firstFailure is the first error of a failed transaction, by writer.
+	firstFailure map[string]string
 	// versions counts the committed versions of each "Type/id".
 	versions map[string]int
 	// taskFields: for each Task field a write changed ("create" for the
@@ -71,6 +73,7 @@ func (l *writeLog) reset() {
 	defer l.mu.Unlock()
 	l.txs, l.attempts, l.conflicts, l.failed, l.emitted, l.marks = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	l.created, l.updated, l.versions, l.tables = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
+	l.firstFailure = map[string]string{}
 	l.taskFields = map[string]map[string]bool{}
 }
 
@@ -133,6 +136,9 @@ func (s *countingStore) Tx(ctx context.Context, fn func(store.Tx) error) error {
 		return err
 	case err != nil:
 		l.failed[w]++
+		if l.firstFailure[w] == "" {
+			l.firstFailure[w] = err.Error()
+		}
 		return err
 	case last == nil:
 		return nil
@@ -538,6 +544,9 @@ func TestWritesPerDischarge(t *testing.T) {
 		}
 		t.Logf("  %-10s transactions %s, events %s, conflicts %s, other failures %s; %s", w, per(wl.txs[w]), per(wl.emitted[w]),
 			per(wl.conflicts[w]), per(wl.failed[w]), strings.Join(what, ", "))
+		if e := wl.firstFailure[w]; e != "" {
+			t.Logf("  %-10s first failure: %s", w, e)
+		}
 	}
 }
 
