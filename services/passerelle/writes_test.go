@@ -683,7 +683,12 @@ func TestWhoWritesWhat(t *testing.T) {
 	move(gpTask, "accepted", "")
 	move(gpTask, "in-progress", "")
 	move(gpTask, "completed", "")
-	if cur, err := tp.Store.Read(ctx, "Task", nurseTask); err != nil || !strings.Contains(string(cur.Body), `"status":"requested"`) {
+	cur, err := tp.Store.Read(ctx, "Task", nurseTask)
+	var declined struct{ Status string }
+	if err == nil {
+		err = json.Unmarshal(cur.Body, &declined)
+	}
+	if err != nil || declined.Status != "requested" {
 		t.Errorf("the declined task was not offered again: %v %s", err, cur.Body)
 	}
 
