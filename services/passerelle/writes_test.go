@@ -386,13 +386,17 @@ func startCountingPlatform(t *testing.T) (*testPlatform, *writeLog) {
 
 // dischargeNow is the shared heart-failure discharge made the i-th
 // distinct one (message, stay, patient and INS), discharged now: an old
-// date would make every timer of the pathway due at once.
+// date would make every timer of the pathway due at once. A zero now
+// keeps the sample's dates.
 func dischargeNow(raw []byte, i int, now time.Time) []byte {
 	body := bytes.ReplaceAll(raw, []byte("MSG-2026-10-03-000123"), []byte(fmt.Sprintf("W-%d", i)))
 	body = bytes.ReplaceAll(body, []byte("0b6f3a52-8c1e-4a57-9a0e-1d2c3b4a5001"), []byte(fmt.Sprintf("0b6f3a52-8c1e-4a57-9a0e-1d2c3b4a7%03d", i)))
 	body = bytes.ReplaceAll(body, []byte("V0004567"), []byte(fmt.Sprintf("VW-%d", i)))
 	body = bytes.ReplaceAll(body, []byte(`"000123456"`), []byte(fmt.Sprintf(`"PW-%d"`, i)))
 	body = bytes.ReplaceAll(body, []byte("248034218701255"), []byte(testINS(300+i)))
+	if now.IsZero() {
+		return body
+	}
 	at := func(d time.Duration) []byte { return []byte(now.Add(d).Format(time.RFC3339)) }
 	body = bytes.ReplaceAll(body, []byte("2026-09-26T10:15:00+02:00"), at(-7*24*time.Hour))
 	body = bytes.ReplaceAll(body, []byte("2026-10-03T15:00:00+02:00"), at(-time.Minute))
@@ -445,6 +449,7 @@ func settle(t *testing.T, tp *testPlatform, wl *writeLog, episodes int) {
 var (
 	writesDischarges = flag.Int("writes.discharges", 5, "discharges TestWritesPerDischarge sends (50 for bench/README.md)")
 	writesRate       = flag.Float64("writes.rate", 5, "discharges per second TestWritesPerDischarge sends")
+	writesPast       = flag.Bool("writes.past", false, "TestWritesPerDischarge keeps the sample's discharge date (October 2026): every timer of the pathway then comes due at once, as in a replay or a late backlog")
 	writesDB         = flag.String("writes.db", "", "an empty PostgreSQL database for TestWritesPerDischarge and TestWhoWritesWhat (default: embedded SQLite)")
 )
 
@@ -477,6 +482,9 @@ func TestWritesPerDischarge(t *testing.T) {
 	for i := range n {
 		<-tick.C
 		body := dischargeNow(raw, i, time.Now())
+		if *writesPast {
+			body = dischargeNow(raw, i, time.Time{})
+		}
 		wg.Go(func() {
 			req, _ := http.NewRequest("POST", tp.base+"/fhir/$process-message", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+tok)
