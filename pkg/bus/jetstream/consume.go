@@ -321,6 +321,7 @@ func (c *consumer) handle(ctx context.Context, m jetstream.Msg) {
 			log.WarnContext(ctx, "nak", "error", err)
 		}
 		c.b.metrics.consumed.WithLabelValues(c.cfg.Durable, resultRetry).Inc()
+		c.b.metrics.retries.WithLabelValues(c.cfg.Durable, retryReason(herr)).Inc()
 		log.WarnContext(ctx, "handler failed, will retry", "error", herr, "retry_in", delay)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // Results of one delivery, the values of the result label of
@@ -16,12 +18,31 @@ const (
 	resultSkipped    = "skipped"
 )
 
+// Reasons of a retried delivery, the values of the reason label of
+// passerelle_handler_retries_total: a version conflict means that another
+// writer changed a resource between the handler's read and its write, which
+// one owner per write should make rare; it is counted apart from other errors
+// so that it can be watched (docs/architecture.md, "Who writes what").
+const (
+	reasonVersionConflict = "version_conflict"
+	reasonError           = "error"
+)
+
+// retryReason is the reason label of a handler error that is retried.
+func retryReason(err error) string {
+	if errors.Is(err, store.ErrVersionConflict) {
+		return reasonVersionConflict
+	}
+	return reasonError
+}
+
 // metrics are the bus's Prometheus collectors. They exist even when no
 // registerer is given, so the code that updates them has no nil checks.
 type metrics struct {
 	published    prometheus.Counter
 	consumed     *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
+	retries      *prometheus.CounterVec
 	handler      *prometheus.HistogramVec
 	pending      *prometheus.GaugeVec
 }
@@ -40,6 +61,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "passerelle_bus_dead_lettered_total",
 			Help: "Messages moved to the dead-letter stream.",
 		}, []string{"durable"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "passerelle_handler_retries_total",
+			Help: "Handler errors answered with a redelivery, by reason (version_conflict, error).",
+		}, []string{"durable", "reason"}),
 		handler: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "passerelle_bus_handler_seconds",
 			Help:    "Time spent in message handlers.",
@@ -57,6 +82,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.published = register(reg, m.published, &err)
 	m.consumed = register(reg, m.consumed, &err)
 	m.deadLettered = register(reg, m.deadLettered, &err)
+	m.retries = register(reg, m.retries, &err)
 	m.handler = register(reg, m.handler, &err)
 	m.pending = register(reg, m.pending, &err)
 	if err != nil {
