@@ -36,10 +36,12 @@ type Resource struct {
 	Type    string
 	ID      string
 	Version int64
-	// Body is the resource's JSON as the store wrote it.
+	// Body is the resource's JSON as the store wrote it: what Encode
+	// writes (Obj encoded when Body is empty).
 	Body json.RawMessage
-	// Obj is Body decoded. Decode sets it (each call afresh, so a handler
-	// may edit it); Encode ignores it.
+	// Obj is the resource decoded: what Decode gives (each call afresh, so
+	// a handler may edit it), leaving Body empty — a consumer reads the
+	// JSON once, not twice.
 	Obj Obj
 }
 
@@ -131,29 +133,46 @@ func (c Change) Encode() (store.Event, error) {
 		ev.MsgID = c.msgID()
 	}
 	if len(c.Resources) == 1 {
-		if len(lead.Body) == 0 {
-			return store.Event{}, fmt.Errorf("%s/%s: empty body", lead.Type, lead.ID)
+		body, err := lead.body()
+		if err != nil {
+			return store.Event{}, err
 		}
-		ev.Data = lead.Body
+		ev.Data = body
 		return ev, nil
 	}
 	var b bytes.Buffer
 	b.WriteString(`{"resourceType":"Bundle","type":"history","entry":[`)
 	for i, r := range c.Resources {
-		if len(r.Body) == 0 {
-			return store.Event{}, fmt.Errorf("%s/%s: empty body", r.Type, r.ID)
+		body, err := r.body()
+		if err != nil {
+			return store.Event{}, err
 		}
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		url := quote(r.Type + "/" + r.ID)
 		fmt.Fprintf(&b, `{"fullUrl":%s,"resource":`, url)
-		b.Write(r.Body)
+		b.Write(body)
 		fmt.Fprintf(&b, `,"request":{"method":"PUT","url":%s},"response":{"status":"200","etag":%s}}`, url, quote(etag(r.Version)))
 	}
 	b.WriteString(`]}`)
 	ev.Data = b.Bytes()
 	return ev, nil
+}
+
+// body is the resource's JSON: Body, or Obj encoded.
+func (r Resource) body() (json.RawMessage, error) {
+	if len(r.Body) > 0 {
+		return r.Body, nil
+	}
+	if r.Obj == nil {
+		return nil, fmt.Errorf("%s/%s: no body", r.Type, r.ID)
+	}
+	b, err := json.Marshal(r.Obj)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
+	}
+	return b, nil
 }
 
 func (c Change) msgID() string {
@@ -206,36 +225,34 @@ func Decode(m bus.Msg) (Change, error) {
 			c.Tenant = p[1]
 		}
 	}
-	var head struct {
-		ResourceType string          `json:"resourceType"`
-		Entry        json.RawMessage `json:"entry"`
-	}
-	if err := json.Unmarshal(m.Data, &head); err != nil {
+	// One decoding of the whole message: the resources are its parts.
+	var root Obj
+	if err := json.Unmarshal(m.Data, &root); err != nil {
 		return Change{}, fmt.Errorf("change event on %s: %w", m.Subject, err)
 	}
-	if head.ResourceType != "Bundle" {
+	if root["resourceType"] != "Bundle" {
 		v, _ := strconv.ParseInt(m.Header[bus.HeaderVersion], 10, 64)
-		r, err := resource(m.Data, v)
+		r, err := resource(root, v)
 		if err != nil {
 			return Change{}, fmt.Errorf("change event on %s: %w", m.Subject, err)
 		}
 		c.Resources = []Resource{r}
 		return c, nil
 	}
-	var entries []struct {
-		Resource json.RawMessage `json:"resource"`
-		Response struct {
-			Etag string `json:"etag"`
-		} `json:"response"`
-	}
-	if len(head.Entry) > 0 {
-		if err := json.Unmarshal(head.Entry, &entries); err != nil {
-			return Change{}, fmt.Errorf("change event on %s: Bundle.entry: %w", m.Subject, err)
-		}
+	entries, ok := root["entry"].([]any)
+	if !ok && root["entry"] != nil {
+		return Change{}, fmt.Errorf("change event on %s: Bundle.entry is not a list", m.Subject)
 	}
 	for i, e := range entries {
-		v, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(e.Response.Etag, `W/"`), `"`), 10, 64)
-		r, err := resource(e.Resource, v)
+		eo, _ := e.(map[string]any)
+		ro, ok := eo["resource"].(map[string]any)
+		if !ok {
+			return Change{}, fmt.Errorf("change event on %s: Bundle.entry[%d] has no resource", m.Subject, i)
+		}
+		resp, _ := eo["response"].(map[string]any)
+		etag, _ := resp["etag"].(string)
+		v, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(etag, `W/"`), `"`), 10, 64)
+		r, err := resource(ro, v)
 		if err != nil {
 			return Change{}, fmt.Errorf("change event on %s: Bundle.entry[%d]: %w", m.Subject, i, err)
 		}
@@ -247,13 +264,9 @@ func Decode(m bus.Msg) (Change, error) {
 	return c, nil
 }
 
-// resource reads one resource; version 0 (unknown) falls back on the
-// resource's meta.versionId, which the store stamps on every version.
-func resource(raw json.RawMessage, version int64) (Resource, error) {
-	var o Obj
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return Resource{}, err
-	}
+// resource reads one decoded resource; version 0 (unknown) falls back on
+// its meta.versionId, which the store stamps on every version.
+func resource(o Obj, version int64) (Resource, error) {
 	typ, _ := o["resourceType"].(string)
 	switch typ {
 	case "":
@@ -270,7 +283,7 @@ func resource(raw json.RawMessage, version int64) (Resource, error) {
 	if version < 0 {
 		version = 0
 	}
-	return Resource{Type: typ, ID: id, Version: version, Body: raw, Obj: o}, nil
+	return Resource{Type: typ, ID: id, Version: version, Obj: o}, nil
 }
 
 // Handler handles one change inside the transaction of its inbox mark.
