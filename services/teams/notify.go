@@ -166,15 +166,15 @@ func (s *Service) Deliver(ctx context.Context, m bus.Msg) error {
 	if rf := m.Header[bus.HeaderReplayFor]; rf != "" && rf != DurableNotify {
 		return nil
 	}
-	c, err := event.Decode(m)
+	change, err := event.Decode(m)
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	cs := c.Of("Communication")
+	cs := change.Of("Communication")
 	if len(cs) == 0 {
 		return nil
 	}
-	tenant := c.TenantOr(s.d.Tenant)
+	tenant := change.TenantOr(s.d.Tenant)
 	channel := s.d.Notifier.Channel()
 	var done []string
 	var sendErr error
