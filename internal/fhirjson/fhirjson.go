@@ -5,7 +5,6 @@ package fhirjson
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -152,23 +151,4 @@ func ParseTime(s string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-// Resources returns the resources of type typ an event carries: the
-// resource itself, or the entries of a Bundle.
-func Resources(data []byte, typ string) ([]Obj, error) {
-	m, err := Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("event body: %w", err)
-	}
-	if m["resourceType"] == typ {
-		return []Obj{m}, nil
-	}
-	var out []Obj
-	for _, e := range List(m["entry"]) {
-		if r := AsObj(AsObj(e)["resource"]); r["resourceType"] == typ {
-			out = append(out, r)
-		}
-	}
-	return out, nil
 }

@@ -25,6 +25,10 @@ const (
 	// HeaderReplayFor limits a replayed dead letter to one durable consumer;
 	// every other consumer acknowledges it without handling it.
 	HeaderReplayFor = "Passerelle-Replay-For"
+	// HeaderIntakeEvent carries, on intake's Encounter changes, the kind of
+	// hospital notification recorded (pkg/intake Kind…). Consumers read it
+	// as event.Change.IntakeEvent (pkg/bus/event).
+	HeaderIntakeEvent = "Passerelle-Intake-Event"
 )
 
 // Msg is a message to publish or a delivered one.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -29,9 +30,6 @@ const ImportAgent = "System/passerelle-directory-import"
 type Importer struct {
 	Store  store.Store
 	Tenant string
-	// Event builds the outbox event announcing a written resource (op
-	// "created" or "updated"); the FHIR API's fhirapi.Event.
-	Event func(tenant string, res store.Resource, op string) store.Event
 	// Agent is the audit agent (default ImportAgent).
 	Agent string
 	// DryRun checks and counts without writing.
@@ -234,9 +232,6 @@ func (im *Importer) ImportCSV(ctx context.Context, r io.Reader) (Result, error) 
 
 // apply writes the plan in one transaction (or only counts, for a dry run).
 func (im *Importer) apply(ctx context.Context, snap *snapshot, plan []write) (Result, error) {
-	if im.Event == nil && !im.DryRun {
-		return Result{}, errors.New("directory import: no event builder")
-	}
 	type change struct {
 		w       write
 		body    []byte
@@ -326,7 +321,7 @@ func (im *Importer) apply(ctx context.Context, snap *snapshot, plan []write) (Re
 			if err != nil {
 				return fmt.Errorf("write %s/%s: %w", c.w.typ, c.w.id, err)
 			}
-			if err := tx.Emit(ctx, im.Event(im.Tenant, stored, op)); err != nil {
+			if err := event.Emit(ctx, tx, event.New(im.Tenant, op, "", stored)); err != nil {
 				return fmt.Errorf("announce %s/%s: %w", c.w.typ, c.w.id, err)
 			}
 			if err := tx.Audit(ctx, store.AuditRecord{Tenant: im.Tenant, Time: at, Agent: agent, Action: action, Outcome: "0",

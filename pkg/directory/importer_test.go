@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/internal/testenv"
-	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -20,11 +19,6 @@ import (
 )
 
 const tenant = "demo"
-
-// event is the outbox event of a written resource, as the FHIR API builds it.
-func event(tenant string, res store.Resource, op string) store.Event {
-	return store.Event{Subject: bus.ResourceSubject(tenant, res.Type, op), MsgID: res.Type + "/" + res.ID, Key: res.Type + "/" + res.ID, Data: res.Body}
-}
 
 func openSQLite(t testing.TB) store.Store {
 	t.Helper()
@@ -52,7 +46,7 @@ func seeded(t testing.TB, s store.Store) *directory.Importer {
 	if _, err := directory.SeedDev(context.Background(), s, tenant); err != nil {
 		t.Fatal(err)
 	}
-	return &directory.Importer{Store: s, Tenant: tenant, Event: event}
+	return &directory.Importer{Store: s, Tenant: tenant}
 }
 
 func importFile(t *testing.T, im *directory.Importer, name string) (directory.Result, error) {

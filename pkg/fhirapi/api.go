@@ -26,6 +26,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
@@ -477,17 +478,7 @@ func (a *API) afterWrite(ctx context.Context, tx store.Tx, act directory.Actor, 
 	if a.Published == nil || !a.Published(res.Type) {
 		return nil
 	}
-	return tx.Emit(ctx, Event(act.Tenant, res, op, TraceParent(ctx)))
-}
-
-// Event is the outbox event announcing a resource version.
-func Event(tenant string, res store.Resource, op, traceparent string) store.Event {
-	id := fmt.Sprintf("%s/%s/_history/%d", res.Type, res.ID, res.Version)
-	h := map[string]string{bus.HeaderResourceType: res.Type, bus.HeaderVersion: strconv.FormatInt(res.Version, 10), bus.HeaderTenant: tenant}
-	if traceparent != "" {
-		h[bus.HeaderTraceparent] = traceparent
-	}
-	return store.Event{Subject: bus.ResourceSubject(tenant, res.Type, op), MsgID: id, Key: res.Type + "/" + res.ID, Headers: h, Data: res.Body}
+	return event.Emit(ctx, tx, event.New(act.Tenant, op, TraceParent(ctx), res))
 }
 
 func (a *API) now() time.Time {

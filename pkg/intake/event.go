@@ -21,12 +21,10 @@ const (
 	KindUpdate          = "update"
 )
 
-// The contract of intake's Encounter events, read by the services that
-// consume them (pathway, outcomes): the header naming the intake event
-// kind, and the extensions intake puts on the Encounter.
+// The extensions intake puts on the Encounter, read by the services that
+// consume its Encounter changes (pathway). The Kind travels with the change
+// as event.Change.IntakeEvent (pkg/bus/event).
 const (
-	// HeaderEvent carries the Event's Kind on intake's Encounter events.
-	HeaderEvent = "Passerelle-Intake-Event"
 	// ExtMedicalUnit is the unité médicale (UF) the patient left.
 	ExtMedicalUnit = "https://passerelle.health/fhir/StructureDefinition/medical-unit"
 	// ExtModeSortie is the PMSI mode de sortie (valueCode).

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/hl7v2"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -109,7 +109,7 @@ func (s *Service) Apply(ctx context.Context, tx store.Tx, ev intake.Event) error
 			return err
 		}
 	}
-	if err := tx.Emit(ctx, s.stayEvent(tenant, ev, enc, op, related)); err != nil {
+	if err := event.Emit(ctx, tx, stayEvent(tenant, ev, op, related)); err != nil {
 		return err
 	}
 	if ev.MessageID != "" {
@@ -120,24 +120,14 @@ func (s *Service) Apply(ctx context.Context, tx store.Tx, ev intake.Event) error
 	return nil
 }
 
-// stayEvent is the one message that announces a stay change: a history
-// Bundle led by the Encounter, on the Encounter's subject, carrying the
-// patient, diagnoses, declared team and letter the pathway service needs.
-func (s *Service) stayEvent(tenant string, ev intake.Event, enc store.Resource, op string, related []store.Resource) store.Event {
-	var entries []any
-	for _, r := range related {
-		entries = append(entries, map[string]any{
-			"fullUrl":  fmt.Sprintf("%s/fhir/%s/%s", s.d.PublicURL, r.Type, r.ID),
-			"resource": json.RawMessage(r.Body),
-			"request":  map[string]any{"method": "PUT", "url": r.Type + "/" + r.ID},
-			"response": map[string]any{"status": "200", "etag": fmt.Sprintf(`W/"%d"`, r.Version)},
-		})
-	}
-	b, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "history", "entry": entries})
-	e := fhirapi.Event(tenant, enc, op, ev.Trace)
-	e.Data = b
-	e.Headers[intake.HeaderEvent] = ev.Kind
-	return e
+// stayEvent is the one message that announces a stay change: led by the
+// Encounter, on the Encounter's subject, carrying the patient, diagnoses,
+// declared team and letter the pathway service needs, and the kind of
+// notification.
+func stayEvent(tenant string, ev intake.Event, op string, related []store.Resource) event.Change {
+	c := event.New(tenant, op, ev.Trace, related...)
+	c.IntakeEvent = ev.Kind
+	return c
 }
 
 // put creates or replaces a resource with a known id.

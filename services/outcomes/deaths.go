@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
+	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
@@ -80,7 +82,7 @@ func (s *Service) RecordDeath(ctx context.Context, act directory.Actor, patient 
 			Entity: fmt.Sprintf("Observation/%s/_history/%d", res.ID, res.Version), Patient: "Patient/" + patient, Outcome: "0"}); err != nil {
 			return err
 		}
-		if err := tx.Emit(ctx, fhirapi.Event(act.Tenant, res, "created", fhirapi.TraceParent(ctx))); err != nil {
+		if err := event.Emit(ctx, tx, event.New(act.Tenant, bus.OpCreated, fhirapi.TraceParent(ctx), res)); err != nil {
 			return err
 		}
 		return update(ctx, tx, act.Tenant, patient, func(r *outcome.Record) error {
@@ -264,7 +266,7 @@ func (s *Service) ImportRegister(ctx context.Context, tenant string, r io.Reader
 					Entity: fmt.Sprintf("Observation/%s/_history/%d", res.ID, res.Version), Patient: "Patient/" + p, Outcome: "0"}); err != nil {
 					return err
 				}
-				if err := tx.Emit(ctx, fhirapi.Event(tenant, res, "created", "")); err != nil {
+				if err := event.Emit(ctx, tx, event.New(tenant, bus.OpCreated, "", res)); err != nil {
 					return err
 				}
 				matched = append(matched, ImportMatch{Line: h.line, Patient: "Patient/" + p, Death: h.death.String()})

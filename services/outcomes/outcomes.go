@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -91,13 +92,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	return bus.RunAll(ctx, s.d.Bus,
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
+			Handler: event.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+			Handler: event.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+			Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*")},
-			Handler: bus.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
+			Handler: event.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
 	)
 }
 

@@ -20,11 +20,11 @@ import (
 	"github.com/passerelle-sante/passerelle/internal/testenv"
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
-	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
@@ -89,7 +89,7 @@ func (r *rig) put(res map[string]any) {
 
 // deliver hands an event to a consumer through its inbox, twice: the
 // second delivery must change nothing.
-func (r *rig) deliver(durable string, h func(context.Context, store.Tx, bus.Msg) error, headers map[string]string, body any) {
+func (r *rig) deliver(durable string, h event.Handler, headers map[string]string, body any) {
 	r.t.Helper()
 	r.n++
 	b, _ := json.Marshal(body)
@@ -98,7 +98,7 @@ func (r *rig) deliver(durable string, h func(context.Context, store.Tx, bus.Msg)
 		hd[k] = v
 	}
 	for i := 0; i < 2; i++ {
-		if err := bus.Inbox(r.st, durable, h)(context.Background(), bus.Msg{Header: hd, Data: b}); err != nil {
+		if err := event.Inbox(r.st, durable, h)(context.Background(), bus.Msg{Header: hd, Data: b}); err != nil {
 			r.t.Fatalf("%s: %v", durable, err)
 		}
 	}
@@ -140,7 +140,7 @@ func (r *rig) stay(kind string, p map[string]any, enc, hosp, start, end string, 
 		e["diagnosis"] = []any{map[string]any{"condition": map[string]any{"reference": "Condition/" + cid}, "rank": 1}}
 		res = append(res, map[string]any{"resourceType": "Condition", "id": cid, "code": map[string]any{"coding": []any{map[string]any{"system": systemICD10, "code": icd}}}})
 	}
-	r.deliver(DurableEncounter, r.svc.HandleEncounter, map[string]string{intake.HeaderEvent: kind}, bundle(res...))
+	r.deliver(DurableEncounter, r.svc.HandleEncounter, map[string]string{bus.HeaderIntakeEvent: kind}, bundle(res...))
 }
 
 func (r *rig) episode(id, pid, enc, discharge, status string, tasks ...map[string]any) {

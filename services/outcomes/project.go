@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Codes of the events outcomes reads (the intake header is pkg/intake's).
+// Codes of the events outcomes reads.
 const (
 	extPathway        = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
 	extIndexEncounter = "https://passerelle.health/fhir/StructureDefinition/index-encounter"
@@ -62,44 +63,15 @@ func parseTime(s string) time.Time {
 	return time.Time{}
 }
 
-// resources returns the resources an event carries: the entries of a
-// history Bundle, or the one resource.
-func resources(data []byte) ([]obj, error) {
-	var root obj
-	if err := json.Unmarshal(data, &root); err != nil {
-		return nil, bus.Permanent(fmt.Errorf("event is not JSON: %w", err))
-	}
-	if root["resourceType"] != "Bundle" {
-		return []obj{root}, nil
-	}
-	var out []obj
-	for _, e := range list(root["entry"]) {
-		if r := asObj(asObj(e)["resource"]); r != nil {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-func tenantOf(m bus.Msg, def string) string {
-	if t := m.Header[bus.HeaderTenant]; t != "" {
-		return t
-	}
-	return def
-}
-
 // HandleEncounter records a hospital stay (admission, discharge, death)
 // from intake's Encounter event, with the patient's traits it carries.
-func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	res, err := resources(m.Data)
-	if err != nil {
-		return err
-	}
-	tenant := tenantOf(m, s.d.Tenant)
+func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, c event.Change) error {
+	tenant := c.TenantOr(s.d.Tenant)
 	var enc, patient obj
 	conds := map[string]obj{}
-	for _, r := range res {
-		switch r["resourceType"] {
+	for _, res := range c.Resources {
+		r := res.Obj
+		switch res.Type {
 		case "Encounter":
 			if enc == nil {
 				enc = r
@@ -117,7 +89,7 @@ func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, m bus.Msg) e
 	if pid == "" {
 		return bus.Permanent(fmt.Errorf("encounter %s has no patient", str(enc, "id")))
 	}
-	kind := m.Header[intake.HeaderEvent]
+	kind := c.IntakeEvent
 	finess, err := s.finessOf(ctx, tx, tenant, str(enc, "serviceProvider", "reference"))
 	if err != nil {
 		return err
@@ -127,7 +99,7 @@ func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, m bus.Msg) e
 			applyPatient(r, patient)
 		}
 		encID := str(enc, "id")
-		if kind == "cancel-admit" || str(enc, "status") == "entered-in-error" || str(enc, "status") == "cancelled" {
+		if kind == intake.KindCancelAdmit || str(enc, "status") == "entered-in-error" || str(enc, "status") == "cancelled" {
 			r.DropStay(encID)
 			return nil
 		}
@@ -281,16 +253,13 @@ func (s *Service) finessOf(ctx context.Context, tx store.Tx, tenant, ref string)
 }
 
 // HandleEpisode records an episode and the tasks its event carries.
-func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	res, err := resources(m.Data)
-	if err != nil {
-		return err
-	}
-	tenant := tenantOf(m, s.d.Tenant)
+func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change) error {
+	tenant := c.TenantOr(s.d.Tenant)
 	var ep obj
 	var tasks []obj
-	for _, r := range res {
-		switch r["resourceType"] {
+	for _, res := range c.Resources {
+		r := res.Obj
+		switch res.Type {
 		case "EpisodeOfCare":
 			if ep == nil {
 				ep = r
@@ -341,16 +310,9 @@ func taskOf(t obj) outcome.Task {
 // HandleTask records a task's progress (worklist, teams): its status and
 // completion time. Tasks are known from their episode's event; a task of
 // no known episode is not a pathway task and is ignored.
-func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	res, err := resources(m.Data)
-	if err != nil {
-		return err
-	}
-	tenant := tenantOf(m, s.d.Tenant)
-	for _, t := range res {
-		if t["resourceType"] != "Task" {
-			continue
-		}
+func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) error {
+	tenant := c.TenantOr(s.d.Tenant)
+	for _, t := range c.Of("Task") {
 		pid := refID(str(t, "for", "reference"), "Patient")
 		if pid == "" {
 			continue
@@ -369,16 +331,9 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error 
 }
 
 // HandlePatient records the traits and the death of a Patient.
-func (s *Service) HandlePatient(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	res, err := resources(m.Data)
-	if err != nil {
-		return err
-	}
-	tenant := tenantOf(m, s.d.Tenant)
-	for _, p := range res {
-		if p["resourceType"] != "Patient" {
-			continue
-		}
+func (s *Service) HandlePatient(ctx context.Context, tx store.Tx, c event.Change) error {
+	tenant := c.TenantOr(s.d.Tenant)
+	for _, p := range c.Of("Patient") {
 		if err := update(ctx, tx, tenant, str(p, "id"), func(r *outcome.Record) error {
 			applyPatient(r, p)
 			return nil

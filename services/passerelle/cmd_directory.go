@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
@@ -79,10 +78,7 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return fmt.Errorf("development directory: %w", err)
 		}
 	}
-	im := &directory.Importer{Store: s, Tenant: cfg.Tenant, DryRun: dry, Agent: directory.ImportAgent,
-		Event: func(tenant string, res store.Resource, op string) store.Event {
-			return fhirapi.Event(tenant, res, op, "")
-		}}
+	im := &directory.Importer{Store: s, Tenant: cfg.Tenant, DryRun: dry, Agent: directory.ImportAgent}
 	var res directory.Result
 	if isBundle(file, data) {
 		res, err = im.ImportBundle(ctx, data)

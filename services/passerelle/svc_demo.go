@@ -10,8 +10,6 @@ import (
 	"github.com/passerelle-sante/passerelle/internal/demo"
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
-	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // demoOptions, changed by tests only, shape the demo's simulation.
@@ -46,10 +44,7 @@ func (p *Platform) demo(ctx context.Context, log *slog.Logger, level *slog.Level
 			return hl7.HL7(ctx, msg)
 		},
 		Import: func(ctx context.Context, csv []byte) (directory.Result, error) {
-			im := &directory.Importer{Store: p.Store, Tenant: p.Cfg.Tenant, Agent: "System/passerelle-demo", Now: p.Clock.Now,
-				Event: func(tenant string, res store.Resource, op string) store.Event {
-					return fhirapi.Event(tenant, res, op, "")
-				}}
+			im := &directory.Importer{Store: p.Store, Tenant: p.Cfg.Tenant, Agent: "System/passerelle-demo", Now: p.Clock.Now}
 			return im.ImportCSV(ctx, bytes.NewReader(csv))
 		},
 		Worklist: p.worklistSvc, Outcomes: p.outcomesSvc, Dir: demoDir(p),

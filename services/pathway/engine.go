@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
@@ -29,36 +30,19 @@ type stayEvent struct {
 	diagnoses           []string
 }
 
-func parseStayEvent(m bus.Msg, defaultTenant string) (*stayEvent, error) {
-	ev := &stayEvent{kind: m.Header[intake.HeaderEvent], tenant: m.Header[bus.HeaderTenant], trace: traceOf(m)}
-	if ev.tenant == "" {
-		ev.tenant = defaultTenant
-	}
-	root, err := decodeObj(m.Data)
-	if err != nil {
-		return nil, bus.Permanent(fmt.Errorf("encounter event: %w", err))
-	}
-	var resources []obj
-	if root["resourceType"] == "Bundle" {
-		for _, e := range list(root["entry"]) {
-			if r := asObj(asObj(e)["resource"]); r != nil {
-				resources = append(resources, r)
-			}
-		}
-	} else {
-		resources = []obj{root}
-	}
-	for _, r := range resources {
-		switch r["resourceType"] {
+func parseStayEvent(c event.Change, defaultTenant string) (*stayEvent, error) {
+	ev := &stayEvent{kind: c.IntakeEvent, tenant: c.TenantOr(defaultTenant), trace: c.Trace}
+	for _, r := range c.Resources {
+		switch r.Type {
 		case "Encounter":
 			if ev.enc == nil {
-				ev.enc = r
+				ev.enc = r.Obj
 			}
 		case "Patient":
-			ev.patient = r
+			ev.patient = r.Obj
 		case "Condition":
-			if c := firstCode(r["code"], systemICD10); c != "" {
-				ev.diagnoses = append(ev.diagnoses, c)
+			if code := firstCode(r.Obj["code"], systemICD10); code != "" {
+				ev.diagnoses = append(ev.diagnoses, code)
 			}
 		}
 	}
@@ -74,12 +58,12 @@ func parseStayEvent(m bus.Msg, defaultTenant string) (*stayEvent, error) {
 
 // HandleEncounter applies an intake event to the patient's pathways. It
 // runs inside the inbox transaction of the message.
-func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	kind := m.Header[intake.HeaderEvent]
+func (s *Service) HandleEncounter(ctx context.Context, tx store.Tx, c event.Change) error {
+	kind := c.IntakeEvent
 	if kind == "" || kind == intake.KindUpdate {
 		return nil
 	}
-	ev, err := parseStayEvent(m, s.d.Tenant)
+	ev, err := parseStayEvent(c, s.d.Tenant)
 	if err != nil {
 		return err
 	}

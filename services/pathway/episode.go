@@ -2,14 +2,12 @@ package pathway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/passerelle-sante/passerelle/pkg/bus"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -125,24 +123,13 @@ func (s *Service) create(ctx context.Context, tx store.Tx, tenant string, m obj,
 // version in a change, so the event's id (the episode's version) is new.
 func (s *Service) emit(ctx context.Context, tx store.Tx, e *episode, c *change, trace string) error {
 	epKey := "EpisodeOfCare/" + e.ep.res.ID
-	entries := []any{entry(c.res[epKey])}
+	rs := []store.Resource{c.res[epKey]}
 	for _, k := range c.order {
 		if k != epKey {
-			entries = append(entries, entry(c.res[k]))
+			rs = append(rs, c.res[k])
 		}
 	}
-	ev := fhirapi.Event(e.tenant, c.res[epKey], c.op, trace)
-	ev.Data = mustJSON(obj{"resourceType": "Bundle", "type": "history", "entry": entries})
-	return tx.Emit(ctx, ev)
-}
-
-func entry(r store.Resource) obj {
-	return obj{
-		"fullUrl":  r.Type + "/" + r.ID,
-		"resource": json.RawMessage(r.Body),
-		"request":  obj{"method": "PUT", "url": r.Type + "/" + r.ID},
-		"response": obj{"status": "200", "etag": fmt.Sprintf(`W/"%d"`, r.Version)},
-	}
+	return event.Emit(ctx, tx, event.New(e.tenant, c.op, trace, rs...))
 }
 
 // patientEpisodes reads the patient's pathway episodes inside tx.
@@ -517,6 +504,3 @@ func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, sta
 func closed(status string) bool {
 	return status == "finished" || status == "cancelled" || status == "entered-in-error"
 }
-
-// traceOf returns the traceparent to carry on.
-func traceOf(m bus.Msg) string { return m.Header[bus.HeaderTraceparent] }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -282,32 +282,6 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 	return s.emit(ctx, tx, e, c, trace)
 }
 
-// resources returns the resources of type typ a message carries: the
-// resource itself, or a history Bundle's entries.
-func resources(data []byte, typ string) ([]obj, error) {
-	root, err := decodeObj(data)
-	if err != nil {
-		return nil, bus.Permanent(err)
-	}
-	if root["resourceType"] == typ {
-		return []obj{root}, nil
-	}
-	var out []obj
-	for _, e := range list(root["entry"]) {
-		if r := asObj(asObj(e)["resource"]); r["resourceType"] == typ {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-func tenantOf(m bus.Msg, def string) string {
-	if t := m.Header[bus.HeaderTenant]; t != "" {
-		return t
-	}
-	return def
-}
-
 // loincDeath is the LOINC code of the date and time of death.
 const loincDeath = "81956-5"
 
@@ -316,12 +290,9 @@ const loincDeath = "81956-5"
 // first contact decides the fortnightly series. The rule is the template's;
 // this code only knows that a variable is an observation code. A death a
 // team member records (LOINC 81956-5) ends the patient's episodes.
-func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	obs, err := resources(m.Data, "Observation")
-	if err != nil {
-		return err
-	}
-	tenant := tenantOf(m, s.d.Tenant)
+func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, c event.Change) error {
+	obs := c.Of("Observation")
+	tenant := c.TenantOr(s.d.Tenant)
 	for _, o := range obs {
 		switch str(o, "status") {
 		case "final", "amended", "corrected":
@@ -340,7 +311,7 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg)
 				at, ok = parseTime(str(o, "effectiveDateTime"))
 			}
 			if ok {
-				if err := s.onDeath(ctx, tx, tenant, p[len("Patient/"):], at, traceOf(m)); err != nil {
+				if err := s.onDeath(ctx, tx, tenant, p[len("Patient/"):], at, c.Trace); err != nil {
 					return err
 				}
 			}
@@ -366,7 +337,7 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg)
 			if closed(e.status()) {
 				continue
 			}
-			if err := s.recordObservation(ctx, tx, e, o, value, traceOf(m)); err != nil {
+			if err := s.recordObservation(ctx, tx, e, o, value, c.Trace); err != nil {
 				return err
 			}
 		}
@@ -499,12 +470,9 @@ func (s *Service) decide(ctx context.Context, tx store.Tx, e *episode, c *change
 // referent coordinating nurse's answer to an inclusion to confirm (status
 // completed, businessStatus include or exclude). Every other task change
 // is someone else's business.
-func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	tasks, err := resources(m.Data, "Task")
-	if err != nil {
-		return err
-	}
-	tenant := tenantOf(m, s.d.Tenant)
+func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) error {
+	tasks := c.Of("Task")
+	tenant := c.TenantOr(s.d.Tenant)
 	for _, t := range tasks {
 		switch str(t, "status") {
 		case "completed", "failed", "cancelled", "entered-in-error":
@@ -539,17 +507,17 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error 
 		code := firstCode(t["code"], "")
 		switch {
 		case code == CodeConfirmInclusion && e.status() == "planned" && str(t, "status") == "completed":
-			if err := s.confirm(ctx, tx, e, bs == "include", traceOf(m)); err != nil {
+			if err := s.confirm(ctx, tx, e, bs == "include", c.Trace); err != nil {
 				return err
 			}
 		case bs == ReasonRefused && !closed(e.status()):
 			if a, ok := e.t.Action(code); ok && a.ClosesOnRefusal {
-				c := &change{op: bus.OpUpdated}
-				if err := s.closeEpisode(ctx, tx, e, "finished", ReasonRefused, s.d.Clock.Now(), c); err != nil {
+				ch := &change{op: bus.OpUpdated}
+				if err := s.closeEpisode(ctx, tx, e, "finished", ReasonRefused, s.d.Clock.Now(), ch); err != nil {
 					return err
 				}
 				s.log.InfoContext(ctx, "episode closed: refused by the patient", "episode_id", e.ep.res.ID)
-				if err := s.emit(ctx, tx, e, c, traceOf(m)); err != nil {
+				if err := s.emit(ctx, tx, e, ch, c.Trace); err != nil {
 					return err
 				}
 			}
@@ -598,12 +566,8 @@ func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include 
 // HandlePatient closes the episodes of a patient recorded as deceased
 // (a death known outside a hospital stay: the team's report, the INSEE
 // register).
-func (s *Service) HandlePatient(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	ps, err := resources(m.Data, "Patient")
-	if err != nil {
-		return err
-	}
-	for _, p := range ps {
+func (s *Service) HandlePatient(ctx context.Context, tx store.Tx, c event.Change) error {
+	for _, p := range c.Of("Patient") {
 		id, _ := p["id"].(string)
 		at, ok := parseTime(str(p, "deceasedDateTime"))
 		if !ok {
@@ -612,7 +576,7 @@ func (s *Service) HandlePatient(ctx context.Context, tx store.Tx, m bus.Msg) err
 			}
 			at = s.d.Clock.Now()
 		}
-		if err := s.onDeath(ctx, tx, tenantOf(m, s.d.Tenant), id, at, traceOf(m)); err != nil {
+		if err := s.onDeath(ctx, tx, c.TenantOr(s.d.Tenant), id, at, c.Trace); err != nil {
 			return err
 		}
 	}
@@ -644,5 +608,5 @@ func (s *Service) taskDue(ctx context.Context, tx store.Tx, t store.Timer) error
 	if err != nil {
 		return err
 	}
-	return tx.Emit(ctx, fhirapi.Event(r.res.Tenant, res, bus.OpUpdated, ""))
+	return event.Emit(ctx, tx, event.New(r.res.Tenant, bus.OpUpdated, "", res))
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
@@ -192,13 +193,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	return bus.RunAll(ctx, s.d.Bus,
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
+			Handler: event.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
+			Handler: event.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+			Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*")},
-			Handler: bus.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
+			Handler: event.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
 	)
 }
 

@@ -17,11 +17,11 @@ import (
 
 	fhirprofiles "github.com/passerelle-sante/passerelle/fhir-profiles"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/profile"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
@@ -91,9 +91,9 @@ func (r *rig) open() {
 }
 
 // deliver hands a message to a handler as its consumer would.
-func (r *rig) deliver(durable string, h func(context.Context, store.Tx, bus.Msg) error, m bus.Msg) {
+func (r *rig) deliver(durable string, h event.Handler, m bus.Msg) {
 	r.t.Helper()
-	if err := bus.Inbox(r.s, durable, h)(r.ctx, m); err != nil {
+	if err := event.Inbox(r.s, durable, h)(r.ctx, m); err != nil {
 		r.t.Fatalf("%s: %v", durable, err)
 	}
 }
@@ -189,7 +189,7 @@ func encounterMsg(st stay) bus.Msg {
 	id := "Encounter/" + st.enc + "/_history/" + uuid.NewString()
 	return bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpUpdated), Data: mustJSON(map[string]any{
 		"resourceType": "Bundle", "type": "history", "entry": entries}),
-		Header: map[string]string{bus.HeaderMsgID: id, bus.HeaderTenant: tenant, intake.HeaderEvent: st.kind}}
+		Header: map[string]string{bus.HeaderMsgID: id, bus.HeaderTenant: tenant, bus.HeaderIntakeEvent: st.kind}}
 }
 
 // hfDischarge is a heart-failure discharge home of an adult.
@@ -332,8 +332,8 @@ func (r *rig) updateTask(t map[string]any, mutate func(map[string]any)) {
 		if err != nil {
 			return err
 		}
-		ev = fhirapi.Event(tenant, nr, bus.OpUpdated, "")
-		return nil
+		ev, err = event.New(tenant, bus.OpUpdated, "", nr).Encode()
+		return err
 	})
 	r.deliver(pathway.DurableTask, r.svc.HandleTask, msgOf(ev))
 }
@@ -363,8 +363,8 @@ func (r *rig) observe(patient string, at time.Time, loinc string, value map[stri
 		if err != nil {
 			return err
 		}
-		ev = fhirapi.Event(tenant, res, bus.OpCreated, "")
-		return nil
+		ev, err = event.New(tenant, bus.OpCreated, "", res).Encode()
+		return err
 	})
 	r.deliver(pathway.DurableObservation, r.svc.HandleObservation, msgOf(ev))
 }

@@ -8,9 +8,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -72,7 +72,7 @@ func (s *Service) taskReminder(ctx context.Context, tx store.Tx, t store.Timer) 
 	if err != nil {
 		return fmt.Errorf("create reminder: %w", err)
 	}
-	return tx.Emit(ctx, fhirapi.Event(r.res.Tenant, res, bus.OpCreated, ""))
+	return event.Emit(ctx, tx, event.New(r.res.Tenant, bus.OpCreated, "", res))
 }
 
 // runCheck evaluates a template's check on an active episode: when no

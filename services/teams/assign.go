@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -98,17 +97,14 @@ func escalateKey(tenant, taskID string) string { return TimerEscalate + ":" + te
 
 // HandleEpisode forms the team of a new episode, assigns the tasks the
 // event carries, and ends the team of an ended episode.
-func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	tenant := tenantOf(m, s.d.Tenant)
-	eps, err := resources(m.Data, "EpisodeOfCare")
-	if err != nil || len(eps) == 0 {
-		return err
+func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change) error {
+	tenant := c.TenantOr(s.d.Tenant)
+	eps := c.Of("EpisodeOfCare")
+	if len(eps) == 0 {
+		return nil
 	}
-	tasks, err := resources(m.Data, "Task")
-	if err != nil {
-		return err
-	}
-	p, err := s.newPlan(ctx, tx, tenant, traceOf(m))
+	tasks := c.Of("Task")
+	p, err := s.newPlan(ctx, tx, tenant, c.Trace)
 	if err != nil {
 		return err
 	}
@@ -156,8 +152,8 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) err
 	// The event carries each task as written, with its version: on a first
 	// delivery they are taken as read; a redelivery (perhaps after a
 	// conflict) reads them again.
-	if m.NumDelivered <= 1 {
-		p.prefetch = prefetched(m.Data)
+	if c.Delivery <= 1 {
+		p.prefetch = prefetched(c)
 	}
 	for _, task := range tasks {
 		if err := p.handleTask(str(task, "id"), epID); err != nil {
@@ -170,24 +166,14 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) err
 	return p.commit()
 }
 
-// prefetched returns the Tasks of a history Bundle with their versions.
-func prefetched(data []byte) map[string]resource {
-	root, err := decode(data)
-	if err != nil {
-		return nil
-	}
+// prefetched returns the Tasks a change carries with their versions.
+func prefetched(c event.Change) map[string]resource {
 	out := map[string]resource{}
-	for _, e := range list(root["entry"]) {
-		eo := asObj(e)
-		r := asObj(eo["resource"])
-		if r["resourceType"] != "Task" {
+	for _, r := range c.Resources {
+		if r.Type != "Task" || r.Version <= 0 {
 			continue
 		}
-		v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(str(eo, "response", "etag"), `W/"`), `"`), 10, 64)
-		if err != nil || v <= 0 {
-			continue
-		}
-		out[str(r, "id")] = resource{res: store.Resource{Type: "Task", ID: str(r, "id"), Version: v}, m: r}
+		out[r.ID] = resource{res: store.Resource{Type: "Task", ID: r.ID, Version: r.Version}, m: r.Obj}
 	}
 	return out
 }
@@ -196,12 +182,9 @@ func prefetched(data []byte) map[string]resource {
 // decline goes to the next candidate, an accepted or finished task loses its
 // acceptance deadline, an overdue one reminds its owner and waits for
 // escalation.
-func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	tasks, err := resources(m.Data, "Task")
-	if err != nil {
-		return err
-	}
-	p, err := s.newPlan(ctx, tx, tenantOf(m, s.d.Tenant), traceOf(m))
+func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) error {
+	tasks := c.Of("Task")
+	p, err := s.newPlan(ctx, tx, c.TenantOr(s.d.Tenant), c.Trace)
 	if err != nil {
 		return err
 	}
@@ -816,6 +799,6 @@ func (s *Service) Reassign(ctx context.Context, a directory.Actor, taskID, to st
 			Entity: "Task/" + res.ID, Patient: refOf(r.m["for"]), Outcome: "0", Detail: "reassigned to " + to}); err != nil {
 			return err
 		}
-		return tx.Emit(ctx, fhirapi.Event(r.res.Tenant, res, bus.OpUpdated, ""))
+		return event.Emit(ctx, tx, event.New(r.res.Tenant, bus.OpUpdated, "", res))
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -34,8 +35,8 @@ func (r *rig) admit(patient, enc string) {
 	m := bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpCreated), Data: mustJSON(map[string]any{
 		"resourceType": "Bundle", "type": "history", "entry": []any{map[string]any{"resource": encounter}}}),
 		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/" + uuid.NewString(), bus.HeaderTenant: tenant,
-			intake.HeaderEvent: intake.KindAdmit}}
-	if err := bus.Inbox(r.s, pathway.DurableEncounter, r.pw.HandleEncounter)(r.ctx, m); err != nil {
+			bus.HeaderIntakeEvent: intake.KindAdmit}}
+	if err := event.Inbox(r.s, pathway.DurableEncounter, r.pw.HandleEncounter)(r.ctx, m); err != nil {
 		r.t.Fatal(err)
 	}
 	r.pump()
@@ -87,7 +88,7 @@ func TestReadmissionNoticesTheTeam(t *testing.T) {
 		if res, err = tx.Update(r.ctx, tenant, res.Body, res.Version); err != nil {
 			return err
 		}
-		return tx.Emit(r.ctx, fhirapiEvent(res))
+		return created(r.ctx, tx, res)
 	})
 	r.pump()
 	check("after another event of the episode")

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/internal/fhirjson"
-	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -47,23 +46,3 @@ func readObj(ctx context.Context, tx store.Tx, typ, id string) (resource, error)
 	}
 	return resource{res: r, m: m}, nil
 }
-
-// resources returns the resources of a type an event carries: the resource
-// itself, or the entries of a history Bundle. An unreadable event never
-// becomes readable: it is dead-lettered at once.
-func resources(data []byte, typ string) ([]obj, error) {
-	out, err := fhirjson.Resources(data, typ)
-	if err != nil {
-		return nil, bus.Permanent(err)
-	}
-	return out, nil
-}
-
-func tenantOf(m bus.Msg, def string) string {
-	if t := m.Header[bus.HeaderTenant]; t != "" {
-		return t
-	}
-	return def
-}
-
-func traceOf(m bus.Msg) string { return m.Header[bus.HeaderTraceparent] }

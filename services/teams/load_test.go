@@ -187,7 +187,7 @@ func runOwnedLoad(t *testing.T, s store.Store, concurrency int) {
 				return err
 			}
 			return tx.Emit(ctx, store.Event{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpCreated), MsgID: "load-" + enc, Key: "Encounter/" + enc,
-				Headers: map[string]string{bus.HeaderTenant: tenant, intake.HeaderEvent: intake.KindDischarge},
+				Headers: map[string]string{bus.HeaderTenant: tenant, bus.HeaderIntakeEvent: intake.KindDischarge},
 				Data: mustJSON(map[string]any{"resourceType": "Bundle", "type": "history", "entry": []any{
 					map[string]any{"resource": e}, map[string]any{"resource": p},
 					map[string]any{"resource": map[string]any{"resourceType": "Condition", "id": "c-" + enc,

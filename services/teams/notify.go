@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/notify"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -166,11 +166,15 @@ func (s *Service) Deliver(ctx context.Context, m bus.Msg) error {
 	if rf := m.Header[bus.HeaderReplayFor]; rf != "" && rf != DurableNotify {
 		return nil
 	}
-	cs, err := resources(m.Data, "Communication")
-	if err != nil || len(cs) == 0 {
-		return err
+	change, err := event.Decode(m)
+	if err != nil {
+		return bus.Permanent(err)
 	}
-	tenant := tenantOf(m, s.d.Tenant)
+	cs := change.Of("Communication")
+	if len(cs) == 0 {
+		return nil
+	}
+	tenant := change.TenantOr(s.d.Tenant)
 	channel := s.d.Notifier.Channel()
 	var done []string
 	var sendErr error
@@ -298,7 +302,7 @@ func (s *Service) recordDelivery(ctx context.Context, ids []string, outcome, cha
 				if err != nil {
 					return err
 				}
-				if err := tx.Emit(ctx, fhirapi.Event(r.res.Tenant, res, bus.OpUpdated, "")); err != nil {
+				if err := event.Emit(ctx, tx, event.New(r.res.Tenant, bus.OpUpdated, "", res)); err != nil {
 					return err
 				}
 			}

@@ -20,9 +20,9 @@ import (
 	"github.com/passerelle-sante/passerelle/internal/fhirjson"
 	"github.com/passerelle-sante/passerelle/internal/testenv"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/notify"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -202,8 +202,8 @@ func (r *rig) dispatch(m bus.Msg) {
 		return
 	}
 	typ, op := parts[2], parts[3]
-	in := func(durable string, h func(context.Context, store.Tx, bus.Msg) error) {
-		if err := bus.Inbox(r.s, durable, h)(r.ctx, m); err != nil {
+	in := func(durable string, h event.Handler) {
+		if err := event.Inbox(r.s, durable, h)(r.ctx, m); err != nil {
 			r.t.Fatalf("%s on %s: %v", durable, m.Subject, err)
 		}
 	}
@@ -330,8 +330,8 @@ func (r *rig) discharge(patient, enc string) {
 	m := bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpUpdated), Data: mustJSON(map[string]any{
 		"resourceType": "Bundle", "type": "history", "entry": entries}),
 		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/" + uuid.NewString(), bus.HeaderTenant: tenant,
-			intake.HeaderEvent: intake.KindDischarge}}
-	if err := bus.Inbox(r.s, pathway.DurableEncounter, r.pw.HandleEncounter)(r.ctx, m); err != nil {
+			bus.HeaderIntakeEvent: intake.KindDischarge}}
+	if err := event.Inbox(r.s, pathway.DurableEncounter, r.pw.HandleEncounter)(r.ctx, m); err != nil {
 		r.t.Fatal(err)
 	}
 	r.pump()
@@ -357,7 +357,7 @@ func (r *rig) act(taskID, status string) {
 		if err != nil {
 			return err
 		}
-		return tx.Emit(r.ctx, fhirapi.Event(tenant, nr, bus.OpUpdated, ""))
+		return event.Emit(r.ctx, tx, event.New(tenant, bus.OpUpdated, "", nr))
 	})
 	r.pump()
 }
@@ -483,6 +483,7 @@ var _ = fmt.Sprintf
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-func fhirapiEvent(res store.Resource) store.Event {
-	return fhirapi.Event(tenant, res, bus.OpCreated, "")
+// created announces a resource the test wrote, as its writer would.
+func created(ctx context.Context, tx store.Tx, res store.Resource) error {
+	return event.Emit(ctx, tx, event.New(tenant, bus.OpCreated, "", res))
 }

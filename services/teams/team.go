@@ -2,9 +2,6 @@ package teams
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,8 +10,8 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
-	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -553,39 +550,23 @@ func (p *plan) commit() error {
 			}
 			continue
 		}
-		if err := p.tx.Emit(p.ctx, fhirapi.Event(p.tenant, res, op, p.trace)); err != nil {
+		if err := event.Emit(p.ctx, p.tx, event.New(p.tenant, op, p.trace, res)); err != nil {
 			return err
 		}
 	}
-	if err := p.emitBatch("Task", taskOp, tasks); err != nil {
+	if err := p.emitBatch(taskOp, tasks); err != nil {
 		return err
 	}
-	return p.emitBatch("Communication", bus.OpCreated, notes)
+	return p.emitBatch(bus.OpCreated, notes)
 }
 
-// emitBatch announces resources of one type in one event: the resource
-// itself when alone, else a history Bundle of them.
-func (p *plan) emitBatch(typ, op string, rs []store.Resource) error {
-	switch len(rs) {
-	case 0:
+// emitBatch announces resources of one type in one event (pkg/bus/event
+// encodes several as a history Bundle with a batch id).
+func (p *plan) emitBatch(op string, rs []store.Resource) error {
+	if len(rs) == 0 {
 		return nil
-	case 1:
-		return p.tx.Emit(p.ctx, fhirapi.Event(p.tenant, rs[0], op, p.trace))
 	}
-	ev := fhirapi.Event(p.tenant, rs[0], op, p.trace)
-	var entries []any
-	ids := make([]string, 0, len(rs))
-	for _, r := range rs {
-		entries = append(entries, obj{"fullUrl": r.Type + "/" + r.ID, "resource": json.RawMessage(r.Body),
-			"request":  obj{"method": "PUT", "url": r.Type + "/" + r.ID},
-			"response": obj{"status": "200", "etag": fmt.Sprintf(`W/"%d"`, r.Version)}})
-		ids = append(ids, fmt.Sprintf("%s/%d", r.ID, r.Version))
-	}
-	sum := sha256.Sum256([]byte(strings.Join(ids, ",")))
-	ev.MsgID = typ + "-batch/" + hex.EncodeToString(sum[:16])
-	ev.Key = typ + "/" + rs[0].ID
-	ev.Data = mustJSON(obj{"resourceType": "Bundle", "type": "history", "entry": entries})
-	return p.tx.Emit(p.ctx, ev)
+	return event.Emit(p.ctx, p.tx, event.New(p.tenant, op, p.trace, rs...))
 }
 
 // delays are a template's acceptance and escalation delays for one action.

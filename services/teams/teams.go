@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/notify"
@@ -158,9 +159,9 @@ func (s *Service) Run(ctx context.Context) error {
 	// events of one episode does not matter.
 	return bus.RunAll(ctx, s.d.Bus,
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*"),
-			Concurrency: s.d.Concurrency}, Handler: bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+			Concurrency: s.d.Concurrency}, Handler: event.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"),
-			Concurrency: s.d.Concurrency}, Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+			Concurrency: s.d.Concurrency}, Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableNotify, Subject: bus.ResourceSubject(s.d.Tenant, "Communication", bus.OpCreated),
 			MaxDeliver: len(s.d.NotifyBackOff) + 1, BackOff: s.d.NotifyBackOff, Concurrency: 4}, Handler: s.Deliver},
 	)

@@ -384,7 +384,7 @@ func TestAlertTaskGoesToTheTeamsGP(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return tx.Emit(r.ctx, fhirapiEvent(res))
+		return created(r.ctx, tx, res)
 	})
 	r.pump()
 	if got := s(r.read("Task", "alert-1"), "owner", "reference"); got != "PractitionerRole/pr-dr-bernard" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
@@ -191,12 +192,9 @@ func (s *Service) history(ctx context.Context, tenant, patient, code string, sin
 // HandleObservation evaluates the alert rules of the patient's active
 // episodes on a recorded Observation (rise, range, worsening), and moves
 // the missing-data timers of the rules watching its code.
-func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	obs, err := resources(m.Data, "Observation")
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	tenant := tenantOf(m, s.d.Tenant)
+func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, c event.Change) error {
+	obs := c.Of("Observation")
+	tenant := c.TenantOr(s.d.Tenant)
 	for _, o := range obs {
 		if st := str(o, "status"); st != "final" && st != "amended" {
 			continue
@@ -349,13 +347,6 @@ func displayOf(co obj) string {
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
-
-func tenantOf(m bus.Msg, def string) string {
-	if t := m.Header[bus.HeaderTenant]; t != "" {
-		return t
-	}
-	return def
-}
 
 // alertFlagID is the id of the Flag an alert of rule r on episode e for
 // the cause key gets.
@@ -516,12 +507,9 @@ func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, 
 // it: scheduled while it is active (due a rule's window after its latest
 // observation of the code, or after the episode became active), removed
 // when it is held or ends.
-func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	eps, err := resources(m.Data, "EpisodeOfCare")
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	tenant := tenantOf(m, s.d.Tenant)
+func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change) error {
+	eps := c.Of("EpisodeOfCare")
+	tenant := c.TenantOr(s.d.Tenant)
 	for _, em := range eps {
 		id := str(em, "id")
 		if id == "" {
@@ -637,12 +625,9 @@ var openStatuses = map[string]bool{"requested": true, "received": true, "accepte
 // actions is marked overdue (the pathway service's businessStatus
 // overdue) while still open. The same task raises one alert, however many
 // times its overdue version is announced.
-func (s *Service) HandleTask(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	tasks, err := resources(m.Data, "Task")
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	tenant := tenantOf(m, s.d.Tenant)
+func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) error {
+	tasks := c.Of("Task")
+	tenant := c.TenantOr(s.d.Tenant)
 	for _, t := range tasks {
 		if !openStatuses[str(t, "status")] || firstCode(t["businessStatus"], SystemBusinessStatus) != "overdue" {
 			continue

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
@@ -42,7 +43,7 @@ func TestMissedVisitRetriedAfterReadError(t *testing.T) {
 			// The first delivery to the task consumer, on the failing
 			// database; whatever it answers, the bus would then deliver
 			// again only if it failed.
-			if err := bus.Inbox(r.s, worklist.DurableTask, failing.HandleTask)(context.Background(), m); err != nil {
+			if err := event.Inbox(r.s, worklist.DurableTask, failing.HandleTask)(context.Background(), m); err != nil {
 				failed = append(failed, err)
 			}
 		}

@@ -26,7 +26,6 @@ var (
 	parseTime    = fhirjson.ParseTime
 	str          = fhirjson.Str
 	hasCoding    = fhirjson.HasCoding
-	resources    = fhirjson.Resources
 )
 
 // formatTime writes an instant as FHIR dateTime in Europe/Paris.

@@ -19,6 +19,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/auth"
 	"github.com/passerelle-sante/passerelle/pkg/auth/devidp"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/profile"
@@ -190,7 +191,7 @@ func (r *rig) deliver(m bus.Msg) {
 	typ := parts[2]
 	type consumer struct {
 		durable string
-		h       func(context.Context, store.Tx, bus.Msg) error
+		h       event.Handler
 	}
 	var cs []consumer
 	switch typ {
@@ -204,7 +205,7 @@ func (r *rig) deliver(m bus.Msg) {
 		cs = []consumer{{pathway.DurableEncounter, r.pw.HandleEncounter}}
 	}
 	for _, c := range cs {
-		if err := bus.Inbox(r.s, c.durable, c.h)(r.ctx, m); err != nil {
+		if err := event.Inbox(r.s, c.durable, c.h)(r.ctx, m); err != nil {
 			r.t.Fatalf("%s: %v", c.durable, err)
 		}
 	}
@@ -301,7 +302,7 @@ func (r *rig) dischargeMsg(patient string) {
 	}
 	r.deliver(bus.Msg{Subject: bus.ResourceSubject(tenant, "Encounter", bus.OpUpdated),
 		Data:   mustJSON(map[string]any{"resourceType": "Bundle", "type": "history", "entry": entries}),
-		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/_history/1", bus.HeaderTenant: tenant, intake.HeaderEvent: intake.KindDischarge}})
+		Header: map[string]string{bus.HeaderMsgID: "Encounter/" + enc + "/_history/1", bus.HeaderTenant: tenant, bus.HeaderIntakeEvent: intake.KindDischarge}})
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -366,7 +367,7 @@ func (r *rig) assign(taskID, role string) {
 		if err != nil {
 			return err
 		}
-		return tx.Emit(r.ctx, fhirapi.Event(tenant, nr, bus.OpUpdated, ""))
+		return event.Emit(r.ctx, tx, event.New(tenant, bus.OpUpdated, "", nr))
 	})
 	r.flush()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
@@ -284,5 +285,5 @@ func (s *Service) written(ctx context.Context, tx store.Tx, res store.Resource, 
 		Entity: fmt.Sprintf("%s/%s/_history/%d", res.Type, res.ID, res.Version), Patient: fhirapi.PatientOf(res), Outcome: "0"}); err != nil {
 		return err
 	}
-	return tx.Emit(ctx, fhirapi.Event(res.Tenant, res, op, fhirapi.TraceParent(ctx)))
+	return event.Emit(ctx, tx, event.New(res.Tenant, op, fhirapi.TraceParent(ctx), res))
 }

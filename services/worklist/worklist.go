@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -107,11 +108,11 @@ func New(d Deps) *Service {
 func (s *Service) Run(ctx context.Context) error {
 	return bus.RunAll(ctx, s.d.Bus,
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
+			Handler: event.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+			Handler: event.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
-			Handler: bus.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+			Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 	)
 }
 

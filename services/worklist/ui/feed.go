@@ -2,12 +2,13 @@ package ui
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
 
+	"github.com/passerelle-sante/passerelle/internal/fhirjson"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
+	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 )
 
@@ -38,45 +39,33 @@ type subscriber struct {
 func (f *BusFeed) Run(ctx context.Context) error {
 	return f.Bus.Consume(ctx, bus.ConsumerConfig{Durable: f.Name, Subject: bus.ResourceSubject(f.Tenant, "Task", "*"), Transient: true},
 		func(ctx context.Context, m bus.Msg) error {
-			for _, ev := range taskEvents(m.Data) {
+			c, err := event.Decode(m)
+			if err != nil {
+				// A live view has nothing to retry: the page refreshes on
+				// the next event.
+				return nil
+			}
+			for _, ev := range taskEvents(c) {
 				f.publish(ev)
 			}
 			return nil
 		})
 }
 
-// taskEvents reads the Tasks an event carries (one, or a history Bundle).
-func taskEvents(data []byte) []Event {
-	type task struct {
-		ResourceType string
-		ID           string `json:"id"`
-		Owner        struct{ Reference string }
-		Focus        struct{ Reference string }
-	}
-	var root struct {
-		task
-		Entry []struct{ Resource task } `json:"entry"`
-	}
-	if json.Unmarshal(data, &root) != nil {
-		return nil
-	}
-	tasks := []task{root.task}
-	if root.ResourceType == "Bundle" {
-		tasks = tasks[:0]
-		for _, e := range root.Entry {
-			tasks = append(tasks, e.Resource)
-		}
-	}
+// taskEvents reads the owned Tasks a change carries.
+func taskEvents(c event.Change) []Event {
 	var out []Event
-	for _, t := range tasks {
-		if t.ResourceType != "Task" || t.Owner.Reference == "" {
+	for _, t := range c.Of("Task") {
+		owner := fhirjson.Str(t, "owner", "reference")
+		if owner == "" {
 			continue
 		}
 		kind := "task"
-		if strings.HasPrefix(t.Focus.Reference, "Flag/") {
+		if strings.HasPrefix(fhirjson.Str(t, "focus", "reference"), "Flag/") {
 			kind = "alert"
 		}
-		out = append(out, Event{Kind: kind, Resource: "Task/" + t.ID, Owners: []string{t.Owner.Reference}})
+		id, _ := t["id"].(string)
+		out = append(out, Event{Kind: kind, Resource: "Task/" + id, Owners: []string{owner}})
 	}
 	return out
 }
