@@ -12,6 +12,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 )
@@ -80,7 +81,7 @@ func world(t *testing.T) store.Store {
 		"subject": map[string]any{"reference": "Patient/pat-task"}})
 	put("demo", map[string]any{"resourceType": "EpisodeOfCare", "id": "ep-task", "status": "active",
 		"patient":   map[string]any{"reference": "Patient/pat-task"},
-		"extension": []any{map[string]any{"url": extEpisodeCarePlan, "valueReference": map[string]any{"reference": "CarePlan/cp-task"}}}})
+		"extension": []any{map[string]any{"url": pathway.ExtEpisodeCarePlan, "valueReference": map[string]any{"reference": "CarePlan/cp-task"}}}})
 	put("demo", map[string]any{"resourceType": "Task", "id": "task-1", "status": "requested", "intent": "order",
 		"basedOn": []any{map[string]any{"reference": "CarePlan/cp-task"}},
 		"for":     map[string]any{"reference": "Patient/pat-task"}, "owner": map[string]any{"reference": "PractitionerRole/r0"}})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 )
@@ -105,7 +106,7 @@ func benchStore(b *testing.B) store.Store {
 		batch = append(batch,
 			map[string]any{"resourceType": "Patient", "id": pid},
 			map[string]any{"resourceType": "EpisodeOfCare", "id": "ep-" + pid, "status": epStatus, "patient": ref(pat),
-				"extension": []any{map[string]any{"url": extEpisodeCarePlan, "valueReference": ref("CarePlan/cp-" + pid)}}},
+				"extension": []any{map[string]any{"url": pathway.ExtEpisodeCarePlan, "valueReference": ref("CarePlan/cp-" + pid)}}},
 			team)
 		for k := range 3 {
 			batch = append(batch, map[string]any{"resourceType": "Task", "id": fmt.Sprintf("t-%s-%d", pid, k), "status": taskStatus,

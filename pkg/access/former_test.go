@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 )
@@ -58,7 +59,7 @@ func formerWorld(t *testing.T) store.Store {
 		put(map[string]any{"resourceType": "CarePlan", "id": "cp-" + id, "status": "active", "intent": "plan", "subject": ref(pat)})
 		ep := map[string]any{"resourceType": "EpisodeOfCare", "id": "ep-" + id, "status": status, "patient": ref(pat),
 			"period":    map[string]any{"start": "2026-04-01T08:00:00Z"},
-			"extension": []any{map[string]any{"url": extEpisodeCarePlan, "valueReference": ref("CarePlan/cp-" + id)}}}
+			"extension": []any{map[string]any{"url": pathway.ExtEpisodeCarePlan, "valueReference": ref("CarePlan/cp-" + id)}}}
 		if status == "finished" {
 			ep["period"].(map[string]any)["end"] = at
 		}

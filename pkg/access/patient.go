@@ -10,6 +10,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -91,10 +92,6 @@ var (
 // (planned: inclusion to confirm; onhold: readmitted). finished,
 // cancelled and entered-in-error end everything.
 var runningEpisodes = []string{"planned", "waitlist", "active", "onhold"}
-
-// extEpisodeCarePlan on an EpisodeOfCare names its CarePlan, on which the
-// pathway's tasks are based (Task.basedOn).
-const extEpisodeCarePlan = "https://passerelle.health/fhir/StructureDefinition/episode-careplan"
 
 func tokens(name string, codes []string) store.Param {
 	p := store.Param{Name: name, Kind: store.KindToken}
@@ -226,7 +223,7 @@ func runningCarePlans(ctx context.Context, st Searcher, tenant string, patients 
 			out[ep.Patient.Reference] = set
 		}
 		for _, x := range ep.Extension {
-			if x.URL == extEpisodeCarePlan && x.ValueReference.Reference != "" {
+			if x.URL == pathway.ExtEpisodeCarePlan && x.ValueReference.Reference != "" {
 				set[x.ValueReference.Reference] = true
 			}
 		}

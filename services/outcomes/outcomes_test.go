@@ -26,6 +26,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/postgres"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
@@ -147,8 +148,8 @@ func (r *rig) episode(id, pid, enc, discharge, status string, tasks ...map[strin
 	ep := map[string]any{"resourceType": "EpisodeOfCare", "id": id, "status": status, "patient": map[string]any{"reference": "Patient/" + pid},
 		"managingOrganization": map[string]any{"reference": "Organization/cpts"}, "period": map[string]any{"start": iso(discharge)},
 		"extension": []any{
-			map[string]any{"url": extPathway, "valueCanonical": "https://passerelle.health/fhir/PlanDefinition/hf-post-discharge|1"},
-			map[string]any{"url": extIndexEncounter, "valueReference": map[string]any{"reference": "Encounter/" + enc}},
+			map[string]any{"url": pathway.ExtEpisodePathway, "valueCanonical": "https://passerelle.health/fhir/PlanDefinition/hf-post-discharge|1"},
+			map[string]any{"url": pathway.ExtIndexEncounter, "valueReference": map[string]any{"reference": "Encounter/" + enc}},
 		}}
 	r.deliver(DurableEpisode, r.svc.HandleEpisode, nil, bundle(append([]map[string]any{ep}, tasks...)...))
 }

@@ -11,16 +11,15 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // Codes of the events outcomes reads.
 const (
-	extPathway        = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
-	extIndexEncounter = "https://passerelle.health/fhir/StructureDefinition/index-encounter"
-	extBirthPlace     = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
-	systemICD10       = "http://hl7.org/fhir/sid/icd-10"
-	systemFINESS      = "http://finess.sante.gouv.fr"
+	extBirthPlace = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
+	systemICD10   = "http://hl7.org/fhir/sid/icd-10"
+	systemFINESS  = "http://finess.sante.gouv.fr"
 )
 
 type obj = map[string]any
@@ -276,9 +275,9 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 		return bus.Permanent(fmt.Errorf("episode %s has no patient", str(ep, "id")))
 	}
 	return update(ctx, tx, tenant, pid, func(r *outcome.Record) error {
-		canonical, _, _ := strings.Cut(str(extension(ep, extPathway), "valueCanonical"), "|")
+		canonical, _, _ := strings.Cut(str(extension(ep, pathway.ExtEpisodePathway), "valueCanonical"), "|")
 		e := outcome.Episode{ID: str(ep, "id"), Status: str(ep, "status"), Pathway: canonical,
-			CPTS: str(ep, "managingOrganization", "reference"), IndexEncounter: refID(str(extension(ep, extIndexEncounter), "valueReference", "reference"), "Encounter"),
+			CPTS: str(ep, "managingOrganization", "reference"), IndexEncounter: refID(str(extension(ep, pathway.ExtIndexEncounter), "valueReference", "reference"), "Encounter"),
 			Discharge: parseTime(str(ep, "period", "start"))}
 		r.PutEpisode(e)
 		for _, t := range tasks {

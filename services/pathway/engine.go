@@ -214,9 +214,9 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 	ep := obj{
 		"resourceType": "EpisodeOfCare", "id": epID,
 		"extension": []any{
-			obj{"url": ExtPathway, "valueCanonical": t.Canonical()},
-			obj{"url": ExtIndexEncounter, "valueReference": ref("Encounter/" + ev.encID)},
-			obj{"url": ExtCarePlan, "valueReference": ref("CarePlan/" + cpID)},
+			obj{"url": pathway.ExtEpisodePathway, "valueCanonical": t.Canonical()},
+			obj{"url": pathway.ExtIndexEncounter, "valueReference": ref("Encounter/" + ev.encID)},
+			obj{"url": pathway.ExtEpisodeCarePlan, "valueReference": ref("CarePlan/" + cpID)},
 		},
 		"status":  status,
 		"type":    []any{obj{"text": t.Title}},

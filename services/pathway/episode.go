@@ -12,18 +12,9 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Extensions the pathway service writes on its resources.
+// Extensions the pathway service writes on its resources (those other
+// services read are in pkg/pathway).
 const (
-	// ExtPathway on an EpisodeOfCare: the template it instantiates
-	// (valueCanonical url|version), as CarePlan.instantiatesCanonical.
-	ExtPathway = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
-	// ExtIndexEncounter on an EpisodeOfCare: the discharge that opened it.
-	ExtIndexEncounter = "https://passerelle.health/fhir/StructureDefinition/index-encounter"
-	// ExtCarePlan on an EpisodeOfCare: its CarePlan (R4 has no element for it).
-	ExtCarePlan = "https://passerelle.health/fhir/StructureDefinition/episode-careplan"
-	// ExtReadmission on an EpisodeOfCare, repeated: a stay during the
-	// episode (encounter, start, end once discharged, planned).
-	ExtReadmission = "https://passerelle.health/fhir/StructureDefinition/readmission"
 	// ExtScheduleShift on an EpisodeOfCare: days the open tasks have moved
 	// by, the sum of the readmissions' lengths.
 	ExtScheduleShift = "https://passerelle.health/fhir/StructureDefinition/schedule-shift"
@@ -74,7 +65,7 @@ func (e *episode) shift() int {
 }
 
 func (e *episode) indexEncounter() string {
-	return str(extension(e.ep.m, ExtIndexEncounter), "valueReference", "reference")
+	return str(extension(e.ep.m, pathway.ExtIndexEncounter), "valueReference", "reference")
 }
 
 // change collects what one event does to one episode: announced as one
@@ -159,8 +150,8 @@ func (s *Service) loadEpisode(ctx context.Context, tx store.Tx, tenant, id strin
 	if err != nil {
 		return nil, err
 	}
-	canonical, _ := extension(ep.m, ExtPathway)["valueCanonical"].(string)
-	cpRef := str(extension(ep.m, ExtCarePlan), "valueReference", "reference")
+	canonical, _ := extension(ep.m, pathway.ExtEpisodePathway)["valueCanonical"].(string)
+	cpRef := str(extension(ep.m, pathway.ExtEpisodeCarePlan), "valueReference", "reference")
 	if canonical == "" || len(cpRef) <= len("CarePlan/") {
 		return nil, nil
 	}

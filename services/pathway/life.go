@@ -126,7 +126,7 @@ func (s *Service) onCancelAdmit(ctx context.Context, tx store.Tx, ev *stayEvent)
 func readmissionIndex(ep obj, encID string) int {
 	for i, x := range list(ep["extension"]) {
 		xo := asObj(x)
-		if xo["url"] != ExtReadmission {
+		if xo["url"] != pathway.ExtReadmission {
 			continue
 		}
 		for _, sub := range list(xo["extension"]) {
@@ -147,7 +147,7 @@ func (s *Service) hold(ctx context.Context, tx store.Tx, e *episode, ev *stayEve
 	if firstCode(ev.enc["priority"], "") == "EL" {
 		readm = append(readm, obj{"url": "planned", "valueBoolean": true})
 	}
-	e.ep.m["extension"] = append(list(e.ep.m["extension"]), obj{"url": ExtReadmission, "extension": readm})
+	e.ep.m["extension"] = append(list(e.ep.m["extension"]), obj{"url": pathway.ExtReadmission, "extension": readm})
 	setStatus(e.ep.m, "onhold", now)
 	e.cp.m["status"] = "on-hold"
 	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
@@ -188,7 +188,7 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 	} else {
 		for _, x := range exts {
 			xo := asObj(x)
-			if xo["url"] != ExtReadmission {
+			if xo["url"] != pathway.ExtReadmission {
 				continue
 			}
 			var start time.Time
@@ -215,7 +215,7 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 	// Other admissions still open keep the episode on hold.
 	for _, x := range list(e.ep.m["extension"]) {
 		xo := asObj(x)
-		if xo["url"] != ExtReadmission {
+		if xo["url"] != pathway.ExtReadmission {
 			continue
 		}
 		open := true

@@ -23,6 +23,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/fhir/profile"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
+	pathwaydef "github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
 	"github.com/passerelle-sante/passerelle/services/pathway"
@@ -239,7 +240,7 @@ func (r *rig) episodes(patient string) []view {
 		cpRef := ""
 		for _, x := range ep["extension"].([]any) {
 			xm := x.(map[string]any)
-			if xm["url"] == pathway.ExtCarePlan {
+			if xm["url"] == pathwaydef.ExtEpisodeCarePlan {
 				cpRef = xm["valueReference"].(map[string]any)["reference"].(string)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -45,7 +46,7 @@ type assignment struct {
 
 func assignmentOf(t obj) assignment {
 	var a assignment
-	for _, e := range list(extension(t, ExtAssignment)["extension"]) {
+	for _, e := range list(extension(t, pathway.ExtTaskAssignment)["extension"]) {
 		eo := asObj(e)
 		switch str(eo, "url") {
 		case "owner":
@@ -89,7 +90,7 @@ func (a assignment) set(t obj) {
 	if a.escalation != "" {
 		ext = append(ext, obj{"url": "escalation", "valueReference": ref(a.escalation)})
 	}
-	setExtension(t, obj{"url": ExtAssignment, "extension": ext})
+	setExtension(t, obj{"url": pathway.ExtTaskAssignment, "extension": ext})
 }
 
 func acceptKey(tenant, taskID string) string   { return TimerAccept + ":" + tenant + ":" + taskID }

@@ -6,12 +6,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
-
-// extReadmission is the pathway's record of a stay during an episode (its
-// encounter, start, and end once discharged).
-const extReadmission = "https://passerelle.health/fhir/StructureDefinition/readmission"
 
 // noticeNS derives the id of a hospitalisation notice from its stay and
 // recipient, so that a redelivered or later event of the same stay never
@@ -28,7 +25,7 @@ func (p *plan) noticeHospitalisation(ep resource, t *team) error {
 	stay := ""
 	for _, x := range list(ep.m["extension"]) {
 		xo := asObj(x)
-		if xo["url"] != extReadmission {
+		if xo["url"] != pathway.ExtReadmission {
 			continue
 		}
 		enc, ended := "", false

@@ -592,7 +592,7 @@ func (p *plan) delaysFor(episodeID, action string) (delays, error) {
 			return d, err
 		}
 		if err == nil {
-			canonical, _ = extension(ep.m, ExtPathway)["valueCanonical"].(string)
+			canonical, _ = extension(ep.m, pathway.ExtEpisodePathway)["valueCanonical"].(string)
 		}
 		p.canonical[episodeID] = canonical
 	}

@@ -36,11 +36,9 @@ const (
 
 // Extensions and code systems.
 const (
-	ExtAssignment     = "https://passerelle.health/fhir/StructureDefinition/task-assignment"
 	ExtEpisode        = "https://passerelle.health/fhir/StructureDefinition/careteam-episode"
 	ExtDelivery       = "https://passerelle.health/fhir/StructureDefinition/notification-delivery"
 	ExtTeamAssignment = pathway.ExtTeamAssignment
-	ExtPathway        = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
 	SystemAction      = "https://passerelle.health/fhir/CodeSystem/pathway-action"
 	SystemKind        = "https://passerelle.health/fhir/CodeSystem/communication-kind"
 	CodeEscalation    = "escalation"

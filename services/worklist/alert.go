@@ -40,10 +40,10 @@ type episodeRef struct {
 func episodeFrom(tenant string, id string, m obj) episodeRef {
 	e := episodeRef{tenant: tenant, id: id, m: m, status: str(m, "status"), patient: str(m, "patient", "reference"),
 		org: str(m, "managingOrganization", "reference")}
-	if x := extension(m, extEpisodePathway); x != nil {
+	if x := extension(m, pathway.ExtEpisodePathway); x != nil {
 		e.canonical = str(x, "valueCanonical")
 	}
-	if x := extension(m, extEpisodeCarePlan); x != nil {
+	if x := extension(m, pathway.ExtEpisodeCarePlan); x != nil {
 		e.carePlan = str(x, "valueReference", "reference")
 	}
 	e.start, _ = parseTime(str(m, "period", "start"))

@@ -47,10 +47,6 @@ const (
 	// ExtAcknowledgement on a Flag: who acknowledged it, and when.
 	ExtAcknowledgement = "https://passerelle.health/fhir/StructureDefinition/alert-acknowledgement"
 
-	// Extensions of the pathway service's EpisodeOfCare.
-	extEpisodePathway  = "https://passerelle.health/fhir/StructureDefinition/episode-pathway"
-	extEpisodeCarePlan = "https://passerelle.health/fhir/StructureDefinition/episode-careplan"
-
 	// CodeAlertReview is the pathway-action code of the review task of an
 	// alert.
 	CodeAlertReview = "alert-review"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -102,16 +103,12 @@ type fCoordTask struct {
 	} `json:"extension"`
 }
 
-// extTaskAssignment is where the teams service records who it offered a
-// task to and who declined it.
-const extTaskAssignment = "https://passerelle.health/fhir/StructureDefinition/task-assignment"
-
 // declinedBySomeone tells whether anyone declined the task or let its
 // acceptance time run out: a task rejected by the teams service with
 // nobody ever offered it is a task nobody owns, not one everybody refused.
 func (t fCoordTask) declinedBySomeone() bool {
 	for _, e := range t.Extension {
-		if e.URL != extTaskAssignment {
+		if e.URL != pathway.ExtTaskAssignment {
 			continue
 		}
 		for _, x := range e.Extension {

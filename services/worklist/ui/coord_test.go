@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/pathway"
 )
 
 // nurseRole is a nurse of the directory covering one commune (INSEE code,
@@ -47,7 +48,7 @@ func coordRig(t *testing.T) *rig {
 	// it), and after every candidate declined.
 	r.create(task("t-nobody", "", "nurse", "rejected", "Visite sans professionnel disponible", day(2, 23)))
 	all := task("t-all-declined", "", "nurse", "rejected", "Visite refusée par tous", day(2, 23))
-	all["extension"] = []any{obj{"url": extTaskAssignment, "extension": []any{
+	all["extension"] = []any{obj{"url": pathway.ExtTaskAssignment, "extension": []any{
 		obj{"url": "tried", "valueReference": obj{"reference": "PractitionerRole/pr-ide-leroy"}},
 		obj{"url": "tried", "valueReference": obj{"reference": "PractitionerRole/pr-ide-martin"}}}}}
 	r.create(all)
