@@ -122,7 +122,7 @@ func TestFlagshipInTheBrowser(t *testing.T) {
 	do(gpCtx, "the GP opens her alerts", logIn("dr.bernard"), chromedp.Navigate(tp.base+"/alerts"),
 		chromedp.WaitReady(`html[data-live-ready="1"]`), chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
 
-	do(nurseCtx, "the nurse accepts", chromedp.Click(task+` button[value="accept"]`), chromedp.WaitVisible(task+` button[value="start"]`))
+	do(nurseCtx, "the nurse accepts", freshClick(task+` button[value="accept"]`), chromedp.WaitVisible(task+` button[value="start"]`))
 	do(nurseCtx, "the nurse records the visit", chromedp.Navigate(tp.base+"/tasks/"+taskID), chromedp.WaitVisible(`#weight-kg`),
 		chromedp.SendKeys(`#weight-kg`, "77,1"+kb.Enter), chromedp.WaitVisible(`.flash`))
 

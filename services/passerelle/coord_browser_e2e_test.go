@@ -170,13 +170,13 @@ func TestCoordinatorReassignsInTheBrowser(t *testing.T) {
 	if !eval(coord, "nothing preselected", `document.querySelectorAll('`+card+` input[type=radio]:checked').length === 0`) {
 		t.Fatal("a person is preselected")
 	}
-	do(coord, "the coordinator chooses Claire MARTIN", chromedp.Click(card+` summary`),
-		chromedp.WaitVisible(card+` input[value="PractitionerRole/pr-ide-martin"]`), chromedp.Click(card+` input[value="PractitionerRole/pr-ide-martin"]`))
+	do(coord, "the coordinator chooses Claire MARTIN", freshClick(card+` summary`),
+		chromedp.WaitVisible(card+` input[value="PractitionerRole/pr-ide-martin"]`), freshClick(card+` input[value="PractitionerRole/pr-ide-martin"]`))
 	if eval(coord, "form without confirmation", `document.querySelector('`+card+` form').checkValidity()`) {
 		t.Fatal("the reassignment may be sent without the confirmation")
 	}
-	do(coord, "the coordinator confirms and reassigns", chromedp.Click(card+` input[name="confirm"]`),
-		chromedp.Click(card+` button[type="submit"]`), chromedp.WaitVisible(`.flash`))
+	do(coord, "the coordinator confirms and reassigns", freshClick(card+` input[name="confirm"]`),
+		freshClick(card+` button[type="submit"]`), chromedp.WaitVisible(`.flash`))
 	if msg, err := chromedp.Run(coord, chromedp.Text(`.flash`)); err != nil || msg != "Tâche réassignée." {
 		t.Fatalf("after the reassignment: %q %v", msg, err)
 	}

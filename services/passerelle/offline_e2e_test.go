@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -105,12 +104,6 @@ func TestOfflineInTheBrowser(t *testing.T) {
 	defer cancelAlloc()
 	phone, cancelPhone := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
 	defer cancelPhone()
-	// click queries and clicks in one step: the live feed may swap the list
-	// between a query and a click, and a click on a node that is gone fails.
-	click := func(sel string) chromedp.Action[chromedp.Void] {
-		return chromedp.Steps(chromedp.WaitVisible(sel),
-			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).click()`, sel)))
-	}
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(phone, steps...); err != nil {
@@ -203,19 +196,19 @@ func TestOfflineInTheBrowser(t *testing.T) {
 	visitBefore := statuses(visitTask)
 
 	do("offline, she taps the task: it opens on the visit form", offline(true),
-		click(`[data-task-id="`+visitTask+`"] .task-head a`), chromedp.WaitVisible(`form.visit #weight-kg`))
+		freshClick(`[data-task-id="`+visitTask+`"] .task-head a`), chromedp.WaitVisible(`form.visit #weight-kg`))
 	do("she records the visit and completes the task",
 		chromedp.SendKeys(`#weight-kg`, "81,3"), chromedp.SendKeys(`#systolic`, "128"), chromedp.SendKeys(`#diastolic`, "76"),
 		chromedp.SendKeys(`#symptoms`, "Chevilles gonflées"),
-		click(`form.visit button[value="record-visit"]`), chromedp.WaitReady(`[data-pending="1"]`))
-	do("back to her list, she declines another task with a reason", click(`nav.main a[href="/worklist"]`),
+		freshClick(`form.visit button[value="record-visit"]`), chromedp.WaitReady(`[data-pending="1"]`))
+	do("back to her list, she declines another task with a reason", freshClick(`nav.main a[href="/worklist"]`),
 		chromedp.WaitReady(`[data-task-id="`+declineTask+`"]`))
 	// A task due later sits behind "Plus tard": she opens it first.
 	get("later", `(() => { const d = document.querySelector('[data-task-id="`+declineTask+`"]').closest('details.later');
 	  if (d && !d.open) d.querySelector('summary').click(); return 'ok'; })()`)
-	do("decline", click(`[data-task-id="`+declineTask+`"] details.decline summary`),
+	do("decline", freshClick(`[data-task-id="`+declineTask+`"] details.decline summary`),
 		chromedp.SendKeys(`[data-task-id="`+declineTask+`"] input[name="reason"]`, "Hors secteur"),
-		click(`[data-task-id="`+declineTask+`"] button[value="decline"]`),
+		freshClick(`[data-task-id="`+declineTask+`"] button[value="decline"]`),
 		chromedp.WaitReady(`[data-pending="2"]`))
 	if txt := get("header", `document.querySelector('header [data-pending]').textContent`); txt != "2 en attente d'envoi" {
 		t.Errorf("the header says %q, want \"2 en attente d'envoi\"", txt)

@@ -175,7 +175,7 @@ func TestVisitOnThePhone(t *testing.T) {
 	taps := 0
 	tap := func(sel string) chromedp.Action[chromedp.Void] {
 		taps++
-		return chromedp.Click(sel)
+		return freshClick(sel)
 	}
 	v := `[data-task-id="` + mine[0].ID + `"]`
 	do(nurseCtx, "the nurse opens the visit", chromedp.WaitVisible(v+`[data-task-code="nurse-follow-up"] a[href="/tasks/`+mine[0].ID+`"]`),
@@ -221,7 +221,7 @@ func TestVisitOnThePhone(t *testing.T) {
 	do(nurseCtx, "the nurse opens another visit", chromedp.Navigate(tp.base+"/tasks/"+mine[1].ID), chromedp.WaitVisible(`#weight-kg`),
 		chromedp.SendKeys(`#weight-kg`, "900"), chromedp.SendKeys(`#systolic`, "131"), chromedp.SendKeys(`#diastolic`, "77"),
 		chromedp.SendKeys(`#heart-rate`, "68"), chromedp.SendKeys(`#symptoms`, "Fatigue"),
-		chromedp.Click(`button[value="record-visit"]`), chromedp.WaitVisible(`#weight-kg-err`))
+		freshClick(`button[value="record-visit"]`), chromedp.WaitVisible(`#weight-kg-err`))
 	if msg := text(nurseCtx, `#weight-kg-err`); !strings.Contains(msg, "Poids") {
 		t.Errorf("message next to the weight: %q", msg)
 	}
@@ -230,7 +230,7 @@ func TestVisitOnThePhone(t *testing.T) {
 			t.Errorf("%s after the refusal: %q, want %q", sel, got, want)
 		}
 	}
-	do(nurseCtx, "the nurse corrects the weight", chromedp.SetValue(`#weight-kg`, "76,0"), chromedp.Click(`button[value="record-visit"]`),
+	do(nurseCtx, "the nurse corrects the weight", chromedp.SetValue(`#weight-kg`, "76,0"), freshClick(`button[value="record-visit"]`),
 		chromedp.WaitVisible(`p.count`))
 	if flash := text(nurseCtx, `.flash`); !strings.Contains(flash, "Visite enregistrée, tâche terminée.") {
 		t.Errorf("after correcting: %q", flash)
@@ -239,8 +239,8 @@ func TestVisitOnThePhone(t *testing.T) {
 	// 3. Decline from the list, with a reason chosen in place.
 	f := `[data-task-id="` + first.ID + `"]`
 	do(nurseCtx, "the nurse declines from the list", chromedp.Navigate(tp.base+"/worklist"), chromedp.WaitVisible(f),
-		chromedp.Click(f+` details.decline summary`), chromedp.WaitVisible(f+` input[name="reason"]`),
-		chromedp.SendKeys(f+` input[name="reason"]`, "Hors secteur"), chromedp.Click(f+` button[value="decline"]`),
+		freshClick(f+` details.decline summary`), chromedp.WaitVisible(f+` input[name="reason"]`),
+		chromedp.SendKeys(f+` input[name="reason"]`, "Hors secteur"), freshClick(f+` button[value="decline"]`),
 		chromedp.WaitVisible(`.flash`))
 	if flash := text(nurseCtx, `.flash`); !strings.Contains(flash, "Tâche refusée.") {
 		t.Errorf("after the decline: %q", flash)
@@ -265,7 +265,7 @@ func TestVisitOnThePhone(t *testing.T) {
 	do(nurseCtx, "the nurse types a visit", chromedp.Navigate(tp.base+"/tasks/"+mine[2].ID), chromedp.WaitVisible(`#weight-kg`),
 		chromedp.SendKeys(`#weight-kg`, "75,3"), chromedp.SendKeys(`#systolic`, "126"), chromedp.SendKeys(`#diastolic`, "74"),
 		chromedp.SendKeys(`#symptoms`, "Essoufflement la nuit"))
-	do(nurseCtx, "the session expires; she taps", expire, chromedp.Click(`button[value="record-visit"]`),
+	do(nurseCtx, "the session expires; she taps", expire, freshClick(`button[value="record-visit"]`),
 		chromedp.WaitVisible(`input[name="username"]`),
 		chromedp.SendKeys(`input[name="username"]`, nurse), chromedp.SendKeys(`input[name="password"]`, nurse+kb.Enter),
 		chromedp.WaitVisible(`#weight-kg`))
@@ -274,7 +274,7 @@ func TestVisitOnThePhone(t *testing.T) {
 			t.Errorf("%s after the login: %q, want %q", sel, got, want)
 		}
 	}
-	do(nurseCtx, "she records it", chromedp.Click(`button[value="record-visit"]`), chromedp.WaitVisible(`p.count`))
+	do(nurseCtx, "she records it", freshClick(`button[value="record-visit"]`), chromedp.WaitVisible(`p.count`))
 	if flash := text(nurseCtx, `.flash`); !strings.Contains(flash, "Visite enregistrée, tâche terminée.") {
 		t.Errorf("after the login and the tap: %q", flash)
 	}
@@ -318,7 +318,7 @@ func TestVisitOnThePhone(t *testing.T) {
 		}
 	}
 	do(gpCtx, "the GP decides", chromedp.SetValue(`#decision`, "consultation"), chromedp.SendKeys(`#review-note`, "Je passe demain"),
-		chromedp.Click(`button[value="review"]`), chromedp.WaitVisible(`.flash`))
+		freshClick(`button[value="review"]`), chromedp.WaitVisible(`.flash`))
 	if flash := text(gpCtx, `.flash`); !strings.Contains(flash, "Décision enregistrée") {
 		t.Errorf("after the decision: %q", flash)
 	}
