@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -25,28 +23,8 @@ import (
 // the GP, and the GP, logged in in another browser context with her alerts
 // page open, sees it arrive without reloading.
 func TestFlagshipInTheBrowser(t *testing.T) {
-	exe := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			exe = p
-			break
-		}
-	}
-	if exe == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no Chromium, and CI is set: install it (apt-get install -y chromium)")
-		}
-		t.Skip("no Chromium (apt-get install -y chromium)")
-	}
-	// The browser follows the public URL (the identity provider's
-	// redirects): give the instance a known port.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	tp := startPlatform(t, map[string]string{"PASSERELLE_HTTP_ADDR": addr, "PASSERELLE_PUBLIC_URL": "http://" + addr})
+	exe := chromium(t)
+	tp := startBrowserPlatform(t)
 	body, err := os.ReadFile("../intake/testdata/discharge-hf-declared-team.json")
 	if err != nil {
 		t.Fatal(err)

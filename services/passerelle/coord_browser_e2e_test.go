@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -54,26 +52,8 @@ func setAway(t *testing.T, tp *testPlatform, role string, away bool) {
 // worklist is open in another browser, sees the task arrive without
 // reloading. Every service is real.
 func TestCoordinatorReassignsInTheBrowser(t *testing.T) {
-	exe := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			exe = p
-			break
-		}
-	}
-	if exe == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no Chromium, and CI is set: install it (apt-get install -y chromium)")
-		}
-		t.Skip("no Chromium (apt-get install -y chromium)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	tp := startPlatform(t, map[string]string{"PASSERELLE_HTTP_ADDR": addr, "PASSERELLE_PUBLIC_URL": "http://" + addr})
+	exe := chromium(t)
+	tp := startBrowserPlatform(t)
 	// Before any event: the teams service reads the directory afresh at
 	// its first discharge.
 	setAway(t, tp, "pr-ide-martin", true)

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -29,26 +27,8 @@ import (
 // API: one set of Observations, one completion, one refusal — the count
 // returns to 0, and the same queued requests sent again change nothing.
 func TestOfflineInTheBrowser(t *testing.T) {
-	exe := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			exe = p
-			break
-		}
-	}
-	if exe == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no Chromium, and CI is set: install it (apt-get install -y chromium)")
-		}
-		t.Skip("no Chromium (apt-get install -y chromium)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	tp := startPlatform(t, map[string]string{"PASSERELLE_HTTP_ADDR": addr, "PASSERELLE_PUBLIC_URL": "http://" + addr})
+	exe := chromium(t)
+	tp := startBrowserPlatform(t)
 	body, err := os.ReadFile("../intake/testdata/discharge-hf-declared-team.json")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds the browser the whole-instance browser tests drive; with
+// CI set, a missing one fails the test instead of skipping it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no Chromium, and CI is set: install it (apt-get install -y chromium)")
+	}
+	t.Skip("no Chromium (apt-get install -y chromium)")
+	return ""
+}
+
+// startBrowserPlatform starts a whole instance on a known port: the
+// browser follows the public URL (the identity provider's redirects).
+func startBrowserPlatform(t *testing.T) *testPlatform {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return startPlatform(t, map[string]string{"PASSERELLE_HTTP_ADDR": addr, "PASSERELLE_PUBLIC_URL": "http://" + addr})
+}
+
+// freshClick waits for sel, then queries and clicks it in one step: the
+// live feed may swap a list between a query and a click, and a click on a
+// node that is gone fails ("Could not find node with given id").
+func freshClick(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.WaitVisible(sel),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).click()`, sel)))
+}
