@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -45,4 +47,19 @@ func startBrowserPlatform(t *testing.T) *testPlatform {
 func freshClick(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(chromedp.WaitVisible(sel),
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).click()`, sel)))
+}
+
+// phoneBrowser starts a headless Chromium, French, with a 360×740 window,
+// its profile in a temporary directory, for at most d; it ends with the test.
+func phoneBrowser(t *testing.T, ctx context.Context, exe string, d time.Duration) context.Context {
+	t.Helper()
+	bctx, cancel := context.WithTimeout(ctx, d)
+	t.Cleanup(cancel)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(bctx,
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("lang", "fr-FR"), chromedp.Flag("accept-lang", "fr-FR,fr"), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(360, 740))
+	t.Cleanup(cancelAlloc)
+	return alloc
 }

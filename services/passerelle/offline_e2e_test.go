@@ -74,14 +74,7 @@ func TestOfflineInTheBrowser(t *testing.T) {
 	}
 	nurse := strings.ReplaceAll(strings.TrimPrefix(owner, "PractitionerRole/pr-"), "-", ".")
 
-	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(bctx,
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("lang", "fr-FR"), chromedp.Flag("accept-lang", "fr-FR,fr"), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(360, 740))
-	defer cancelAlloc()
+	alloc := phoneBrowser(t, ctx, exe, 2*time.Minute)
 	phone, cancelPhone := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
 	defer cancelPhone()
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
