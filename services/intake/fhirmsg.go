@@ -585,25 +585,27 @@ func (s *Service) letter(ctx context.Context, ev intake.Event) (map[string]any, 
 // from the store (DocumentReference/<id>) when they need it. Its size is
 // thus bounded by the message's field limits, not by the letter's.
 func letterInEvent(r store.Resource) store.Resource {
-	var doc map[string]any
-	if json.Unmarshal(r.Body, &doc) != nil {
-		return r
+	if b, ok := withoutContent(r.Body); ok {
+		r.Body = b
 	}
-	for _, c := range fhirjson.List(doc["content"]) {
-		if a, ok := fhirjson.AsObj(c)["attachment"].(map[string]any); ok {
-			delete(a, "data")
-		}
-	}
-	r.Body, _ = json.Marshal(doc)
 	return r
 }
 
 // letterMetaSize is the size of a DocumentReference without its attachments'
 // content: what the stay event carries of it.
 func letterMetaSize(raw json.RawMessage) int {
+	if b, ok := withoutContent(raw); ok {
+		return len(b)
+	}
+	return len(raw)
+}
+
+// withoutContent is a DocumentReference without its attachments' data;
+// false when raw is not a JSON object.
+func withoutContent(raw []byte) ([]byte, bool) {
 	var doc map[string]any
 	if json.Unmarshal(raw, &doc) != nil {
-		return len(raw)
+		return nil, false
 	}
 	for _, c := range fhirjson.List(doc["content"]) {
 		if a, ok := fhirjson.AsObj(c)["attachment"].(map[string]any); ok {
@@ -611,5 +613,5 @@ func letterMetaSize(raw json.RawMessage) int {
 		}
 	}
 	b, _ := json.Marshal(doc)
-	return len(b)
+	return b, true
 }
