@@ -182,7 +182,7 @@ func Relation(ctx context.Context, st Searcher, a directory.Actor, patient strin
 		return best, nil
 	}
 	page, err := st.Search(ctx, store.Query{Tenant: a.Tenant, Type: "Task", Count: 1, Params: []store.Param{
-		subject, owner, tokens("status", closedTasks), closedSince(since)}})
+		subject, owner, tokens("status", closedTasks), dateFrom("modified", since)}})
 	if err != nil {
 		return NoReach, err
 	}
@@ -192,9 +192,10 @@ func Relation(ctx context.Context, st Searcher, a directory.Actor, patient strin
 	return NoReach, nil
 }
 
-// closedSince selects tasks whose lastModified is after since.
-func closedSince(since time.Time) store.Param {
-	return store.Param{Name: "modified", Kind: store.KindDate, Values: []store.Value{{Prefix: "ge", Lo: since, Hi: since.Add(time.Second)}}}
+// dateFrom selects resources whose date parameter name is since or later
+// (a task's modified: when it closed; a team's date: when it ended).
+func dateFrom(name string, since time.Time) store.Param {
+	return store.Param{Name: name, Kind: store.KindDate, Values: []store.Value{{Prefix: "ge", Lo: since, Hi: since.Add(time.Second)}}}
 }
 
 // running is the set of CarePlans ("CarePlan/<id>") of one patient's
@@ -291,7 +292,7 @@ func CarePatients(ctx context.Context, st Searcher, a directory.Actor, now time.
 		// An ended team counts only within grace of its end: its period
 		// says when (the teams service ends it with its episode).
 		teams = append(teams, store.Query{Tenant: a.Tenant, Type: "CareTeam", Params: []store.Param{participant,
-			tokens("status", []string{"inactive"}), {Name: "date", Kind: store.KindDate, Values: []store.Value{{Prefix: "ge", Lo: since, Hi: since.Add(time.Second)}}}}})
+			tokens("status", []string{"inactive"}), dateFrom("date", since)}})
 	}
 	for _, q := range teams {
 		if err := each(ctx, st, q, func(res store.Resource) bool {
