@@ -231,7 +231,7 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, c event.Ch
 					continue
 				}
 				a.key = "obs|" + str(o, "id")
-				if err := s.raise(ctx, tx, e, r, version, *a); err != nil {
+				if _, err := s.raise(ctx, tx, e, r, version, *a); err != nil {
 					return err
 				}
 			}
@@ -361,13 +361,14 @@ func alertTaskID(flagID, role string) string {
 
 // raise records an alert: a Flag and one review task per role of the rule,
 // each with its event (Flag.created, Task.created) and audit record. An
-// alert already raised for the same cause is left as it is.
-func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r pathway.AlertRule, template string, a alert) error {
+// alert already raised for the same cause is left as it is. It returns
+// the Flag then its review tasks as created, none when already raised.
+func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r pathway.AlertRule, template string, a alert) ([]store.Resource, error) {
 	flagID := alertFlagID(e, r, a.key)
 	if _, err := tx.Read(ctx, "Flag", flagID); err == nil {
-		return nil
+		return nil, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
+		return nil, err
 	}
 	now := s.d.Clock.Now()
 	detail := []any{
@@ -392,11 +393,12 @@ func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r pathwa
 	}
 	res, err := tx.Create(ctx, e.tenant, mustJSON(flag))
 	if err != nil {
-		return fmt.Errorf("create alert flag: %w", err)
+		return nil, fmt.Errorf("create alert flag: %w", err)
 	}
 	if err := s.written(ctx, tx, res, agentSystem, "C", bus.OpCreated); err != nil {
-		return err
+		return nil, err
 	}
+	out := []store.Resource{res}
 	priority := "asap"
 	if r.Severity == "high" {
 		priority = "urgent"
@@ -421,14 +423,15 @@ func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r pathwa
 		}
 		tr, err := tx.Create(ctx, e.tenant, mustJSON(t))
 		if err != nil {
-			return fmt.Errorf("create alert task: %w", err)
+			return nil, fmt.Errorf("create alert task: %w", err)
 		}
 		if err := s.written(ctx, tx, tr, agentSystem, "C", bus.OpCreated); err != nil {
-			return err
+			return nil, err
 		}
+		out = append(out, tr)
 	}
 	s.log.InfoContext(ctx, "alert raised", "rule", r.Code, "episode_id", e.id, "flag_id", flagID, "severity", r.Severity)
-	return nil
+	return out, nil
 }
 
 // Acknowledge records that actor a has seen the alert flagID: the Flag
@@ -609,7 +612,7 @@ func (s *Service) missingDue(ctx context.Context, tx store.Tx, t store.Timer) er
 		a := alert{key: "missing|" + t.Due.UTC().Format(time.RFC3339),
 			fr: fmt.Sprintf("%s depuis %d jours (depuis le %s)", r.Title, days, last.In(paris).Format("02/01/2006")),
 			en: fmt.Sprintf("%s for %d days (since %s)", r.Title, days, last.In(paris).Format("2006-01-02"))}
-		if err := s.raise(ctx, tx, e, r, version, a); err != nil {
+		if _, err := s.raise(ctx, tx, e, r, version, a); err != nil {
 			return err
 		}
 		// One alert per window without data.
@@ -679,7 +682,7 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) e
 			a := alert{key: "task|" + str(t, "id"),
 				fr: fmt.Sprintf("%s : « %s » prévue au plus tard le %s", r.Title, what, due.In(paris).Format("02/01/2006")),
 				en: fmt.Sprintf("%s: %q due by %s", r.Title, what, due.In(paris).Format("2006-01-02"))}
-			if err := s.raise(ctx, tx, e, r, version, a); err != nil {
+			if _, err := s.raise(ctx, tx, e, r, version, a); err != nil {
 				return err
 			}
 		}

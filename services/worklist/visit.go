@@ -121,9 +121,15 @@ func (s *Service) visitAlerts(ctx context.Context, tenant, patient string, obs [
 func (s *Service) raiseVisitAlerts(ctx context.Context, tx store.Tx, alerts []pendingAlert) ([]store.Resource, error) {
 	var out []store.Resource
 	for _, p := range alerts {
-		if err := s.raise(ctx, tx, p.e, p.r, p.version, p.a); err != nil {
+		raised, err := s.raise(ctx, tx, p.e, p.r, p.version, p.a)
+		if err != nil {
 			return nil, err
 		}
+		if len(raised) > 0 {
+			out = append(out, raised...)
+			continue
+		}
+		// Raised before: read what is there.
 		id := alertFlagID(p.e, p.r, p.a.key)
 		f, err := tx.Read(ctx, "Flag", id)
 		if err != nil {

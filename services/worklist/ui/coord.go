@@ -558,12 +558,13 @@ type memberRow struct {
 	OrgName, RoleLabel string
 }
 
-// matches tells whether every word of q is found, accents and case aside,
-// in the member's name, role, organisation, territory, phone or e-mail.
-func (m memberRow) matches(q string) bool {
+// matches tells whether every one of words (folded) is found, accents and
+// case aside, in the member's name, role, organisation, territory, phone or
+// e-mail.
+func (m memberRow) matches(words []string) bool {
 	hay := fold(strings.Join(append(append([]string{m.Name, m.Code, m.RoleLabel, m.OrgName, m.Phone, m.Email, m.RPPS},
 		m.Communes...), m.PostalCodes...), " "))
-	for _, w := range strings.Fields(fold(q)) {
+	for _, w := range words {
 		if !strings.Contains(hay, w) {
 			return false
 		}
@@ -571,12 +572,13 @@ func (m memberRow) matches(q string) bool {
 	return true
 }
 
+// accents maps the French accented letters to plain ones.
+var accents = strings.NewReplacer("é", "e", "è", "e", "ê", "e", "ë", "e", "à", "a", "â", "a", "ä", "a", "î", "i", "ï", "i",
+	"ô", "o", "ö", "o", "ù", "u", "û", "u", "ü", "u", "ç", "c", "œ", "oe", "æ", "ae")
+
 // fold lowers s and strips the French accents, so that "helene" finds
 // "Hélène".
-func fold(s string) string {
-	return strings.NewReplacer("é", "e", "è", "e", "ê", "e", "ë", "e", "à", "a", "â", "a", "ä", "a", "î", "i", "ï", "i",
-		"ô", "o", "ö", "o", "ù", "u", "û", "u", "ü", "u", "ç", "c", "œ", "oe", "æ", "ae").Replace(strings.ToLower(s))
-}
+func fold(s string) string { return accents.Replace(strings.ToLower(s)) }
 
 func (u *UI) directory(w http.ResponseWriter, r *http.Request, p *page) {
 	if !u.coordinates(w, r, p) {
@@ -594,9 +596,10 @@ func (u *UI) directory(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	d := directoryData{Query: strings.TrimSpace(r.URL.Query().Get("q"))}
+	words := strings.Fields(fold(d.Query))
 	for _, m := range members {
 		row := memberRow{Member: m, OrgName: orgs[m.Organization].Name, RoleLabel: translate(p.Lang, "role_"+m.Code)}
-		if d.Query != "" && !row.matches(d.Query) {
+		if len(words) > 0 && !row.matches(words) {
 			continue
 		}
 		d.Members = append(d.Members, row)

@@ -94,7 +94,13 @@ func round(ts []taskView, now time.Time, lang string) ([]taskGroup, []taskView) 
 }
 
 func kindRank(k string) int {
-	return map[string]int{"overdue": 0, "today": 1, "day": 2}[k]
+	switch k {
+	case "overdue":
+		return 0
+	case "today":
+		return 1
+	}
+	return 2
 }
 
 // dayTitle is "mardi 7 octobre" (French) or "Tuesday 7 October".
