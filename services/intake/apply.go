@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle-sante/passerelle/internal/fhirjson"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
@@ -446,13 +447,13 @@ func (s *Service) upsertEncounter(ctx context.Context, tx store.Tx, tenant strin
 	if found != nil {
 		// A stay stays with its patient and its facility: moving it is an
 		// identity-vigilance act (IHE PAM A44, a merge), not an update.
-		if p := providerOf(found.Body); p != "" && p != ev.Facility.FINESS {
+		_ = json.Unmarshal(found.Body, &cur)
+		if p := fhirjson.Str(cur, "serviceProvider", "identifier", "value"); p != "" && p != ev.Facility.FINESS {
 			return store.Resource{}, "", bus.Permanent(fmt.Errorf("stay %s is another facility's (FINESS %s): %w", e.Identifier.Value, p, ErrForeignIdentifier))
 		}
-		if subj := subjectOf(found.Body); subj != "" && subj != "Patient/"+patientID {
+		if subj := fhirjson.Str(cur, "subject", "reference"); subj != "" && subj != "Patient/"+patientID {
 			return store.Resource{}, "", bus.Permanent(fmt.Errorf("stay %s belongs to %s, not to the patient of this message: %w", e.Identifier.Value, subj, ErrStayMoved))
 		}
-		_ = json.Unmarshal(found.Body, &cur)
 		for k, v := range cur {
 			if k != "meta" {
 				res[k] = v
@@ -615,17 +616,6 @@ var ErrForeignIdentifier = errors.New("identifier namespace of another facility"
 // ErrStayMoved is a message that would move an existing stay to another
 // patient.
 var ErrStayMoved = errors.New("a stay never moves to another patient")
-
-// subjectOf is a stay's patient reference.
-func subjectOf(body []byte) string {
-	var e struct {
-		Subject struct {
-			Reference string `json:"reference"`
-		} `json:"subject"`
-	}
-	_ = json.Unmarshal(body, &e)
-	return e.Subject.Reference
-}
 
 // foreignIdentifier says which identifier of a message is in another
 // facility's namespace.
