@@ -152,19 +152,8 @@ func (s *Server) handshakeTimeout() time.Duration {
 }
 func (s *Server) maxConnsPerAddr() int { return orDefault(s.MaxConnsPerAddr, DefaultMaxConnsPerAddr) }
 
-func (s *Server) writeTimeout() time.Duration {
-	if s.WriteTimeout > 0 {
-		return s.WriteTimeout
-	}
-	return DefaultWriteTimeout
-}
-
-func (s *Server) maxConns() int {
-	if s.MaxConns > 0 {
-		return s.MaxConns
-	}
-	return DefaultMaxConns
-}
+func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, DefaultWriteTimeout) }
+func (s *Server) maxConns() int               { return orDefault(s.MaxConns, DefaultMaxConns) }
 
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
