@@ -450,27 +450,35 @@ func (p *plan) inTerritory(cands []directory.Member, role, patient, episodeID st
 
 // declaredMembers returns the directory members the hospital declared for
 // the episode's patient (the médecin traitant, the declared care team).
+// They are read once per plan: every task of an episode asks again.
 func (p *plan) declaredMembers(episodeID, patient string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if episodeID == "" {
 		return out, nil
 	}
+	key := episodeID + "|" + patient
+	if got, ok := p.declaredBy[key]; ok {
+		return got, nil
+	}
 	ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
-	if errors.Is(err, store.ErrNotFound) {
-		return out, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	ds, err := p.declared(ep, patient)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range ds {
-		if m, ok := p.match(d); ok {
-			out[m.Ref()] = true
+	if err == nil {
+		ds, err := p.declared(ep, patient)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if m, ok := p.match(d); ok {
+				out[m.Ref()] = true
+			}
 		}
 	}
+	if p.declaredBy == nil {
+		p.declaredBy = map[string]map[string]bool{}
+	}
+	p.declaredBy[key] = out
 	return out, nil
 }
 

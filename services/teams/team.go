@@ -115,6 +115,9 @@ type plan struct {
 	prefetch map[string]resource
 	// canonical is each episode's template, as read once.
 	canonical map[string]string
+	// declaredBy is, by episode|patient, the members the hospital
+	// declared, as read once (declaredMembers).
+	declaredBy map[string]map[string]bool
 }
 
 func (s *Service) newPlan(ctx context.Context, tx store.Tx, tenant, trace string) (*plan, error) {
