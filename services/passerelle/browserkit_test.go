@@ -49,6 +49,16 @@ func freshClick(sel string) chromedp.Action[chromedp.Void] {
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).click()`, sel)))
 }
 
+// tapTo taps sel, a link or button that loads the page at path, and waits
+// until that page has finished loading. A query made while the browser is
+// still committing the new document can return a node the debugger then
+// forgets ("Could not find node with given id" on the next key typed).
+func tapTo(sel, path string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(freshClick(sel),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`location.pathname === %q && document.readyState === 'complete'`, path),
+			chromedp.WithPollingInterval(50*time.Millisecond)))
+}
+
 // phoneBrowser starts a headless Chromium, French, with a 360×740 window,
 // its profile in a temporary directory, for at most d; it ends with the test.
 func phoneBrowser(t *testing.T, ctx context.Context, exe string, d time.Duration) context.Context {
