@@ -49,14 +49,16 @@ func freshClick(sel string) chromedp.Action[chromedp.Void] {
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).click()`, sel)))
 }
 
-// tapTo taps sel, a link or button that loads the page at path, and waits
-// until that page has finished loading. A query made while the browser is
-// still committing the new document can return a node the debugger then
-// forgets ("Could not find node with given id" on the next key typed).
-func tapTo(sel, path string) chromedp.Action[chromedp.Void] {
-	return chromedp.Steps(freshClick(sel),
-		chromedp.Poll[chromedp.Void](fmt.Sprintf(`location.pathname === %q && document.readyState === 'complete'`, path),
-			chromedp.WithPollingInterval(50*time.Millisecond)))
+// tapTo taps sel, a link or button that loads another page, and waits
+// until that page has loaded. A query made while the browser is still
+// committing the new document can return a node the debugger then forgets
+// ("Could not find node with given id" on the next key typed), and a script
+// run then dies with its page ("Cannot find context with specified id").
+func tapTo(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.RunResponse(ctx, freshClick(sel))
+		return err
+	})
 }
 
 // phoneBrowser starts a headless Chromium, French, with a 360×740 window,

@@ -169,7 +169,7 @@ func TestOfflineInTheBrowser(t *testing.T) {
 	visitBefore := statuses(visitTask)
 
 	do("offline, she taps the task: it opens on the visit form", offline(true),
-		tapTo(`[data-task-id="`+visitTask+`"] .task-head a`, "/tasks/"+visitTask), chromedp.WaitVisible(`form.visit #weight-kg`))
+		tapTo(`[data-task-id="`+visitTask+`"] .task-head a`), chromedp.WaitVisible(`form.visit #weight-kg`))
 	do("she records the visit and completes the task",
 		chromedp.SendKeys(`#weight-kg`, "81,3"), chromedp.SendKeys(`#systolic`, "128"), chromedp.SendKeys(`#diastolic`, "76"),
 		chromedp.SendKeys(`#symptoms`, "Chevilles gonflées"),

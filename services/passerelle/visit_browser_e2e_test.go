@@ -150,13 +150,13 @@ func TestVisitOnThePhone(t *testing.T) {
 		taps++
 		return freshClick(sel)
 	}
-	tapTo := func(sel, path string) chromedp.Action[chromedp.Void] {
+	tapTo := func(sel string) chromedp.Action[chromedp.Void] {
 		taps++
-		return tapTo(sel, path)
+		return tapTo(sel)
 	}
 	v := `[data-task-id="` + mine[0].ID + `"]`
 	do(nurseCtx, "the nurse opens the visit", chromedp.WaitVisible(v+`[data-task-code="nurse-follow-up"] a[href="/tasks/`+mine[0].ID+`"]`),
-		tapTo(v+` a[href="/tasks/`+mine[0].ID+`"]`, "/tasks/"+mine[0].ID), chromedp.WaitVisible(`#weight-kg`))
+		tapTo(v+` a[href="/tasks/`+mine[0].ID+`"]`), chromedp.WaitVisible(`#weight-kg`))
 	do(nurseCtx, "the nurse types the visit",
 		chromedp.SendKeys(`#weight-kg`, "77,1"), chromedp.SendKeys(`#systolic`, "138"), chromedp.SendKeys(`#diastolic`, "84"),
 		chromedp.SendKeys(`#symptoms`, "Chevilles gonflées, dort assise"))
