@@ -16,6 +16,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/pathway"
+	"github.com/passerelle-sante/passerelle/services/teams"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
 
@@ -28,13 +29,15 @@ type service struct {
 }
 
 // services are the services `serve` can run alone, wired in this order.
-// The worklist comes last: its web pages use the intake, teams and
-// outcomes services built above (a single-service process builds the ones
-// it lacks for the pages only).
+// Teams comes before pathway, which applies its team rules to the tasks it
+// creates (pathway.Deps.Staff); the worklist comes last: its web pages use
+// the intake, teams and outcomes services built above. A process without
+// one of them builds it for that use only, without its consumers and
+// timers (those run in their own processes).
 var services = []service{
 	{"intake", addIntake},
-	{"pathway", addPathway},
 	{"teams", addTeams},
+	{"pathway", addPathway},
 	{"outcomes", addOutcomes},
 	{"worklist", addWorklist},
 }
@@ -73,8 +76,12 @@ func addPathway(p *Platform) ([]func(context.Context) error, error) {
 	if b, ok := p.Validator.(validate.Bundles); ok {
 		v = b.V
 	}
+	staff := p.teamsSvc
+	if staff == nil {
+		staff = teams.New(teams.Deps{Store: p.Store, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant})
+	}
 	svc, err := pathway.New(pathway.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-		Validator: v, Package: pkg})
+		Validator: v, Package: pkg, Staff: staff})
 	if err != nil {
 		return nil, err
 	}

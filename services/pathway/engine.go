@@ -292,14 +292,14 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 		if e.cp, err = s.create(ctx, tx, ev.tenant, cp, c); err != nil {
 			return err
 		}
-		if err := s.addConfirmTask(ctx, tx, e, c, now); err != nil {
+		if err := s.addConfirmTask(ctx, tx, e, c, now, ev.trace); err != nil {
 			return err
 		}
 		s.log.InfoContext(ctx, "inclusion to confirm", "pathway", t.Name, "episode_id", epID)
 	} else {
 		e.cp = resource{m: cp}
 		e.cp.res.ID = cpID
-		if err := s.instantiate(ctx, tx, e, c, now); err != nil {
+		if err := s.instantiate(ctx, tx, e, c, now, ev.trace); err != nil {
 			return err
 		}
 		if e.cp, err = s.create(ctx, tx, ev.tenant, e.cp.m, c); err != nil {
@@ -314,7 +314,7 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 // is that of the action whose refusal closes the episode (the first
 // contact), else of the earliest action: the inclusion must be settled
 // before the first visit is due.
-func (s *Service) addConfirmTask(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time) error {
+func (s *Service) addConfirmTask(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time, trace string) error {
 	var first *pathway.Window
 	for _, a := range e.t.Actions {
 		ws := a.Windows(e.discharge())
@@ -345,12 +345,7 @@ func (s *Service) addConfirmTask(ctx context.Context, tx store.Tx, e *episode, c
 	} else {
 		s.log.WarnContext(ctx, "no referent coordinating nurse in the directory: the confirmation task has no owner", "episode_id", e.ep.res.ID)
 	}
-	r, err := s.create(ctx, tx, e.tenant, m, c)
-	if err != nil {
-		return err
-	}
-	e.tasks = append(e.tasks, &r)
-	return s.scheduleDue(ctx, tx, e.tenant, r.res.ID, w.End)
+	return s.createTasks(ctx, tx, e, newTasks{{m: m, schedule: func(id string) error { return s.scheduleDue(ctx, tx, e.tenant, id, w.End) }}}, c, trace)
 }
 
 // referentNurse finds the tenant's referent coordinating nurse: the active

@@ -236,9 +236,19 @@ func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status
 	return m
 }
 
-// addTasks creates the tasks of one action, held when the episode is, and
-// schedules their due-date timers.
-func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathway.Action, c *change, now time.Time) error {
+// newTasks are tasks built and not yet written: staffed together, then
+// created (createTasks).
+type newTasks []pendingTask
+
+type pendingTask struct {
+	m obj
+	// schedule writes the task's timers once it is created.
+	schedule func(taskID string) error
+}
+
+// addTasks builds the tasks of one action, held when the episode is, with
+// their due-date timers to schedule; createTasks writes them.
+func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathway.Action, out *newTasks, now time.Time) {
 	base := pathway.ShiftDays(e.discharge(), e.shift())
 	for _, w := range a.Windows(base) {
 		status := "requested"
@@ -246,16 +256,39 @@ func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathw
 			status = "on-hold"
 		}
 		m := s.newTask(e, a, w, status, now)
+		p := pendingTask{m: m}
 		if status == "on-hold" {
 			setExtension(m, obj{"url": ExtPreviousStatus, "valueCode": "requested"})
+		} else {
+			p.schedule = func(id string) error { return s.scheduleTask(ctx, tx, e.tenant, id, a, w) }
 		}
-		r, err := s.create(ctx, tx, e.tenant, m, c)
+		*out = append(*out, p)
+	}
+}
+
+// createTasks gives the new tasks their owners (Deps.Staff), then writes
+// each once and schedules its timers.
+func (s *Service) createTasks(ctx context.Context, tx store.Tx, e *episode, ts newTasks, c *change, trace string) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	if s.d.Staff != nil {
+		ms := make([]map[string]any, len(ts))
+		for i, t := range ts {
+			ms[i] = t.m
+		}
+		if err := s.d.Staff.Staff(ctx, tx, e.tenant, trace, e.ep.res, e.ep.m, ms); err != nil {
+			return fmt.Errorf("staffing the tasks of EpisodeOfCare/%s: %w", e.ep.res.ID, err)
+		}
+	}
+	for _, t := range ts {
+		r, err := s.create(ctx, tx, e.tenant, t.m, c)
 		if err != nil {
 			return err
 		}
 		e.tasks = append(e.tasks, &r)
-		if status == "requested" {
-			if err := s.scheduleTask(ctx, tx, e.tenant, r.res.ID, a, w); err != nil {
+		if t.schedule != nil {
+			if err := t.schedule(r.res.ID); err != nil {
 				return err
 			}
 		}
@@ -355,8 +388,9 @@ func activity(cp obj, code string) obj {
 
 // instantiate creates the tasks of every action whose condition holds (or
 // has none); conditional actions wait for their variables.
-func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time) error {
+func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time, trace string) error {
 	vars := ruleValues(e.ep.m)
+	var ts newTasks
 	for _, a := range e.t.Actions {
 		d := activity(e.cp.m, a.Code)
 		if a.ForPatient() {
@@ -385,9 +419,10 @@ func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *c
 			d["status"] = "scheduled"
 			delete(d, "statusReason")
 		}
-		if err := s.addTasks(ctx, tx, e, a, c, now); err != nil {
-			return err
-		}
+		s.addTasks(ctx, tx, e, a, &ts, now)
+	}
+	if err := s.createTasks(ctx, tx, e, ts, c, trace); err != nil {
+		return err
 	}
 	return s.scheduleChecks(ctx, tx, e)
 }

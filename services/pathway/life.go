@@ -397,7 +397,7 @@ func (s *Service) recordObservation(ctx context.Context, tx store.Tx, e *episode
 	}
 	c := &change{op: bus.OpUpdated}
 	if e.status() != "planned" {
-		if err := s.decide(ctx, tx, e, c); err != nil {
+		if err := s.decide(ctx, tx, e, c, trace); err != nil {
 			return err
 		}
 	}
@@ -431,8 +431,9 @@ func (s *Service) isVariable(ctx context.Context, tenant string, code any) (bool
 
 // decide creates the tasks of the conditional actions whose rule is now
 // known to hold, and marks those whose rule is known to fail.
-func (s *Service) decide(ctx context.Context, tx store.Tx, e *episode, c *change) error {
+func (s *Service) decide(ctx context.Context, tx store.Tx, e *episode, c *change, trace string) error {
 	vars := ruleValues(e.ep.m)
+	var ts newTasks
 	now := s.d.Clock.Now()
 	changed := false
 	for _, a := range e.t.Actions {
@@ -454,12 +455,13 @@ func (s *Service) decide(ctx context.Context, tx store.Tx, e *episode, c *change
 			continue
 		}
 		d["status"] = "scheduled"
-		if err := s.addTasks(ctx, tx, e, a, c, now); err != nil {
-			return err
-		}
+		s.addTasks(ctx, tx, e, a, &ts, now)
 	}
 	if !changed {
 		return nil
+	}
+	if err := s.createTasks(ctx, tx, e, ts, c, trace); err != nil {
+		return err
 	}
 	return s.put(ctx, tx, e.tenant, &e.cp, c)
 }
@@ -547,7 +549,7 @@ func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include 
 	now := s.d.Clock.Now()
 	setStatus(e.ep.m, "active", now)
 	e.cp.m["status"] = "active"
-	if err := s.instantiate(ctx, tx, e, c, now); err != nil {
+	if err := s.instantiate(ctx, tx, e, c, now, trace); err != nil {
 		return err
 	}
 	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {

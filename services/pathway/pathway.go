@@ -62,6 +62,22 @@ type Deps struct {
 	// Package is the FHIR package; its PlanDefinition/ folder holds the
 	// shipped templates.
 	Package fs.FS
+	// Staff, when set, gives new tasks their owners before they are
+	// written: the team rules (the teams service's) applied in the
+	// transaction that creates the tasks, so that each task is written
+	// once (docs/architecture.md, "Who writes what"). Without it the tasks
+	// are written without owner and the teams service assigns them from
+	// the event.
+	Staff Staffer
+}
+
+// Staffer applies the team rules to tasks about to be created: it forms
+// the episode's CareTeam if there is none, sets each requested task's
+// owner and assignment record in place, and writes in tx what follows
+// (the CareTeam, the notifications, the acceptance deadlines). episode is
+// the EpisodeOfCare as stored, ep its current content.
+type Staffer interface {
+	Staff(ctx context.Context, tx store.Tx, tenant, trace string, episode store.Resource, ep map[string]any, tasks []map[string]any) error
 }
 
 // Service is the pathway service.

@@ -134,11 +134,7 @@ func (s *Service) runCheck(ctx context.Context, tx store.Tx, t store.Timer) erro
 		s.log.WarnContext(ctx, "no referent coordinating nurse in the directory: the check task has no owner", "episode_id", e.ep.res.ID)
 	}
 	c := &change{op: bus.OpUpdated}
-	r, err := s.create(ctx, tx, e.tenant, m, c)
-	if err != nil {
-		return err
-	}
-	if err := s.scheduleDue(ctx, tx, e.tenant, r.res.ID, w.End); err != nil {
+	if err := s.createTasks(ctx, tx, e, newTasks{{m: m, schedule: func(id string) error { return s.scheduleDue(ctx, tx, e.tenant, id, w.End) }}}, c, ""); err != nil {
 		return err
 	}
 	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {

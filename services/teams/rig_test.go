@@ -81,6 +81,10 @@ type rig struct {
 	dead map[string]uint64
 	// dup delivers every event twice, as a redelivery after a lost ack.
 	dup bool
+	// byEvent leaves the pathway without the team rules (pathway.Deps
+	// Staff): it writes its tasks unowned and this service assigns them
+	// from the episode's event, as for tasks other writers create.
+	byEvent bool
 }
 
 func paris(s string) time.Time {
@@ -114,9 +118,13 @@ func postgresOpener(t testing.TB) func() store.Store {
 }
 
 func newRig(t testing.TB, open func() store.Store) *rig {
+	return newRigWith(t, open, false)
+}
+
+func newRigWith(t testing.TB, open func() store.Store, byEvent bool) *rig {
 	t.Helper()
 	r := &rig{t: t, ctx: context.Background(), clk: clock.NewFake(paris("2026-03-16T15:30")), open: open,
-		notif: &recorder{}, dead: map[string]uint64{}}
+		notif: &recorder{}, dead: map[string]uint64{}, byEvent: byEvent}
 	r.start()
 	if _, err := directory.SeedDev(r.ctx, r.s, tenant); err != nil {
 		t.Fatal(err)
@@ -134,13 +142,17 @@ func (r *rig) start() {
 	s := r.s
 	r.t.Cleanup(func() { _ = s.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r.tm = teams.New(teams.Deps{Store: r.s, Clock: r.clk, Tenant: tenant, Logger: log, Notifier: r.notif,
+		PublicURL: "http://localhost:8080", MembersTTL: -1, NotifyBackOff: []time.Duration{time.Second, time.Second}})
+	var staff pathway.Staffer = r.tm
+	if r.byEvent {
+		staff = nil
+	}
 	var err error
-	r.pw, err = pathway.New(pathway.Deps{Store: r.s, Clock: r.clk, Tenant: tenant, Package: fhirprofiles.FS(), Logger: log})
+	r.pw, err = pathway.New(pathway.Deps{Store: r.s, Clock: r.clk, Tenant: tenant, Package: fhirprofiles.FS(), Logger: log, Staff: staff})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.tm = teams.New(teams.Deps{Store: r.s, Clock: r.clk, Tenant: tenant, Logger: log, Notifier: r.notif,
-		PublicURL: "http://localhost:8080", MembersTTL: -1, NotifyBackOff: []time.Duration{time.Second, time.Second}})
 }
 
 func (r *rig) stop() { _ = r.s.Close() }

@@ -9,6 +9,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/notify"
 	"github.com/passerelle-sante/passerelle/pkg/store"
+	"github.com/passerelle-sante/passerelle/services/teams"
 )
 
 // The development directory's RPPS numbers (pkg/directory DevAccounts).
@@ -17,10 +18,17 @@ const (
 	unknownRPPS = "10000000074" // valid key, nobody in the directory
 )
 
+// TestTeamFormedAndEveryTaskOwned: on both backends, with the team rules
+// applied as the pathway creates the tasks (each task written once), and,
+// on SQLite, from the episode's event (the path of tasks created unowned).
 func TestTeamFormedAndEveryTaskOwned(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) func() store.Store{"sqlite": sqliteOpener, "postgres": postgresOpener} {
+	type mode struct {
+		open    func(testing.TB) func() store.Store
+		byEvent bool
+	}
+	for name, m := range map[string]mode{"sqlite": {open: sqliteOpener}, "postgres": {open: postgresOpener}, "sqlite by event": {open: sqliteOpener, byEvent: true}} {
 		t.Run(name, func(t *testing.T) {
-			r := newRig(t, open(t))
+			r := newRigWith(t, m.open(t), m.byEvent)
 			p := r.patient(declared{gpRPPS: rppsBernard, nurseRPPS: unknownRPPS, pharmacyFINESS: directory.DevPharmacyFINESS}, "enc-1")
 			r.discharge(p, "enc-1")
 			e := r.episode(p)
@@ -67,6 +75,22 @@ func TestTeamFormedAndEveryTaskOwned(t *testing.T) {
 			}
 			if owned < 10 {
 				t.Fatalf("only %d professional tasks", owned)
+			}
+			// Staffed as created, each task was written once; from the
+			// event, twice (created, then owned).
+			wantVersion := "1"
+			if m.byEvent {
+				wantVersion = "2"
+			}
+			for _, task := range e.tasks {
+				if v := s(task, "meta", "versionId"); v != wantVersion {
+					t.Errorf("task %s at version %s, want %s", code(task, "code"), v, wantVersion)
+				}
+				if role := code(task, "performerType"); role != "" {
+					if _, err := r.s.Timers().Pending(r.ctx, teams.TimerAccept+":"+tenant+":"+task["id"].(string)); err != nil {
+						t.Errorf("task %s (role %s): no acceptance deadline: %v", code(task, "code"), role, err)
+					}
+				}
 			}
 			// Each owner told once, about all their tasks.
 			owners := map[string]bool{}

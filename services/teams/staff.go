@@ -1,0 +1,80 @@
+package teams
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/store"
+)
+
+// Staff applies the team rules to tasks the pathway service is about to
+// create, in its transaction (pathway.Staffer): the episode's CareTeam is
+// formed when it has none; each requested task gets its owner — the
+// team's member of its role, else the next candidate; the patient for a
+// task without role; an owner the pathway already set (the referent's
+// tasks) is adopted — and its assignment record, in place; the CareTeam,
+// the assignment notifications and the acceptance deadlines are written in
+// tx. The pathway then writes each task once, owned: this service writes a
+// task again only when its owner declines it, lets it time out, or someone
+// reassigns it (docs/architecture.md, "Who writes what").
+//
+// The writes are the teams service's: ctx carries its actor, whatever
+// process runs the pathway.
+func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, episode store.Resource, ep map[string]any, tasks []map[string]any) error {
+	ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent(DurableEpisode), Cause: "staffing of EpisodeOfCare/" + episode.ID})
+	p, err := s.newPlan(ctx, tx, tenant, trace)
+	if err != nil {
+		return err
+	}
+	epID := episode.ID
+	t, err := p.teamOf(epID)
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		var roles []string
+		pre := map[string]string{}
+		for _, task := range tasks {
+			if r := firstCode(task["performerType"], directory.SystemTeamRole); r != "" && !slices.Contains(roles, r) {
+				roles = append(roles, r)
+			}
+			if o := refOf(task["owner"]); strings.HasPrefix(o, "PractitionerRole/") {
+				pre[str(task, "id")] = o
+			}
+		}
+		if _, err := p.form(resource{res: episode, m: ep}, roles, pre); err != nil {
+			return err
+		}
+	}
+	for _, m := range tasks {
+		if str(m, "status") != "requested" {
+			continue
+		}
+		r := resource{res: store.Resource{Type: "Task", ID: str(m, "id"), Tenant: tenant}, m: m}
+		a := assignmentOf(m)
+		role := firstCode(m["performerType"], directory.SystemTeamRole)
+		switch owner := refOf(m["owner"]); {
+		case role == "" && owner == "":
+			// A task for the patient (daily self-weighing): the patient owns it.
+			pt := refOf(m["for"])
+			if pt == "" {
+				continue
+			}
+			m["owner"] = ref(pt)
+		case role == "":
+			continue
+		case owner == "":
+			if err := p.assignNext(r, &a, epID, ""); err != nil {
+				return err
+			}
+		default:
+			if err := p.adopt(r, &a, epID); err != nil {
+				return err
+			}
+		}
+		a.set(m)
+	}
+	return p.commit()
+}
