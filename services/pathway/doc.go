@@ -76,9 +76,13 @@
 // template action (detail.code = action code; status scheduled, not-started
 // while its condition waits, cancelled), supportingInfo = the episode.
 // Task: intent order, status requested, code = action code, for = Patient,
-// basedOn and focus = CarePlan, performerType = the team role the teams
-// service assigns an owner for, restriction.period = the due window,
-// extension action-occurrence = its rank in a series.
+// basedOn and focus = CarePlan, performerType = the team role,
+// restriction.period = the due window, extension action-occurrence = its
+// rank in a series. New tasks are written once, owned: before creating
+// them the service hands them to Deps.Staff (the teams service's rules,
+// wired by the binary), which sets owner and extension task-assignment
+// and writes the CareTeam, notifications and acceptance deadlines in the
+// same transaction (docs/architecture.md, "Who writes what").
 //
 // # Readmission
 //

@@ -33,9 +33,13 @@
 //
 // # Owners and their deadlines
 //
-// Every requested task without an owner gets one: the team's member of its
-// role (performerType) if usable now, else the next candidate, who then
-// joins the team. A task with no role (daily self-weighing) is owned by the
+// Every requested task gets an owner: the team's member of its role
+// (performerType) if usable now, else the next candidate, who then joins
+// the team. The pathway's tasks get theirs before they are written: the
+// pathway service calls Staff in the transaction that creates them, so a
+// task is written once, owned, and the episode's event brings this service
+// nothing to write. A task written without owner (an alert review, a
+// task created through the API) is assigned when its event arrives. A task with no role (daily self-weighing) is owned by the
 // patient. The extension task-assignment on the Task records the owner the
 // service assigned, when, who declined or timed out (tried), and what was
 // already done (overdue reminder, escalation, cancellation notice), so
