@@ -28,7 +28,6 @@ package access
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -75,7 +74,7 @@ var classes = map[string]Class{
 // ClassOf returns the class of a resource type.
 func ClassOf(typ string) Class { return classes[typ] }
 
-var forbidden = func(fr, en string) error { return fhir.Errorf(http.StatusForbidden, "forbidden", fr, en) }
+var forbidden = func(fr, en string) error { return fhir.Errorf(fhir.Forbidden, "forbidden", fr, en) }
 
 // Policy is the access policy. Its zero value is ready to use.
 type Policy struct {

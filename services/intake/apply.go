@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -771,7 +770,7 @@ func (s *Service) checkNamespaces(ctx context.Context, rd reader, tx store.Tx, t
 
 // checkFHIRIdentifiers tells, before a message is acknowledged, whether its
 // IPP or visit number is in a namespace another facility assigns: a
-// *fhir.Error (400) for the FHIR channel. It only reads.
+// *fhir.Error for the FHIR channel. It only reads.
 func (s *Service) checkFHIRIdentifiers(ctx context.Context, ev intake.Event) error {
 	err := s.checkNamespaces(ctx, s.d.Store, nil, s.d.Tenant, ev)
 	var f *foreignIdentifier
@@ -779,11 +778,11 @@ func (s *Service) checkFHIRIdentifiers(ctx context.Context, ev intake.Event) err
 		return err
 	}
 	if f.Visit {
-		return fhir.Errorf(http.StatusBadRequest, "business-rule",
+		return fhir.Errorf(fhir.Invalid, "business-rule",
 			"Le numéro de venue est dans l'espace de noms d'un autre établissement ("+f.System+")",
 			"The visit number is in another facility's namespace ("+f.System+")", "Encounter.identifier")
 	}
-	return fhir.Errorf(http.StatusBadRequest, "business-rule",
+	return fhir.Errorf(fhir.Invalid, "business-rule",
 		"L'IPP est dans l'espace de noms d'un autre établissement ("+f.System+")",
 		"The IPP is in another facility's namespace ("+f.System+")", "Patient.identifier")
 }

@@ -3,7 +3,6 @@ package intake
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
@@ -64,7 +63,7 @@ func fhirLimits(ev *intake.Event, patPath, encPath string) error {
 	default:
 		expr = "Bundle"
 	}
-	return fhir.Errorf(http.StatusBadRequest, "too-long", le.Error(), le.Error(), expr)
+	return fhir.Errorf(fhir.Invalid, "too-long", le.Error(), le.Error(), expr)
 }
 
 // hl7Limits checks ev against the intake limits and names the HL7 v2 field
