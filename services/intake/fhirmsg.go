@@ -390,7 +390,7 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 	for j, id := range pat.Identifier {
 		if IsINS(id.System) {
 			if production && IsTestINS(id.System) {
-				return ev, fhir.Errorf(fhir.Unprocessable, "business-rule", "INS de test ou de démonstration refusé en production",
+				return ev, fhir.Errorf(errKind(errTestINS), "business-rule", "INS de test ou de démonstration refusé en production",
 					"A test or demo INS is refused in production", fmt.Sprintf("%s.identifier[%d].system", patPath, j))
 			}
 			p.INS = &intake.Identifier{System: id.System, Value: id.Value, Type: typeCode(id.Type)}
@@ -465,10 +465,10 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 
 	switch err := ev.Dated(); {
 	case errors.Is(err, intake.ErrNoDischargeTime):
-		return ev, fhir.Errorf(fhir.Invalid, "required", "Une sortie doit dater la fin du séjour (period.end)",
+		return ev, fhir.Errorf(errKind(err), "required", "Une sortie doit dater la fin du séjour (period.end)",
 			"A discharge must give the end of the stay (period.end)", encPath+".period.end")
 	case errors.Is(err, intake.ErrNoDeathTime):
-		return ev, fhir.Errorf(fhir.Invalid, "required", "Un décès doit être daté (Patient.deceasedDateTime)",
+		return ev, fhir.Errorf(errKind(err), "required", "Un décès doit être daté (Patient.deceasedDateTime)",
 			"A death must be dated (Patient.deceasedDateTime)", patPath+".deceasedDateTime")
 	}
 	return ev, nil
