@@ -21,8 +21,8 @@
 // included; Policy.Write on the directory and the definitions. The
 // ...Reach variants also say whether a read is made under the grace period,
 // for the audit trail. Each error is a
-// fhir.Error with the status to answer (403, or 404 for another tenant's
-// resource, which does not exist for the caller).
+// fhir.Error of kind Forbidden, or NotFound for another tenant's resource,
+// which does not exist for the caller.
 package access
 
 import (
