@@ -8,7 +8,6 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -497,7 +496,7 @@ func (r *runner) asTeam(ctx context.Context, p *Patient, patientID string, fn fu
 		}
 		err = fn(a)
 		var fe *fhir.Error
-		if errors.As(err, &fe) && fe.Status == http.StatusForbidden {
+		if errors.As(err, &fe) && fe.Kind == fhir.Forbidden {
 			last = err
 			continue
 		}

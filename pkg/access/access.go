@@ -21,14 +21,13 @@
 // included; Policy.Write on the directory and the definitions. The
 // ...Reach variants also say whether a read is made under the grace period,
 // for the audit trail. Each error is a
-// fhir.Error with the status to answer (403, or 404 for another tenant's
-// resource, which does not exist for the caller).
+// fhir.Error of kind Forbidden, or NotFound for another tenant's resource,
+// which does not exist for the caller.
 package access
 
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -75,7 +74,7 @@ var classes = map[string]Class{
 // ClassOf returns the class of a resource type.
 func ClassOf(typ string) Class { return classes[typ] }
 
-var forbidden = func(fr, en string) error { return fhir.Errorf(http.StatusForbidden, "forbidden", fr, en) }
+var forbidden = func(fr, en string) error { return fhir.Errorf(fhir.Forbidden, "forbidden", fr, en) }
 
 // Policy is the access policy. Its zero value is ready to use.
 type Policy struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -25,15 +24,19 @@ func actor(roles ...string) directory.Actor {
 	return a
 }
 
-func status(err error) int {
+// permitted is kind's answer when the policy lets the actor through.
+const permitted fhir.Kind = "permitted"
+
+// kind is the kind of the policy's answer: permitted, or the error's kind.
+func kind(err error) fhir.Kind {
 	if err == nil {
-		return 200
+		return permitted
 	}
 	var fe *fhir.Error
 	if errors.As(err, &fe) {
-		return fe.Status
+		return fe.Kind
 	}
-	return 500
+	return fhir.Internal
 }
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -99,27 +102,27 @@ func TestSearch(t *testing.T) {
 		name string
 		a    directory.Actor
 		typ  string
-		want int
+		want fhir.Kind
 	}{
-		{"coordinator patients", actor(directory.RoleCoordinator), "Patient", 200},
-		{"referent nurse patients", actor(directory.RoleCoordinatingNurse), "Patient", 200},
-		{"nurse patients", actor(directory.RoleNurse), "Patient", 200},
-		{"nurse directory", actor(directory.RoleNurse), "PractitionerRole", 200},
-		{"nurse templates", actor(directory.RoleNurse), "PlanDefinition", 200},
-		{"nurse message headers", actor(directory.RoleNurse), "MessageHeader", 403},
-		{"nurse audit", actor(directory.RoleNurse), "AuditEvent", 403},
-		{"referent nurse audit", actor(directory.RoleCoordinatingNurse), "AuditEvent", 403},
-		{"coordinator audit", actor(directory.RoleCoordinator), "AuditEvent", 200},
-		{"admin clinical", actor(directory.RoleAdmin), "Observation", 403},
-		{"admin directory", actor(directory.RoleAdmin), "Device", 200},
-		{"system", system, "Patient", 403},
-		{"nobody", directory.Actor{Tenant: "demo", Practitioner: "Practitioner/x"}, "Observation", 403},
+		{"coordinator patients", actor(directory.RoleCoordinator), "Patient", permitted},
+		{"referent nurse patients", actor(directory.RoleCoordinatingNurse), "Patient", permitted},
+		{"nurse patients", actor(directory.RoleNurse), "Patient", permitted},
+		{"nurse directory", actor(directory.RoleNurse), "PractitionerRole", permitted},
+		{"nurse templates", actor(directory.RoleNurse), "PlanDefinition", permitted},
+		{"nurse message headers", actor(directory.RoleNurse), "MessageHeader", fhir.Forbidden},
+		{"nurse audit", actor(directory.RoleNurse), "AuditEvent", fhir.Forbidden},
+		{"referent nurse audit", actor(directory.RoleCoordinatingNurse), "AuditEvent", fhir.Forbidden},
+		{"coordinator audit", actor(directory.RoleCoordinator), "AuditEvent", permitted},
+		{"admin clinical", actor(directory.RoleAdmin), "Observation", fhir.Forbidden},
+		{"admin directory", actor(directory.RoleAdmin), "Device", permitted},
+		{"system", system, "Patient", fhir.Forbidden},
+		{"nobody", directory.Actor{Tenant: "demo", Practitioner: "Practitioner/x"}, "Observation", fhir.Forbidden},
 	}
 	for _, tc := range cases {
 		q := store.Query{Tenant: "other", Type: tc.typ}
 		err := Policy{Now: func() time.Time { return now }}.Search(context.Background(), st, tc.a, &q)
-		if got := status(err); got != tc.want {
-			t.Errorf("%s: %d, want %d (%v)", tc.name, got, tc.want, err)
+		if got := kind(err); got != tc.want {
+			t.Errorf("%s: %s, want %s (%v)", tc.name, got, tc.want, err)
 		}
 		if err == nil && q.Tenant != "demo" {
 			t.Errorf("%s: tenant %q not forced to the actor's", tc.name, q.Tenant)
@@ -179,12 +182,12 @@ func TestReadAndPatient(t *testing.T) {
 	st := world(t)
 	p := Policy{Now: func() time.Time { return now }}
 	ctx := context.Background()
-	read := func(a directory.Actor, typ, id string) int {
+	read := func(a directory.Actor, typ, id string) fhir.Kind {
 		res, err := st.Read(ctx, typ, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return status(p.Read(ctx, st, a, res))
+		return kind(p.Read(ctx, st, a, res))
 	}
 	nurse := actor(directory.RoleNurse)
 	left := directory.Actor{Tenant: "demo", Roles: []directory.Role{{ID: "r9", Code: directory.RoleNurse}}}
@@ -192,40 +195,40 @@ func TestReadAndPatient(t *testing.T) {
 		name    string
 		a       directory.Actor
 		typ, id string
-		want    int
+		want    fhir.Kind
 	}{
-		{"nurse, own team's patient", nurse, "Patient", "pat-in", 200},
-		{"nurse, own team's observation", nurse, "Observation", "obs-pat-in", 200},
-		{"nurse, patient of an owned task", nurse, "Observation", "obs-pat-task", 200},
-		{"nurse, own task", nurse, "Task", "task-1", 200},
-		{"nurse, other team's patient", nurse, "Patient", "pat-out", 403},
-		{"nurse, other team's task", nurse, "Task", "task-2", 403},
-		{"nurse, inactive team", nurse, "Observation", "obs-pat-ended", 403},
-		{"member who left", left, "Patient", "pat-in", 403},
-		{"coordinator", actor(directory.RoleCoordinator), "Observation", "obs-pat-out", 200},
-		{"admin", actor(directory.RoleAdmin), "Patient", "pat-in", 403},
-		{"coordinator, another CPTS", actor(directory.RoleCoordinator), "Patient", "pat-autre", 404},
-		{"system", directory.Actor{Tenant: "demo", System: "chu", Device: "Device/chu"}, "Patient", "pat-in", 403},
+		{"nurse, own team's patient", nurse, "Patient", "pat-in", permitted},
+		{"nurse, own team's observation", nurse, "Observation", "obs-pat-in", permitted},
+		{"nurse, patient of an owned task", nurse, "Observation", "obs-pat-task", permitted},
+		{"nurse, own task", nurse, "Task", "task-1", permitted},
+		{"nurse, other team's patient", nurse, "Patient", "pat-out", fhir.Forbidden},
+		{"nurse, other team's task", nurse, "Task", "task-2", fhir.Forbidden},
+		{"nurse, inactive team", nurse, "Observation", "obs-pat-ended", fhir.Forbidden},
+		{"member who left", left, "Patient", "pat-in", fhir.Forbidden},
+		{"coordinator", actor(directory.RoleCoordinator), "Observation", "obs-pat-out", permitted},
+		{"admin", actor(directory.RoleAdmin), "Patient", "pat-in", fhir.Forbidden},
+		{"coordinator, another CPTS", actor(directory.RoleCoordinator), "Patient", "pat-autre", fhir.NotFound},
+		{"system", directory.Actor{Tenant: "demo", System: "chu", Device: "Device/chu"}, "Patient", "pat-in", fhir.Forbidden},
 	}
 	for _, tc := range cases {
 		if got := read(tc.a, tc.typ, tc.id); got != tc.want {
-			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
-	if got := status(p.Patient(ctx, st, nurse, "Patient/pat-in")); got != 200 {
-		t.Errorf("Patient, in care: %d", got)
+	if got := kind(p.Patient(ctx, st, nurse, "Patient/pat-in")); got != permitted {
+		t.Errorf("Patient, in care: %s", got)
 	}
-	if got := status(p.Patient(ctx, st, nurse, "Patient/pat-out")); got != 403 {
-		t.Errorf("Patient, not in care: %d", got)
+	if got := kind(p.Patient(ctx, st, nurse, "Patient/pat-out")); got != fhir.Forbidden {
+		t.Errorf("Patient, not in care: %s", got)
 	}
 	// Before the member left, they were in care.
 	before := Policy{Now: func() time.Time { return time.Date(2026, 10, 15, 0, 0, 0, 0, time.UTC) }}
-	if got := status(before.Patient(ctx, st, left, "Patient/pat-in")); got != 200 {
-		t.Errorf("before leaving: %d", got)
+	if got := kind(before.Patient(ctx, st, left, "Patient/pat-in")); got != permitted {
+		t.Errorf("before leaving: %s", got)
 	}
 	other := store.Resource{Tenant: "elsewhere", Type: "Practitioner"}
-	if got := status(p.Read(ctx, st, actor(directory.RoleCoordinator), other)); got != http.StatusNotFound {
-		t.Errorf("another tenant's resource: %d, want 404", got)
+	if got := kind(p.Read(ctx, st, actor(directory.RoleCoordinator), other)); got != fhir.NotFound {
+		t.Errorf("another tenant's resource: %s, want not-found", got)
 	}
 }
 
@@ -252,22 +255,22 @@ func TestWrite(t *testing.T) {
 	cases := []struct {
 		a    directory.Actor
 		typ  string
-		want int
+		want fhir.Kind
 	}{
-		{actor(directory.RoleCoordinator), "PractitionerRole", 200},
-		{actor(directory.RoleAdmin), "Device", 200},
-		{actor(directory.RoleAdmin), "Organization", 200},
-		{actor(directory.RoleAdmin), "Practitioner", 403},
-		{actor(directory.RoleAdmin), "PlanDefinition", 403},
-		{actor(directory.RoleNurse), "Practitioner", 403},
-		{actor(directory.RoleCoordinator), "PlanDefinition", 200},
-		{actor(directory.RoleCoordinatingNurse), "PlanDefinition", 403},
-		{actor(directory.RoleCoordinator), "Patient", 403},
-		{directory.Actor{Tenant: "demo", System: "chu"}, "Organization", 403},
+		{actor(directory.RoleCoordinator), "PractitionerRole", permitted},
+		{actor(directory.RoleAdmin), "Device", permitted},
+		{actor(directory.RoleAdmin), "Organization", permitted},
+		{actor(directory.RoleAdmin), "Practitioner", fhir.Forbidden},
+		{actor(directory.RoleAdmin), "PlanDefinition", fhir.Forbidden},
+		{actor(directory.RoleNurse), "Practitioner", fhir.Forbidden},
+		{actor(directory.RoleCoordinator), "PlanDefinition", permitted},
+		{actor(directory.RoleCoordinatingNurse), "PlanDefinition", fhir.Forbidden},
+		{actor(directory.RoleCoordinator), "Patient", fhir.Forbidden},
+		{directory.Actor{Tenant: "demo", System: "chu"}, "Organization", fhir.Forbidden},
 	}
 	for _, tc := range cases {
-		if got := status(Policy{}.Write(context.Background(), tc.a, tc.typ)); got != tc.want {
-			t.Errorf("%v writes %s: %d, want %d", tc.a.Roles, tc.typ, got, tc.want)
+		if got := kind(Policy{}.Write(context.Background(), tc.a, tc.typ)); got != tc.want {
+			t.Errorf("%v writes %s: %s, want %s", tc.a.Roles, tc.typ, got, tc.want)
 		}
 	}
 }
@@ -275,16 +278,16 @@ func TestWrite(t *testing.T) {
 func TestOutcomes(t *testing.T) {
 	for _, tc := range []struct {
 		a    directory.Actor
-		want int
+		want fhir.Kind
 	}{
-		{actor(directory.RoleCoordinator), 200},
-		{actor(directory.RoleCoordinatingNurse), 200},
-		{actor(directory.RoleNurse), 403},
-		{actor(directory.RoleAdmin), 403},
-		{directory.Actor{Tenant: "demo", System: "chu", Roles: []directory.Role{{ID: "x", Code: directory.RoleCoordinator}}}, 403},
+		{actor(directory.RoleCoordinator), permitted},
+		{actor(directory.RoleCoordinatingNurse), permitted},
+		{actor(directory.RoleNurse), fhir.Forbidden},
+		{actor(directory.RoleAdmin), fhir.Forbidden},
+		{directory.Actor{Tenant: "demo", System: "chu", Roles: []directory.Role{{ID: "x", Code: directory.RoleCoordinator}}}, fhir.Forbidden},
 	} {
-		if got := status(Policy{}.Outcomes(context.Background(), tc.a)); got != tc.want {
-			t.Errorf("%v: %d, want %d", tc.a.Roles, got, tc.want)
+		if got := kind(Policy{}.Outcomes(context.Background(), tc.a)); got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.a.Roles, got, tc.want)
 		}
 	}
 }

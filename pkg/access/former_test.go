@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
@@ -104,28 +105,29 @@ var formerNurse = directory.Actor{Tenant: "demo", Practitioner: "Practitioner/f"
 func TestFormerMember(t *testing.T) {
 	st := formerWorld(t)
 	ctx := context.Background()
-	type want struct{ read, write int }
+	type want struct{ read, write fhir.Kind }
+	const yes, no = permitted, fhir.Forbidden
 	cases := []struct {
 		patient string
 		after   time.Duration // since closedAt
 		want    want
 	}{
-		{"run", 2 * 24 * time.Hour, want{200, 200}},
-		{"run", 180 * 24 * time.Hour, want{200, 200}},
-		{"hold", 2 * 24 * time.Hour, want{200, 200}},
-		{"done", 2 * 24 * time.Hour, want{200, 403}},
-		{"done", 8 * 24 * time.Hour, want{403, 403}},
-		{"done", 180 * 24 * time.Hour, want{403, 403}},
-		{"moved", time.Hour, want{403, 403}},
-		{"moved", 180 * 24 * time.Hour, want{403, 403}},
-		{"fin", 2 * 24 * time.Hour, want{200, 403}},
-		{"fin", 180 * 24 * time.Hour, want{403, 403}},
-		{"left", 2 * 24 * time.Hour, want{200, 403}},
-		{"left", 180 * 24 * time.Hour, want{403, 403}},
-		{"stale", 2 * 24 * time.Hour, want{403, 403}},
+		{"run", 2 * 24 * time.Hour, want{yes, yes}},
+		{"run", 180 * 24 * time.Hour, want{yes, yes}},
+		{"hold", 2 * 24 * time.Hour, want{yes, yes}},
+		{"done", 2 * 24 * time.Hour, want{yes, no}},
+		{"done", 8 * 24 * time.Hour, want{no, no}},
+		{"done", 180 * 24 * time.Hour, want{no, no}},
+		{"moved", time.Hour, want{no, no}},
+		{"moved", 180 * 24 * time.Hour, want{no, no}},
+		{"fin", 2 * 24 * time.Hour, want{yes, no}},
+		{"fin", 180 * 24 * time.Hour, want{no, no}},
+		{"left", 2 * 24 * time.Hour, want{yes, no}},
+		{"left", 180 * 24 * time.Hour, want{no, no}},
+		{"stale", 2 * 24 * time.Hour, want{no, no}},
 		// The review's +24 and +120 months.
-		{"done", 2 * 365 * 24 * time.Hour, want{403, 403}},
-		{"fin", 10 * 365 * 24 * time.Hour, want{403, 403}},
+		{"done", 2 * 365 * 24 * time.Hour, want{no, no}},
+		{"fin", 10 * 365 * 24 * time.Hour, want{no, no}},
 	}
 	for _, tc := range cases {
 		p := Policy{Now: func() time.Time { return closedAt.Add(tc.after) }, Grace: week}
@@ -134,23 +136,23 @@ func TestFormerMember(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := want{status(p.Read(ctx, st, formerNurse, obs)), status(p.Patient(ctx, st, formerNurse, "Patient/pat-"+tc.patient))}
+		got := want{kind(p.Read(ctx, st, formerNurse, obs)), kind(p.Patient(ctx, st, formerNurse, "Patient/pat-"+tc.patient))}
 		if got != tc.want {
-			t.Errorf("%s: read %d write %d, want read %d write %d", name, got.read, got.write, tc.want.read, tc.want.write)
+			t.Errorf("%s: read %s write %s, want read %s write %s", name, got.read, got.write, tc.want.read, tc.want.write)
 		}
 		r, _ := p.ReadPatient(ctx, st, formerNurse, "Patient/pat-"+tc.patient)
-		if wantGrace := tc.want == (want{200, 403}); (r == GraceReach) != wantGrace {
+		if wantGrace := tc.want == (want{yes, no}); (r == GraceReach) != wantGrace {
 			t.Errorf("%s: reach %d, grace %v", name, r, wantGrace)
 		}
 	}
 	// Without a grace period, nothing after the care.
 	strict := Policy{Now: func() time.Time { return closedAt.Add(time.Hour) }}
 	for _, id := range []string{"done", "fin", "left"} {
-		if got := status(strict.Patient(ctx, st, formerNurse, "Patient/pat-"+id)); got != 403 {
-			t.Errorf("%s, no grace: write %d", id, got)
+		if got := kind(strict.Patient(ctx, st, formerNurse, "Patient/pat-"+id)); got != fhir.Forbidden {
+			t.Errorf("%s, no grace: write %s", id, got)
 		}
-		if _, err := strict.ReadPatient(ctx, st, formerNurse, "Patient/pat-"+id); status(err) != 403 {
-			t.Errorf("%s, no grace: read %d", id, status(err))
+		if _, err := strict.ReadPatient(ctx, st, formerNurse, "Patient/pat-"+id); kind(err) != fhir.Forbidden {
+			t.Errorf("%s, no grace: read %s", id, kind(err))
 		}
 	}
 	// The old version of the task that was hers: what decides is who she
@@ -160,8 +162,8 @@ func TestFormerMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Policy{Now: func() time.Time { return closedAt.Add(time.Hour) }, Grace: week}
-	if got := status(p.Read(ctx, st, formerNurse, old)); got != 403 {
-		t.Errorf("old version of a task reassigned away: %d, want 403", got)
+	if got := kind(p.Read(ctx, st, formerNurse, old)); got != fhir.Forbidden {
+		t.Errorf("old version of a task reassigned away: %s, want forbidden", got)
 	}
 }
 

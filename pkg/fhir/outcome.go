@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -27,9 +26,10 @@ type Issue struct {
 	Expression []string
 }
 
-// Error is an error that becomes an OperationOutcome with an HTTP status.
+// Error is an error that becomes an OperationOutcome. Its Kind decides the
+// HTTP status or the HL7 acknowledgment, at the edge that answers.
 type Error struct {
-	Status int
+	Kind   Kind
 	Issues []Issue
 	// Err is the underlying error, logged, never shown.
 	Err error
@@ -53,13 +53,14 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf builds an Error with one issue.
-func Errorf(status int, code, fr, en string, expr ...string) *Error {
-	return &Error{Status: status, Issues: []Issue{{Severity: "error", Code: code, FR: fr, EN: en, Expression: expr}}}
+// Errorf builds an Error of kind k with one issue: its FHIR issue type
+// code, the French and English texts, and where the problem is.
+func Errorf(k Kind, code, fr, en string, expr ...string) *Error {
+	return &Error{Kind: k, Issues: []Issue{{Severity: "error", Code: code, FR: fr, EN: en, Expression: expr}}}
 }
 
 // FromError maps any error to an Error, once, at the edge: typed store
-// errors get their status; unknown errors are internal and shown generically.
+// errors get their kind; unknown errors are internal and shown generically.
 func FromError(err error) *Error {
 	var fe *Error
 	if errors.As(err, &fe) {
@@ -67,30 +68,30 @@ func FromError(err error) *Error {
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Err: err, Issues: []Issue{{Severity: "error", Code: "not-found",
+		return &Error{Kind: NotFound, Err: err, Issues: []Issue{{Severity: "error", Code: "not-found",
 			FR: "Ressource introuvable", EN: "Resource not found"}}}
 	case errors.Is(err, store.ErrGone):
-		return &Error{Status: http.StatusGone, Err: err, Issues: []Issue{{Severity: "error", Code: "deleted",
+		return &Error{Kind: Gone, Err: err, Issues: []Issue{{Severity: "error", Code: "deleted",
 			FR: "Ressource supprimée", EN: "Resource deleted"}}}
 	case errors.Is(err, store.ErrVersionConflict):
-		return &Error{Status: http.StatusPreconditionFailed, Err: err, Issues: []Issue{{Severity: "error", Code: "conflict",
+		return &Error{Kind: Stale, Err: err, Issues: []Issue{{Severity: "error", Code: "conflict",
 			FR: "La version indiquée (If-Match) n'est plus la version courante", EN: "The version given in If-Match is not the current version"}}}
 	case errors.Is(err, store.ErrExists):
-		return &Error{Status: http.StatusConflict, Err: err, Issues: []Issue{{Severity: "error", Code: "duplicate",
+		return &Error{Kind: Conflict, Err: err, Issues: []Issue{{Severity: "error", Code: "duplicate",
 			FR: "Une ressource porte déjà cet identifiant", EN: "A resource with this id already exists"}}}
 	case errors.Is(err, store.ErrKeyInUse):
-		return &Error{Status: http.StatusConflict, Err: err, Issues: []Issue{{Severity: "error", Code: "conflict",
+		return &Error{Kind: Conflict, Err: err, Issues: []Issue{{Severity: "error", Code: "conflict",
 			FR: "Une requête avec la même clé d'idempotence est en cours de traitement", EN: "A request with the same Idempotency-Key is in progress"}}}
 	case errors.Is(err, store.ErrTooLarge):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Err: err, Issues: []Issue{{Severity: "error", Code: "too-costly",
+		return &Error{Kind: TooLarge, Err: err, Issues: []Issue{{Severity: "error", Code: "too-costly",
 			FR: "Message trop volumineux pour être transmis aux services ; les documents sont à joindre dans une DocumentReference",
 			EN: "Message too large to be passed on to the services; documents belong in a DocumentReference"}}}
 	case errors.Is(err, store.ErrInvalid):
 		msg := strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")
-		return &Error{Status: http.StatusBadRequest, Err: err, Issues: []Issue{{Severity: "error", Code: "invalid",
+		return &Error{Kind: Invalid, Err: err, Issues: []Issue{{Severity: "error", Code: "invalid",
 			FR: "Requête invalide : " + msg, EN: "Invalid request: " + msg}}}
 	}
-	return &Error{Status: http.StatusInternalServerError, Err: err, Issues: []Issue{{Severity: "error", Code: "exception",
+	return &Error{Kind: Internal, Err: err, Issues: []Issue{{Severity: "error", Code: "exception",
 		FR: "Erreur interne du serveur", EN: "Internal server error"}}}
 }
 

@@ -78,7 +78,7 @@ func (a *API) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler
 	mux.Handle("POST /fhir/{type}", authn(a.typed(a.create)))
 	mux.Handle("PUT /fhir/{type}/{id}", authn(a.typed(a.update)))
 	mux.Handle("/fhir/", authn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusNotFound, "not-supported",
+		WriteError(w, r, a.Logger, fhir.Errorf(fhir.NotFound, "not-supported",
 			"Interaction non prise en charge : "+r.Method+" "+r.URL.Path, "Interaction not supported: "+r.Method+" "+r.URL.Path))
 	})))
 }
@@ -87,11 +87,11 @@ func (a *API) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler
 // in full and shown generically.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	fe := fhir.FromError(err)
-	if fe.Status >= 500 && log != nil {
+	if ServerFault(fe.Kind) && log != nil {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "error", err)
 	}
 	w.Header().Set("Content-Type", ContentType)
-	w.WriteHeader(fe.Status)
+	w.WriteHeader(Status(fe.Kind))
 	_, _ = w.Write(fe.OperationOutcome())
 }
 
@@ -109,7 +109,7 @@ func (a *API) typed(h http.HandlerFunc) http.Handler {
 
 func (a *API) knownType(typ string) error {
 	if len(a.Search.Params(typ)) == 0 {
-		return fhir.Errorf(http.StatusNotFound, "not-supported",
+		return fhir.Errorf(fhir.NotFound, "not-supported",
 			"Type de ressource non pris en charge : "+typ, "Resource type not supported: "+typ)
 	}
 	return nil
@@ -154,7 +154,7 @@ func (a *API) vread(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("type"), r.PathValue("id")
 	vid, err := strconv.ParseInt(r.PathValue("vid"), 10, 64)
 	if err != nil || vid < 1 {
-		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "value", "Numéro de version invalide", "Invalid version id", "_history"))
+		WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "value", "Numéro de version invalide", "Invalid version id", "_history"))
 		return
 	}
 	// An old version is judged by who the caller is to the resource now
@@ -222,7 +222,7 @@ func countParam(q url.Values) (int, error) {
 	if c := q.Get("_count"); c != "" {
 		n, err := strconv.Atoi(c)
 		if err != nil || n < 1 || n > 1000 {
-			return 0, fhir.Errorf(http.StatusBadRequest, "value", "_count doit être un entier de 1 à 1000", "_count must be an integer from 1 to 1000", "_count")
+			return 0, fhir.Errorf(fhir.Invalid, "value", "_count doit être un entier de 1 à 1000", "_count must be an integer from 1 to 1000", "_count")
 		}
 		return n, nil
 	}
@@ -235,7 +235,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
-			WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "structure", "Formulaire de recherche illisible", "Unreadable search form"))
+			WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "structure", "Formulaire de recherche illisible", "Unreadable search form"))
 			return
 		}
 		values = r.Form
@@ -248,7 +248,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 			if se.Param != "" {
 				expr = append(expr, se.Param)
 			}
-			err = &fhir.Error{Status: http.StatusBadRequest, Err: err, Issues: []fhir.Issue{{Severity: "error", Code: "invalid",
+			err = &fhir.Error{Kind: fhir.Invalid, Err: err, Issues: []fhir.Issue{{Severity: "error", Code: "invalid",
 				FR: "Paramètre de recherche refusé : " + se.Msg, EN: "Search parameter refused: " + se.Msg, Expression: expr}}}
 		}
 		WriteError(w, r, a.Logger, err)
@@ -331,29 +331,29 @@ func withQuery(u string, q url.Values) string {
 // expected type.
 func readBody(w http.ResponseWriter, r *http.Request, typ string) (json.RawMessage, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(ct, "json") {
-		return nil, fhir.Errorf(http.StatusUnsupportedMediaType, "not-supported",
+		return nil, fhir.Errorf(fhir.Unsupported, "not-supported",
 			"Le corps doit être du JSON FHIR (application/fhir+json)", "The body must be FHIR JSON (application/fhir+json)")
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	var raw json.RawMessage
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&raw); err != nil {
-		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error())
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error())
 	}
 	if dec.More() {
-		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Contenu après la ressource JSON", "Content after the JSON resource")
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "Contenu après la ressource JSON", "Content after the JSON resource")
 	}
 	var head struct {
 		ResourceType *string `json:"resourceType"`
 	}
 	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Une ressource FHIR est un objet JSON", "A FHIR resource is a JSON object")
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "Une ressource FHIR est un objet JSON", "A FHIR resource is a JSON object")
 	}
 	if head.ResourceType == nil {
-		return nil, fhir.Errorf(http.StatusBadRequest, "required", "resourceType manquant", "resourceType is missing", "resourceType")
+		return nil, fhir.Errorf(fhir.Invalid, "required", "resourceType manquant", "resourceType is missing", "resourceType")
 	}
 	if *head.ResourceType != typ {
-		return nil, fhir.Errorf(http.StatusBadRequest, "invalid",
+		return nil, fhir.Errorf(fhir.Invalid, "invalid",
 			fmt.Sprintf("resourceType %q ne correspond pas à l'URL (%s)", *head.ResourceType, typ),
 			fmt.Sprintf("resourceType %q does not match the URL (%s)", *head.ResourceType, typ), "resourceType")
 	}
@@ -370,7 +370,7 @@ func IfMatch(r *http.Request) (int64, error) {
 	v = strings.Trim(v, `"`)
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, fhir.Errorf(http.StatusBadRequest, "value", `If-Match doit être de la forme W/"<version>"`, `If-Match must look like W/"<version>"`, "If-Match")
+		return 0, fhir.Errorf(fhir.Invalid, "value", `If-Match doit être de la forme W/"<version>"`, `If-Match must look like W/"<version>"`, "If-Match")
 	}
 	return n, nil
 }
@@ -430,7 +430,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.Unmarshal(body, &head)
 	if head.ID == nil || *head.ID != id {
-		WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "invalid", "L'id de la ressource doit être celui de l'URL", "The resource id must match the URL", typ+".id"))
+		WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "invalid", "L'id de la ressource doit être celui de l'URL", "The resource id must match the URL", typ+".id"))
 		return
 	}
 	var res store.Resource
@@ -580,7 +580,7 @@ func outcome(err error) string {
 		return "0"
 	}
 	var fe *fhir.Error
-	if errors.As(err, &fe) && fe.Status < 500 {
+	if errors.As(err, &fe) && !ServerFault(fe.Kind) {
 		return "4"
 	}
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) || errors.Is(err, store.ErrInvalid) {

@@ -36,7 +36,7 @@ func (a *API) searchAudit(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
-			WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "structure", "Formulaire de recherche illisible", "Unreadable search form"))
+			WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "structure", "Formulaire de recherche illisible", "Unreadable search form"))
 			return
 		}
 		values = r.Form
@@ -44,7 +44,7 @@ func (a *API) searchAudit(w http.ResponseWriter, r *http.Request) {
 	f := store.AuditFilter{Limit: 50}
 	for name, vs := range values {
 		if len(vs) != 1 {
-			WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "invalid", name+" ne peut être donné qu'une fois", name+" may be given only once", name))
+			WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "invalid", name+" ne peut être donné qu'une fois", name+" may be given only once", name))
 			return
 		}
 		v := vs[0]
@@ -55,7 +55,7 @@ func (a *API) searchAudit(w http.ResponseWriter, r *http.Request) {
 				ref = "Patient/" + ref
 			}
 			if !validID(strings.TrimPrefix(ref, "Patient/")) {
-				WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "value", "patient doit être Patient/<id>", "patient must be Patient/<id>", "patient"))
+				WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "value", "patient doit être Patient/<id>", "patient must be Patient/<id>", "patient"))
 				return
 			}
 			f.Patient = ref
@@ -69,13 +69,13 @@ func (a *API) searchAudit(w http.ResponseWriter, r *http.Request) {
 		case "_cursor":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1 {
-				WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "value", "_cursor invalide", "Invalid _cursor", "_cursor"))
+				WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "value", "_cursor invalide", "Invalid _cursor", "_cursor"))
 				return
 			}
 			f.Before = n
 		case "_format":
 		default:
-			WriteError(w, r, a.Logger, fhir.Errorf(http.StatusBadRequest, "not-supported",
+			WriteError(w, r, a.Logger, fhir.Errorf(fhir.Invalid, "not-supported",
 				"Paramètre de recherche non pris en charge sur AuditEvent : "+name, "Search parameter not supported on AuditEvent: "+name, name))
 			return
 		}

@@ -36,7 +36,7 @@ func Authenticate(v TokenVerifier, dir *directory.Resolver, tenant string, log *
 			}
 			if err != nil {
 				if errors.Is(err, auth.ErrUnavailable) {
-					WriteError(w, r, log, fhir.Errorf(http.StatusServiceUnavailable, "transient",
+					WriteError(w, r, log, fhir.Errorf(fhir.Unavailable, "transient",
 						"Le fournisseur d'identité ne répond pas", "The identity provider is unavailable"))
 					return
 				}
@@ -46,7 +46,7 @@ func Authenticate(v TokenVerifier, dir *directory.Resolver, tenant string, log *
 					fr, en = "Jeton d'accès refusé", "Access token rejected"
 				}
 				auditRefused(r, dir, refusals, tenant, log, "", "401 "+en)
-				WriteError(w, r, log, fhir.Errorf(http.StatusUnauthorized, "login", fr, en))
+				WriteError(w, r, log, fhir.Errorf(fhir.Unauthenticated, "login", fr, en))
 				return
 			}
 			var a directory.Actor
@@ -57,7 +57,7 @@ func Authenticate(v TokenVerifier, dir *directory.Resolver, tenant string, log *
 			}
 			if errors.Is(err, directory.ErrUnknown) {
 				auditRefused(r, dir, refusals, tenant, log, p.Login+p.ClientID, "403 account not in the directory")
-				WriteError(w, r, log, fhir.Errorf(http.StatusForbidden, "forbidden",
+				WriteError(w, r, log, fhir.Errorf(fhir.Forbidden, "forbidden",
 					"Ce compte n'est pas inscrit à l'annuaire de la CPTS", "This account is not registered in the CPTS directory"))
 				return
 			}

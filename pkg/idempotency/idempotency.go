@@ -31,6 +31,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -136,7 +137,7 @@ func (c Config) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	// and handed on to the handler as it was.
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeError(w, fhir.Errorf(http.StatusBadRequest, "invalid", "Corps de la requête illisible", "Unreadable request body"))
+		writeError(w, fhir.Errorf(fhir.Invalid, "invalid", "Corps de la requête illisible", "Unreadable request body"))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -152,7 +153,7 @@ func (c Config) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return
 	}
 	if utf8.RuneCountInString(key) > MaxKeyLength {
-		writeError(w, fhir.Errorf(http.StatusBadRequest, "invalid",
+		writeError(w, fhir.Errorf(fhir.Invalid, "invalid",
 			"La clé d'idempotence (Idempotency-Key) dépasse "+strconv.Itoa(MaxKeyLength)+" caractères",
 			"The Idempotency-Key is longer than "+strconv.Itoa(MaxKeyLength)+" characters", Header))
 		return
@@ -225,16 +226,16 @@ func (c Config) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 func (c Config) replay(w http.ResponseWriter, prev store.IdempotentRequest, hash string) {
 	switch {
 	case prev.Hash != hash:
-		writeError(w, fhir.Errorf(http.StatusUnprocessableEntity, "business-rule",
+		writeError(w, fhir.Errorf(fhir.Unprocessable, "business-rule",
 			"Cette clé d'idempotence (Idempotency-Key) a déjà servi pour une autre requête : une nouvelle requête demande une nouvelle clé",
 			"This Idempotency-Key was already used for another request: a new request needs a new key", Header))
 	case prev.Status == 0 && c.Now().Sub(prev.Created) < c.Stale:
 		w.Header().Set("Retry-After", "1")
-		writeError(w, fhir.Errorf(http.StatusConflict, "conflict",
+		writeError(w, fhir.Errorf(fhir.Conflict, "conflict",
 			"Une requête avec la même clé d'idempotence est en cours de traitement : réessayer dans un instant",
 			"A request with the same Idempotency-Key is in progress: retry in a moment", Header))
 	case prev.Status == 0:
-		writeError(w, fhir.Errorf(http.StatusConflict, "conflict",
+		writeError(w, fhir.Errorf(fhir.Conflict, "conflict",
 			"Une requête avec la même clé d'idempotence a été enregistrée mais sa réponse est perdue : consulter la ressource concernée",
 			"A request with the same Idempotency-Key was recorded but its answer was lost: check the resource concerned", Header))
 	default:
@@ -276,7 +277,7 @@ func isForm(r *http.Request) bool {
 
 func writeError(w http.ResponseWriter, e *fhir.Error) {
 	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
-	w.WriteHeader(e.Status)
+	w.WriteHeader(fhirapi.Status(e.Kind))
 	_, _ = w.Write(e.OperationOutcome())
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/idempotency"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/pkg/store/sqlite"
@@ -69,7 +70,7 @@ func newRig(t *testing.T, path string, form bool) *rig {
 		})
 		if err != nil {
 			fe := fhir.FromError(err)
-			w.WriteHeader(fe.Status)
+			w.WriteHeader(fhirapi.Status(fe.Kind))
 			_, _ = w.Write(fe.OperationOutcome())
 			return
 		}

@@ -94,7 +94,7 @@ func operator(r *http.Request) (directory.Actor, bool, error) {
 	case a.Has(directory.RoleAdmin):
 		return a, false, nil
 	}
-	return a, false, fhir.Errorf(http.StatusForbidden, "forbidden", "Réservé au coordinateur et à l'administrateur",
+	return a, false, fhir.Errorf(fhir.Forbidden, "forbidden", "Réservé au coordinateur et à l'administrateur",
 		"For the coordinator and the administrator only")
 }
 
@@ -109,7 +109,7 @@ func (s *Service) listMessages(w http.ResponseWriter, r *http.Request) {
 	if !clinical && q.Get("patient") != "" {
 		// Which messages concern a patient is the patient's data.
 		_ = s.audit(r, a, "E", entity, "4", nil)
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusForbidden, "forbidden",
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Forbidden, "forbidden",
 			"L'administrateur ne recherche pas les messages d'un patient", "The administrator does not search a patient's messages", "patient"))
 		return
 	}
@@ -117,13 +117,13 @@ func (s *Service) listMessages(w http.ResponseWriter, r *http.Request) {
 		Patient: q.Get("patient"), Status: q.Get("status")}
 	if v := q.Get("before"); v != "" {
 		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil {
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "before invalide", "Invalid before", "before"))
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "before invalide", "Invalid before", "before"))
 			return
 		}
 	}
 	if v := q.Get("_count"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil {
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "_count invalide", "Invalid _count", "_count"))
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "_count invalide", "Invalid _count", "_count"))
 			return
 		}
 	}
@@ -198,7 +198,7 @@ func (s *Service) replayMessage(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound), errors.As(err, &fe):
 		fhirapi.WriteError(w, r, s.log, err)
 	default:
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusConflict, "business-rule", "Rejeu impossible : "+err.Error(), "Cannot replay: "+err.Error()))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Conflict, "business-rule", "Rejeu impossible : "+err.Error(), "Cannot replay: "+err.Error()))
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -771,7 +770,7 @@ func (s *Service) checkNamespaces(ctx context.Context, rd reader, tx store.Tx, t
 
 // checkFHIRIdentifiers tells, before a message is acknowledged, whether its
 // IPP or visit number is in a namespace another facility assigns: a
-// *fhir.Error (400) for the FHIR channel. It only reads.
+// *fhir.Error for the FHIR channel. It only reads.
 func (s *Service) checkFHIRIdentifiers(ctx context.Context, ev intake.Event) error {
 	err := s.checkNamespaces(ctx, s.d.Store, nil, s.d.Tenant, ev)
 	var f *foreignIdentifier
@@ -779,19 +778,20 @@ func (s *Service) checkFHIRIdentifiers(ctx context.Context, ev intake.Event) err
 		return err
 	}
 	if f.Visit {
-		return fhir.Errorf(http.StatusBadRequest, "business-rule",
+		return fhir.Errorf(errKind(f), "business-rule",
 			"Le numéro de venue est dans l'espace de noms d'un autre établissement ("+f.System+")",
 			"The visit number is in another facility's namespace ("+f.System+")", "Encounter.identifier")
 	}
-	return fhir.Errorf(http.StatusBadRequest, "business-rule",
+	return fhir.Errorf(errKind(f), "business-rule",
 		"L'IPP est dans l'espace de noms d'un autre établissement ("+f.System+")",
 		"The IPP is in another facility's namespace ("+f.System+")", "Patient.identifier")
 }
 
-// checkHL7Identifiers is checkFHIRIdentifiers for HL7 v2: AE on PID-3 or
-// PV1-19. A storage error lets the message through: an answer given here
-// is archived with the message and would be given again to every re-send,
-// and Apply checks the namespaces again before writing anything.
+// checkHL7Identifiers is checkFHIRIdentifiers for HL7 v2: the same kind,
+// on PID-3 or PV1-19. A storage error lets the message through: an answer
+// given here is archived with the message and would be given again to
+// every re-send, and Apply checks the namespaces again before writing
+// anything.
 func (s *Service) checkHL7Identifiers(ctx context.Context, ev intake.Event) *hl7Reject {
 	err := s.checkNamespaces(ctx, s.d.Store, nil, s.d.Tenant, ev)
 	var f *foreignIdentifier
@@ -802,9 +802,9 @@ func (s *Service) checkHL7Identifiers(ctx context.Context, ev intake.Event) *hl7
 		s.log.WarnContext(ctx, "identifier namespaces not checked before the ACK", "error", err)
 		return nil
 	case f.Visit:
-		return reject("AE", hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 19}, hl7v2.CodeUnknownKey,
+		return reject(errKind(f), hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 19}, hl7v2.CodeUnknownKey,
 			"Numéro de venue dans l'espace de noms d'un autre établissement / Visit number in another facility's namespace (PV1-19)")
 	}
-	return reject("AE", hl7v2.Location{Segment: "PID", Sequence: 1, Field: 3}, hl7v2.CodeUnknownKey,
+	return reject(errKind(f), hl7v2.Location{Segment: "PID", Sequence: 1, Field: 3}, hl7v2.CodeUnknownKey,
 		"IPP dans l'espace de noms d'un autre établissement / IPP in another facility's namespace (PID-3)")
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -136,17 +135,17 @@ type message struct {
 func decodeMessage(body []byte) (*message, error) {
 	m := &message{byRef: map[string]int{}}
 	if err := json.Unmarshal(body, &m.Bundle); err != nil {
-		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Le message n'est pas un JSON FHIR lisible : "+err.Error(),
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "Le message n'est pas un JSON FHIR lisible : "+err.Error(),
 			"The message is not readable FHIR JSON: "+err.Error())
 	}
 	if m.Bundle.ResourceType != "Bundle" || m.Bundle.Type != "message" {
-		return nil, fhir.Errorf(http.StatusBadRequest, "invalid", "Un message est un Bundle de type message", "A message is a Bundle of type message", "Bundle.type")
+		return nil, fhir.Errorf(fhir.Invalid, "invalid", "Un message est un Bundle de type message", "A message is a Bundle of type message", "Bundle.type")
 	}
 	m.res = make([]res, len(m.Bundle.Entry))
 	for i, e := range m.Bundle.Entry {
 		head := &m.res[i]
 		if err := json.Unmarshal(e.Resource, head); err != nil {
-			return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Ressource illisible : "+err.Error(),
+			return nil, fhir.Errorf(fhir.Invalid, "structure", "Ressource illisible : "+err.Error(),
 				"Unreadable resource: "+err.Error(), fmt.Sprintf("Bundle.entry[%d].resource", i))
 		}
 		m.types = append(m.types, head.ResourceType)
@@ -158,7 +157,7 @@ func decodeMessage(body []byte) (*message, error) {
 		}
 	}
 	if len(m.Bundle.Entry) == 0 || m.types[0] != "MessageHeader" {
-		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "La première entrée d'un message est son MessageHeader",
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "La première entrée d'un message est son MessageHeader",
 			"The first entry of a message is its MessageHeader", "Bundle.entry[0].resource")
 	}
 	return m, nil
@@ -288,7 +287,7 @@ func (m *message) header() (*messageHeader, string, error) {
 	h := &m.res[0]
 	kind, ok := eventKinds[h.EventCoding.Code]
 	if h.EventCoding.System != SystemEvent || !ok {
-		return h, "", fhir.Errorf(http.StatusBadRequest, "code-invalid",
+		return h, "", fhir.Errorf(fhir.Invalid, "code-invalid",
 			fmt.Sprintf("Événement inconnu %s|%s", h.EventCoding.System, h.EventCoding.Code),
 			fmt.Sprintf("Unknown event %s|%s", h.EventCoding.System, h.EventCoding.Code), "Bundle.entry[0].resource.eventCoding")
 	}
@@ -302,7 +301,7 @@ func (m *message) key(h *messageHeader, sender string) (string, error) {
 		return "id|" + id.System + "|" + id.Value, nil
 	}
 	if h.ID == "" {
-		return "", fhir.Errorf(http.StatusBadRequest, "required", "Le message n'a ni Bundle.identifier ni MessageHeader.id",
+		return "", fhir.Errorf(fhir.Invalid, "required", "Le message n'a ni Bundle.identifier ni MessageHeader.id",
 			"The message has neither Bundle.identifier nor MessageHeader.id", "Bundle.identifier")
 	}
 	return "header|" + sender + "|" + h.ID, nil
@@ -312,17 +311,17 @@ func (m *message) key(h *messageHeader, sender string) (string, error) {
 func (m *message) toEvent(h *messageHeader, kind string, production bool) (intake.Event, error) {
 	ev := intake.Event{Kind: kind, Channel: "fhir"}
 	if len(h.Focus) == 0 {
-		return ev, fhir.Errorf(http.StatusBadRequest, "required", "MessageHeader.focus doit désigner l'Encounter", "MessageHeader.focus must name the Encounter", "Bundle.entry[0].resource.focus")
+		return ev, fhir.Errorf(fhir.Invalid, "required", "MessageHeader.focus doit désigner l'Encounter", "MessageHeader.focus must name the Encounter", "Bundle.entry[0].resource.focus")
 	}
 	enc, ei := m.resolve(h.Focus[0].Reference)
 	if ei < 0 || m.types[ei] != "Encounter" {
-		return ev, fhir.Errorf(http.StatusBadRequest, "invalid", "MessageHeader.focus ne désigne pas un Encounter du message",
+		return ev, fhir.Errorf(fhir.Invalid, "invalid", "MessageHeader.focus ne désigne pas un Encounter du message",
 			"MessageHeader.focus does not name an Encounter of the message", "Bundle.entry[0].resource.focus[0]")
 	}
 	encPath := fmt.Sprintf("Bundle.entry[%d].resource", ei)
 	pat, pi := m.resolve(enc.Subject.Reference)
 	if pi < 0 || m.types[pi] != "Patient" {
-		return ev, fhir.Errorf(http.StatusBadRequest, "invalid", "Encounter.subject ne désigne pas un Patient du message",
+		return ev, fhir.Errorf(fhir.Invalid, "invalid", "Encounter.subject ne désigne pas un Patient du message",
 			"Encounter.subject does not name a Patient of the message", encPath+".subject")
 	}
 	patPath := fmt.Sprintf("Bundle.entry[%d].resource", pi)
@@ -335,7 +334,7 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 		}
 	}
 	if e.Identifier.Value == "" {
-		return ev, fhir.Errorf(http.StatusBadRequest, "required", "L'Encounter doit porter son numéro de venue (identifier)",
+		return ev, fhir.Errorf(fhir.Invalid, "required", "L'Encounter doit porter son numéro de venue (identifier)",
 			"The Encounter must carry its visit number (identifier)", encPath+".identifier")
 	}
 	e.Class = enc.Class.Code
@@ -391,7 +390,7 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 	for j, id := range pat.Identifier {
 		if IsINS(id.System) {
 			if production && IsTestINS(id.System) {
-				return ev, fhir.Errorf(http.StatusUnprocessableEntity, "business-rule", "INS de test ou de démonstration refusé en production",
+				return ev, fhir.Errorf(errKind(errTestINS), "business-rule", "INS de test ou de démonstration refusé en production",
 					"A test or demo INS is refused in production", fmt.Sprintf("%s.identifier[%d].system", patPath, j))
 			}
 			p.INS = &intake.Identifier{System: id.System, Value: id.Value, Type: typeCode(id.Type)}
@@ -400,7 +399,7 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 		p.Identifiers = append(p.Identifiers, intake.Identifier{System: id.System, Value: id.Value, Type: typeCode(id.Type)})
 	}
 	if p.INS == nil && len(p.Identifiers) == 0 {
-		return ev, fhir.Errorf(http.StatusBadRequest, "required", "Le patient n'a ni INS ni IPP", "The patient has neither INS nor IPP", patPath+".identifier")
+		return ev, fhir.Errorf(fhir.Invalid, "required", "Le patient n'a ni INS ni IPP", "The patient has neither INS nor IPP", patPath+".identifier")
 	}
 	for _, n := range pat.humanNames() {
 		switch {
@@ -453,7 +452,7 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 		if t == "DocumentReference" {
 			if n := letterMetaSize(m.Bundle.Entry[i].Resource); n > maxLetterMeta {
 				msg := fmt.Sprintf("%d octets hors contenu, %d au plus / %d bytes besides its content, at most %d", n, maxLetterMeta, n, maxLetterMeta)
-				return ev, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "DocumentReference trop volumineuse : "+msg,
+				return ev, fhir.Errorf(fhir.TooLarge, "too-costly", "DocumentReference trop volumineuse : "+msg,
 					"DocumentReference too large: "+msg, fmt.Sprintf("Bundle.entry[%d].resource", i))
 			}
 			ev.DocumentEntry = &i
@@ -466,10 +465,10 @@ func (m *message) toEvent(h *messageHeader, kind string, production bool) (intak
 
 	switch err := ev.Dated(); {
 	case errors.Is(err, intake.ErrNoDischargeTime):
-		return ev, fhir.Errorf(http.StatusBadRequest, "required", "Une sortie doit dater la fin du séjour (period.end)",
+		return ev, fhir.Errorf(errKind(err), "required", "Une sortie doit dater la fin du séjour (period.end)",
 			"A discharge must give the end of the stay (period.end)", encPath+".period.end")
 	case errors.Is(err, intake.ErrNoDeathTime):
-		return ev, fhir.Errorf(http.StatusBadRequest, "required", "Un décès doit être daté (Patient.deceasedDateTime)",
+		return ev, fhir.Errorf(errKind(err), "required", "Un décès doit être daté (Patient.deceasedDateTime)",
 			"A death must be dated (Patient.deceasedDateTime)", patPath+".deceasedDateTime")
 	}
 	return ev, nil

@@ -25,8 +25,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		m, err := decodeMessage(body)
 		if err != nil {
 			var fe *fhir.Error
-			if !errors.As(err, &fe) || fe.Status != 400 {
-				t.Fatalf("decode error is not a 400 OperationOutcome: %v", err)
+			if !errors.As(err, &fe) || fe.Kind != fhir.Invalid {
+				t.Fatalf("decode error is not an invalid-kind OperationOutcome: %v", err)
 			}
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/hl7v2"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/mllp"
@@ -34,22 +35,12 @@ var triggers = map[string]string{
 	"A08": intake.KindUpdate,
 }
 
-// hl7Reject is a message refused with an ACK code and its ERR segments.
-type hl7Reject struct {
-	code string // AE or AR
-	errs []hl7v2.AckError
-}
-
 func (r *hl7Reject) Error() string {
 	var parts []string
 	for _, e := range r.errs {
 		parts = append(parts, e.Location.String()+" "+e.Message)
 	}
-	return r.code + ": " + strings.Join(parts, "; ")
-}
-
-func reject(code string, loc hl7v2.Location, cond int, msg string) *hl7Reject {
-	return &hl7Reject{code: code, errs: []hl7v2.AckError{{Location: loc, Code: cond, Severity: hl7v2.SeverityError, Message: msg}}}
+	return r.code() + ": " + strings.Join(parts, "; ")
 }
 
 // MLLP returns the handler of an MLLP listener. A message is taken only
@@ -103,10 +94,9 @@ func (h mllpHandler) ServeMLLP(ctx context.Context, c mllp.ConnInfo, raw []byte)
 		head, _ := hl7v2.ParseHeader(normalise(raw))
 		if err != nil {
 			h.s.log.ErrorContext(ctx, "MLLP sender not resolved", "control_id", mllp.ControlID(raw), "error", err)
-			errs = []hl7v2.AckError{{Code: hl7v2.CodeInternal, Severity: hl7v2.SeverityError,
-				Message: "Erreur temporaire, renvoyez le message / Temporary error, send again"}}
+			return h.s.refuse(head, temporary())
 		}
-		return h.s.ack(head, "AR", errs)
+		return h.s.refuse(head, &hl7Reject{kind: fhir.Forbidden, errs: errs})
 	}
 	return h.s.handleHL7(ctx, raw, who)
 }
@@ -116,12 +106,16 @@ func (h mllpHandler) ServeMLLP(ctx context.Context, c mllp.ConnInfo, raw []byte)
 func (h mllpHandler) ServeMLLPOversize(ctx context.Context, c mllp.ConnInfo, head []byte, size int64) []byte {
 	msg, _ := hl7v2.ParseHeader(head)
 	h.s.log.WarnContext(ctx, "HL7 v2 message too large", "bytes", size, "control_id", mllp.ControlID(head))
-	return h.s.ack(msg, "AR", []hl7v2.AckError{{Code: hl7v2.CodeInternal, Severity: hl7v2.SeverityError,
-		Message: fmt.Sprintf("Message trop volumineux (%d octets) / Message too large", size)}})
+	return h.s.refuse(msg, reject(fhir.TooLarge, hl7v2.Location{}, 0, fmt.Sprintf("Message trop volumineux (%d octets) / Message too large", size)))
 }
 
 func (s *Service) ack(msg *hl7v2.Message, code string, errs []hl7v2.AckError) []byte {
 	return hl7v2.Ack(msg, code, errs, s.now(), ackControlID()).Encode()
+}
+
+// refuse answers a refusal with the ACK its kind calls for (acks).
+func (s *Service) refuse(msg *hl7v2.Message, r *hl7Reject) []byte {
+	return s.ack(msg, r.code(), r.errs)
 }
 
 func ackControlID() string { return strings.ReplaceAll(uuid.NewString(), "-", "")[:20] }
@@ -141,52 +135,53 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte, who connSender) []b
 	msg, perr := hl7v2.Parse(raw)
 	if perr != nil {
 		head, _ := hl7v2.ParseHeader(raw)
-		var pe *hl7v2.ParseError
-		code := "AE"
-		if msg == nil && head == nil || errors.As(perr, &pe) && pe.InHeader() {
-			code = "AR"
+		rerr := rejectError(perr)
+		if msg == nil && head == nil {
+			// Not even a header: nothing says what the message is.
+			rerr.kind = fhir.Unsupported
 		}
 		if msg == nil {
 			msg = head
 		}
 		s.log.WarnContext(ctx, "HL7 v2 message refused", "reason", "parse", "control_id", mllp.ControlID(raw), "error", perr)
-		return s.archiveRejected(ctx, msg, raw, code, hl7v2.AckErrors(perr), who)
+		return s.archiveRejected(ctx, msg, raw, rerr, who)
 	}
 	mh, err := msg.MSH()
 	if err != nil {
-		return s.archiveRejected(ctx, msg, raw, "AR", hl7v2.AckErrors(err), who)
+		// The header is unusable: the message cannot be taken at all.
+		return s.archiveRejected(ctx, msg, raw, &hl7Reject{kind: fhir.Unsupported, errs: hl7v2.AckErrors(err)}, who)
 	}
 	if mh.Type.Code != "ADT" {
-		return s.archiveRejected(ctx, msg, raw, "AR", reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 9},
-			hl7v2.CodeUnsupportedMessageType, "Seuls les messages ADT sont acceptés / Only ADT messages are accepted").errs, who)
+		return s.archiveRejected(ctx, msg, raw, reject(fhir.Unsupported, hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 9},
+			hl7v2.CodeUnsupportedMessageType, "Seuls les messages ADT sont acceptés / Only ADT messages are accepted"), who)
 	}
 	if !strings.HasPrefix(mh.Version.ID, "2.5") {
-		return s.archiveRejected(ctx, msg, raw, "AR", reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 12},
-			hl7v2.CodeUnsupportedVersion, "Version HL7 2.5 attendue (IHE PAM France) / HL7 version 2.5 expected").errs, who)
+		return s.archiveRejected(ctx, msg, raw, reject(fhir.Unsupported, hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 12},
+			hl7v2.CodeUnsupportedVersion, "Version HL7 2.5 attendue (IHE PAM France) / HL7 version 2.5 expected"), who)
 	}
 	finess, err := s.sender(ctx, mh)
 	if err != nil {
-		return s.ack(msg, "AR", []hl7v2.AckError{{Code: hl7v2.CodeInternal, Severity: hl7v2.SeverityError,
-			Message: "Erreur temporaire, renvoyez le message / Temporary error, send again"}})
+		return s.refuse(msg, temporary())
 	}
 	if finess == "" {
 		// Not archived: the sender is nobody we know.
 		s.log.WarnContext(ctx, "HL7 v2 message from an unknown facility", "sending_facility", mh.SendingFacility.Namespace+"^"+mh.SendingFacility.UniversalID)
-		return s.ack(msg, "AR", reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 4},
-			hl7v2.CodeUnknownKey, "Établissement émetteur inconnu (MSH-4) / Unknown sending facility (MSH-4)").errs)
+		return s.refuse(msg, reject(fhir.Forbidden, hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 4},
+			hl7v2.CodeUnknownKey, "Établissement émetteur inconnu (MSH-4) / Unknown sending facility (MSH-4)"))
 	}
 	if !who.allows(finess) {
 		// Not archived either: the connection is another facility's.
 		s.log.WarnContext(ctx, "HL7 v2 message for another facility than its connection's", "control_id", mh.ControlID,
 			"sending_facility", finess, "connection_facility", who.finess, "recognised_by", who.by)
-		return s.ack(msg, "AR", who.mismatch(finess))
+		return s.refuse(msg, &hl7Reject{kind: fhir.Forbidden, errs: who.mismatch(finess)})
 	}
 	key := hl7Key(msg)
 	hash := hashOf(raw)
 	if prev, err := s.d.Store.Messages().FindKey(ctx, s.d.Tenant, "hl7v2", key); err == nil {
 		return s.answerArchivedHL7(ctx, msg, prev, hash)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return s.ack(msg, "AR", hl7v2.AckErrors(err))
+		// The archive failed: the server's fault, whatever the error.
+		return s.refuse(msg, &hl7Reject{kind: fhir.Internal, errs: hl7v2.AckErrors(err)})
 	}
 	if prev, err := s.d.Store.Messages().FindKey(ctx, s.d.Tenant, "hl7v2", rejectedKey(key, hash)); err == nil {
 		return prev.Response
@@ -207,10 +202,10 @@ func (s *Service) handleHL7(ctx context.Context, raw []byte, who connSender) []b
 	if rerr != nil {
 		arch.Status, arch.Event = "rejected", "rejected"
 		arch.Key = rejectedKey(key, hash)
-		arch.Response = s.ack(msg, rerr.code, rerr.errs)
+		arch.Response = s.refuse(msg, rerr)
 		return s.store(ctx, msg, arch, nil, hash)
 	}
-	arch.Response = s.ack(msg, "AA", nil)
+	arch.Response = s.ack(msg, hl7v2.AckAccept, nil)
 	if ignored {
 		arch.Status, arch.Event = "ignored", "ignored"
 		return s.store(ctx, msg, arch, nil, hash)
@@ -227,12 +222,11 @@ func (s *Service) store(ctx context.Context, msg *hl7v2.Message, arch store.Mess
 	got, created, err := s.accept(ctx, arch, ev)
 	if errors.Is(err, store.ErrTooLarge) {
 		s.log.WarnContext(ctx, "HL7 v2 message refused", "reason", "event too large", "control_id", arch.ControlID, "error", err)
-		return s.ack(msg, "AR", eventTooLarge().errs)
+		return s.refuse(msg, eventTooLarge())
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "HL7 v2 message not stored", "control_id", arch.ControlID, "error", err)
-		return s.ack(msg, "AR", []hl7v2.AckError{{Code: hl7v2.CodeInternal, Severity: hl7v2.SeverityError,
-			Message: "Erreur temporaire, renvoyez le message / Temporary error, send again"}})
+		return s.refuse(msg, temporary())
 	}
 	if !created {
 		return s.answerArchivedHL7(ctx, msg, got, hash)
@@ -244,10 +238,11 @@ func (s *Service) store(ctx context.Context, msg *hl7v2.Message, arch store.Mess
 }
 
 // archiveRejected keeps a refused message when it can be keyed, so that an
-// operator sees it, and answers code. It is kept only under a facility the
-// connection may send for: another's archive is not for it to fill.
-func (s *Service) archiveRejected(ctx context.Context, msg *hl7v2.Message, raw []byte, code string, errs []hl7v2.AckError, who connSender) []byte {
-	ack := s.ack(msg, code, errs)
+// operator sees it, and answers the refusal. It is kept only under a
+// facility the connection may send for: another's archive is not for it to
+// fill.
+func (s *Service) archiveRejected(ctx context.Context, msg *hl7v2.Message, raw []byte, rerr *hl7Reject, who connSender) []byte {
+	ack := s.refuse(msg, rerr)
 	if msg == nil || msg.Value("MSH", 1, 10, 1, 1, 1) == "" {
 		return ack
 	}
@@ -271,8 +266,8 @@ func (s *Service) answerArchivedHL7(ctx context.Context, msg *hl7v2.Message, pre
 		return prev.Response
 	}
 	s.log.WarnContext(ctx, "HL7 v2 message reuses a control id with other content", "control_id", prev.ControlID)
-	return s.ack(msg, "AE", reject("AE", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 10}, hl7v2.CodeDuplicateKey,
-		"MSH-10 déjà reçu avec un autre contenu / MSH-10 already received with other content").errs)
+	return s.refuse(msg, reject(fhir.Conflict, hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 10}, hl7v2.CodeDuplicateKey,
+		"MSH-10 déjà reçu avec un autre contenu / MSH-10 already received with other content"))
 }
 
 // hl7Key is (MSH-3, MSH-4, MSH-10), as sent.
@@ -355,7 +350,7 @@ func (s *Service) kindOf(msg *hl7v2.Message, mh *hl7v2.MSH) (string, bool, *hl7R
 	if trigger == "Z99" {
 		zbe, _ := msg.ZBE()
 		if zbe == nil || zbe.OriginalTrigger == "" {
-			return "", false, reject("AE", hl7v2.Location{Segment: "ZBE", Sequence: 1, Field: 6}, hl7v2.CodeRequiredFieldMissing,
+			return "", false, reject(fhir.Invalid, hl7v2.Location{Segment: "ZBE", Sequence: 1, Field: 6}, hl7v2.CodeRequiredFieldMissing,
 				"Une correction Z99 nomme le mouvement corrigé (ZBE-6) / A Z99 correction names the corrected trigger (ZBE-6)")
 		}
 		// A correction restates the movement it corrects.
@@ -396,22 +391,22 @@ func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess str
 	pid, err := msg.PID()
 	if err != nil || pid == nil {
 		if err != nil {
-			return ev, &hl7Reject{code: "AE", errs: hl7v2.AckErrors(err)}
+			return ev, rejectError(err)
 		}
-		return ev, reject("AE", hl7v2.Location{Segment: "PID"}, hl7v2.CodeSegmentSequence, "Segment PID absent / PID segment missing")
+		return ev, reject(fhir.Invalid, hl7v2.Location{Segment: "PID"}, hl7v2.CodeSegmentSequence, "Segment PID absent / PID segment missing")
 	}
 	pv1, err := msg.PV1()
 	if err != nil || pv1 == nil {
 		if err != nil {
-			return ev, &hl7Reject{code: "AE", errs: hl7v2.AckErrors(err)}
+			return ev, rejectError(err)
 		}
-		return ev, reject("AE", hl7v2.Location{Segment: "PV1"}, hl7v2.CodeSegmentSequence, "Segment PV1 absent / PV1 segment missing")
+		return ev, reject(fhir.Invalid, hl7v2.Location{Segment: "PV1"}, hl7v2.CodeSegmentSequence, "Segment PV1 absent / PV1 segment missing")
 	}
 	p := &ev.Patient
 	if ins, ok := pid.INS(); ok {
 		sys := urnOID(ins.AssigningAuthority)
 		if s.d.Production && IsTestINS(sys) {
-			return ev, reject("AE", hl7v2.Location{Segment: "PID", Sequence: 1, Field: 3}, hl7v2.CodeTableValue,
+			return ev, reject(errKind(errTestINS), hl7v2.Location{Segment: "PID", Sequence: 1, Field: 3}, hl7v2.CodeTableValue,
 				"INS de test ou de démonstration refusé en production / Test or demo INS refused in production")
 		}
 		t := "INS-NIR"
@@ -441,7 +436,7 @@ func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess str
 		}
 	}
 	if p.INS == nil && len(p.Identifiers) == 0 {
-		return ev, reject("AE", hl7v2.Location{Segment: "PID", Sequence: 1, Field: 3}, hl7v2.CodeRequiredFieldMissing,
+		return ev, reject(fhir.Invalid, hl7v2.Location{Segment: "PID", Sequence: 1, Field: 3}, hl7v2.CodeRequiredFieldMissing,
 			"Ni IPP ni INS (PID-3) / Neither IPP nor INS (PID-3)")
 	}
 	if n, ok := pid.Name("L"); ok {
@@ -483,7 +478,7 @@ func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess str
 
 	e := &ev.Encounter
 	if pv1.VisitNumber.ID == "" {
-		return ev, reject("AE", hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 19}, hl7v2.CodeRequiredFieldMissing,
+		return ev, reject(fhir.Invalid, hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 19}, hl7v2.CodeRequiredFieldMissing,
 			"Numéro de venue absent (PV1-19) / Visit number missing (PV1-19)")
 	}
 	e.Identifier = intake.Identifier{System: urnOID(pv1.VisitNumber.AssigningAuthority), Value: pv1.VisitNumber.ID, Type: "VN"}
@@ -542,10 +537,10 @@ func (s *Service) hl7ToEvent(msg *hl7v2.Message, mh *hl7v2.MSH, kind, finess str
 	}
 	switch err := ev.Dated(); {
 	case errors.Is(err, intake.ErrNoDischargeTime):
-		return ev, reject("AE", hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 45}, hl7v2.CodeRequiredFieldMissing,
+		return ev, reject(errKind(err), hl7v2.Location{Segment: "PV1", Sequence: 1, Field: 45}, hl7v2.CodeRequiredFieldMissing,
 			"Date de sortie absente (PV1-45) / Discharge time missing (PV1-45)")
 	case errors.Is(err, intake.ErrNoDeathTime):
-		return ev, reject("AE", hl7v2.Location{Segment: "PID", Sequence: 1, Field: 29}, hl7v2.CodeRequiredFieldMissing,
+		return ev, reject(errKind(err), hl7v2.Location{Segment: "PID", Sequence: 1, Field: 29}, hl7v2.CodeRequiredFieldMissing,
 			"Décès non daté (PID-29, PV1-45) / Death not dated (PID-29, PV1-45)")
 	}
 	if ev.Time.IsZero() {

@@ -49,7 +49,7 @@ func TestHL7Golden(t *testing.T) {
 				default:
 					ev, rerr := svc.hl7ToEvent(msg, mh, kind, finess)
 					if rerr != nil {
-						got.WriteString(rerr.code + ": " + rerr.Error() + "\n")
+						got.WriteString(rerr.code() + ": " + rerr.Error() + "\n")
 						break
 					}
 					got.WriteString("ACK AA\n")

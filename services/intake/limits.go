@@ -3,12 +3,12 @@ package intake
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/hl7v2"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
+	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // maxLetterMeta bounds a DocumentReference without its attachments' content:
@@ -64,11 +64,12 @@ func fhirLimits(ev *intake.Event, patPath, encPath string) error {
 	default:
 		expr = "Bundle"
 	}
-	return fhir.Errorf(http.StatusBadRequest, "too-long", le.Error(), le.Error(), expr)
+	return fhir.Errorf(errKind(le), "too-long", le.Error(), le.Error(), expr)
 }
 
 // hl7Limits checks ev against the intake limits and names the HL7 v2 field
-// at fault (AE: the sender corrects the message and sends it again).
+// at fault, of the same kind as over FHIR (AE: the sender corrects the
+// message and sends it again).
 func hl7Limits(ev *intake.Event) *hl7Reject {
 	var le *intake.LimitError
 	if !errors.As(ev.CheckLimits(), &le) {
@@ -114,13 +115,13 @@ func hl7Limits(ev *intake.Event) *hl7Reject {
 	default:
 		l = loc("MSH", 1, 10)
 	}
-	return reject("AE", l, hl7v2.CodeDataType, le.Error())
+	return reject(errKind(le), l, hl7v2.CodeDataType, le.Error())
 }
 
 // eventTooLarge is the HL7 v2 answer to a message whose event is larger than
-// the bus takes (store.ErrTooLarge): AR, as the same message can never be
-// accepted, with what to do about it.
+// the bus takes (store.ErrTooLarge): of its kind (AR, as the same message
+// can never be accepted, and 413 over FHIR), with what to do about it.
 func eventTooLarge() *hl7Reject {
-	return reject("AR", hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 10}, hl7v2.CodeDataType,
+	return reject(errKind(store.ErrTooLarge), hl7v2.Location{Segment: "MSH", Sequence: 1, Field: 10}, hl7v2.CodeDataType,
 		"Message trop volumineux pour être transmis aux services / Message too large to be passed on to the services")
 }

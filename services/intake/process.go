@@ -40,7 +40,7 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 	act, _ := access.ActorFrom(r.Context())
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMessage))
 	if err != nil && act.System != "" && act.FINESS != "" {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "Message trop volumineux", "Message too large"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.TooLarge, "too-costly", "Message trop volumineux", "Message too large"))
 		return
 	}
 	status, answer, err := s.Process(r.Context(), act, body)
@@ -62,7 +62,7 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request) {
 // could be read).
 func (s *Service) Process(ctx context.Context, act directory.Actor, body []byte) (status int, answer []byte, err error) {
 	if act.System == "" || act.FINESS == "" {
-		return 0, nil, fhir.Errorf(http.StatusForbidden, "forbidden",
+		return 0, nil, fhir.Errorf(fhir.Forbidden, "forbidden",
 			"Seul le système d'information d'un établissement enregistré envoie des messages",
 			"Only a registered hospital system sends messages")
 	}
@@ -71,7 +71,7 @@ func (s *Service) Process(ctx context.Context, act directory.Actor, body []byte)
 	ctx = access.WithActor(ctx, act)
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, body); err != nil {
-		return 0, nil, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error())
+		return 0, nil, fhir.Errorf(fhir.Invalid, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error())
 	}
 	msg, err := decodeMessage(body)
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Service) Process(ctx context.Context, act directory.Actor, body []byte)
 		// its own content: it does not hold the message's identity, so the
 		// sender can correct it and send it again.
 		arch.Key = rejectedKey(key, hash)
-		arch.Status, arch.Event, arch.Response, arch.ResponseCode = "rejected", "rejected", fe.OperationOutcome(), fe.Status
+		arch.Status, arch.Event, arch.Response, arch.ResponseCode = "rejected", "rejected", fe.OperationOutcome(), fhirapi.Status(fe.Kind)
 		if _, _, aerr := s.accept(ctx, arch, nil); aerr != nil {
 			s.log.ErrorContext(ctx, "refused message not archived", "error", aerr)
 		}
@@ -115,7 +115,7 @@ func (s *Service) Process(ctx context.Context, act directory.Actor, body []byte)
 	}
 	if s.d.Validator != nil {
 		if issues := s.d.Validator.ValidateBundle(body); hasErrors(issues) {
-			return reject(&fhir.Error{Status: http.StatusBadRequest, Issues: issues})
+			return reject(&fhir.Error{Kind: fhir.Invalid, Issues: issues})
 		}
 	}
 	_, kind, err := msg.header()
@@ -169,7 +169,7 @@ func hasErrors(issues []fhir.Issue) bool {
 }
 
 func forbiddenFacility(expr string) error {
-	return fhir.Errorf(http.StatusForbidden, "forbidden",
+	return fhir.Errorf(fhir.Forbidden, "forbidden",
 		"Un établissement n'envoie des messages que pour lui-même (FINESS)",
 		"A facility sends messages for itself only (FINESS)", expr)
 }
@@ -178,7 +178,7 @@ func forbiddenFacility(expr string) error {
 // the original answer; the same key with other content gets 409.
 func answerArchived(m store.Message, hash string) (int, []byte, error) {
 	if m.Hash != hash {
-		return 0, nil, fhir.Errorf(http.StatusConflict, "duplicate",
+		return 0, nil, fhir.Errorf(fhir.Conflict, "duplicate",
 			"Un autre message porte déjà cet identifiant (Bundle.identifier ou MessageHeader.id)",
 			"Another message already has this identity (Bundle.identifier or MessageHeader.id)", "Bundle.identifier")
 	}

@@ -53,7 +53,7 @@ func TestProcessInProcess(t *testing.T) {
 	body, _ = json.Marshal(bad)
 	_, _, err = r.svc.Process(ctx, form, body)
 	var fe *fhir.Error
-	if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest || len(fe.Issues) == 0 ||
+	if !errors.As(err, &fe) || fe.Kind != fhir.Invalid || len(fe.Issues) == 0 ||
 		len(fe.Issues[0].Expression) == 0 || fe.Issues[0].Expression[0] != "Bundle.entry[1].resource.identifier" {
 		t.Fatalf("no patient identifier: %v", err)
 	}
@@ -64,7 +64,7 @@ func TestProcessInProcess(t *testing.T) {
 
 	// Only a facility's system sends messages.
 	person := directory.Actor{Tenant: "demo", Practitioner: "Practitioner/coord"}
-	if _, _, err := r.svc.Process(ctx, person, body); !errors.As(err, &fe) || fe.Status != http.StatusForbidden {
+	if _, _, err := r.svc.Process(ctx, person, body); !errors.As(err, &fe) || fe.Kind != fhir.Forbidden {
 		t.Errorf("a person sent a message: %v", err)
 	}
 }

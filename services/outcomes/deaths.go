@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -62,7 +61,7 @@ func deathObservation(id, patient string, at time.Time, source, performer, note 
 func (s *Service) RecordDeath(ctx context.Context, act directory.Actor, patient string, at time.Time) (store.Resource, error) {
 	var out store.Resource
 	if at.After(s.d.Clock.Now().Add(time.Minute)) {
-		return out, fhir.Errorf(http.StatusBadRequest, "value", "La date de décès est dans le futur", "The date of death is in the future", "deceasedDateTime")
+		return out, fhir.Errorf(fhir.Invalid, "value", "La date de décès est dans le futur", "The date of death is in the future", "deceasedDateTime")
 	}
 	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, act, "Patient/"+patient); err != nil {
 		return out, err
@@ -70,7 +69,7 @@ func (s *Service) RecordDeath(ctx context.Context, act directory.Actor, patient 
 	performer := act.Reference()
 	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		if _, err := tx.Read(ctx, "Patient", patient); err != nil {
-			return fhir.Errorf(http.StatusNotFound, "not-found", "Patient inconnu : "+patient, "Unknown patient: "+patient, "patient")
+			return fhir.Errorf(fhir.NotFound, "not-found", "Patient inconnu : "+patient, "Unknown patient: "+patient, "patient")
 		}
 		b, _ := json.Marshal(deathObservation("", patient, at, "team", performer, ""))
 		res, err := tx.Create(ctx, act.Tenant, b)
@@ -149,7 +148,7 @@ type ImportError struct {
 func (s *Service) ImportRegister(ctx context.Context, tenant string, r io.Reader, month int, agent string) (ImportReport, error) {
 	rep := ImportReport{Month: month, Matched: []ImportMatch{}, Ambiguous: []ImportAmbiguity{}, Unmatched: []ImportNearMiss{}, Errors: []ImportError{}}
 	if month < 190001 || month%100 < 1 || month%100 > 12 {
-		return rep, fhir.Errorf(http.StatusBadRequest, "required", "Mois du fichier (AAAAMM) manquant ou invalide", "The file's month (YYYYMM) is missing or invalid", "month")
+		return rep, fhir.Errorf(fhir.Invalid, "required", "Mois du fichier (AAAAMM) manquant ou invalide", "The file's month (YYYYMM) is missing or invalid", "month")
 	}
 	// The file is read first and indexed by sex and birth day (a month is
 	// about 50,000 lines); the patients' records then stream past it, so
@@ -171,7 +170,7 @@ func (s *Service) ImportRegister(ctx context.Context, tenant string, r io.Reader
 		return nil
 	})
 	if err != nil {
-		return rep, fhir.Errorf(http.StatusBadRequest, "invalid", "Fichier illisible : "+err.Error(), "Unreadable file: "+err.Error())
+		return rep, fhir.Errorf(fhir.Invalid, "invalid", "Fichier illisible : "+err.Error(), "Unreadable file: "+err.Error())
 	}
 	for _, b := range bad {
 		rep.Errors = append(rep.Errors, ImportError{Line: b.Line, Message: b.Err.Error()})

@@ -41,7 +41,7 @@ func MayRead(a directory.Actor) error {
 	if a.System == "" && (a.Has(directory.RoleCoordinator) || a.Has(directory.RoleCoordinatingNurse)) {
 		return nil
 	}
-	return fhir.Errorf(http.StatusForbidden, "forbidden",
+	return fhir.Errorf(fhir.Forbidden, "forbidden",
 		"Les résultats de la CPTS sont réservés à son coordinateur et à l'IDE coordinatrice référente",
 		"The CPTS's outcomes are for its coordinator and referent coordinating nurse")
 }
@@ -69,7 +69,7 @@ func (s *Service) parse(w http.ResponseWriter, r *http.Request, needPeriod bool)
 			if v.Get("periodStart") != "" {
 				expr = "periodEnd"
 			}
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "required",
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "required",
 				"periodStart et periodEnd (AAAA-MM-JJ) sont requis", "periodStart and periodEnd (YYYY-MM-DD) are required", expr))
 			return q, false
 		}
@@ -80,7 +80,7 @@ func (s *Service) parse(w http.ResponseWriter, r *http.Request, needPeriod bool)
 			if strings.HasPrefix(err.Error(), "periodEnd") {
 				expr = "periodEnd"
 			}
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "Période invalide : "+err.Error(), "Invalid period: "+err.Error(), expr))
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "Période invalide : "+err.Error(), "Invalid period: "+err.Error(), expr))
 			return q, false
 		}
 	}
@@ -93,7 +93,7 @@ func (s *Service) parse(w http.ResponseWriter, r *http.Request, needPeriod bool)
 	if subj := v.Get("subject"); subj != "" {
 		id := strings.TrimPrefix(subj, "Patient/")
 		if strings.Contains(id, "/") || id == "" {
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "subject doit être Patient/<id>", "subject must be Patient/<id>", "subject"))
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "subject doit être Patient/<id>", "subject must be Patient/<id>", "subject"))
 			return q, false
 		}
 		if err := (access.Policy{Now: s.d.Clock.Now}).Patient(r.Context(), s.d.Store, act, "Patient/"+id); err != nil {
@@ -107,7 +107,7 @@ func (s *Service) parse(w http.ResponseWriter, r *http.Request, needPeriod bool)
 	case "true":
 		q.masked = true
 	default:
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "masked vaut true ou false", "masked is true or false", "masked"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "masked vaut true ou false", "masked is true or false", "masked"))
 		return q, false
 	}
 	q.params = p
@@ -117,7 +117,7 @@ func (s *Service) parse(w http.ResponseWriter, r *http.Request, needPeriod bool)
 func (s *Service) evaluateMeasure(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, ok := outcome.Lookup(id); !ok {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusNotFound, "not-found", "Mesure inconnue : "+id, "Unknown measure: "+id))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.NotFound, "not-found", "Mesure inconnue : "+id, "Unknown measure: "+id))
 		return
 	}
 	q, ok := s.parse(w, r, true)
@@ -133,12 +133,12 @@ func (s *Service) evaluateMeasure(w http.ResponseWriter, r *http.Request) {
 		}
 	case "summary", "subject-list", "individual":
 	default:
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "reportType vaut summary, subject-list ou individual",
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "reportType vaut summary, subject-list ou individual",
 			"reportType is summary, subject-list or individual", "reportType"))
 		return
 	}
 	if typ == "subject-list" && q.masked {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "Une liste de patients ne sort pas masquée de la CPTS",
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "Une liste de patients ne sort pas masquée de la CPTS",
 			"A subject list does not leave the CPTS masked", "reportType"))
 		return
 	}
@@ -236,7 +236,7 @@ func (s *Service) outcomesCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if q.masked {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "not-supported",
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "not-supported",
 			"Un export ligne à ligne est pseudonymisé, pas masqué : pour l'extérieur, utilisez measure-reports ou aci.csv avec masked=true",
 			"A row-per-episode export is pseudonymous, not masked: for outside use, take measure-reports or aci.csv with masked=true", "masked"))
 		return
@@ -281,7 +281,7 @@ func (s *Service) curveParams(w http.ResponseWriter, r *http.Request) (query, []
 		kind = outcome.CurveReadmission
 	case outcome.CurveReadmission, outcome.CurveSurvival:
 	default:
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "kind vaut readmission-free ou survival", "kind is readmission-free or survival", "kind"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "kind vaut readmission-free ou survival", "kind is readmission-free or survival", "kind"))
 		return q, nil, "", false
 	}
 	by := v.Get("by")
@@ -291,7 +291,7 @@ func (s *Service) curveParams(w http.ResponseWriter, r *http.Request) (query, []
 			known = known || st == by
 		}
 		if !known {
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "by : "+strings.Join(outcome.Stratifiers, ", "), "by: "+strings.Join(outcome.Stratifiers, ", "), "by"))
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "by : "+strings.Join(outcome.Stratifiers, ", "), "by: "+strings.Join(outcome.Stratifiers, ", "), "by"))
 			return q, nil, "", false
 		}
 	}
@@ -299,7 +299,7 @@ func (s *Service) curveParams(w http.ResponseWriter, r *http.Request) (query, []
 	if h := v.Get("horizon"); h != "" {
 		n, err := strconv.Atoi(h)
 		if err != nil || n < 7 || n > 3650 {
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "horizon : de 7 à 3650 jours", "horizon: 7 to 3650 days", "horizon"))
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "horizon : de 7 à 3650 jours", "horizon: 7 to 3650 days", "horizon"))
 			return q, nil, "", false
 		}
 		horizon = n
@@ -374,7 +374,7 @@ func (s *Service) aciCSV(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	year, err := strconv.Atoi(v.Get("year"))
 	if err != nil || year < 2000 || year > 2100 {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "year (AAAA) est requis", "year (YYYY) is required", "year"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "year (AAAA) est requis", "year (YYYY) is required", "year"))
 		return
 	}
 	qs := r.URL.Query()
@@ -412,13 +412,13 @@ func (s *Service) postDeath(w http.ResponseWriter, r *http.Request) {
 		Deceased string `json:"deceasedDateTime"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&in); err != nil {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "structure", "Corps JSON attendu : {patient, deceasedDateTime}",
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "structure", "Corps JSON attendu : {patient, deceasedDateTime}",
 			"Expected a JSON body: {patient, deceasedDateTime}"))
 		return
 	}
 	id := strings.TrimPrefix(in.Patient, "Patient/")
 	if id == "" || strings.Contains(id, "/") {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "required", "patient : Patient/<id>", "patient: Patient/<id>", "patient"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "required", "patient : Patient/<id>", "patient: Patient/<id>", "patient"))
 		return
 	}
 	at := parseTime(in.Deceased)
@@ -428,7 +428,7 @@ func (s *Service) postDeath(w http.ResponseWriter, r *http.Request) {
 		at = (d + 1).Start().Add(-time.Second).UTC()
 	}
 	if at.IsZero() {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "value", "deceasedDateTime : une date (AAAA-MM-JJ) ou une date et heure",
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "value", "deceasedDateTime : une date (AAAA-MM-JJ) ou une date et heure",
 			"deceasedDateTime: a date (YYYY-MM-DD) or a date-time", "deceasedDateTime"))
 		return
 	}
@@ -453,7 +453,7 @@ func (s *Service) postDeath(w http.ResponseWriter, r *http.Request) {
 func (s *Service) postRegister(w http.ResponseWriter, r *http.Request) {
 	act, _ := access.ActorFrom(r.Context())
 	if !act.Has(directory.RoleCoordinator) || act.System != "" {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusForbidden, "forbidden", "L'import du fichier des décès est réservé au coordinateur",
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Forbidden, "forbidden", "L'import du fichier des décès est réservé au coordinateur",
 			"Importing the register of deaths is for the coordinator"))
 		return
 	}
@@ -462,7 +462,7 @@ func (s *Service) postRegister(w http.ResponseWriter, r *http.Request) {
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
 		f, h, err := r.FormFile("file")
 		if err != nil {
-			fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "required", "Champ file manquant", "Missing file field", "file"))
+			fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "required", "Champ file manquant", "Missing file field", "file"))
 			return
 		}
 		defer f.Close()

@@ -564,7 +564,7 @@ func TestFormerMemberRecordsNoDeath(t *testing.T) {
 	}
 	before := count()
 	_, err := r.svc.RecordDeath(context.Background(), former, "p1", r.clk.Now().Add(-time.Hour))
-	if fe := fhir.FromError(err); err == nil || fe.Status != http.StatusForbidden {
+	if fe := fhir.FromError(err); err == nil || fe.Kind != fhir.Forbidden {
 		t.Fatalf("former member records a death: %v, want 403", err)
 	}
 	if n := count(); n != before {

@@ -182,7 +182,7 @@ func tooLarge(w http.ResponseWriter, r *http.Request, size int64) {
 	fr := fmt.Sprintf("Corps de la requête trop volumineux (au plus %d octets)", size)
 	en := fmt.Sprintf("Request body too large (at most %d bytes)", size)
 	if strings.HasPrefix(r.URL.Path, "/fhir/") {
-		fhirapi.WriteError(w, r, nil, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", fr, en))
+		fhirapi.WriteError(w, r, nil, fhir.Errorf(fhir.TooLarge, "too-costly", fr, en))
 		return
 	}
 	http.Error(w, fr+" / "+en, http.StatusRequestEntityTooLarge)

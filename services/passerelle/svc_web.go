@@ -11,6 +11,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	measure "github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/services/intake"
 	"github.com/passerelle-sante/passerelle/services/outcomes"
@@ -52,14 +53,14 @@ type wardForm struct{ in *intake.Service }
 func (w wardForm) ProcessMessage(ctx context.Context, a directory.Actor, bundle []byte) ([]byte, error) {
 	finess := senderFINESS(bundle)
 	if finess == "" {
-		return nil, fhir.Errorf(http.StatusBadRequest, "required", "L'établissement (FINESS) est obligatoire", "The facility (FINESS) is required",
+		return nil, fhir.Errorf(fhir.Invalid, "required", "L'établissement (FINESS) est obligatoire", "The facility (FINESS) is required",
 			"Bundle.entry[0].resource.sender.identifier")
 	}
 	sys := directory.Actor{Tenant: a.Tenant, System: "web-form", FINESS: finess, Device: a.Reference(), Roles: a.Roles, Practitioner: a.Practitioner}
 	status, answer, err := w.in.Process(ctx, sys, bundle)
 	if err != nil {
 		fe := fhir.FromError(err)
-		status, answer = fe.Status, fe.OperationOutcome()
+		status, answer = fhirapi.Status(fe.Kind), fe.OperationOutcome()
 	}
 	if status != http.StatusOK {
 		return nil, formError(status, answer, err)
@@ -68,7 +69,8 @@ func (w wardForm) ProcessMessage(ctx context.Context, a directory.Actor, bundle 
 }
 
 // formError is the error the form shows for an answer other than 200: the
-// first issue of the OperationOutcome, where it is. cause, when there is
+// first issue of the OperationOutcome, where it is, of the kind the status
+// says. cause, when there is
 // one, is kept for the log.
 func formError(status int, outcome []byte, cause error) error {
 	var oo struct {
@@ -83,7 +85,7 @@ func formError(status int, outcome []byte, cause error) error {
 	if len(oo.Issue) > 0 {
 		msg, expr = oo.Issue[0].Diagnostics, oo.Issue[0].Expression
 	}
-	fe := fhir.Errorf(status, "invalid", msg, msg, expr...)
+	fe := fhir.Errorf(fhirapi.KindOf(status), "invalid", msg, msg, expr...)
 	fe.Err = cause
 	return fe
 }

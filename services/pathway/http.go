@@ -40,21 +40,21 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 2<<20))
 	if err != nil {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "Modèle trop volumineux", "Template too large"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.TooLarge, "too-costly", "Modèle trop volumineux", "Template too large"))
 		return
 	}
 	m, err := decodeObj(body)
 	if err != nil {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error()))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error()))
 		return
 	}
 	if m["resourceType"] != "PlanDefinition" {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "invalid", "resourceType doit être PlanDefinition", "resourceType must be PlanDefinition", "resourceType"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "invalid", "resourceType doit être PlanDefinition", "resourceType must be PlanDefinition", "resourceType"))
 		return
 	}
 	id := r.PathValue("id")
 	if id != "" && str(m, "id") != id {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "invalid", "L'id de la ressource doit être celui de l'URL", "The resource id must match the URL", "PlanDefinition.id"))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "invalid", "L'id de la ressource doit être celui de l'URL", "The resource id must match the URL", "PlanDefinition.id"))
 		return
 	}
 	ctx := r.Context()
@@ -86,7 +86,7 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 				}
 				next = cur.Version + 1
 				if old, _ := decodeObj(cur.Body); old != nil && url != "" && str(old, "url") != url {
-					return fhir.Errorf(http.StatusBadRequest, "invalid", "L'url d'un modèle ne change pas d'une version à l'autre",
+					return fhir.Errorf(fhir.Invalid, "invalid", "L'url d'un modèle ne change pas d'une version à l'autre",
 						"A template's url does not change between versions", "PlanDefinition.url")
 				}
 			case errors.Is(err, store.ErrNotFound):
@@ -140,7 +140,7 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 
 // invalidTemplate is the 400 answer: every issue with its FHIRPath.
 func invalidTemplate(issues []templateIssue) error {
-	e := &fhir.Error{Status: http.StatusBadRequest}
+	e := &fhir.Error{Kind: fhir.Invalid}
 	for _, i := range issues {
 		code := i.Code
 		if code == "" {

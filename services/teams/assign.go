@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -760,14 +759,14 @@ func (s *Service) escalateTimer(ctx context.Context, tx store.Tx, tm store.Timer
 // updates the team and starts the acceptance deadline.
 func (s *Service) Reassign(ctx context.Context, a directory.Actor, taskID, to string) error {
 	if !a.Has(directory.RoleCoordinator) && !a.Has(directory.RoleCoordinatingNurse) {
-		return fhir.Errorf(http.StatusForbidden, "forbidden", "Seule la coordination réattribue une tâche", "Only the coordination reassigns a task")
+		return fhir.Errorf(fhir.Forbidden, "forbidden", "Seule la coordination réattribue une tâche", "Only the coordination reassigns a task")
 	}
 	m, ok, err := s.member(ctx, a.Tenant, to)
 	if err != nil {
 		return err
 	}
 	if !ok || !m.Active {
-		return fhir.Errorf(http.StatusBadRequest, "invalid", "Ce professionnel n'est pas membre actif de l'annuaire : "+to,
+		return fhir.Errorf(fhir.Invalid, "invalid", "Ce professionnel n'est pas membre actif de l'annuaire : "+to,
 			"Not an active member of the directory: "+to, "Task.owner")
 	}
 	return s.d.Store.Tx(ctx, func(tx store.Tx) error {
@@ -780,11 +779,11 @@ func (s *Service) Reassign(ctx context.Context, a directory.Actor, taskID, to st
 		}
 		st := str(r.m, "status")
 		if finalStatus[st] || st == "on-hold" {
-			return fhir.Errorf(http.StatusConflict, "business-rule", "Une tâche "+st+" ne se réattribue pas", "A "+st+" task cannot be reassigned")
+			return fhir.Errorf(fhir.Conflict, "business-rule", "Une tâche "+st+" ne se réattribue pas", "A "+st+" task cannot be reassigned")
 		}
 		role := firstCode(r.m["performerType"], directory.SystemTeamRole)
 		if role != "" && role != m.Code && m.Code != directory.RoleCoordinatingNurse && m.Code != directory.RoleCoordinator {
-			return fhir.Errorf(http.StatusBadRequest, "invalid", "Cette tâche demande le rôle "+role+", pas "+m.Code,
+			return fhir.Errorf(fhir.Invalid, "invalid", "Cette tâche demande le rôle "+role+", pas "+m.Code,
 				"This task needs the role "+role+", not "+m.Code, "Task.owner")
 		}
 		owner := ref(m.Ref())

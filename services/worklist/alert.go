@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -442,7 +441,7 @@ func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r pathwa
 func (s *Service) Acknowledge(ctx context.Context, a directory.Actor, flagID string) error {
 	f, err := readObj(ctx, s.d.Store, "Flag", flagID)
 	if err != nil || f.res.Tenant != a.Tenant {
-		return fhir.Errorf(http.StatusNotFound, "not-found", "Alerte inconnue : "+flagID, "Unknown alert: "+flagID)
+		return fhir.Errorf(fhir.NotFound, "not-found", "Alerte inconnue : "+flagID, "Unknown alert: "+flagID)
 	}
 	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, str(f.m, "subject", "reference")); err != nil {
 		return err
@@ -483,7 +482,7 @@ func (s *Service) acknowledge(ctx context.Context, tx store.Tx, tenant, flagID, 
 				at = str(xo, "valueDateTime")
 			}
 		}
-		return fhir.Errorf(http.StatusConflict, "business-rule", "Alerte déjà prise en compte ("+by+", "+at+")",
+		return fhir.Errorf(fhir.Conflict, "business-rule", "Alerte déjà prise en compte ("+by+", "+at+")",
 			"Alert already acknowledged ("+by+", "+at+")", "Flag.status")
 	}
 	now := s.d.Clock.Now()

@@ -13,9 +13,11 @@
 //	func (s *Service) Acknowledge(ctx context.Context, a directory.Actor, flagID string) error
 //	func (s *Service) Review(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error)
 //
-// Errors are *fhir.Error (an OperationOutcome with its HTTP status and the
-// expression of the element at fault): 400 invalid input, 403 not allowed,
-// 404 unknown, 409 not possible in the current state, 412 a stale version.
+// Errors are *fhir.Error (a kind, and an OperationOutcome with the
+// expression of the element at fault); the HTTP edge answers the kind's
+// status (docs/architecture.md, "Errors"): 400 invalid input, 403 not
+// allowed, 404 unknown, 409 not possible in the current state, 412 a stale
+// version.
 //
 // # Task state machine
 //

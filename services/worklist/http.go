@@ -35,7 +35,7 @@ func actorOf(r *http.Request) directory.Actor {
 func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
-		return nil, fhir.Errorf(http.StatusRequestEntityTooLarge, "too-costly", "Corps trop volumineux", "Body too large")
+		return nil, fhir.Errorf(fhir.TooLarge, "too-costly", "Corps trop volumineux", "Body too large")
 	}
 	return b, nil
 }
@@ -70,7 +70,7 @@ func (s *Service) putTask(w http.ResponseWriter, r *http.Request) {
 	}
 	m, err := decodeObj(body)
 	if err != nil {
-		fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error()))
+		fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "structure", "JSON mal formé : "+err.Error(), "Malformed JSON: "+err.Error()))
 		return
 	}
 	switch {
@@ -79,7 +79,7 @@ func (s *Service) putTask(w http.ResponseWriter, r *http.Request) {
 	case str(m, "id") != id:
 		err = invalid("L'id de la ressource doit être celui de l'URL", "The resource id must match the URL", "Task.id")
 	case str(m, "status") == "":
-		err = fhir.Errorf(http.StatusBadRequest, "required", "status manquant", "status is missing", "Task.status")
+		err = fhir.Errorf(fhir.Invalid, "required", "status manquant", "status is missing", "Task.status")
 	}
 	if err != nil {
 		fhirapi.WriteError(w, r, s.log, err)
@@ -91,7 +91,7 @@ func (s *Service) putTask(w http.ResponseWriter, r *http.Request) {
 		if _, mine := ownerRole(a, str(cur.m, "owner", "reference")); mine {
 			for _, k := range fixed {
 				if v, ok := m[k]; ok && !sameJSON(v, cur.m[k]) {
-					fhirapi.WriteError(w, r, s.log, fhir.Errorf(http.StatusBadRequest, "business-rule",
+					fhirapi.WriteError(w, r, s.log, fhir.Errorf(fhir.Invalid, "business-rule",
 						"Task."+k+" ne change pas par ce moyen", "Task."+k+" is not changed this way", "Task."+k))
 					return
 				}

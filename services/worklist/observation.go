@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"strings"
 	"time"
 
@@ -70,7 +69,7 @@ func vitalSigns() []any {
 
 // invalid is a 400 naming the element at fault.
 func invalid(fr, en string, expr ...string) error {
-	return fhir.Errorf(http.StatusBadRequest, "invalid", fr, en, expr...)
+	return fhir.Errorf(fhir.Invalid, "invalid", fr, en, expr...)
 }
 
 // ParseObservation checks a measurement as a client sends it and returns
@@ -83,7 +82,7 @@ func invalid(fr, en string, expr ...string) error {
 func ParseObservation(body []byte, now time.Time) (obj, error) {
 	var m obj
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
-		return nil, fhir.Errorf(http.StatusBadRequest, "structure", "Une Observation est un objet JSON", "An Observation is a JSON object")
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "Une Observation est un objet JSON", "An Observation is a JSON object")
 	}
 	if m["resourceType"] != "Observation" {
 		return nil, invalid("resourceType doit être Observation", "resourceType must be Observation", "resourceType")
@@ -357,12 +356,12 @@ func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
 	case v.Systolic != nil:
 		out = append(out, built{FieldSystolic, quantity(LOINCSystolic, *v.Systolic)})
 	case v.Diastolic != nil:
-		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Pression diastolique sans systolique", "Diastolic pressure without a systolic", FieldSystolic)
+		return nil, fhir.Errorf(fhir.Invalid, "required", "Pression diastolique sans systolique", "Diastolic pressure without a systolic", FieldSystolic)
 	}
 	if v.NYHA != "" {
 		sn, ok := nyhaClasses[strings.ToUpper(strings.TrimSpace(v.NYHA))]
 		if !ok {
-			return nil, fhir.Errorf(http.StatusBadRequest, "value", "Classe NYHA : I, II, III ou IV", "NYHA class: I, II, III or IV", FieldNYHA, "Observation.valueCodeableConcept")
+			return nil, fhir.Errorf(fhir.Invalid, "value", "Classe NYHA : I, II, III ou IV", "NYHA class: I, II, III or IV", FieldNYHA, "Observation.valueCodeableConcept")
 		}
 		m := base(obj{"system": SystemLOINC, "code": LOINCNYHA, "display": "NYHA class"})
 		m["valueCodeableConcept"] = codeable(SystemSNOMED, sn, "NYHA "+strings.ToUpper(strings.TrimSpace(v.NYHA)))
@@ -374,7 +373,7 @@ func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
 		}
 		sv, ok := symptomValues[s.val]
 		if !ok {
-			return nil, fhir.Errorf(http.StatusBadRequest, "value", "Valeur attendue : absent, present, mild, moderate ou severe",
+			return nil, fhir.Errorf(fhir.Invalid, "value", "Valeur attendue : absent, present, mild, moderate ou severe",
 				"Expected value: absent, present, mild, moderate or severe", s.field, "Observation.valueCodeableConcept")
 		}
 		m := base(obj{"system": SystemSNOMED, "code": s.code, "display": symptomCodes[s.code]})
@@ -414,7 +413,7 @@ func performerOf(a directory.Actor, owner string) (string, error) {
 		return "PractitionerRole/" + r, nil
 	}
 	if len(a.Roles) == 0 {
-		return "", fhir.Errorf(http.StatusForbidden, "forbidden", "Seul un professionnel de l'annuaire enregistre des mesures", "Only a professional of the directory records measurements")
+		return "", fhir.Errorf(fhir.Forbidden, "forbidden", "Seul un professionnel de l'annuaire enregistre des mesures", "Only a professional of the directory records measurements")
 	}
 	for _, r := range a.Roles {
 		switch r.Code {
@@ -463,7 +462,7 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 		}
 	}
 	if v.Patient == "" || v.Patient == "Patient/" {
-		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Patient manquant", "Patient missing", "patient")
+		return nil, fhir.Errorf(fhir.Invalid, "required", "Patient manquant", "Patient missing", "patient")
 	}
 	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, v.Patient); err != nil {
 		return nil, err
@@ -481,7 +480,7 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 		return nil, err
 	}
 	if len(obs) == 0 && strings.TrimSpace(v.Symptoms) == "" && strings.TrimSpace(v.Note) == "" {
-		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Rien à enregistrer : saisissez au moins une mesure ou une note", "Nothing to record: enter at least one measurement or a note", FieldWeight)
+		return nil, fhir.Errorf(fhir.Invalid, "required", "Rien à enregistrer : saisissez au moins une mesure ou une note", "Nothing to record: enter at least one measurement or a note", FieldWeight)
 	}
 	alerts, err := s.visitAlerts(ctx, a.Tenant, v.Patient, obs, now)
 	if err != nil {
@@ -532,13 +531,13 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string, complete bool) (resource, error) {
 	t, err := readObj(ctx, s.d.Store, "Task", id)
 	if err != nil || t.res.Tenant != a.Tenant {
-		return resource{}, fhir.Errorf(http.StatusNotFound, "not-found", "Tâche inconnue : "+id, "Unknown task: "+id, "task")
+		return resource{}, fhir.Errorf(fhir.NotFound, "not-found", "Tâche inconnue : "+id, "Unknown task: "+id, "task")
 	}
 	if _, ok := ownerRole(a, str(t.m, "owner", "reference")); !ok {
-		return resource{}, fhir.Errorf(http.StatusForbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "task")
+		return resource{}, fhir.Errorf(fhir.Forbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "task")
 	}
 	if st := str(t.m, "status"); st != "accepted" && st != "in-progress" && (!complete || st != "requested") {
-		return resource{}, fhir.Errorf(http.StatusConflict, "business-rule",
+		return resource{}, fhir.Errorf(fhir.Conflict, "business-rule",
 			"Une visite s'enregistre sur une tâche acceptée ou en cours, pas au statut "+st,
 			"A visit is recorded on an accepted or in-progress task, not one with status "+st, "task")
 	}
@@ -553,7 +552,7 @@ func (s *Service) addOutputs(ctx context.Context, tx store.Tx, id string, versio
 		return store.Resource{}, err
 	}
 	if t.res.Version != version {
-		return store.Resource{}, fhir.Errorf(http.StatusConflict, "conflict", "La tâche a changé pendant l'enregistrement : réessayez", "The task changed meanwhile: try again", "task")
+		return store.Resource{}, fhir.Errorf(fhir.Conflict, "conflict", "La tâche a changé pendant l'enregistrement : réessayez", "The task changed meanwhile: try again", "task")
 	}
 	t.m["output"] = append(list(t.m["output"]), outputs...)
 	t.m["lastModified"] = formatTime(now)

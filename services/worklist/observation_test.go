@@ -58,7 +58,7 @@ func TestParseObservation(t *testing.T) {
 				return
 			}
 			var fe *fhir.Error
-			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest {
+			if !errors.As(err, &fe) || fe.Kind != fhir.Invalid {
 				t.Fatalf("err %v, want a 400", err)
 			}
 			if got := fe.Issues[0].Expression; len(got) == 0 || got[0] != c.expr {
@@ -84,7 +84,7 @@ func FuzzParseObservation(f *testing.F) {
 		m, err := worklist.ParseObservation(body, now)
 		if err != nil {
 			var fe *fhir.Error
-			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest || len(fe.Issues) == 0 {
+			if !errors.As(err, &fe) || fe.Kind != fhir.Invalid || len(fe.Issues) == 0 {
 				t.Fatalf("error is not a 400 OperationOutcome: %v", err)
 			}
 			return
@@ -186,7 +186,7 @@ func TestRecordVisit(t *testing.T) {
 			c.v.TaskID = first
 			_, err := r.svc.RecordVisit(r.ctx, nurse, c.v)
 			var fe *fhir.Error
-			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest {
+			if !errors.As(err, &fe) || fe.Kind != fhir.Invalid {
 				t.Fatalf("err %v, want 400", err)
 			}
 			if !reflect.DeepEqual(fe.Issues[0].Expression, c.exprs) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
@@ -96,7 +95,7 @@ func (s *Service) Transition(ctx context.Context, a directory.Actor, taskID stri
 // note, accepting and starting it first when needed (Move with Decision).
 func (s *Service) Review(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, decision, note string) (store.Resource, error) {
 	if decision == "" {
-		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "required", "Choisissez la décision", "Choose the decision", "decision")
+		return store.Resource{}, fhir.Errorf(fhir.Invalid, "required", "Choisissez la décision", "Choose the decision", "decision")
 	}
 	return s.Move(ctx, a, taskID, ifMatch, Move{Action: ActionComplete, Decision: decision, Note: note})
 }
@@ -109,26 +108,26 @@ func (s *Service) Review(ctx context.Context, a directory.Actor, taskID string, 
 func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, ifMatch int64, m Move) (store.Resource, error) {
 	tr, ok := transitions[m.Action]
 	if !ok && m.To == "" {
-		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "value",
+		return store.Resource{}, fhir.Errorf(fhir.Invalid, "value",
 			"Action inconnue : "+m.Action+" (accept, decline, start, complete, fail)",
 			"Unknown action: "+m.Action+" (accept, decline, start, complete, fail)", "action")
 	}
 	m.Reason = strings.TrimSpace(m.Reason)
 	if m.Action == ActionDecline && m.Reason == "" {
-		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "required", "Un refus doit être motivé", "A decline needs a reason", "Task.statusReason.text")
+		return store.Resource{}, fhir.Errorf(fhir.Invalid, "required", "Un refus doit être motivé", "A decline needs a reason", "Task.statusReason.text")
 	}
 	if m.BusinessStatus != "" {
 		if _, ok := businessStatuses[m.BusinessStatus]; !ok || (m.Action != "" && m.Action != ActionComplete) {
-			return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "value",
+			return store.Resource{}, fhir.Errorf(fhir.Invalid, "value",
 				"Statut métier non accepté : "+m.BusinessStatus, "Business status not accepted: "+m.BusinessStatus, "Task.businessStatus")
 		}
 	}
 	m.Note = strings.TrimSpace(m.Note)
 	if _, ok := ReviewDecisions[m.Decision]; m.Decision != "" && !ok {
-		return store.Resource{}, fhir.Errorf(http.StatusBadRequest, "value", "Décision inconnue : "+m.Decision, "Unknown decision: "+m.Decision, "decision")
+		return store.Resource{}, fhir.Errorf(fhir.Invalid, "value", "Décision inconnue : "+m.Decision, "Unknown decision: "+m.Decision, "decision")
 	}
 	if a.System != "" {
-		return store.Resource{}, fhir.Errorf(http.StatusForbidden, "forbidden", "Un système hospitalier ne fait pas avancer les tâches", "A hospital system does not move tasks")
+		return store.Resource{}, fhir.Errorf(fhir.Forbidden, "forbidden", "Un système hospitalier ne fait pas avancer les tâches", "A hospital system does not move tasks")
 	}
 	// Owning the task is not enough: its owner moves it only while in care
 	// relationship with the patient (an open task of a running episode,
@@ -148,19 +147,19 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 		t, err := readObj(ctx, tx, "Task", taskID)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
-				return fhir.Errorf(http.StatusNotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
+				return fhir.Errorf(fhir.NotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
 			}
 			return err
 		}
 		if t.res.Tenant != a.Tenant {
-			return fhir.Errorf(http.StatusNotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
+			return fhir.Errorf(fhir.NotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
 		}
 		role, ok := ownerRole(a, str(t.m, "owner", "reference"))
 		if !ok {
-			return fhir.Errorf(http.StatusForbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "Task.owner")
+			return fhir.Errorf(fhir.Forbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "Task.owner")
 		}
 		if ifMatch > 0 && ifMatch != t.res.Version {
-			return fhir.Errorf(http.StatusPreconditionFailed, "conflict",
+			return fhir.Errorf(fhir.Stale, "conflict",
 				fmt.Sprintf("La tâche a changé (version %d, vous aviez la version %d) : rechargez-la", t.res.Version, ifMatch),
 				fmt.Sprintf("The task has changed (version %d, you had version %d): reload it", t.res.Version, ifMatch), "If-Match")
 		}
@@ -168,16 +167,16 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 		if m.Action == "" {
 			m.Action = actionFor(cur, m.To)
 			if m.Action == "" {
-				return fhir.Errorf(http.StatusConflict, "business-rule",
+				return fhir.Errorf(fhir.Conflict, "business-rule",
 					fmt.Sprintf("Passage de %s à %s impossible", cur, m.To),
 					fmt.Sprintf("A task cannot go from %s to %s", cur, m.To), "Task.status")
 			}
 			tr = transitions[m.Action]
 			if m.Action == ActionDecline && m.Reason == "" {
-				return fhir.Errorf(http.StatusBadRequest, "required", "Un refus doit être motivé", "A decline needs a reason", "Task.statusReason.text")
+				return fhir.Errorf(fhir.Invalid, "required", "Un refus doit être motivé", "A decline needs a reason", "Task.statusReason.text")
 			}
 			if m.BusinessStatus != "" && m.Action != ActionComplete && firstCode(t.m["businessStatus"], SystemBusinessStatus) != m.BusinessStatus {
-				return fhir.Errorf(http.StatusBadRequest, "value", "Un statut métier accompagne la fin d'une tâche (completed)",
+				return fhir.Errorf(fhir.Invalid, "value", "Un statut métier accompagne la fin d'une tâche (completed)",
 					"A business status comes with a task's completion (completed)", "Task.businessStatus")
 			}
 		}
@@ -191,13 +190,13 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 		}
 		review := m.Decision != "" && m.Action == ActionComplete && firstCode(t.m["code"], SystemAction) == CodeAlertReview
 		if m.Decision != "" && !review {
-			return fhir.Errorf(http.StatusBadRequest, "value", "Une décision termine la revue d'une alerte", "A decision completes an alert's review", "decision")
+			return fhir.Errorf(fhir.Invalid, "value", "Une décision termine la revue d'une alerte", "A decision completes an alert's review", "decision")
 		}
 		if review && (cur == "requested" || cur == "accepted") {
 			cur = tr.from // one tap: accepted and started with the decision
 		}
 		if cur != tr.from {
-			return fhir.Errorf(http.StatusConflict, "business-rule",
+			return fhir.Errorf(fhir.Conflict, "business-rule",
 				fmt.Sprintf("Action %s impossible sur une tâche au statut %s", m.Action, cur),
 				fmt.Sprintf("Action %s is not allowed on a task with status %s", m.Action, cur), "Task.status")
 		}

@@ -145,23 +145,23 @@ func TestTransitionGo(t *testing.T) {
 	cases := []struct {
 		from   []string // actions to reach the status
 		action string
-		want   int // 0: allowed
+		want   fhir.Kind // "": allowed
 	}{
-		{nil, worklist.ActionAccept, 0},
-		{nil, worklist.ActionDecline, 0},
-		{nil, worklist.ActionStart, http.StatusConflict},
-		{nil, worklist.ActionComplete, http.StatusConflict},
-		{nil, worklist.ActionFail, http.StatusConflict},
-		{[]string{"accept"}, worklist.ActionStart, 0},
-		{[]string{"accept"}, worklist.ActionAccept, http.StatusConflict},
-		{[]string{"accept"}, worklist.ActionComplete, http.StatusConflict},
-		{[]string{"accept"}, worklist.ActionDecline, http.StatusConflict},
-		{[]string{"accept", "start"}, worklist.ActionComplete, 0},
-		{[]string{"accept", "start"}, worklist.ActionFail, 0},
-		{[]string{"accept", "start"}, worklist.ActionAccept, http.StatusConflict},
-		{[]string{"accept", "start", "complete"}, worklist.ActionFail, http.StatusConflict},
-		{[]string{"decline"}, worklist.ActionAccept, http.StatusConflict},
-		{nil, "reopen", http.StatusBadRequest},
+		{nil, worklist.ActionAccept, ""},
+		{nil, worklist.ActionDecline, ""},
+		{nil, worklist.ActionStart, fhir.Conflict},
+		{nil, worklist.ActionComplete, fhir.Conflict},
+		{nil, worklist.ActionFail, fhir.Conflict},
+		{[]string{"accept"}, worklist.ActionStart, ""},
+		{[]string{"accept"}, worklist.ActionAccept, fhir.Conflict},
+		{[]string{"accept"}, worklist.ActionComplete, fhir.Conflict},
+		{[]string{"accept"}, worklist.ActionDecline, fhir.Conflict},
+		{[]string{"accept", "start"}, worklist.ActionComplete, ""},
+		{[]string{"accept", "start"}, worklist.ActionFail, ""},
+		{[]string{"accept", "start"}, worklist.ActionAccept, fhir.Conflict},
+		{[]string{"accept", "start", "complete"}, worklist.ActionFail, fhir.Conflict},
+		{[]string{"decline"}, worklist.ActionAccept, fhir.Conflict},
+		{nil, "reopen", fhir.Invalid},
 	}
 	var tasks []map[string]any
 	for len(tasks) < len(cases) {
@@ -182,7 +182,7 @@ func TestTransitionGo(t *testing.T) {
 				}
 			}
 			res, err := r.svc.Transition(r.ctx, nurse, id, 0, c.action, "motif")
-			if c.want == 0 {
+			if c.want == "" {
 				if err != nil {
 					t.Fatalf("want allowed: %v", err)
 				}
@@ -192,8 +192,8 @@ func TestTransitionGo(t *testing.T) {
 				return
 			}
 			var fe *fhir.Error
-			if !errors.As(err, &fe) || fe.Status != c.want {
-				t.Fatalf("err %v, want status %d", err, c.want)
+			if !errors.As(err, &fe) || fe.Kind != c.want {
+				t.Fatalf("err %v, want %s", err, c.want)
 			}
 		})
 	}
@@ -247,7 +247,7 @@ func TestOwnerOutsideTheCareMovesNothing(t *testing.T) {
 	_, before := r.read("Task", id)
 	_, err := r.svc.Transition(r.ctx, nurse, id, 0, worklist.ActionStart, "")
 	var fe *fhir.Error
-	if !errors.As(err, &fe) || fe.Status != http.StatusForbidden {
+	if !errors.As(err, &fe) || fe.Kind != fhir.Forbidden {
 		t.Fatalf("start after the episode finished: %v, want 403", err)
 	}
 	if _, after := r.read("Task", id); after != before {

@@ -2,7 +2,6 @@ package worklist
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"time"
 
@@ -43,7 +42,7 @@ func hasVisit(t obj) bool {
 // visit never done must not count as one. The reason field is where the
 // page asks for the motive.
 func errNoVisit() error {
-	return fhir.Errorf(http.StatusBadRequest, "required",
+	return fhir.Errorf(fhir.Invalid, "required",
 		"Une visite se termine en enregistrant la visite ; sinon indiquez le motif (patient absent, hospitalisé, refus)",
 		"A visit is completed by recording it; otherwise give the reason (patient absent, in hospital, refused)", "reason")
 }

@@ -2,7 +2,6 @@ package worklist_test
 
 import (
 	"errors"
-	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -94,7 +93,7 @@ func TestRecordVisitCompletes(t *testing.T) {
 	}
 	_, err = r.svc.Transition(r.ctx, nurse, visits[1], 0, "complete", "")
 	var fe *fhir.Error
-	if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest || !reflect.DeepEqual(fe.Issues[0].Expression, []string{"reason"}) {
+	if !errors.As(err, &fe) || fe.Kind != fhir.Invalid || !reflect.DeepEqual(fe.Issues[0].Expression, []string{"reason"}) {
 		t.Fatalf("complete without visit: %v, want 400 at reason", err)
 	}
 	if _, err := r.svc.Transition(r.ctx, nurse, visits[1], 0, "complete", "Patient absent"); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -491,7 +490,7 @@ func (ps *patients) load(ctx context.Context, refs []string) error {
 
 func isForbidden(err error) bool {
 	var fe *fhir.Error
-	return errors.As(err, &fe) && (fe.Status == http.StatusForbidden || fe.Status == http.StatusNotFound)
+	return errors.As(err, &fe) && (fe.Kind == fhir.Forbidden || fe.Kind == fhir.NotFound)
 }
 
 // fill adds the patients' names to tasks, leaving out those the actor may

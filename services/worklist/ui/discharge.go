@@ -17,6 +17,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/ident"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 )
 
 // Systems the discharge form names its identifiers with: a ward without
@@ -152,7 +153,7 @@ func (u *UI) discharge(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	if _, err := u.d.Intake.ProcessMessage(r.Context(), p.Actor, bundle); err != nil {
 		fe := fhir.FromError(err)
-		if fe.Status >= 500 {
+		if fhirapi.ServerFault(fe.Kind) {
 			u.d.Log.ErrorContext(r.Context(), "discharge form", "error", err)
 		}
 		f := fromFHIR(fe)
@@ -160,7 +161,7 @@ func (u *UI) discharge(w http.ResponseWriter, r *http.Request, p *page) {
 		if len(f.Where) > 0 {
 			issue += " (" + strings.Join(f.Where, ", ") + ")"
 		}
-		u.renderDischarge(w, r, p, fe.Status, v, []string{issue})
+		u.renderDischarge(w, r, p, fhirapi.Status(fe.Kind), v, []string{issue})
 		return
 	}
 	u.back(w, r, "/discharge", msg("done_discharge"))
@@ -257,7 +258,7 @@ func checkDischarge(v map[string]string, now time.Time) map[string]bilingual {
 // (docs/contract.md, "$process-message").
 func dischargeBundle(v map[string]string, now time.Time) ([]byte, error) {
 	bad := func(field, fr, en string) error {
-		return fhir.Errorf(http.StatusUnprocessableEntity, "invalid", fr, en, field)
+		return fhir.Errorf(fhir.Unprocessable, "invalid", fr, en, field)
 	}
 	birth, err := time.ParseInLocation("2006-01-02", v["birth-date"], clock.Paris)
 	if err != nil || birth.After(now) {

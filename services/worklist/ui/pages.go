@@ -17,6 +17,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/services/worklist"
 )
@@ -568,7 +569,7 @@ func (u *UI) transition(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	if _, err := u.d.Actions.Transition(r.Context(), p.Actor, id, version, action, reason); err != nil {
 		fe := fhir.FromError(err)
-		if fe.Status >= 500 {
+		if fhirapi.ServerFault(fe.Kind) {
 			u.d.Log.ErrorContext(r.Context(), "action failed", "path", r.URL.Path, "error", err)
 		}
 		f := fromFHIR(fe)
@@ -682,7 +683,7 @@ func (u *UI) visit(w http.ResponseWriter, r *http.Request, p *page) {
 	out, err := u.d.Actions.RecordVisit(ctx, p.Actor, v)
 	if err != nil {
 		fe := fhir.FromError(err)
-		if fe.Status == http.StatusBadRequest {
+		if fe.Kind == fhir.Invalid {
 			refuse(fromFHIR(fe))
 			return
 		}

@@ -128,7 +128,7 @@ type actions struct {
 
 type obj = map[string]any
 
-func conflict(fr, en string) error { return fhir.Errorf(http.StatusConflict, "conflict", fr, en) }
+func conflict(fr, en string) error { return fhir.Errorf(fhir.Conflict, "conflict", fr, en) }
 
 func (a *actions) Transition(ctx context.Context, actor directory.Actor, taskID string, ifMatch int64, action, reason string) (store.Resource, error) {
 	var out store.Resource
@@ -141,7 +141,7 @@ func (a *actions) Transition(ctx context.Context, actor directory.Actor, taskID 
 		_ = json.Unmarshal(res.Body, &t)
 		owner, _ := t["owner"].(obj)["reference"].(string)
 		if !slices.ContainsFunc(actor.Roles, func(r directory.Role) bool { return "PractitionerRole/"+r.ID == owner }) {
-			return fhir.Errorf(http.StatusForbidden, "forbidden", "Seul le responsable de la tâche la fait avancer", "Only the task's owner moves it along")
+			return fhir.Errorf(fhir.Forbidden, "forbidden", "Seul le responsable de la tâche la fait avancer", "Only the task's owner moves it along")
 		}
 		next := map[string]map[string]string{
 			"requested":   {"accept": "accepted", "decline": "rejected"},

@@ -20,6 +20,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/idempotency"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 	"github.com/passerelle-sante/passerelle/services/worklist"
@@ -357,7 +358,7 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, p *page, status int, k
 		if errors.As(err, &fe) {
 			f = fromFHIR(fe)
 			if status == 0 {
-				status = fe.Status
+				status = fhirapi.Status(fe.Kind)
 			}
 		} else {
 			u.d.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "error", err)
@@ -374,12 +375,12 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, p *page, status int, k
 // failErr shows an error from the store or a domain method.
 func (u *UI) failErr(w http.ResponseWriter, r *http.Request, p *page, err error) {
 	fe := fhir.FromError(err)
-	if fe.Status >= 500 {
+	if fhirapi.ServerFault(fe.Kind) {
 		u.d.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "error", err)
 	}
 	p.Flash = fromFHIR(fe)
 	p.Title = p.T("error")
-	u.render(w, r, p, fe.Status, "error")
+	u.render(w, r, p, fhirapi.Status(fe.Kind), "error")
 }
 
 func fromFHIR(fe *fhir.Error) *flash {
@@ -418,7 +419,7 @@ func (u *UI) back(w http.ResponseWriter, r *http.Request, fallback string, f *fl
 // generic one, logged, for anything else).
 func (u *UI) backErr(w http.ResponseWriter, r *http.Request, fallback string, err error) {
 	fe := fhir.FromError(err)
-	if fe.Status >= 500 {
+	if fhirapi.ServerFault(fe.Kind) {
 		u.d.Log.ErrorContext(r.Context(), "action failed", "path", r.URL.Path, "error", err)
 	}
 	u.back(w, r, fallback, fromFHIR(fe))

@@ -20,6 +20,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/profile"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
+	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/services/intake"
 )
 
@@ -332,7 +333,7 @@ func TestDischargeForm(t *testing.T) {
 	// The intake's refusal is shown with where it is.
 	form.Set("family", "Testlebon")
 	r.intakeF = func(context.Context, directory.Actor, []byte) ([]byte, error) {
-		return nil, fhir.Errorf(http.StatusBadRequest, "required", "Le patient n'a ni INS ni IPP", "The patient has neither INS nor IPP", "Bundle.entry[1].resource.identifier")
+		return nil, fhir.Errorf(fhir.Invalid, "required", "Le patient n'a ni INS ni IPP", "The patient has neither INS nor IPP", "Bundle.entry[1].resource.identifier")
 	}
 	r.get(c, "/discharge?lang=en")
 	status, body, _ = r.post(c, "coord.cpts", "/discharge", form)
@@ -471,7 +472,7 @@ func TestDischargeThroughIntake(t *testing.T) {
 		mux.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodPost, "/fhir/$process-message", bytes.NewReader(b)))
 		answer = rec.Code
 		if rec.Code != http.StatusOK {
-			return nil, fhir.Errorf(rec.Code, "invalid", rec.Body.String(), rec.Body.String())
+			return nil, fhir.Errorf(fhirapi.KindOf(rec.Code), "invalid", rec.Body.String(), rec.Body.String())
 		}
 		return rec.Body.Bytes(), nil
 	}
