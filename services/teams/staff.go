@@ -23,7 +23,12 @@ import (
 // The writes are the teams service's: ctx carries its actor, whatever
 // process runs the pathway.
 func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, episode store.Resource, ep map[string]any, tasks []map[string]any) error {
-	ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent(DurableEpisode), Cause: "staffing of EpisodeOfCare/" + episode.ID})
+	cause := "staffing of EpisodeOfCare/" + episode.ID
+	if a, ok := store.ActorFrom(ctx); ok && a.Cause != "" {
+		// What set the pathway off (its event, its timer) is the cause.
+		cause = a.Cause + ", " + cause
+	}
+	ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent(DurableEpisode), Cause: cause})
 	p, err := s.newPlan(ctx, tx, tenant, trace)
 	if err != nil {
 		return err
