@@ -5,6 +5,11 @@
 //	go run ./services/passerelle &                       # or with PASSERELLE_DATABASE_URL
 //	go run ./bench/load -mode fhir -rate 500 -duration 20s
 //	go run ./bench/load -mode mllp -rate 1000 -conns 4 -duration 20s
+//
+// Each message is dated when it is sent (-dated now, the default): the
+// samples' own date (3 October 2026) would make every timer of every
+// episode due at once, which measures an alert storm, not the pipeline.
+// -dated sample keeps it, to measure that storm on purpose.
 package main
 
 import (
@@ -36,7 +41,15 @@ func main() {
 	conns := flag.Int("conns", 4, "MLLP connections")
 	sampleFHIR := flag.String("fhir-sample", "services/intake/testdata/discharge-hf-declared-team.json", "FHIR discharge message to vary")
 	sampleHL7 := flag.String("hl7-sample", "pkg/hl7v2/testdata/adt-a03-cardiology-discharge.hl7", "HL7 v2 A03 message to vary")
+	dated := flag.String("dated", "now", "now: each message dated when sent; sample: the sample's own date (3 October 2026)")
 	flag.Parse()
+	switch *dated {
+	case "now":
+		datedNow = true
+	case "sample":
+	default:
+		log.Fatalf("-dated %q: now or sample", *dated)
+	}
 	var lat []time.Duration
 	var err error
 	switch *mode {
@@ -62,6 +75,46 @@ func report(mode string, rate int, d time.Duration, lat []time.Duration) {
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	fmt.Printf("load %s rate=%d/s answered=%d (%.0f/s) p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms\n",
 		mode, rate, len(lat), float64(len(lat))/d.Seconds(), pct(0.5), pct(0.9), pct(0.99), pct(1))
+}
+
+// datedNow: messages carry the time they are sent, not the sample's.
+var datedNow bool
+
+var paris = mustLocation("Europe/Paris")
+
+func mustLocation(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return l
+}
+
+// fhirNow moves the FHIR sample's dates to now: admitted a week ago,
+// discharged a minute ago, the message sent now.
+func fhirNow(body []byte, now time.Time) []byte {
+	if !datedNow {
+		return body
+	}
+	at := func(d time.Duration) []byte { return []byte(now.In(paris).Add(d).Format(time.RFC3339)) }
+	for old, d := range map[string]time.Duration{"2026-09-26T10:15:00+02:00": -7 * 24 * time.Hour,
+		"2026-10-03T15:00:00+02:00": -time.Minute, "2026-10-03T15:10:00+02:00": -30 * time.Second, "2026-10-03T15:30:00+02:00": 0} {
+		body = bytes.ReplaceAll(body, []byte(old), at(d))
+	}
+	return body
+}
+
+// hl7Now does the same for the HL7 v2 sample (HL7 times are local, Paris).
+func hl7Now(msg []byte, now time.Time) []byte {
+	if !datedNow {
+		return msg
+	}
+	at := func(d time.Duration, layout string) []byte { return []byte(now.In(paris).Add(d).Format(layout)) }
+	msg = bytes.ReplaceAll(msg, []byte("20261003153000"), at(0, "20060102150405"))                                 // MSH-7, EVN-2
+	msg = bytes.ReplaceAll(msg, []byte("20261003150000"), at(-time.Minute, "20060102150405"))                      // EVN-6, ZBE-2
+	msg = bytes.ReplaceAll(msg, []byte("20260926101500"), at(-7*24*time.Hour, "20060102150405"))                   // PV1-44
+	msg = bytes.ReplaceAll(msg, []byte("|2026100315"), append([]byte("|"), at(-time.Minute, "20060102150405")...)) // PV1-45
+	return msg
 }
 
 func token(base string) (string, error) {
@@ -137,6 +190,7 @@ func runFHIR(base, samplePath string, rate int, d time.Duration) ([]time.Duratio
 		body = bytes.ReplaceAll(body, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
 		body = bytes.ReplaceAll(body, []byte(`"000123456"`), []byte(fmt.Sprintf(`"P%d-%d"`, run, i)))
 		body = bytes.ReplaceAll(body, []byte("248034218701255"), []byte(ins(run, i)))
+		body = fhirNow(body, time.Now())
 		req, _ := http.NewRequest("POST", base+"/fhir/$process-message", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/fhir+json")
@@ -173,6 +227,7 @@ func runMLLP(addr, samplePath string, rate, conns int, d time.Duration) ([]time.
 		msg = bytes.ReplaceAll(msg, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
 		msg = bytes.ReplaceAll(msg, []byte("000123456^"), []byte(fmt.Sprintf("P%d-%d^", run, i)))
 		msg = bytes.ReplaceAll(msg, []byte("248034218701255"), []byte(ins(run, int(i))))
+		msg = hl7Now(msg, time.Now())
 		c := <-pool
 		defer func() { pool <- c }()
 		ack, err := c.roundTrip(msg)
