@@ -5,6 +5,13 @@
 //	go run ./services/passerelle &                       # or with PASSERELLE_DATABASE_URL
 //	go run ./bench/load -mode fhir -rate 500 -duration 20s
 //	go run ./bench/load -mode mllp -rate 1000 -conns 4 -duration 20s
+//	go run ./bench/load -mode mllp -rate 0 -conns 4 -duration 20s -wait  # the whole pipeline
+//
+// -rate 0 sends as fast as the answers come (each connection, or each of
+// -conns HTTP clients, sends its next message when the last is answered).
+// -wait then follows the work behind the answers on the instance's
+// /metrics until it settles, and reports the pipeline's throughput and
+// what each discharge cost (pipeline.go).
 //
 // Each message is dated when it is sent (-dated now, the default): the
 // samples' own date (3 October 2026) would make every timer of every
@@ -38,9 +45,12 @@ func main() {
 	mode := flag.String("mode", "fhir", "fhir or mllp")
 	rate := flag.Int("rate", 500, "messages per second")
 	duration := flag.Duration("duration", 20*time.Second, "how long to send")
-	conns := flag.Int("conns", 4, "MLLP connections")
+	conns := flag.Int("conns", 4, "MLLP connections; with -rate 0, also the HTTP clients of -mode fhir")
 	sampleFHIR := flag.String("fhir-sample", "services/intake/testdata/discharge-hf-declared-team.json", "FHIR discharge message to vary")
 	sampleHL7 := flag.String("hl7-sample", "pkg/hl7v2/testdata/adt-a03-cardiology-discharge.hl7", "HL7 v2 A03 message to vary")
+	wait := flag.Bool("wait", false, "after the last answer, wait for the pipeline behind to settle and report it")
+	metrics := flag.String("metrics", "", "the instance's metrics URL (default: -url + /metrics)")
+	waitLimit := flag.Duration("wait-limit", 10*time.Minute, "how long -wait waits for the pipeline")
 	dated := flag.String("dated", "now", "now: each message dated when sent; sample: the sample's own date (3 October 2026)")
 	flag.Parse()
 	switch *dated {
@@ -50,11 +60,22 @@ func main() {
 	default:
 		log.Fatalf("-dated %q: now or sample", *dated)
 	}
+	if *metrics == "" {
+		*metrics = *base + "/metrics"
+	}
+	var before sample
+	if *wait {
+		var err error
+		if before, err = scrape(http.DefaultClient, *metrics); err != nil {
+			log.Fatal(err)
+		}
+	}
+	start := time.Now()
 	var lat []time.Duration
 	var err error
 	switch *mode {
 	case "fhir":
-		lat, err = runFHIR(*base, *sampleFHIR, *rate, *duration)
+		lat, err = runFHIR(*base, *sampleFHIR, *rate, *conns, *duration)
 	case "mllp":
 		lat, err = runMLLP(*mllpAddr, *sampleHL7, *rate, *conns, *duration)
 	default:
@@ -63,7 +84,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	report(*mode, *rate, *duration, lat)
+	report(*mode, *rate, time.Since(start), lat)
+	if *wait {
+		if err := waitPipeline(*metrics, before, start, len(lat), *waitLimit); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
 
 func report(mode string, rate int, d time.Duration, lat []time.Duration) {
@@ -73,7 +99,7 @@ func report(mode string, rate int, d time.Duration, lat []time.Duration) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	fmt.Printf("load %s rate=%d/s answered=%d (%.0f/s) p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms\n",
+	fmt.Printf("load %s rate=%d/s (0: as fast as answered) answered=%d (%.0f/s) p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms\n",
 		mode, rate, len(lat), float64(len(lat))/d.Seconds(), pct(0.5), pct(0.9), pct(0.99), pct(1))
 }
 
@@ -137,8 +163,12 @@ func token(base string) (string, error) {
 }
 
 // paced calls send n times at the given rate, each in its own goroutine,
-// and collects the latencies of the successful ones.
-func paced(rate int, d time.Duration, send func(i int) error) []time.Duration {
+// and collects the latencies of the successful ones. With rate 0, workers
+// send one after the other for d, each when its last is answered.
+func paced(rate, workers int, d time.Duration, send func(i int) error) []time.Duration {
+	if rate <= 0 {
+		return closedLoop(workers, d, send)
+	}
 	n := int(float64(rate) * d.Seconds())
 	interval := time.Second / time.Duration(rate)
 	var mu sync.Mutex
@@ -172,7 +202,40 @@ func paced(rate int, d time.Duration, send func(i int) error) []time.Duration {
 	return lat
 }
 
-func runFHIR(base, samplePath string, rate int, d time.Duration) ([]time.Duration, error) {
+// closedLoop runs workers that send back to back until d has passed.
+func closedLoop(workers int, d time.Duration, send func(i int) error) []time.Duration {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				i := int(next.Add(1) - 1)
+				t0 := time.Now()
+				if err := send(i); err != nil {
+					if failed.Add(1) <= 5 {
+						log.Printf("message %d: %v", i, err)
+					}
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, time.Since(t0))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		log.Printf("%d of %d messages failed", f, next.Load())
+	}
+	return lat
+}
+
+func runFHIR(base, samplePath string, rate, clients int, d time.Duration) ([]time.Duration, error) {
 	tok, err := token(base)
 	if err != nil {
 		return nil, err
@@ -184,7 +247,7 @@ func runFHIR(base, samplePath string, rate int, d time.Duration) ([]time.Duratio
 	run := time.Now().UnixNano()
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	return paced(rate, d, func(i int) error {
+	return paced(rate, clients, d, func(i int) error {
 		// A distinct message, stay and patient each time.
 		body := bytes.ReplaceAll(sample, []byte("MSG-2026-10-03-000123"), []byte(fmt.Sprintf("LOAD-%d-%d", run, i)))
 		body = bytes.ReplaceAll(body, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
@@ -222,7 +285,7 @@ func runMLLP(addr, samplePath string, rate, conns int, d time.Duration) ([]time.
 		pool <- &mllpConn{c: c, r: bufio.NewReader(c)}
 	}
 	run := time.Now().UnixNano() % 1e9
-	return paced(rate, d, func(i int) error {
+	return paced(rate, conns, d, func(i int) error {
 		msg := bytes.Replace(sample, []byte("MSG000123"), []byte(fmt.Sprintf("L%d-%d", run, i)), 1)
 		msg = bytes.ReplaceAll(msg, []byte("V0004567"), []byte(fmt.Sprintf("V%d-%d", run, i)))
 		msg = bytes.ReplaceAll(msg, []byte("000123456^"), []byte(fmt.Sprintf("P%d-%d^", run, i)))
