@@ -45,10 +45,10 @@ func (p *plan) noticeHospitalisation(ep resource, t *team) error {
 	if stay == "" {
 		return nil
 	}
-	for _, pt := range list(t.r.m["participant"]) {
-		po := asObj(pt)
-		who := refOf(po["member"])
-		if !strings.HasPrefix(who, "PractitionerRole/") || str(po, "period", "end") != "" {
+	for i := range t.ct.Participant {
+		pt := &t.ct.Participant[i]
+		who := pt.Member.String()
+		if !strings.HasPrefix(who, "PractitionerRole/") || !pt.Current() {
 			continue
 		}
 		id := uuid.NewSHA1(noticeNS, []byte(p.tenant+"|"+ep.res.ID+"|"+stay+"|"+who)).String()
@@ -57,7 +57,7 @@ func (p *plan) noticeHospitalisation(ep resource, t *team) error {
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		p.notes = append(p.notes, &note{kind: "hospitalisation", who: who, id: id, tasks: []resource{ep}})
+		p.notes = append(p.notes, &note{kind: "hospitalisation", who: who, id: id, about: []about{{res: ep.res, patient: str(ep.m, "patient", "reference")}}})
 	}
 	return nil
 }

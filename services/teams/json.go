@@ -1,14 +1,22 @@
 package teams
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/internal/fhirjson"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
+// Tasks and CareTeams are edited as Go types (pkg/fhir/model); the other
+// resources the service reads or writes as decoded JSON, with the editing
+// shared by the services (internal/fhirjson).
+//
 // The JSON editing shared by the services (internal/fhirjson).
 type obj = fhirjson.Obj
 
@@ -45,4 +53,74 @@ func readObj(ctx context.Context, tx store.Tx, typ, id string) (resource, error)
 		return resource{}, fmt.Errorf("%s/%s: %w", typ, id, err)
 	}
 	return resource{res: r, m: m}, nil
+}
+
+// task is a stored Task with its typed body.
+type task struct {
+	res store.Resource
+	t   *model.Task
+}
+
+func readTask(ctx context.Context, tx store.Tx, id string) (task, error) {
+	r, err := tx.Read(ctx, "Task", id)
+	if err != nil {
+		return task{}, err
+	}
+	var t model.Task
+	if err := json.Unmarshal(r.Body, &t); err != nil {
+		return task{}, fmt.Errorf("Task/%s: %w", id, err)
+	}
+	return task{res: r, t: &t}, nil
+}
+
+// typed decodes a resource given as decoded JSON (an event's, the
+// pathway's) into its Go type.
+func typed[T any](m obj) (*T, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// putBack rewrites m, in place, as t: the pathway's task, which the
+// pathway then writes. Numbers keep their text.
+func putBack(t *model.Task, m obj) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var n obj
+	if err := d.Decode(&n); err != nil {
+		return err
+	}
+	clear(m)
+	maps.Copy(m, n)
+	return nil
+}
+
+func readTeam(ctx context.Context, tx store.Tx, id string) (store.Resource, *model.CareTeam, error) {
+	r, err := tx.Read(ctx, "CareTeam", id)
+	if err != nil {
+		return store.Resource{}, nil, err
+	}
+	var ct model.CareTeam
+	if err := json.Unmarshal(r.Body, &ct); err != nil {
+		return store.Resource{}, nil, fmt.Errorf("CareTeam/%s: %w", id, err)
+	}
+	return r, &ct, nil
+}
+
+// val is a value[x] string ("" when absent).
+func val(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
