@@ -133,7 +133,7 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 		return err
 	}
 	epID := str(eps[0], "id")
-	ep, err := readObj(ctx, tx, "EpisodeOfCare", epID)
+	ep, err := readEpisode(ctx, tx, epID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -144,7 +144,7 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 	if err != nil {
 		return err
 	}
-	switch st := str(ep.m, "status"); st {
+	switch st := ep.ep.Status; st {
 	case "finished", "cancelled", "entered-in-error":
 		if t != nil && t.status() == "active" {
 			t.ct.Status = "inactive"
@@ -484,7 +484,7 @@ func (p *plan) declaredMembers(episodeID, patient string) (map[string]bool, erro
 	if got, ok := p.declaredBy[key]; ok {
 		return got, nil
 	}
-	ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
+	ep, err := readEpisode(p.ctx, p.tx, episodeID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}

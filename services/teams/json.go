@@ -13,7 +13,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Tasks and CareTeams are edited as Go types (pkg/fhir/model); the other
+// Tasks, CareTeams and episodes are edited as Go types (pkg/fhir/model); the other
 // resources the service reads or writes as decoded JSON, with the editing
 // shared by the services (internal/fhirjson).
 //
@@ -103,6 +103,24 @@ func putBack(t *model.Task, m obj) error {
 	clear(m)
 	maps.Copy(m, n)
 	return nil
+}
+
+// episode is a stored EpisodeOfCare with its typed body.
+type episode struct {
+	res store.Resource
+	ep  *model.EpisodeOfCare
+}
+
+func readEpisode(ctx context.Context, tx store.Tx, id string) (episode, error) {
+	r, err := tx.Read(ctx, "EpisodeOfCare", id)
+	if err != nil {
+		return episode{}, err
+	}
+	var ep model.EpisodeOfCare
+	if err := json.Unmarshal(r.Body, &ep); err != nil {
+		return episode{}, fmt.Errorf("EpisodeOfCare/%s: %w", id, err)
+	}
+	return episode{res: r, ep: &ep}, nil
 }
 
 func readTeam(ctx context.Context, tx store.Tx, id string) (store.Resource, *model.CareTeam, error) {

@@ -21,13 +21,13 @@ import (
 //
 // The writes are the teams service's: ctx carries its actor, whatever
 // process runs the pathway.
-func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, episode store.Resource, ep map[string]any, tasks []map[string]any) error {
-	ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent(DurableEpisode), Cause: "staffing of EpisodeOfCare/" + episode.ID})
+func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, epRes store.Resource, ep map[string]any, tasks []map[string]any) error {
+	ctx = store.WithActor(ctx, store.Actor{Agent: store.ServiceAgent(DurableEpisode), Cause: "staffing of EpisodeOfCare/" + epRes.ID})
 	p, err := s.newPlan(ctx, tx, tenant, trace)
 	if err != nil {
 		return err
 	}
-	epID := episode.ID
+	epID := epRes.ID
 	t, err := p.teamOf(epID)
 	if err != nil {
 		return err
@@ -39,8 +39,12 @@ func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, 
 		}
 	}
 	if t == nil {
+		e, err := typed[model.EpisodeOfCare](ep)
+		if err != nil {
+			return fmt.Errorf("EpisodeOfCare/%s: %w", epRes.ID, err)
+		}
 		roles, pre := rolesAndOwners(ts)
-		if _, err := p.form(resource{res: episode, m: ep}, roles, pre); err != nil {
+		if _, err := p.form(episode{res: epRes, ep: e}, roles, pre); err != nil {
 			return err
 		}
 	}

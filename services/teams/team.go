@@ -319,8 +319,8 @@ func (p *plan) teamOf(episodeID string) (*team, error) {
 // then a member for each missing role and the referent coordinating nurse.
 // preOwned are owners already set on the episode's tasks (a coordinating
 // nurse owning the inclusion to confirm becomes the referent).
-func (p *plan) form(ep resource, roles []string, preOwned map[string]string) (*team, error) {
-	patient := str(ep.m, "patient", "reference")
+func (p *plan) form(ep episode, roles []string, preOwned map[string]string) (*team, error) {
+	patient := ep.ep.Patient.String()
 	t := &team{created: true, changed: true, ct: &model.CareTeam{
 		ResourceType: "CareTeam", ID: teamID(ep.res.ID), Status: "active",
 		Name:        "Équipe de soins du parcours",
@@ -329,7 +329,7 @@ func (p *plan) form(ep resource, roles []string, preOwned map[string]string) (*t
 		Extension:   []model.Extension{{URL: ExtEpisode, ValueReference: model.Ref("EpisodeOfCare/" + ep.res.ID)}},
 		Participant: []model.CareTeamParticipant{},
 	}}
-	if org := str(ep.m, "managingOrganization", "reference"); org != "" {
+	if org := ep.ep.ManagingOrganization.String(); org != "" {
 		t.ct.ManagingOrganization = []model.Reference{*model.Ref(org)}
 	}
 	p.teams[ep.res.ID] = t
@@ -390,14 +390,14 @@ type declaredPro struct {
 // declared lists the professionals the hospital declared with the stay
 // that opened the episode: the proposed CareTeam and the patient's
 // médecin traitant.
-func (p *plan) declared(ep resource, patient string) ([]declaredPro, error) {
+func (p *plan) declared(ep episode, patient string) ([]declaredPro, error) {
 	var out []declaredPro
-	for _, e := range list(ep.m["extension"]) {
-		eo := asObj(e)
-		if !strings.HasSuffix(str(eo, "url"), "/index-encounter") {
+	for i := range ep.ep.Extension {
+		e := &ep.ep.Extension[i]
+		if !strings.HasSuffix(e.URL, "/index-encounter") {
 			continue
 		}
-		enc := strings.TrimPrefix(refOf(eo["valueReference"]), "Encounter/")
+		enc := strings.TrimPrefix(e.Ref(), "Encounter/")
 		if enc == "" {
 			continue
 		}
@@ -591,12 +591,12 @@ func (p *plan) delaysFor(episodeID, action string) (delays, error) {
 	}
 	canonical, ok := p.canonical[episodeID]
 	if !ok {
-		ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
+		ep, err := readEpisode(p.ctx, p.tx, episodeID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return d, err
 		}
-		if err == nil {
-			canonical, _ = extension(ep.m, pathway.ExtEpisodePathway)["valueCanonical"].(string)
+		if x := ep.ep.GetExtension(pathway.ExtEpisodePathway); err == nil && x != nil {
+			canonical = val(x.ValueCanonical)
 		}
 		p.canonical[episodeID] = canonical
 	}
