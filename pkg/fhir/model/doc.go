@@ -2,8 +2,8 @@
 // most: Task, EpisodeOfCare, CareTeam and Observation, with the datatypes
 // they need (Reference, CodeableConcept, Period, Extension...).
 //
-// The types are written by hand, not generated. The generated models we
-// tried declare the value[x] fields of backbone elements (Task.input,
+// The types are written by hand, not generated. The generated models of
+// github.com/samply/golang-fhir-models declare the value[x] fields of backbone elements (Task.input,
 // Task.output, Extension) as plain values without omitempty: a Task with
 // one output then encodes every value[x] of it, which is not valid FHIR.
 // Here every value[x] is a pointer left out when nil, and a type names only
