@@ -13,11 +13,10 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// Tasks, CareTeams and episodes are edited as Go types (pkg/fhir/model); the other
-// resources the service reads or writes as decoded JSON, with the editing
-// shared by the services (internal/fhirjson).
-//
-// The JSON editing shared by the services (internal/fhirjson).
+// Tasks, CareTeams and episodes are read and edited as Go types
+// (pkg/fhir/model); the other resources (Patient, CarePlan, Provenance,
+// Communication) as decoded JSON, with the editing shared by the services
+// (internal/fhirjson).
 type obj = fhirjson.Obj
 
 var (
@@ -55,6 +54,19 @@ func readObj(ctx context.Context, tx store.Tx, typ, id string) (resource, error)
 	return resource{res: r, m: m}, nil
 }
 
+// readAs reads a stored resource into its Go type.
+func readAs[T any](ctx context.Context, tx store.Tx, typ, id string) (store.Resource, *T, error) {
+	r, err := tx.Read(ctx, typ, id)
+	if err != nil {
+		return store.Resource{}, nil, err
+	}
+	var v T
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return store.Resource{}, nil, fmt.Errorf("%s/%s: %w", typ, id, err)
+	}
+	return r, &v, nil
+}
+
 // task is a stored Task with its typed body.
 type task struct {
 	res store.Resource
@@ -62,15 +74,23 @@ type task struct {
 }
 
 func readTask(ctx context.Context, tx store.Tx, id string) (task, error) {
-	r, err := tx.Read(ctx, "Task", id)
-	if err != nil {
-		return task{}, err
-	}
-	var t model.Task
-	if err := json.Unmarshal(r.Body, &t); err != nil {
-		return task{}, fmt.Errorf("Task/%s: %w", id, err)
-	}
-	return task{res: r, t: &t}, nil
+	r, t, err := readAs[model.Task](ctx, tx, "Task", id)
+	return task{res: r, t: t}, err
+}
+
+// episode is a stored EpisodeOfCare with its typed body.
+type episode struct {
+	res store.Resource
+	ep  *model.EpisodeOfCare
+}
+
+func readEpisode(ctx context.Context, tx store.Tx, id string) (episode, error) {
+	r, ep, err := readAs[model.EpisodeOfCare](ctx, tx, "EpisodeOfCare", id)
+	return episode{res: r, ep: ep}, err
+}
+
+func readTeam(ctx context.Context, tx store.Tx, id string) (store.Resource, *model.CareTeam, error) {
+	return readAs[model.CareTeam](ctx, tx, "CareTeam", id)
 }
 
 // typed decodes a resource given as decoded JSON (an event's, the
@@ -87,8 +107,9 @@ func typed[T any](m obj) (*T, error) {
 	return &v, nil
 }
 
-// putBack rewrites m, in place, as t: the pathway's task, which the
-// pathway then writes. Numbers keep their text.
+// putBack rewrites m, in place, as t: the pathway hands its tasks to Staff
+// as decoded JSON and writes them as Staff leaves them. Numbers keep their
+// text.
 func putBack(t *model.Task, m obj) error {
 	b, err := json.Marshal(t)
 	if err != nil {
@@ -103,36 +124,6 @@ func putBack(t *model.Task, m obj) error {
 	clear(m)
 	maps.Copy(m, n)
 	return nil
-}
-
-// episode is a stored EpisodeOfCare with its typed body.
-type episode struct {
-	res store.Resource
-	ep  *model.EpisodeOfCare
-}
-
-func readEpisode(ctx context.Context, tx store.Tx, id string) (episode, error) {
-	r, err := tx.Read(ctx, "EpisodeOfCare", id)
-	if err != nil {
-		return episode{}, err
-	}
-	var ep model.EpisodeOfCare
-	if err := json.Unmarshal(r.Body, &ep); err != nil {
-		return episode{}, fmt.Errorf("EpisodeOfCare/%s: %w", id, err)
-	}
-	return episode{res: r, ep: &ep}, nil
-}
-
-func readTeam(ctx context.Context, tx store.Tx, id string) (store.Resource, *model.CareTeam, error) {
-	r, err := tx.Read(ctx, "CareTeam", id)
-	if err != nil {
-		return store.Resource{}, nil, err
-	}
-	var ct model.CareTeam
-	if err := json.Unmarshal(r.Body, &ct); err != nil {
-		return store.Resource{}, nil, fmt.Errorf("CareTeam/%s: %w", id, err)
-	}
-	return r, &ct, nil
 }
 
 // val is a value[x] string ("" when absent).

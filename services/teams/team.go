@@ -595,8 +595,10 @@ func (p *plan) delaysFor(episodeID, action string) (delays, error) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return d, err
 		}
-		if x := ep.ep.GetExtension(pathway.ExtEpisodePathway); err == nil && x != nil {
-			canonical = val(x.ValueCanonical)
+		if err == nil {
+			if x := ep.ep.GetExtension(pathway.ExtEpisodePathway); x != nil {
+				canonical = val(x.ValueCanonical)
+			}
 		}
 		p.canonical[episodeID] = canonical
 	}
