@@ -16,6 +16,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -30,23 +31,20 @@ const (
 	SystemDeathBy = "https://passerelle.health/fhir/CodeSystem/death-source"
 )
 
-func deathObservation(id, patient string, at time.Time, source, performer, note string) map[string]any {
-	o := map[string]any{
-		"resourceType": "Observation", "status": "final",
-		"code":              map[string]any{"coding": []any{map[string]any{"system": SystemLOINC, "code": LOINCDeath, "display": "Date and time of death"}}},
-		"subject":           map[string]any{"reference": "Patient/" + patient},
-		"effectiveDateTime": at.In(parisLoc()).Format(time.RFC3339),
-		"valueDateTime":     at.In(parisLoc()).Format(time.RFC3339),
-		"method":            map[string]any{"coding": []any{map[string]any{"system": SystemDeathBy, "code": source}}},
-	}
-	if id != "" {
-		o["id"] = id
+func deathObservation(id, patient string, at time.Time, source, performer, note string) *model.Observation {
+	t := at.In(parisLoc()).Format(time.RFC3339)
+	o := &model.Observation{ResourceType: "Observation", ID: id, Status: "final",
+		Code:              model.Codeable(SystemLOINC, LOINCDeath, "Date and time of death"),
+		Subject:           model.Ref("Patient/" + patient),
+		EffectiveDateTime: t,
+		ValueDateTime:     &t,
+		Method:            model.Codeable(SystemDeathBy, source, ""),
 	}
 	if performer != "" {
-		o["performer"] = []any{map[string]any{"reference": performer}}
+		o.Performer = []model.Reference{*model.Ref(performer)}
 	}
 	if note != "" {
-		o["note"] = []any{map[string]any{"text": note}}
+		o.Note = []model.Annotation{{Text: note}}
 	}
 	return o
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
@@ -51,6 +52,37 @@ func refID(ref, typ string) string {
 		return ""
 	}
 	return id
+}
+
+// typed decodes a resource an event carries into its Go type
+// (pkg/fhir/model): episodes and tasks are read typed.
+func typed[T any](r event.Resource) (*T, error) {
+	b := []byte(r.Body)
+	if len(b) == 0 {
+		var err error
+		if b, err = json.Marshal(r.Obj); err != nil {
+			return nil, err
+		}
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
+	}
+	return &v, nil
+}
+
+func periodStart(p *model.Period) string {
+	if p == nil {
+		return ""
+	}
+	return p.Start
+}
+
+func periodEnd(p *model.Period) string {
+	if p == nil {
+		return ""
+	}
+	return p.End
 }
 
 func parseTime(s string) time.Time {
@@ -254,31 +286,41 @@ func (s *Service) finessOf(ctx context.Context, tx store.Tx, tenant, ref string)
 // HandleEpisode records an episode and the tasks its event carries.
 func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change) error {
 	tenant := c.TenantOr(s.d.Tenant)
-	var ep obj
-	var tasks []obj
+	var ep *model.EpisodeOfCare
+	var tasks []*model.Task
 	for _, res := range c.Resources {
-		r := res.Obj
+		if res.Obj == nil && len(res.Body) == 0 {
+			continue
+		}
 		switch res.Type {
 		case "EpisodeOfCare":
 			if ep == nil {
-				ep = r
+				e, err := typed[model.EpisodeOfCare](res)
+				if err != nil {
+					return bus.Permanent(err)
+				}
+				ep = e
 			}
 		case "Task":
-			tasks = append(tasks, r)
+			t, err := typed[model.Task](res)
+			if err != nil {
+				return bus.Permanent(err)
+			}
+			tasks = append(tasks, t)
 		}
 	}
 	if ep == nil {
 		return bus.Permanent(fmt.Errorf("episode event without an EpisodeOfCare"))
 	}
-	pid := refID(str(ep, "patient", "reference"), "Patient")
+	pid := refID(ep.Patient.String(), "Patient")
 	if pid == "" {
-		return bus.Permanent(fmt.Errorf("episode %s has no patient", str(ep, "id")))
+		return bus.Permanent(fmt.Errorf("episode %s has no patient", ep.ID))
 	}
 	return update(ctx, tx, tenant, pid, func(r *outcome.Record) error {
-		canonical, _, _ := strings.Cut(str(extension(ep, pathway.ExtEpisodePathway), "valueCanonical"), "|")
-		e := outcome.Episode{ID: str(ep, "id"), Status: str(ep, "status"), Pathway: canonical,
-			CPTS: str(ep, "managingOrganization", "reference"), IndexEncounter: refID(str(extension(ep, pathway.ExtIndexEncounter), "valueReference", "reference"), "Encounter"),
-			Discharge: parseTime(str(ep, "period", "start"))}
+		canonical, _, _ := strings.Cut(ep.GetExtension(pathway.ExtEpisodePathway).String(), "|")
+		e := outcome.Episode{ID: ep.ID, Status: ep.Status, Pathway: canonical,
+			CPTS: ep.ManagingOrganization.String(), IndexEncounter: refID(ep.GetExtension(pathway.ExtIndexEncounter).Ref(), "Encounter"),
+			Discharge: parseTime(periodStart(ep.Period))}
 		r.PutEpisode(e)
 		for _, t := range tasks {
 			r.PutTask(e.ID, taskOf(t))
@@ -287,20 +329,25 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 	})
 }
 
-func taskOf(t obj) outcome.Task {
-	out := outcome.Task{ID: str(t, "id"), Status: str(t, "status"), Due: parseTime(str(t, "restriction", "period", "end"))}
-	for _, c := range list(asObj(t["code"])["coding"]) {
-		out.Code = str(asObj(c), "code")
+func taskOf(t *model.Task) outcome.Task {
+	out := outcome.Task{ID: t.ID, Status: t.Status}
+	if t.Restriction != nil {
+		out.Due = parseTime(periodEnd(t.Restriction.Period))
 	}
-	for _, pt := range list(t["performerType"]) {
-		for _, c := range list(asObj(pt)["coding"]) {
-			out.Role = str(asObj(c), "code")
+	if t.Code != nil {
+		for _, c := range t.Code.Coding {
+			out.Code = c.Code
+		}
+	}
+	for _, pt := range t.PerformerType {
+		for _, c := range pt.Coding {
+			out.Role = c.Code
 		}
 	}
 	if out.Status == "completed" {
-		out.Done = parseTime(str(t, "executionPeriod", "end"))
-		if out.Done.IsZero() {
-			out.Done = parseTime(str(t, "meta", "lastUpdated"))
+		out.Done = parseTime(periodEnd(t.ExecutionPeriod))
+		if out.Done.IsZero() && t.Meta != nil {
+			out.Done = parseTime(t.Meta.LastUpdated)
 		}
 	}
 	return out
@@ -311,8 +358,15 @@ func taskOf(t obj) outcome.Task {
 // no known episode is not a pathway task and is ignored.
 func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) error {
 	tenant := c.TenantOr(s.d.Tenant)
-	for _, t := range c.Of("Task") {
-		pid := refID(str(t, "for", "reference"), "Patient")
+	for _, res := range c.Resources {
+		if res.Type != "Task" || res.Obj == nil {
+			continue
+		}
+		t, err := typed[model.Task](res)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		pid := refID(t.For.String(), "Patient")
 		if pid == "" {
 			continue
 		}

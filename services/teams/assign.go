@@ -14,6 +14,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -43,53 +44,72 @@ type assignment struct {
 	cancelled  bool   // the owner was told the task was cancelled
 }
 
-func assignmentOf(t obj) assignment {
+func assignmentOf(t *model.Task) assignment {
 	var a assignment
-	for _, e := range list(extension(t, pathway.ExtTaskAssignment)["extension"]) {
-		eo := asObj(e)
-		switch str(eo, "url") {
+	x := t.GetExtension(pathway.ExtTaskAssignment)
+	if x == nil {
+		return a
+	}
+	for _, e := range x.Extension {
+		switch e.URL {
 		case "owner":
-			a.owner = refOf(eo["valueReference"])
+			a.owner = e.Ref()
 		case "assignedAt":
-			a.at = str(eo, "valueDateTime")
+			a.at = val(e.ValueDateTime)
 		case "tried":
-			a.tried = append(a.tried, refOf(eo["valueReference"]))
+			a.tried = append(a.tried, e.Ref())
 		case "exhausted":
-			a.exhausted, _ = eo["valueBoolean"].(bool)
+			a.exhausted = e.Bool()
 		case "overdueNotified":
-			a.overdue, _ = eo["valueBoolean"].(bool)
+			a.overdue = e.Bool()
 		case "escalation":
-			a.escalation = refOf(eo["valueReference"])
+			a.escalation = e.Ref()
 		case "cancellationNotified":
-			a.cancelled, _ = eo["valueBoolean"].(bool)
+			a.cancelled = e.Bool()
 		}
 	}
 	return a
 }
 
-func (a assignment) set(t obj) {
-	var ext []any
+func (a assignment) set(t *model.Task) {
+	var ext []model.Extension
 	if a.owner != "" {
-		ext = append(ext, obj{"url": "owner", "valueReference": ref(a.owner)})
+		ext = append(ext, model.Extension{URL: "owner", ValueReference: model.Ref(a.owner)})
 	}
 	if a.at != "" {
-		ext = append(ext, obj{"url": "assignedAt", "valueDateTime": a.at})
+		ext = append(ext, model.Extension{URL: "assignedAt", ValueDateTime: model.Ptr(a.at)})
 	}
 	for _, r := range a.tried {
-		ext = append(ext, obj{"url": "tried", "valueReference": ref(r)})
+		ext = append(ext, model.Extension{URL: "tried", ValueReference: model.Ref(r)})
 	}
 	for _, f := range []struct {
 		url string
 		on  bool
 	}{{"exhausted", a.exhausted}, {"overdueNotified", a.overdue}, {"cancellationNotified", a.cancelled}} {
 		if f.on {
-			ext = append(ext, obj{"url": f.url, "valueBoolean": true})
+			ext = append(ext, model.Extension{URL: f.url, ValueBoolean: model.Ptr(true)})
 		}
 	}
 	if a.escalation != "" {
-		ext = append(ext, obj{"url": "escalation", "valueReference": ref(a.escalation)})
+		ext = append(ext, model.Extension{URL: "escalation", ValueReference: model.Ref(a.escalation)})
 	}
-	setExtension(t, obj{"url": pathway.ExtTaskAssignment, "extension": ext})
+	t.SetExtension(model.Extension{URL: pathway.ExtTaskAssignment, Extension: ext})
+}
+
+// rolesAndOwners reads new tasks for the forming of their episode's team:
+// the roles they ask for, in order, and the owners already set, by task.
+func rolesAndOwners(tasks []*model.Task) ([]string, map[string]string) {
+	var roles []string
+	pre := map[string]string{}
+	for _, t := range tasks {
+		if r := t.Role(); r != "" && !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+		if o := t.Owner.String(); strings.HasPrefix(o, "PractitionerRole/") {
+			pre[t.ID] = o
+		}
+	}
+	return roles, pre
 }
 
 func acceptKey(tenant, taskID string) string   { return TimerAccept + ":" + tenant + ":" + taskID }
@@ -103,13 +123,16 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 	if len(eps) == 0 {
 		return nil
 	}
-	tasks := c.Of("Task")
+	tasks, err := eventTasks(c)
+	if err != nil {
+		return err
+	}
 	p, err := s.newPlan(ctx, tx, tenant, c.Trace)
 	if err != nil {
 		return err
 	}
 	epID := str(eps[0], "id")
-	ep, err := readObj(ctx, tx, "EpisodeOfCare", epID)
+	ep, err := readEpisode(ctx, tx, epID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -120,30 +143,25 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 	if err != nil {
 		return err
 	}
-	switch st := str(ep.m, "status"); st {
+	switch st := ep.ep.Status; st {
 	case "finished", "cancelled", "entered-in-error":
 		if t != nil && t.status() == "active" {
-			t.r.m["status"] = "inactive"
-			if per := asObj(t.r.m["period"]); per != nil {
-				per["end"] = fmtTime(p.now)
+			t.ct.Status = "inactive"
+			if t.ct.Period != nil {
+				t.ct.Period.End = fmtTime(p.now)
 			}
 			if st == "entered-in-error" {
-				t.r.m["status"] = "entered-in-error"
+				t.ct.Status = "entered-in-error"
 			}
 			t.changed = true
 		}
 	default:
 		if t == nil {
-			var roles []string
-			pre := map[string]string{}
-			for _, task := range tasks {
-				if r := firstCode(task["performerType"], directory.SystemTeamRole); r != "" && !slices.Contains(roles, r) {
-					roles = append(roles, r)
-				}
-				if o := refOf(task["owner"]); strings.HasPrefix(o, "PractitionerRole/") {
-					pre[str(task, "id")] = o
-				}
+			ts := make([]*model.Task, len(tasks))
+			for i, tk := range tasks {
+				ts[i] = tk.t
 			}
+			roles, pre := rolesAndOwners(ts)
 			if _, err := p.form(ep, roles, pre); err != nil {
 				return err
 			}
@@ -153,10 +171,15 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 	// delivery they are taken as read; a redelivery (perhaps after a
 	// conflict) reads them again.
 	if c.Delivery <= 1 {
-		p.prefetch = prefetched(c)
+		p.prefetch = map[string]task{}
+		for _, tk := range tasks {
+			if tk.res.Version > 0 {
+				p.prefetch[tk.res.ID] = tk
+			}
+		}
 	}
-	for _, task := range tasks {
-		if err := p.handleTask(str(task, "id"), epID); err != nil {
+	for _, tk := range tasks {
+		if err := p.handleTask(tk.t.ID, epID); err != nil {
 			return err
 		}
 	}
@@ -166,16 +189,21 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 	return p.commit()
 }
 
-// prefetched returns the Tasks a change carries with their versions.
-func prefetched(c event.Change) map[string]resource {
-	out := map[string]resource{}
+// eventTasks returns the Tasks a change carries, typed, with their
+// versions (0 when the event has none).
+func eventTasks(c event.Change) ([]task, error) {
+	var out []task
 	for _, r := range c.Resources {
-		if r.Type != "Task" || r.Version <= 0 {
+		if r.Type != "Task" || r.Obj == nil {
 			continue
 		}
-		out[r.ID] = resource{res: store.Resource{Type: "Task", ID: r.ID, Version: r.Version}, m: r.Obj}
+		t, err := typed[model.Task](r.Obj)
+		if err != nil {
+			return nil, fmt.Errorf("Task/%s: %w", r.ID, err)
+		}
+		out = append(out, task{res: store.Resource{Type: "Task", ID: r.ID, Version: r.Version}, t: t})
 	}
-	return out
+	return out, nil
 }
 
 // HandleTask follows a task's life: a new unowned task gets an owner, a
@@ -198,10 +226,10 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) e
 
 // episodeOfTask finds the episode a task belongs to: through its CarePlan
 // (basedOn), whose supportingInfo is the episode.
-func (p *plan) episodeOfTask(t obj) (string, error) {
-	for _, b := range list(t["basedOn"]) {
-		cp := strings.TrimPrefix(refOf(b), "CarePlan/")
-		if cp == refOf(b) || cp == "" {
+func (p *plan) episodeOfTask(t *model.Task) (string, error) {
+	for _, b := range t.BasedOn {
+		cp := strings.TrimPrefix(b.Reference, "CarePlan/")
+		if cp == b.Reference || cp == "" {
 			continue
 		}
 		r, err := readObj(p.ctx, p.tx, "CarePlan", cp)
@@ -229,7 +257,7 @@ func (p *plan) handleTask(id, episodeID string) error {
 		r.res.Tenant = p.tenant
 	} else {
 		var err error
-		r, err = readObj(p.ctx, p.tx, "Task", id)
+		r, err = readTask(p.ctx, p.tx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -238,11 +266,11 @@ func (p *plan) handleTask(id, episodeID string) error {
 		}
 	}
 	var err error
-	t := r.m
+	t := r.t
 	a := assignmentOf(t)
-	status := str(t, "status")
-	owner := refOf(t["owner"])
-	role := firstCode(t["performerType"], directory.SystemTeamRole)
+	status := t.Status
+	owner := t.Owner.String()
+	role := t.Role()
 	if episodeID == "" {
 		if episodeID, err = p.episodeOfTask(t); err != nil {
 			return err
@@ -265,8 +293,8 @@ func (p *plan) handleTask(id, episodeID string) error {
 	case status == "draft":
 	case role == "" && owner == "":
 		// A task for the patient (daily self-weighing): the patient owns it.
-		if pt := refOf(t["for"]); pt != "" {
-			t["owner"] = ref(pt)
+		if pt := t.For.String(); pt != "" {
+			t.Owner = model.Ref(pt)
 			changed = true
 		}
 	case role == "":
@@ -290,7 +318,7 @@ func (p *plan) handleTask(id, episodeID string) error {
 			return err
 		}
 		changed = true
-	case status == "requested" && str(t, "lastModified") != a.at:
+	case status == "requested" && t.LastModified != a.at:
 		// Owned as assigned, and changed by someone else since (a hold
 		// lifted): its acceptance deadline runs again. When the service's
 		// own assignment is the last change, the deadline it scheduled with
@@ -307,14 +335,14 @@ func (p *plan) handleTask(id, episodeID string) error {
 	case openStatus[status]:
 		p.tx.Cancel(p.ctx, acceptKey(p.tenant, id))
 	}
-	if openStatus[str(t, "status")] && firstCode(t["businessStatus"], systemBusinessStatus) == "overdue" && !a.overdue {
+	if openStatus[t.Status] && t.BusinessStatus.Code(systemBusinessStatus) == "overdue" && !a.overdue {
 		a.overdue, changed = true, true
-		if o := refOf(t["owner"]); strings.HasPrefix(o, "PractitionerRole/") {
+		if o := t.Owner.String(); strings.HasPrefix(o, "PractitionerRole/") {
 			if err := p.notifyTask(r, "overdue", o); err != nil {
 				return err
 			}
 		}
-		d, err := p.delaysFor(episodeID, firstCode(t["code"], SystemAction))
+		d, err := p.delaysFor(episodeID, t.Code.Code(SystemAction))
 		if err != nil {
 			return err
 		}
@@ -331,10 +359,10 @@ func (p *plan) handleTask(id, episodeID string) error {
 }
 
 // putTask writes a task changed in place and queues its announcement.
-func (p *plan) putTask(r *resource) error {
-	r.m["id"] = r.res.ID
-	delete(r.m, "meta")
-	res, err := p.tx.Update(p.ctx, p.tenant, mustJSON(r.m), r.res.Version)
+func (p *plan) putTask(r *task) error {
+	r.t.ID = r.res.ID
+	r.t.Meta = nil
+	res, err := p.tx.Update(p.ctx, p.tenant, mustJSON(r.t), r.res.Version)
 	if err != nil {
 		return fmt.Errorf("Task/%s: %w", r.res.ID, err)
 	}
@@ -346,16 +374,16 @@ func (p *plan) putTask(r *resource) error {
 // assignNext gives the task to the best candidate; with none left, the
 // task is rejected and escalated. reason says why the previous owner (if
 // any) lost it.
-func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) error {
-	t := r.m
-	role := firstCode(t["performerType"], directory.SystemTeamRole)
-	patient := refOf(t["for"])
+func (p *plan) assignNext(r task, a *assignment, episodeID, reason string) error {
+	t := r.t
+	role := t.Role()
+	patient := t.For.String()
 	tm, err := p.teamOf(episodeID)
 	if err != nil {
 		return err
 	}
 	var cands []directory.Member
-	if firstCode(t["code"], SystemAction) == CodeEscalation {
+	if t.Code.Code(SystemAction) == CodeEscalation {
 		cands, err = p.escalationChain(tm, a.tried)
 		if err == nil && len(cands) == 0 {
 			// An escalation is never left with nobody: past the end of
@@ -374,14 +402,14 @@ func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) e
 	if len(cands) == 0 {
 		a.exhausted = true
 		a.owner = ""
-		delete(t, "owner")
-		t["status"] = "rejected"
+		t.Owner = nil
+		t.Status = "rejected"
 		why := "Aucun professionnel disponible pour ce rôle : la coordination est prévenue"
 		if reason != "" {
 			why = "Refusée ou sans réponse, et aucun autre professionnel disponible : la coordination est prévenue"
 		}
-		t["statusReason"] = obj{"text": why}
-		t["lastModified"] = fmtTime(p.now)
+		t.StatusReason = &model.CodeableConcept{Text: why}
+		t.LastModified = fmtTime(p.now)
 		p.tx.Cancel(p.ctx, acceptKey(p.tenant, r.res.ID))
 		return p.escalate(r, a, episodeID, why)
 	}
@@ -389,21 +417,17 @@ func (p *plan) assignNext(r resource, a *assignment, episodeID, reason string) e
 	if tm != nil {
 		tm.add(next, memberRole(next, role), p.now)
 	}
-	owner := ref(next.Ref())
-	if next.Name != "" {
-		owner["display"] = next.Name
-	}
-	t["owner"] = owner
-	t["status"] = "requested"
+	t.Owner = &model.Reference{Reference: next.Ref(), Display: next.Name}
+	t.Status = "requested"
 	if reason != "" {
-		delete(t, "statusReason")
+		t.StatusReason = nil
 	}
-	t["lastModified"] = fmtTime(p.now)
+	t.LastModified = fmtTime(p.now)
 	a.owner, a.at = next.Ref(), fmtTime(p.now)
 	p.load[next.Ref()]++
 	p.s.assigned(p.tenant, next.Ref())
 	kind := "assignment"
-	if firstCode(t["code"], SystemAction) == codeAlertReview {
+	if t.Code.Code(SystemAction) == codeAlertReview {
 		kind = "alert"
 	}
 	if err := p.notifyTask(r, kind, next.Ref()); err != nil {
@@ -459,7 +483,7 @@ func (p *plan) declaredMembers(episodeID, patient string) (map[string]bool, erro
 	if got, ok := p.declaredBy[key]; ok {
 		return got, nil
 	}
-	ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
+	ep, err := readEpisode(p.ctx, p.tx, episodeID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -494,18 +518,18 @@ func memberRole(m directory.Member, role string) string {
 // adopt records an owner someone else set: the owner joins the team, is
 // told, and the acceptance deadline runs; the previous owner, if the
 // service had assigned one, is told the task went elsewhere.
-func (p *plan) adopt(r resource, a *assignment, episodeID string) error {
-	owner := refOf(r.m["owner"])
+func (p *plan) adopt(r task, a *assignment, episodeID string) error {
+	owner := r.t.Owner.String()
 	prev := a.owner
 	if tm, err := p.teamOf(episodeID); err != nil {
 		return err
 	} else if tm != nil {
 		if m, ok := p.memberByRef(owner); ok {
-			tm.add(m, memberRole(m, firstCode(r.m["performerType"], directory.SystemTeamRole)), p.now)
+			tm.add(m, memberRole(m, r.t.Role()), p.now)
 		}
 	}
 	a.owner, a.at, a.exhausted = owner, fmtTime(p.now), false
-	r.m["lastModified"] = a.at
+	r.t.LastModified = a.at
 	if strings.HasPrefix(prev, "PractitionerRole/") && prev != owner {
 		if err := p.notifyTask(r, "unassignment", prev); err != nil {
 			return err
@@ -522,7 +546,7 @@ func (p *plan) adopt(r resource, a *assignment, episodeID string) error {
 
 // reassign moves a declined or timed-out task to the next candidate,
 // recording why in a Provenance.
-func (p *plan) reassign(r resource, a *assignment, episodeID, reason string) error {
+func (p *plan) reassign(r task, a *assignment, episodeID, reason string) error {
 	prev := a.owner
 	if prev != "" && !slices.Contains(a.tried, prev) {
 		a.tried = append(a.tried, prev)
@@ -545,7 +569,7 @@ func (p *plan) reassign(r resource, a *assignment, episodeID, reason string) err
 
 // leaveIfIdle ends who's participation in the episode's team when they own
 // no other open task of the episode.
-func (p *plan) leaveIfIdle(r resource, who, episodeID string) error {
+func (p *plan) leaveIfIdle(r task, who, episodeID string) error {
 	tm, err := p.teamOf(episodeID)
 	if err != nil || tm == nil {
 		return err
@@ -555,7 +579,7 @@ func (p *plan) leaveIfIdle(r resource, who, episodeID string) error {
 	}
 	page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: 100, Params: []store.Param{
 		{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: who}}},
-		{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: refOf(r.m["for"])}}},
+		{Name: "patient", Kind: store.KindReference, Values: []store.Value{{Ref: r.t.For.String()}}},
 		{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}, {Code: "accepted"}, {Code: "in-progress"}, {Code: "on-hold"}}},
 	}})
 	if err != nil {
@@ -571,7 +595,7 @@ func (p *plan) leaveIfIdle(r resource, who, episodeID string) error {
 }
 
 // provenance records why a task changed hands.
-func (p *plan) provenance(r resource, prev, reason string) error {
+func (p *plan) provenance(r task, prev, reason string) error {
 	text := map[string]string{
 		"declined": "Tâche refusée par son destinataire : proposée au suivant",
 		"timeout":  "Délai d'acceptation dépassé : tâche proposée au suivant",
@@ -579,7 +603,7 @@ func (p *plan) provenance(r resource, prev, reason string) error {
 	if text == "" {
 		text = reason
 	}
-	if refOf(r.m["owner"]) == "" {
+	if r.t.Owner.String() == "" {
 		text += " — aucun autre professionnel disponible"
 	}
 	body := obj{
@@ -608,48 +632,46 @@ func (p *plan) provenance(r resource, prev, reason string) error {
 }
 
 // scheduleAccept starts the task's acceptance deadline.
-func (p *plan) scheduleAccept(r resource, episodeID string) error {
-	d, err := p.delaysFor(episodeID, firstCode(r.m["code"], SystemAction))
+func (p *plan) scheduleAccept(r task, episodeID string) error {
+	d, err := p.delaysFor(episodeID, r.t.Code.Code(SystemAction))
 	if err != nil {
 		return err
 	}
 	return p.tx.Schedule(p.ctx, store.Timer{Key: acceptKey(p.tenant, r.res.ID), Tenant: p.tenant, Kind: TimerAccept,
-		Due: p.now.Add(d.accept), Payload: mustJSON(obj{"task": r.res.ID, "owner": refOf(r.m["owner"])})})
+		Due: p.now.Add(d.accept), Payload: mustJSON(obj{"task": r.res.ID, "owner": r.t.Owner.String()})})
 }
 
 // escalate gives the referent coordinating nurse (then the coordinator) a
 // task about a task nobody answers: once per task.
-func (p *plan) escalate(r resource, a *assignment, episodeID, why string) error {
+func (p *plan) escalate(r task, a *assignment, episodeID, why string) error {
 	if a.escalation != "" {
 		return nil
 	}
-	t := r.m
-	title := str(t, "description")
-	if title == "" {
-		title = str(t, "code", "coding", "display")
+	t := r.t
+	esc := &model.Task{
+		ResourceType: "Task", ID: uuid.NewString(), Status: "requested", Intent: "order", Priority: "urgent",
+		Code:          model.Codeable(SystemAction, CodeEscalation, "Escalade d'une tâche sans réponse"),
+		Description:   "Escalade : " + t.Title() + " — " + why,
+		Focus:         model.Ref("Task/" + r.res.ID),
+		BasedOn:       slices.Clone(t.BasedOn),
+		AuthoredOn:    fmtTime(p.now),
+		LastModified:  fmtTime(p.now),
+		PerformerType: []model.CodeableConcept{*model.Codeable(directory.SystemTeamRole, directory.RoleCoordinatingNurse, "")},
+		Restriction:   &model.TaskRestriction{Period: &model.Period{Start: fmtTime(p.now), End: fmtTime(endOfNextDay(p.now))}},
 	}
-	esc := obj{
-		"resourceType": "Task", "id": uuid.NewString(), "status": "requested", "intent": "order", "priority": "urgent",
-		"code":        codeable(SystemAction, CodeEscalation, "Escalade d'une tâche sans réponse"),
-		"description": "Escalade : " + title + " — " + why,
-		"focus":       ref("Task/" + r.res.ID),
-		"for":         t["for"],
-		"authoredOn":  fmtTime(p.now), "lastModified": fmtTime(p.now),
-		"performerType": []any{codeable(directory.SystemTeamRole, directory.RoleCoordinatingNurse, "")},
-		"restriction":   obj{"period": obj{"start": fmtTime(p.now), "end": fmtTime(endOfNextDay(p.now))}},
-	}
-	if b := t["basedOn"]; b != nil {
-		esc["basedOn"] = b
+	if t.For != nil {
+		f := *t.For
+		esc.For = &f
 	}
 	if c := p.s.cptsOf(p.tenant); c != "" {
-		esc["requester"] = ref(c)
+		esc.Requester = model.Ref(c)
 	}
 	var ea assignment
-	if firstCode(t["code"], SystemAction) == CodeEscalation {
+	if t.Code.Code(SystemAction) == CodeEscalation {
 		// An escalation nobody answers goes up the chain, past whoever
 		// already had it.
 		ea.tried = append(slices.Clone(a.tried), a.owner)
-		if o := refOf(t["owner"]); o != "" {
+		if o := t.Owner.String(); o != "" {
 			ea.tried = append(ea.tried, o)
 		}
 	}
@@ -666,11 +688,7 @@ func (p *plan) escalate(r resource, a *assignment, episodeID, why string) error 
 		return nil
 	}
 	to := chain[0]
-	owner := ref(to.Ref())
-	if to.Name != "" {
-		owner["display"] = to.Name
-	}
-	esc["owner"] = owner
+	esc.Owner = &model.Reference{Reference: to.Ref(), Display: to.Name}
 	ea.owner, ea.at = to.Ref(), fmtTime(p.now)
 	ea.set(esc)
 	res, err := p.tx.Create(p.ctx, p.tenant, mustJSON(esc))
@@ -679,7 +697,7 @@ func (p *plan) escalate(r resource, a *assignment, episodeID, why string) error 
 	}
 	p.announce(res, bus.OpCreated)
 	a.escalation = "Task/" + res.ID
-	er := resource{res: res, m: esc}
+	er := task{res: res, t: esc}
 	if tm != nil {
 		tm.add(to, to.Code, p.now)
 	}
@@ -699,7 +717,7 @@ func endOfNextDay(t time.Time) time.Time {
 // when the task still calls for it, lets act change it, then writes the
 // task and what act wrote, announced together.
 func (s *Service) onTaskTimer(ctx context.Context, tx store.Tx, tm store.Timer,
-	act func(p *plan, r resource, a *assignment, episodeID string, owner string) (bool, error)) error {
+	act func(p *plan, r task, a *assignment, episodeID string, owner string) (bool, error)) error {
 	var pl struct{ Task, Owner string }
 	if err := json.Unmarshal(tm.Payload, &pl); err != nil || pl.Task == "" {
 		return fmt.Errorf("%s timer %s: bad payload", tm.Kind, tm.Key)
@@ -708,22 +726,22 @@ func (s *Service) onTaskTimer(ctx context.Context, tx store.Tx, tm store.Timer,
 	if err != nil {
 		return err
 	}
-	r, err := readObj(ctx, tx, "Task", pl.Task)
+	r, err := readTask(ctx, tx, pl.Task)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	a := assignmentOf(r.m)
-	ep, err := p.episodeOfTask(r.m)
+	a := assignmentOf(r.t)
+	ep, err := p.episodeOfTask(r.t)
 	if err != nil {
 		return err
 	}
 	if ok, err := act(p, r, &a, ep, pl.Owner); err != nil || !ok {
 		return err
 	}
-	a.set(r.m)
+	a.set(r.t)
 	if err := p.putTask(&r); err != nil {
 		return err
 	}
@@ -733,8 +751,8 @@ func (s *Service) onTaskTimer(ctx context.Context, tx store.Tx, tm store.Timer,
 // acceptTimeout fires when an owner has not accepted in time: the task goes
 // to the next candidate.
 func (s *Service) acceptTimeout(ctx context.Context, tx store.Tx, tm store.Timer) error {
-	return s.onTaskTimer(ctx, tx, tm, func(p *plan, r resource, a *assignment, ep, owner string) (bool, error) {
-		if str(r.m, "status") != "requested" || refOf(r.m["owner"]) != owner {
+	return s.onTaskTimer(ctx, tx, tm, func(p *plan, r task, a *assignment, ep, owner string) (bool, error) {
+		if r.t.Status != "requested" || r.t.Owner.String() != owner {
 			return false, nil
 		}
 		return true, p.reassign(r, a, ep, "timeout")
@@ -744,8 +762,8 @@ func (s *Service) acceptTimeout(ctx context.Context, tx store.Tx, tm store.Timer
 // escalateTimer fires some time after a task went overdue: if it is still
 // open, the referent coordinating nurse gets an escalation task.
 func (s *Service) escalateTimer(ctx context.Context, tx store.Tx, tm store.Timer) error {
-	return s.onTaskTimer(ctx, tx, tm, func(p *plan, r resource, a *assignment, ep, _ string) (bool, error) {
-		if !openStatus[str(r.m, "status")] || a.escalation != "" {
+	return s.onTaskTimer(ctx, tx, tm, func(p *plan, r task, a *assignment, ep, _ string) (bool, error) {
+		if !openStatus[r.t.Status] || a.escalation != "" {
 			return false, nil
 		}
 		return true, p.escalate(r, a, ep, "en retard et toujours pas faite")
@@ -770,41 +788,37 @@ func (s *Service) Reassign(ctx context.Context, a directory.Actor, taskID, to st
 			"Not an active member of the directory: "+to, "Task.owner")
 	}
 	return s.d.Store.Tx(ctx, func(tx store.Tx) error {
-		r, err := readObj(ctx, tx, "Task", taskID)
+		r, err := readTask(ctx, tx, taskID)
 		if err != nil {
 			return err
 		}
 		if r.res.Tenant != a.Tenant {
 			return store.ErrNotFound
 		}
-		st := str(r.m, "status")
+		st := r.t.Status
 		if finalStatus[st] || st == "on-hold" {
 			return fhir.Errorf(fhir.Conflict, "business-rule", "Une tâche "+st+" ne se réattribue pas", "A "+st+" task cannot be reassigned")
 		}
-		role := firstCode(r.m["performerType"], directory.SystemTeamRole)
+		role := r.t.Role()
 		if role != "" && role != m.Code && m.Code != directory.RoleCoordinatingNurse && m.Code != directory.RoleCoordinator {
 			return fhir.Errorf(fhir.Invalid, "invalid", "Cette tâche demande le rôle "+role+", pas "+m.Code,
 				"This task needs the role "+role+", not "+m.Code, "Task.owner")
 		}
-		owner := ref(m.Ref())
-		if m.Name != "" {
-			owner["display"] = m.Name
-		}
-		r.m["owner"] = owner
-		r.m["status"] = "requested"
-		delete(r.m, "statusReason")
-		as := assignmentOf(r.m)
+		r.t.Owner = &model.Reference{Reference: m.Ref(), Display: m.Name}
+		r.t.Status = "requested"
+		r.t.StatusReason = nil
+		as := assignmentOf(r.t)
 		as.exhausted = false
-		as.set(r.m)
-		r.m["lastModified"] = fmtTime(s.d.Clock.Now())
-		r.m["id"] = r.res.ID
-		delete(r.m, "meta")
-		res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.m), r.res.Version)
+		as.set(r.t)
+		r.t.LastModified = fmtTime(s.d.Clock.Now())
+		r.t.ID = r.res.ID
+		r.t.Meta = nil
+		res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.t), r.res.Version)
 		if err != nil {
 			return err
 		}
 		if err := tx.Audit(ctx, store.AuditRecord{Tenant: a.Tenant, Time: s.d.Clock.Now(), Agent: a.Reference(), Action: "U",
-			Entity: "Task/" + res.ID, Patient: refOf(r.m["for"]), Outcome: "0", Detail: "reassigned to " + to}); err != nil {
+			Entity: "Task/" + res.ID, Patient: r.t.For.String(), Outcome: "0", Detail: "reassigned to " + to}); err != nil {
 			return err
 		}
 		return event.Emit(ctx, tx, event.New(r.res.Tenant, bus.OpUpdated, "", res))

@@ -18,22 +18,20 @@ var noticeNS = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://passerelle.health
 // noticeHospitalisation tells every current member of the team of an
 // episode on hold that its patient is in hospital again: the visits pause
 // and nobody must knock on an empty door. Once per stay and member.
-func (p *plan) noticeHospitalisation(ep resource, t *team) error {
-	if str(ep.m, "status") != "onhold" || t == nil || t.status() != "active" {
+func (p *plan) noticeHospitalisation(ep episode, t *team) error {
+	if ep.ep.Status != "onhold" || t == nil || t.status() != "active" {
 		return nil
 	}
 	stay := ""
-	for _, x := range list(ep.m["extension"]) {
-		xo := asObj(x)
-		if xo["url"] != pathway.ExtReadmission {
+	for _, x := range ep.ep.Extension {
+		if x.URL != pathway.ExtReadmission {
 			continue
 		}
 		enc, ended := "", false
-		for _, sub := range list(xo["extension"]) {
-			so := asObj(sub)
-			switch so["url"] {
+		for _, sub := range x.Extension {
+			switch sub.URL {
 			case "encounter":
-				enc = str(so, "valueReference", "reference")
+				enc = sub.Ref()
 			case "end":
 				ended = true
 			}
@@ -45,10 +43,10 @@ func (p *plan) noticeHospitalisation(ep resource, t *team) error {
 	if stay == "" {
 		return nil
 	}
-	for _, pt := range list(t.r.m["participant"]) {
-		po := asObj(pt)
-		who := refOf(po["member"])
-		if !strings.HasPrefix(who, "PractitionerRole/") || str(po, "period", "end") != "" {
+	for i := range t.ct.Participant {
+		pt := &t.ct.Participant[i]
+		who := pt.Member.String()
+		if !strings.HasPrefix(who, "PractitionerRole/") || !pt.Current() {
 			continue
 		}
 		id := uuid.NewSHA1(noticeNS, []byte(p.tenant+"|"+ep.res.ID+"|"+stay+"|"+who)).String()
@@ -57,7 +55,7 @@ func (p *plan) noticeHospitalisation(ep resource, t *team) error {
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		p.notes = append(p.notes, &note{kind: "hospitalisation", who: who, id: id, tasks: []resource{ep}})
+		p.notes = append(p.notes, &note{kind: "hospitalisation", who: who, id: id, about: []about{{res: ep.res, patient: ep.ep.Patient.String()}}})
 	}
 	return nil
 }

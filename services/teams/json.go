@@ -1,15 +1,22 @@
 package teams
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/internal/fhirjson"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// The JSON editing shared by the services (internal/fhirjson).
+// Tasks, CareTeams and episodes are read and edited as Go types
+// (pkg/fhir/model); the other resources (Patient, CarePlan, Provenance,
+// Communication) as decoded JSON, with the editing shared by the services
+// (internal/fhirjson).
 type obj = fhirjson.Obj
 
 var (
@@ -45,4 +52,84 @@ func readObj(ctx context.Context, tx store.Tx, typ, id string) (resource, error)
 		return resource{}, fmt.Errorf("%s/%s: %w", typ, id, err)
 	}
 	return resource{res: r, m: m}, nil
+}
+
+// readAs reads a stored resource into its Go type.
+func readAs[T any](ctx context.Context, tx store.Tx, typ, id string) (store.Resource, *T, error) {
+	r, err := tx.Read(ctx, typ, id)
+	if err != nil {
+		return store.Resource{}, nil, err
+	}
+	var v T
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return store.Resource{}, nil, fmt.Errorf("%s/%s: %w", typ, id, err)
+	}
+	return r, &v, nil
+}
+
+// task is a stored Task with its typed body.
+type task struct {
+	res store.Resource
+	t   *model.Task
+}
+
+func readTask(ctx context.Context, tx store.Tx, id string) (task, error) {
+	r, t, err := readAs[model.Task](ctx, tx, "Task", id)
+	return task{res: r, t: t}, err
+}
+
+// episode is a stored EpisodeOfCare with its typed body.
+type episode struct {
+	res store.Resource
+	ep  *model.EpisodeOfCare
+}
+
+func readEpisode(ctx context.Context, tx store.Tx, id string) (episode, error) {
+	r, ep, err := readAs[model.EpisodeOfCare](ctx, tx, "EpisodeOfCare", id)
+	return episode{res: r, ep: ep}, err
+}
+
+func readTeam(ctx context.Context, tx store.Tx, id string) (store.Resource, *model.CareTeam, error) {
+	return readAs[model.CareTeam](ctx, tx, "CareTeam", id)
+}
+
+// typed decodes a resource given as decoded JSON (an event's, the
+// pathway's) into its Go type.
+func typed[T any](m obj) (*T, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// putBack rewrites m, in place, as t: the pathway hands its tasks to Staff
+// as decoded JSON and writes them as Staff leaves them. Numbers keep their
+// text.
+func putBack(t *model.Task, m obj) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var n obj
+	if err := d.Decode(&n); err != nil {
+		return err
+	}
+	clear(m)
+	maps.Copy(m, n)
+	return nil
+}
+
+// val is a value[x] string ("" when absent).
+func val(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/notify"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -36,39 +37,56 @@ type note struct {
 	// id, when set, is the Communication's: a notice that must be
 	// written once whatever the events.
 	id    string
-	tasks []resource
+	about []about
+}
+
+// about is what a notification is about: a task, or an episode (a
+// hospitalisation notice).
+type about struct {
+	res  store.Resource
+	task *model.Task // nil for an episode
+	// patient is an episode's patient.
+	patient string
+}
+
+// patientRef is the patient the subject concerns ("" when unknown).
+func (a about) patientRef() string {
+	pt := a.patient
+	if a.task != nil {
+		pt = a.task.For.String()
+	}
+	if strings.HasPrefix(pt, "Patient/") {
+		return pt
+	}
+	return ""
 }
 
 // notifyTask gathers a notification to who about a task; commit records
 // the notifications as Communications (status in-progress) in the
 // transaction of the change that warrants them, and the teams-notify
 // consumer delivers them.
-func (p *plan) notifyTask(r resource, kind, who string) error {
+func (p *plan) notifyTask(r task, kind, who string) error {
 	key := kind + "\x00" + who
 	for _, n := range p.notes {
 		if n.kind+"\x00"+n.who == key {
-			for _, t := range n.tasks {
+			for _, t := range n.about {
 				if t.res.ID == r.res.ID {
 					return nil
 				}
 			}
-			n.tasks = append(n.tasks, r)
+			n.about = append(n.about, about{res: r.res, task: r.t})
 			return nil
 		}
 	}
-	p.notes = append(p.notes, &note{kind: kind, who: who, tasks: []resource{r}})
+	p.notes = append(p.notes, &note{kind: kind, who: who, about: []about{{res: r.res, task: r.t}}})
 	return nil
 }
 
-func taskTitle(t obj) string {
-	if d := str(t, "description"); d != "" {
-		return d
+func taskDue(t *model.Task) string {
+	if t.Restriction == nil || t.Restriction.Period == nil {
+		return ""
 	}
-	return str(t, "code", "coding", "display")
-}
-
-func taskDue(t obj) string {
-	if end, ok := parseTime(str(t, "restriction", "period", "end")); ok {
+	if end, ok := parseTime(t.Restriction.Period.End); ok {
 		return end.In(paris).Format("02/01/2006")
 	}
 	return ""
@@ -78,10 +96,13 @@ func taskDue(t obj) string {
 // patient is (the channel may not be a secure one).
 func (n *note) text() string {
 	var items []string
-	for _, r := range n.tasks {
-		item := taskTitle(r.m)
-		if due := taskDue(r.m); due != "" && (n.kind == "assignment" || n.kind == "overdue") {
-			item += " (avant le " + due + ")"
+	for _, a := range n.about {
+		var item string
+		if a.task != nil {
+			item = a.task.Title()
+			if due := taskDue(a.task); due != "" && (n.kind == "assignment" || n.kind == "overdue") {
+				item += " (avant le " + due + ")"
+			}
 		}
 		items = append(items, item)
 	}
@@ -114,17 +135,15 @@ func (n *note) text() string {
 func (p *plan) flushNotes() ([]store.Resource, error) {
 	var out []store.Resource
 	for _, n := range p.notes {
-		var about []any
+		var refs []any
 		patient := ""
-		for _, r := range n.tasks {
-			typ := r.res.Type
+		for _, a := range n.about {
+			typ := a.res.Type
 			if typ == "" {
 				typ = "Task"
 			}
-			about = append(about, ref(typ+"/"+r.res.ID))
-			if pt := refOf(r.m["for"]); strings.HasPrefix(pt, "Patient/") {
-				patient = pt
-			} else if pt := refOf(r.m["patient"]); strings.HasPrefix(pt, "Patient/") {
+			refs = append(refs, ref(typ+"/"+a.res.ID))
+			if pt := a.patientRef(); pt != "" {
 				patient = pt
 			}
 		}
@@ -135,7 +154,7 @@ func (p *plan) flushNotes() ([]store.Resource, error) {
 		c := obj{
 			"resourceType": "Communication", "id": id, "status": "in-progress",
 			"category":  []any{codeable(SystemKind, n.kind, subjects[n.kind])},
-			"about":     about,
+			"about":     refs,
 			"recipient": []any{ref(n.who)},
 			"payload":   []any{obj{"contentString": n.text()}},
 		}

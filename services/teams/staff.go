@@ -2,10 +2,9 @@ package teams
 
 import (
 	"context"
-	"slices"
-	"strings"
+	"fmt"
 
-	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -22,8 +21,8 @@ import (
 //
 // The writes are the teams service's: ctx carries its actor, whatever
 // process runs the pathway.
-func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, episode store.Resource, ep map[string]any, tasks []map[string]any) error {
-	cause := "staffing of EpisodeOfCare/" + episode.ID
+func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, epRes store.Resource, ep map[string]any, tasks []map[string]any) error {
+	cause := "staffing of EpisodeOfCare/" + epRes.ID
 	if a, ok := store.ActorFrom(ctx); ok && a.Cause != "" {
 		// What set the pathway off (its event, its timer) is the cause.
 		cause = a.Cause + ", " + cause
@@ -33,41 +32,42 @@ func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, 
 	if err != nil {
 		return err
 	}
-	epID := episode.ID
+	epID := epRes.ID
 	t, err := p.teamOf(epID)
 	if err != nil {
 		return err
 	}
-	if t == nil {
-		var roles []string
-		pre := map[string]string{}
-		for _, task := range tasks {
-			if r := firstCode(task["performerType"], directory.SystemTeamRole); r != "" && !slices.Contains(roles, r) {
-				roles = append(roles, r)
-			}
-			if o := refOf(task["owner"]); strings.HasPrefix(o, "PractitionerRole/") {
-				pre[str(task, "id")] = o
-			}
+	ts := make([]*model.Task, len(tasks))
+	for i, m := range tasks {
+		if ts[i], err = typed[model.Task](m); err != nil {
+			return fmt.Errorf("Task/%s: %w", str(m, "id"), err)
 		}
-		if _, err := p.form(resource{res: episode, m: ep}, roles, pre); err != nil {
+	}
+	if t == nil {
+		e, err := typed[model.EpisodeOfCare](ep)
+		if err != nil {
+			return fmt.Errorf("EpisodeOfCare/%s: %w", epRes.ID, err)
+		}
+		roles, pre := rolesAndOwners(ts)
+		if _, err := p.form(episode{res: epRes, ep: e}, roles, pre); err != nil {
 			return err
 		}
 	}
-	for _, m := range tasks {
-		if str(m, "status") != "requested" {
+	for i, tk := range ts {
+		if tk.Status != "requested" {
 			continue
 		}
-		r := resource{res: store.Resource{Type: "Task", ID: str(m, "id"), Tenant: tenant}, m: m}
-		a := assignmentOf(m)
-		role := firstCode(m["performerType"], directory.SystemTeamRole)
-		switch owner := refOf(m["owner"]); {
+		r := task{res: store.Resource{Type: "Task", ID: tk.ID, Tenant: tenant}, t: tk}
+		a := assignmentOf(tk)
+		role := tk.Role()
+		switch owner := tk.Owner.String(); {
 		case role == "" && owner == "":
 			// A task for the patient (daily self-weighing): the patient owns it.
-			pt := refOf(m["for"])
+			pt := tk.For.String()
 			if pt == "" {
 				continue
 			}
-			m["owner"] = ref(pt)
+			tk.Owner = model.Ref(pt)
 		case role == "":
 			continue
 		case owner == "":
@@ -79,7 +79,10 @@ func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, 
 				return err
 			}
 		}
-		a.set(m)
+		a.set(tk)
+		if err := putBack(tk, tasks[i]); err != nil {
+			return err
+		}
 	}
 	return p.commit()
 }

@@ -12,32 +12,34 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
 // team is an episode's CareTeam being read or changed in one transaction.
 type team struct {
-	r       resource
+	res     store.Resource
+	ct      *model.CareTeam
 	created bool
 	changed bool
 }
 
 func teamID(episodeID string) string { return "ct-" + episodeID }
 
-func (t *team) status() string { return str(t.r.m, "status") }
+func (t *team) status() string { return t.ct.Status }
 
 // current returns the members holding role now (no period end), in the
 // order they joined.
 func (t *team) current(role string) []string {
 	var out []string
-	for _, p := range list(t.r.m["participant"]) {
-		po := asObj(p)
-		if str(po, "period", "end") != "" {
+	for i := range t.ct.Participant {
+		p := &t.ct.Participant[i]
+		if !p.Current() {
 			continue
 		}
-		if firstCode(po["role"], directory.SystemTeamRole) == role {
-			if r := refOf(po["member"]); r != "" {
+		if p.TeamRole() == role {
+			if r := p.Member.String(); r != "" {
 				out = append(out, r)
 			}
 		}
@@ -47,9 +49,8 @@ func (t *team) current(role string) []string {
 
 // active tells whether ref is a current participant.
 func (t *team) active(ref string) bool {
-	for _, p := range list(t.r.m["participant"]) {
-		po := asObj(p)
-		if refOf(po["member"]) == ref && str(po, "period", "end") == "" {
+	for i := range t.ct.Participant {
+		if p := &t.ct.Participant[i]; p.Member.String() == ref && p.Current() {
 			return true
 		}
 	}
@@ -60,28 +61,23 @@ func (t *team) add(m directory.Member, role string, now time.Time) {
 	if t.active(m.Ref()) {
 		return
 	}
-	member := ref(m.Ref())
-	if m.Name != "" {
-		member["display"] = m.Name
-	}
-	t.r.m["participant"] = append(list(t.r.m["participant"]), obj{
-		"role":   []any{codeable(directory.SystemTeamRole, role, "")},
-		"member": member, "period": obj{"start": fmtTime(now)},
+	t.ct.Participant = append(t.ct.Participant, model.CareTeamParticipant{
+		Role:   []model.CodeableConcept{*model.Codeable(directory.SystemTeamRole, role, "")},
+		Member: &model.Reference{Reference: m.Ref(), Display: m.Name},
+		Period: &model.Period{Start: fmtTime(now)},
 	})
 	t.changed = true
 }
 
 // end closes ref's participation.
 func (t *team) end(ref string, now time.Time) {
-	for _, p := range list(t.r.m["participant"]) {
-		po := asObj(p)
-		if refOf(po["member"]) == ref && str(po, "period", "end") == "" {
-			per := asObj(po["period"])
-			if per == nil {
-				per = obj{}
-				po["period"] = per
+	for i := range t.ct.Participant {
+		p := &t.ct.Participant[i]
+		if p.Member.String() == ref && p.Current() {
+			if p.Period == nil {
+				p.Period = &model.Period{}
 			}
-			per["end"] = fmtTime(now)
+			p.Period.End = fmtTime(now)
 			t.changed = true
 		}
 	}
@@ -112,7 +108,7 @@ type plan struct {
 	ops    map[string]string
 	notes  []*note
 	// prefetch holds tasks as an event carried them.
-	prefetch map[string]resource
+	prefetch map[string]task
 	// canonical is each episode's template, as read once.
 	canonical map[string]string
 	// declaredBy is, by episode|patient, the members the hospital
@@ -304,7 +300,7 @@ func (p *plan) teamOf(episodeID string) (*team, error) {
 	if t, ok := p.teams[episodeID]; ok {
 		return t, nil
 	}
-	r, err := readObj(p.ctx, p.tx, "CareTeam", teamID(episodeID))
+	r, ct, err := readTeam(p.ctx, p.tx, teamID(episodeID))
 	if errors.Is(err, store.ErrNotFound) {
 		p.teams[episodeID] = nil
 		return nil, nil
@@ -312,7 +308,7 @@ func (p *plan) teamOf(episodeID string) (*team, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &team{r: r}
+	t := &team{res: r, ct: ct}
 	p.teams[episodeID] = t
 	return t, nil
 }
@@ -323,18 +319,18 @@ func (p *plan) teamOf(episodeID string) (*team, error) {
 // then a member for each missing role and the referent coordinating nurse.
 // preOwned are owners already set on the episode's tasks (a coordinating
 // nurse owning the inclusion to confirm becomes the referent).
-func (p *plan) form(ep resource, roles []string, preOwned map[string]string) (*team, error) {
-	patient := str(ep.m, "patient", "reference")
-	t := &team{created: true, changed: true, r: resource{m: obj{
-		"resourceType": "CareTeam", "id": teamID(ep.res.ID), "status": "active",
-		"name":        "Équipe de soins du parcours",
-		"subject":     ref(patient),
-		"period":      obj{"start": fmtTime(p.now)},
-		"extension":   []any{obj{"url": ExtEpisode, "valueReference": ref("EpisodeOfCare/" + ep.res.ID)}},
-		"participant": []any{},
-	}}}
-	if org := str(ep.m, "managingOrganization", "reference"); org != "" {
-		t.r.m["managingOrganization"] = []any{ref(org)}
+func (p *plan) form(ep episode, roles []string, preOwned map[string]string) (*team, error) {
+	patient := ep.ep.Patient.String()
+	t := &team{created: true, changed: true, ct: &model.CareTeam{
+		ResourceType: "CareTeam", ID: teamID(ep.res.ID), Status: "active",
+		Name:        "Équipe de soins du parcours",
+		Subject:     model.Ref(patient),
+		Period:      &model.Period{Start: fmtTime(p.now)},
+		Extension:   []model.Extension{{URL: ExtEpisode, ValueReference: model.Ref("EpisodeOfCare/" + ep.res.ID)}},
+		Participant: []model.CareTeamParticipant{},
+	}}
+	if org := ep.ep.ManagingOrganization.String(); org != "" {
+		t.ct.ManagingOrganization = []model.Reference{*model.Ref(org)}
 	}
 	p.teams[ep.res.ID] = t
 	// Declared professionals.
@@ -345,13 +341,13 @@ func (p *plan) form(ep resource, roles []string, preOwned map[string]string) (*t
 	for _, d := range declared {
 		m, ok := p.match(d)
 		if !ok {
-			member := obj{"display": d.name}
+			member := &model.Reference{Display: d.name}
 			if d.system != "" {
-				member["identifier"] = obj{"system": d.system, "value": d.value}
+				member.Identifier = &model.Identifier{System: d.system, Value: d.value}
 			}
-			t.r.m["participant"] = append(list(t.r.m["participant"]), obj{
-				"role":   []any{codeable(directory.SystemTeamRole, directory.RoleExternal, "")},
-				"member": member, "period": obj{"start": fmtTime(p.now)},
+			t.ct.Participant = append(t.ct.Participant, model.CareTeamParticipant{
+				Role:   []model.CodeableConcept{*model.Codeable(directory.SystemTeamRole, directory.RoleExternal, "")},
+				Member: member, Period: &model.Period{Start: fmtTime(p.now)},
 			})
 			continue
 		}
@@ -394,27 +390,32 @@ type declaredPro struct {
 // declared lists the professionals the hospital declared with the stay
 // that opened the episode: the proposed CareTeam and the patient's
 // médecin traitant.
-func (p *plan) declared(ep resource, patient string) ([]declaredPro, error) {
+func (p *plan) declared(ep episode, patient string) ([]declaredPro, error) {
 	var out []declaredPro
-	for _, e := range list(ep.m["extension"]) {
-		eo := asObj(e)
-		if !strings.HasSuffix(str(eo, "url"), "/index-encounter") {
+	for i := range ep.ep.Extension {
+		e := &ep.ep.Extension[i]
+		if !strings.HasSuffix(e.URL, "/index-encounter") {
 			continue
 		}
-		enc := strings.TrimPrefix(refOf(eo["valueReference"]), "Encounter/")
+		enc := strings.TrimPrefix(e.Ref(), "Encounter/")
 		if enc == "" {
 			continue
 		}
-		ct, err := readObj(p.ctx, p.tx, "CareTeam", "declared-"+enc)
+		_, ct, err := readTeam(p.ctx, p.tx, "declared-"+enc)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
 		if err == nil {
-			for _, pt := range list(ct.m["participant"]) {
-				po := asObj(pt)
-				mem := asObj(po["member"])
-				out = append(out, declaredPro{kind: str(mem, "type"), system: str(mem, "identifier", "system"),
-					value: str(mem, "identifier", "value"), role: firstCode(po["role"], directory.SystemTeamRole), name: str(mem, "display")})
+			for i := range ct.Participant {
+				pt := &ct.Participant[i]
+				d := declaredPro{role: pt.TeamRole()}
+				if mem := pt.Member; mem != nil {
+					d.kind, d.name = mem.Type, mem.Display
+					if mem.Identifier != nil {
+						d.system, d.value = mem.Identifier.System, mem.Identifier.Value
+					}
+				}
+				out = append(out, d)
 			}
 		}
 	}
@@ -494,20 +495,20 @@ func (p *plan) save() error {
 		if t == nil || !t.changed {
 			continue
 		}
-		delete(t.r.m, "meta")
+		t.ct.Meta = nil
 		var res store.Resource
 		var err error
 		op := "updated"
 		if t.created {
 			op = "created"
-			res, err = p.tx.Create(p.ctx, p.tenant, mustJSON(t.r.m))
+			res, err = p.tx.Create(p.ctx, p.tenant, mustJSON(t.ct))
 		} else {
-			res, err = p.tx.Update(p.ctx, p.tenant, mustJSON(t.r.m), t.r.res.Version)
+			res, err = p.tx.Update(p.ctx, p.tenant, mustJSON(t.ct), t.res.Version)
 		}
 		if err != nil {
 			return fmt.Errorf("CareTeam %s: %w", id, err)
 		}
-		t.r.res, t.created, t.changed = res, false, false
+		t.res, t.created, t.changed = res, false, false
 		p.announce(res, op)
 	}
 	return nil
@@ -590,12 +591,14 @@ func (p *plan) delaysFor(episodeID, action string) (delays, error) {
 	}
 	canonical, ok := p.canonical[episodeID]
 	if !ok {
-		ep, err := readObj(p.ctx, p.tx, "EpisodeOfCare", episodeID)
+		ep, err := readEpisode(p.ctx, p.tx, episodeID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return d, err
 		}
 		if err == nil {
-			canonical, _ = extension(ep.m, pathway.ExtEpisodePathway)["valueCanonical"].(string)
+			if x := ep.ep.GetExtension(pathway.ExtEpisodePathway); x != nil {
+				canonical = val(x.ValueCanonical)
+			}
 		}
 		p.canonical[episodeID] = canonical
 	}
