@@ -44,6 +44,18 @@
 //     the day that many days before its due day, never before its window
 //     opens (Action.ReminderAt); 0 d reminds on the due day's morning.
 //     Without it, no reminder.
+//   - extension elapsed-occurrence (on the template, overridden per
+//     action): what becomes of an occurrence whose window has already
+//     ended when its tasks are created — a discharge notified late, a
+//     replayed message: skip (not created) or missed (created closed,
+//     status cancelled, businessStatus missed). Without it, an action with
+//     a team role records missed and the patient's own actions skip (they
+//     have no task); a template default of missed leaves the patient's
+//     actions at skip, and an action of the patient's that says missed is
+//     refused. An occurrence whose window is still open, even if it
+//     started in the past, is created as usual (Split). Template.Late
+//     tells a late discharge: an occurrence of an unconditional action
+//     with tasks already over when Passerelle learns of it.
 //   - extension team-assignment (on the template, overridden per action
 //     and per delay): acceptance and escalation delays of the tasks, for
 //     teams (Template.Delays).

@@ -30,9 +30,12 @@ type Template struct {
 	Eligibility               Eligibility
 	// WorkingDay is the template's default rule for due days.
 	WorkingDay DayRule
-	Variables  []Variable
-	Goals      []Goal
-	Actions    []Action
+	// Elapsed is the template's default rule for occurrences already
+	// past (extension elapsed-occurrence); empty when it says none.
+	Elapsed   Elapsed
+	Variables []Variable
+	Goals     []Goal
+	Actions   []Action
 	// Checks are evaluated by a timer at their instant after D0.
 	Checks []Check
 	// AlertRules are evaluated by the worklist on each measurement, timer
@@ -113,6 +116,10 @@ type Action struct {
 	// Frequency per period, for the patient's own actions (daily weighing).
 	Frequency  int
 	WorkingDay DayRule
+	// Elapsed is what becomes of an occurrence whose window has already
+	// ended when its tasks are created: the action's extension
+	// elapsed-occurrence, else the template's, else DefaultElapsed.
+	Elapsed Elapsed
 	// Condition, when set, must hold before the action's tasks exist.
 	Condition       *Rule
 	ConditionText   string
@@ -297,6 +304,8 @@ func Parse(body []byte) (*Template, []Issue) {
 			t.Checks = append(t.Checks, parseCheck(e, expr, bad))
 		case ExtTeamAssignment:
 			t.assignment = parseAssignment(e, expr, bad)
+		case ExtElapsed:
+			t.Elapsed = parseElapsed(e, expr, "Modèle", "Template", bad)
 		case ExtAlertRule:
 			t.AlertRules = append(t.AlertRules, parseAlertRule(e, expr, bad))
 			alertExpr = append(alertExpr, expr)
@@ -341,6 +350,7 @@ func Parse(body []byte) (*Template, []Issue) {
 			bad(expr+".code", fmt.Sprintf("Le code %q est déjà celui de l'action %d", act.Code, j), fmt.Sprintf("Code %q is already that of action %d", act.Code, j))
 		}
 		seen[act.Code] = i
+		elapsedAt := ""
 		for j, e := range a.Extension {
 			switch e.URL {
 			case ExtWorkingDay:
@@ -356,6 +366,9 @@ func Parse(body []byte) (*Template, []Issue) {
 						"A reminder is counted in whole days (d) or weeks (wk) before the due date")
 				}
 				act.Reminder, act.ReminderDays = true, d
+			case ExtElapsed:
+				elapsedAt = fmt.Sprintf("%s.extension[%d]", expr, j)
+				act.Elapsed = parseElapsed(e, elapsedAt, fmt.Sprintf("Action « %s »", act.Code), fmt.Sprintf("Action %q", act.Code), bad)
 			}
 		}
 		for _, g := range a.GoalID {
@@ -414,6 +427,17 @@ func Parse(body []byte) (*Template, []Issue) {
 			parseTiming(&act, a.TimingTiming, expr+".timing.ofType(Timing)", bad)
 		default:
 			bad(expr+".timing[x]", "Échéance manquante : timingRange ou timingTiming", "Timing missing: timingRange or timingTiming")
+		}
+		switch {
+		case act.Elapsed == "" && elapsedAt == "" && t.Elapsed != "" && !(act.ForPatient() && t.Elapsed == ElapsedMissed):
+			// The template's default; a default of missed leaves the
+			// patient's own actions to theirs (skip): they have no task.
+			act.Elapsed = t.Elapsed
+		case act.Elapsed == "" && elapsedAt == "":
+			act.Elapsed = DefaultElapsed(act)
+		case act.Elapsed == ElapsedMissed && act.ForPatient():
+			bad(elapsedAt+".value", fmt.Sprintf("Action « %s » : les actions du patient n'ont pas de tâche à enregistrer manquée : skip", act.Code),
+				fmt.Sprintf("Action %q: the patient's own actions have no task to record missed: skip", act.Code))
 		}
 		if act.Frequency > 0 && !act.ForPatient() {
 			bad(expr+".timing.ofType(Timing).repeat.frequency", "Une fréquence par période ne vaut que pour les actions du patient ; pour des tâches, utiliser count et period",

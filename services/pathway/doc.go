@@ -96,6 +96,34 @@
 // scheduled again. That discharge does not open a second episode of the
 // same pathway.
 //
+// # A discharge notified late
+//
+// A discharge Passerelle learns of after the window of one of its
+// template's occurrences has ended (pkg/pathway Template.Late: the
+// hospital notified it weeks later, an archived message is replayed) opens
+// its episode without an alert storm. Each occurrence whose window is
+// over when its tasks are created follows its action's rule
+// (elapsed-occurrence): skip, not created; missed, created once and closed
+// — status cancelled, businessStatus missed (task-business-status), a
+// French statusReason saying the discharge was notified after the window
+// —, with no owner, no timer and no notification. An occurrence whose
+// window is still open is created as usual, due at its window's end. The
+// same rule applies to tasks created later (a confirmed inclusion, a
+// decided condition) whose windows are over by then. The episode carries
+// the extension late-inclusion (pkg/pathway ExtLateInclusion: when
+// Passerelle learnt of it, days late, then the counts and the notice), from
+// which the worklist counts missing data; no check whose time is past is
+// scheduled. Once its tasks exist (at the opening, or at the confirmation
+// of an inclusion to confirm, whose task is then due at the end of the
+// next working day), the referent coordinating nurse gets one
+// Communication of kind late-inclusion, announced on
+// fhir.<tenant>.Communication.created for teams to deliver: the discharge
+// date, how many days late, how many occurrences were recorded missed or
+// skipped, and to check the follow-up — never the patient's name. A
+// replay of the message finds the episode of the stay and changes
+// nothing, so there is never a second notice. A discharge notified in
+// time is handled as before.
+//
 // # Inclusion to confirm
 //
 // A discharge with no diagnosis from a unit whose specialty the template

@@ -226,6 +226,12 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 	if cpts != "" {
 		ep["managingOrganization"] = ref(cpts)
 	}
+	late := t.Late(discharge, now)
+	if late {
+		// Recorded before anything is written: the worklist counts missing
+		// data from when Passerelle learnt of the discharge.
+		setExtension(ep, lateExtension(discharge, now))
+	}
 	var goalRefs []any
 	goalIDs := map[string]string{}
 	day0 := discharge.In(clock.Paris)
@@ -299,11 +305,20 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 	} else {
 		e.cp = resource{m: cp}
 		e.cp.res.ID = cpID
-		if err := s.instantiate(ctx, tx, e, c, now, ev.trace); err != nil {
+		n, err := s.instantiate(ctx, tx, e, c, now, ev.trace)
+		if err != nil {
 			return err
 		}
 		if e.cp, err = s.create(ctx, tx, ev.tenant, e.cp.m, c); err != nil {
 			return err
+		}
+		if late {
+			if err := s.noticeLate(ctx, tx, e, n, now, ev.trace); err != nil {
+				return err
+			}
+			if err := s.put(ctx, tx, ev.tenant, &e.ep, c); err != nil {
+				return err
+			}
 		}
 		s.log.InfoContext(ctx, "episode opened", "pathway", t.Name, "episode_id", epID, "tasks", len(e.tasks))
 	}
@@ -333,6 +348,9 @@ func (s *Service) addConfirmTask(ctx context.Context, tx store.Tx, e *episode, c
 	if first != nil {
 		w = *first
 	}
+	// A discharge notified after that window: due when it can still be
+	// settled.
+	w = pastDue(w, now)
 	a := pathway.Action{Code: CodeConfirmInclusion, CodeSystem: pathway.SystemAction, Title: "Confirmer l'inclusion dans le parcours : " + e.t.Title,
 		Role: directory.RoleCoordinatingNurse}
 	m := s.newTask(e, a, w, "requested", now)

@@ -247,10 +247,24 @@ type pendingTask struct {
 }
 
 // addTasks builds the tasks of one action, held when the episode is, with
-// their due-date timers to schedule; createTasks writes them.
-func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathway.Action, out *newTasks, now time.Time) {
+// their due-date timers to schedule; createTasks writes them. An occurrence
+// whose window is over at now follows the action's Elapsed rule
+// (pkg/pathway): not created (skip), or created closed as missed, without
+// timers; one whose window is still open is created as usual, due at its
+// window's end. It returns what became of the occurrences already past.
+func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathway.Action, out *newTasks, now time.Time) elapsed {
 	base := pathway.ShiftDays(e.discharge(), e.shift())
-	for _, w := range a.Windows(base) {
+	ws, past := pathway.Split(a.Windows(base), now)
+	var n elapsed
+	for _, w := range past {
+		if a.Elapsed == pathway.ElapsedSkip {
+			n.skipped++
+			continue
+		}
+		n.missed++
+		*out = append(*out, pendingTask{m: s.missedTask(e, a, w, now)})
+	}
+	for _, w := range ws {
 		status := "requested"
 		if e.status() == "onhold" {
 			status = "on-hold"
@@ -264,6 +278,7 @@ func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathw
 		}
 		*out = append(*out, p)
 	}
+	return n
 }
 
 // createTasks gives the new tasks their owners (Deps.Staff), then writes
@@ -327,8 +342,12 @@ func cancelTaskTimers(ctx context.Context, tx store.Tx, tenant, taskID string) e
 func endKey(tenant, episodeID string) string { return TimerEnd + ":" + tenant + ":" + episodeID }
 
 // scheduleChecks schedules the template's checks of an episode and the end
-// of its follow-up.
+// of its follow-up. An episode opened from a late discharge gets no check
+// whose time is already past: nothing could have been done yet, and the
+// late-inclusion notice asks the referent to look at the follow-up.
 func (s *Service) scheduleChecks(ctx context.Context, tx store.Tx, e *episode) error {
+	_, late := pathway.LateNotified(e.ep.m)
+	now := s.d.Clock.Now()
 	if end, ok := e.t.FollowUpEnd(pathway.ShiftDays(e.discharge(), e.shift())); ok {
 		err := tx.Schedule(ctx, store.Timer{Key: endKey(e.tenant, e.ep.res.ID), Tenant: e.tenant, Kind: TimerEnd,
 			Due: end, Payload: mustJSON(obj{"episode": e.ep.res.ID})})
@@ -337,8 +356,12 @@ func (s *Service) scheduleChecks(ctx context.Context, tx store.Tx, e *episode) e
 		}
 	}
 	for _, c := range e.t.Checks {
+		at := e.t.CheckAt(c, e.discharge())
+		if late && at.Before(now) {
+			continue
+		}
 		err := tx.Schedule(ctx, store.Timer{Key: checkKey(e.tenant, e.ep.res.ID, c.Code), Tenant: e.tenant, Kind: TimerCheck,
-			Due: e.t.CheckAt(c, e.discharge()), Payload: mustJSON(obj{"episode": e.ep.res.ID, "check": c.Code})})
+			Due: at, Payload: mustJSON(obj{"episode": e.ep.res.ID, "check": c.Code})})
 		if err != nil {
 			return err
 		}
@@ -387,10 +410,12 @@ func activity(cp obj, code string) obj {
 }
 
 // instantiate creates the tasks of every action whose condition holds (or
-// has none); conditional actions wait for their variables.
-func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time, trace string) error {
+// has none); conditional actions wait for their variables. It returns what
+// became of the occurrences already past (addTasks).
+func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time, trace string) (elapsed, error) {
 	vars := ruleValues(e.ep.m)
 	var ts newTasks
+	var n elapsed
 	for _, a := range e.t.Actions {
 		d := activity(e.cp.m, a.Code)
 		if a.ForPatient() {
@@ -419,12 +444,12 @@ func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *c
 			d["status"] = "scheduled"
 			delete(d, "statusReason")
 		}
-		s.addTasks(ctx, tx, e, a, &ts, now)
+		n.add(s.addTasks(ctx, tx, e, a, &ts, now))
 	}
 	if err := s.createTasks(ctx, tx, e, ts, c, trace); err != nil {
-		return err
+		return n, err
 	}
-	return s.scheduleChecks(ctx, tx, e)
+	return n, s.scheduleChecks(ctx, tx, e)
 }
 
 // ruleValues reads the rule variables recorded on an episode.

@@ -549,7 +549,13 @@ func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include 
 	now := s.d.Clock.Now()
 	setStatus(e.ep.m, "active", now)
 	e.cp.m["status"] = "active"
-	if err := s.instantiate(ctx, tx, e, c, now, trace); err != nil {
+	n, err := s.instantiate(ctx, tx, e, c, now, trace)
+	if err != nil {
+		return err
+	}
+	// A discharge notified late: the referent learns, now that the tasks
+	// exist, what became of the occurrences already past.
+	if err := s.noticeLate(ctx, tx, e, n, now, trace); err != nil {
 		return err
 	}
 	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {

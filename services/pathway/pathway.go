@@ -147,7 +147,11 @@ type templateIssue struct {
 }
 
 // check validates a template with the profile, then reads it as the engine
-// will. Only errors count; the validator's warnings are dropped.
+// will. Only errors count; the validator's warnings are dropped. The
+// engine's issues follow the profile's even when the profile refuses: they
+// name what the profile can only locate (a code outside its value set in
+// an action's extension: which action, which rule). Parse never panics on
+// a document the profile refuses.
 func (s *Service) check(body []byte) []templateIssue {
 	var out []templateIssue
 	if s.d.Validator != nil {
@@ -155,9 +159,6 @@ func (s *Service) check(body []byte) []templateIssue {
 			if i.Severity == "error" || i.Severity == "fatal" {
 				out = append(out, templateIssue{Severity: "error", Code: i.Code, Expression: i.Expression, FR: i.FR, EN: i.EN})
 			}
-		}
-		if len(out) > 0 {
-			return out
 		}
 	}
 	if _, issues := pathway.Parse(body); len(issues) > 0 {

@@ -50,9 +50,15 @@ func episodeFrom(tenant string, id string, m obj) episodeRef {
 }
 
 // activeSince is when the episode last became active: its start, or the
-// end of its last hold.
+// end of its last hold. An episode opened from a discharge notified late
+// (extension late-inclusion) counts from when Passerelle learnt of it, not
+// from the discharge: nobody could record data before (docs/domain.md, "A
+// discharge notified late").
 func (e episodeRef) activeSince() time.Time {
 	t := e.start
+	if at, ok := pathway.LateNotified(e.m); ok && at.After(t) {
+		t = at
+	}
 	for _, h := range list(e.m["statusHistory"]) {
 		ho := asObj(h)
 		if ho["status"] == "onhold" {

@@ -538,3 +538,40 @@ func hasError(is []validate.Issue) bool {
 	}
 	return false
 }
+
+// A discharge notified 20 days late: the missing-data timers count from
+// when Passerelle learnt of it, not from the discharge, so none is due
+// already and no alert is raised for the days nobody could weigh.
+func TestMissingDataOfALateDischarge(t *testing.T) {
+	r := newRig(t, "sqlite")
+	now := r.clk.Now()
+	p := r.patient()
+	r.dischargeMsgAt(p, now.AddDate(0, 0, -20))
+	r.flush()
+	eps := r.search("EpisodeOfCare", refParam("patient", "Patient/"+p))
+	if len(eps) != 1 || eps[0]["status"] != "active" {
+		t.Fatalf("episodes: %v", eps)
+	}
+	key := worklist.TimerMissing + ":" + tenant + ":" + eps[0]["id"].(string) + ":weight-missing"
+	tm, err := r.s.Timers().Pending(r.ctx, key)
+	if err != nil {
+		t.Fatalf("timer of the late episode: %v", err)
+	}
+	if want := now.Add(8 * 24 * time.Hour); !tm.Due.Equal(want) {
+		t.Errorf("weight-missing due %s, want 8 days after the notification (%s)", tm.Due, want)
+	}
+	r.advance(time.Minute)
+	if n := len(r.flags(p)["weight-missing"]); n != 0 {
+		t.Fatalf("weight-missing alerts at the notification: %d", n)
+	}
+	// The wait is the template's, from the notification on.
+	r.clk.Set(now.Add(8*24*time.Hour - time.Minute))
+	r.advance(0)
+	if n := len(r.flags(p)["weight-missing"]); n != 0 {
+		t.Fatalf("alert a minute before 8 days after the notification: %d", n)
+	}
+	r.advance(2 * time.Minute)
+	if n := len(r.flags(p)["weight-missing"]); n != 1 {
+		t.Errorf("weight-missing alerts 8 days after the notification: %d, want 1", n)
+	}
+}

@@ -124,7 +124,9 @@
 //   - missing: observation, window. Fires when the episode has gone
 //     window without an observation of the code since it became active or
 //     since the latest one (no weight for 8 days), then once more per
-//     window while nothing comes.
+//     window while nothing comes. An episode opened from a discharge
+//     notified late (extension late-inclusion) counts from when Passerelle
+//     learnt of the discharge, not from the discharge.
 //   - missed-visit: action codes. Fires when a task of one of the actions
 //     is marked overdue by the pathway service while still open.
 //

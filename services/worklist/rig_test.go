@@ -280,7 +280,13 @@ func (r *rig) discharge(patient string) map[string]any {
 // dischargeMsg delivers intake's event of a heart-failure discharge home.
 func (r *rig) dischargeMsg(patient string) {
 	r.t.Helper()
-	at := r.clk.Now()
+	r.dischargeMsgAt(patient, r.clk.Now())
+}
+
+// dischargeMsgAt delivers intake's event of a heart-failure discharge home
+// at at (before now: a discharge notified late).
+func (r *rig) dischargeMsgAt(patient string, at time.Time) {
+	r.t.Helper()
 	enc := uuid.NewString()
 	e := map[string]any{"resourceType": "Encounter", "id": enc, "status": "finished",
 		"class":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
