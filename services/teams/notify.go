@@ -27,6 +27,9 @@ var subjects = map[string]string{
 	// hospitalisation: a followed patient is in hospital again (the
 	// note is about the episode).
 	"hospitalisation": "Patient hospitalisé",
+	// late-inclusion: the pathway's notice of a discharge notified after
+	// some of its windows had passed (docs/domain.md).
+	"late-inclusion": "Inclusion tardive",
 }
 
 // note is a notification being gathered: one per kind and recipient in a

@@ -321,7 +321,13 @@ func (r *rig) patient(d declared, enc string) string {
 // pumps the events it causes.
 func (r *rig) discharge(patient, enc string) {
 	r.t.Helper()
-	at := r.clk.Now()
+	r.dischargeAt(patient, enc, r.clk.Now())
+}
+
+// dischargeAt is discharge of a patient who left hospital at at: in the
+// past, a discharge notified late.
+func (r *rig) dischargeAt(patient, enc string, at time.Time) {
+	r.t.Helper()
 	encounter := map[string]any{"resourceType": "Encounter", "id": enc, "status": "finished",
 		"class":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
 		"subject": map[string]any{"reference": "Patient/" + patient},
