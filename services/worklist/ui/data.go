@@ -127,11 +127,21 @@ type taskView struct {
 
 type button struct{ Value, Label string }
 
+// StatusKey is the message key of the task's status: a task recorded
+// missed (its window passed before the discharge was notified,
+// docs/domain.md) says so rather than "cancelled".
+func (t taskView) StatusKey() string {
+	if t.Status == "cancelled" && t.BusinessStatus == "missed" {
+		return "st_missed"
+	}
+	return "st_" + t.Status
+}
+
 // localize sets the texts a list shows of each task.
 func localize(ts []taskView, lang string) {
 	for i := range ts {
 		t := &ts[i]
-		t.StatusLabel = translate(lang, "st_"+t.Status)
+		t.StatusLabel = translate(lang, t.StatusKey())
 		t.DueText, t.DueISO = formatDate(t.Due), t.Due.In(clock.Paris).Format("2006-01-02")
 		if !t.PatientBirth.IsZero() {
 			t.BirthText = formatDate(t.PatientBirth)

@@ -177,6 +177,7 @@ var messages = map[string][2]string{
 	"st_failed":               {"Échec", "Failed"},
 	"st_rejected":             {"Refusée", "Declined"},
 	"st_cancelled":            {"Annulée", "Cancelled"},
+	"st_missed":               {"Manquée : sortie signalée après l'échéance", "Missed: discharge notified after the window"},
 	"st_on-hold":              {"Suspendue", "On hold"},
 	"st_ready":                {"Prête", "Ready"},
 	"task":                    {"Tâche", "Task"},

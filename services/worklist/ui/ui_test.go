@@ -585,3 +585,17 @@ func TestAccessCache(t *testing.T) {
 		t.Error("answer kept past its time")
 	}
 }
+
+// TestMissedTaskLabel: a task recorded missed (a discharge notified after
+// its window) reads as such, in both languages; a cancelled one as before.
+func TestMissedTaskLabel(t *testing.T) {
+	ts := []taskView{{Status: "cancelled", BusinessStatus: "missed"}, {Status: "cancelled"}}
+	localize(ts, "fr")
+	if !strings.HasPrefix(ts[0].StatusLabel, "Manquée") || ts[1].StatusLabel != "Annulée" {
+		t.Errorf("fr: %q, %q", ts[0].StatusLabel, ts[1].StatusLabel)
+	}
+	localize(ts, "en")
+	if !strings.HasPrefix(ts[0].StatusLabel, "Missed") || ts[1].StatusLabel != "Cancelled" {
+		t.Errorf("en: %q, %q", ts[0].StatusLabel, ts[1].StatusLabel)
+	}
+}
