@@ -22,7 +22,7 @@ func TestDischargeFormsATeam(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := tp.do(t, "POST", "/fhir/$process-message", tp.token(t, "chu-demo-dpi"), string(body)); r.status != 200 {
+	if r := tp.do(t, "POST", "/fhir/$process-message", tp.token(t, "chu-demo-dpi"), string(datedAt(body, time.Now()))); r.status != 200 {
 		t.Fatalf("process-message: %d %s", r.status, r.body)
 	}
 	ctx := context.Background()
@@ -68,6 +68,7 @@ func TestDischargeFormsATeam(t *testing.T) {
 		tasks := search("Task")
 		why = ""
 		professional := 0
+		owners := map[string]bool{}
 		for _, task := range tasks {
 			role := get(task, "performerType", "coding", "code")
 			if role == "" {
@@ -75,6 +76,7 @@ func TestDischargeFormsATeam(t *testing.T) {
 			}
 			professional++
 			owner := get(task, "owner", "reference")
+			owners[owner] = true
 			if owner == "" || roles[owner] != role {
 				why = "task " + get(task, "code", "coding", "code") + " owned by " + owner
 			}
@@ -82,15 +84,23 @@ func TestDischargeFormsATeam(t *testing.T) {
 		if why != "" || professional == 0 {
 			continue
 		}
-		delivered := 0
+		// Each owner is told once, delivered, about all their tasks.
+		told, about := map[string]int{}, 0
 		for _, c := range search("Communication") {
-			if c["status"] == "completed" && strings.Contains(get(c, "extension", "url"), "notification-delivery") {
-				delivered++
+			if c["status"] == "completed" && strings.Contains(get(c, "extension", "url"), "notification-delivery") &&
+				get(c, "category", "coding", "code") == "assignment" {
+				told[get(c, "recipient", "reference")]++
+				about += len(c["about"].([]any))
 			}
 		}
-		if delivered < professional {
-			why = fmt.Sprintf("%d notifications delivered for %d tasks", delivered, professional)
+		if len(told) < len(owners) || about < professional {
+			why = fmt.Sprintf("assignment notices delivered to %d of %d owners, about %d of %d tasks", len(told), len(owners), about, professional)
 			continue
+		}
+		for who, n := range told {
+			if n != 1 || !owners[who] {
+				t.Fatalf("%s told %d times of an assignment (owners %v)", who, n, owners)
+			}
 		}
 		return
 	}

@@ -30,7 +30,7 @@ func TestVisitOnThePhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := tp.do(t, "POST", "/fhir/$process-message", tp.token(t, "chu-demo-dpi"), string(body)); r.status != 200 {
+	if r := tp.do(t, "POST", "/fhir/$process-message", tp.token(t, "chu-demo-dpi"), string(datedAt(body, time.Now()))); r.status != 200 {
 		t.Fatalf("process-message: %d %s", r.status, r.body)
 	}
 	ctx := context.Background()

@@ -407,6 +407,14 @@ func dischargeNow(raw []byte, i int, now time.Time) []byte {
 	if now.IsZero() {
 		return body
 	}
+	return datedAt(body, now)
+}
+
+// datedAt moves the sample discharge's dates to now: admitted a week
+// before, discharged a minute before, the message sent at now. With its
+// own date (October 2026) it is a discharge notified late, whose past
+// visits are recorded missed (docs/domain.md).
+func datedAt(body []byte, now time.Time) []byte {
 	at := func(d time.Duration) []byte { return []byte(now.Add(d).Format(time.RFC3339)) }
 	body = bytes.ReplaceAll(body, []byte("2026-09-26T10:15:00+02:00"), at(-7*24*time.Hour))
 	body = bytes.ReplaceAll(body, []byte("2026-10-03T15:00:00+02:00"), at(-time.Minute))
