@@ -1,7 +1,8 @@
 // Package store defines the one persistence contract of Passerelle: FHIR
 // resources with versions, history and search, the transactional outbox, the
 // inbox of handled messages, durable timers, the audit trail and the
-// idempotency keys of client requests. Two backends
+// idempotency keys of client requests, and the outcomes service's projection
+// (one record per patient). Two backends
 // implement it (pkg/store/postgres and pkg/store/sqlite) and both pass the
 // conformance suite in pkg/store/storetest.
 package store
@@ -139,6 +140,15 @@ type Store interface {
 	// Idempotency keeps the API's idempotency keys with their answers.
 	Idempotency() Idempotency
 
+	// ScanOutcomeRecords calls fn with the text of every outcome record of
+	// tenant, in no particular order: its Record, followed by its Tasks when
+	// tasks is set (the two parts concatenate into one record's text). fn is
+	// called on the caller's goroutine, one record at a time, while the
+	// store reads the next ones ahead in bounded batches: a scan over a
+	// million records keeps little in memory. fn's error stops the scan
+	// and is returned as is.
+	ScanOutcomeRecords(ctx context.Context, tenant string, tasks bool, fn func(text string) error) error
+
 	// Ping checks the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store; pending Tx calls fail.
@@ -181,6 +191,32 @@ type Tx interface {
 	PutMessage(ctx context.Context, m Message) (Message, bool, error)
 	// SetMessageStatus records what became of an archived message.
 	SetMessageStatus(ctx context.Context, id, status, patient string) error
+
+	// OutcomeRecord returns a patient's outcome record as seen inside the
+	// transaction. ErrNotFound.
+	OutcomeRecord(ctx context.Context, tenant, patient string) (OutcomeRecord, error)
+	// PutOutcomeRecord stores r if the stored record is still at r.Version
+	// (0: none is stored yet, and r creates it), and returns the new version
+	// (r.Version+1). ErrVersionConflict when the version moved; ErrInvalid
+	// without a tenant or a patient. Like a resource write, it claims the
+	// context's idempotency key (WithIdempotencyKey).
+	PutOutcomeRecord(ctx context.Context, r OutcomeRecord) (int64, error)
+}
+
+// OutcomeRecord is one patient's record in the outcomes service's
+// projection (docs/architecture.md, "Storage"): written by its consumers in
+// their inbox transactions, read in one pass by every evaluation. The store
+// keeps the two texts as given (pkg/outcome's encoding): Record holds the
+// patient, stays, episodes and death; Tasks the tasks, apart because only
+// some measures read them.
+type OutcomeRecord struct {
+	Tenant  string
+	Patient string
+	// Version counts the record's writes (1 once created): optimistic
+	// concurrency between consumers.
+	Version int64
+	Record  string
+	Tasks   string
 }
 
 // Message is an archived inbound hospital message: what was received, from

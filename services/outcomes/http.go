@@ -193,7 +193,7 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, tenant string, p ou
 // writeCSV is WriteCSV telling exported the patient of each row.
 func (s *Service) writeCSV(ctx context.Context, w io.Writer, tenant string, p outcome.Params, exported func(patient string)) (int, error) {
 	if s.recs == nil {
-		return 0, errNoSQL
+		return 0, errNoRecords
 	}
 	cw, err := outcome.NewCSVWriter(w, p.Now)
 	if err != nil {

@@ -52,8 +52,8 @@ type Deps struct {
 	// Package is the FHIR package whose Measure/ folder holds the shipped
 	// measures, stored in the tenant at start.
 	Package fs.FS
-	// Records overrides where the projection is read from (default: the
-	// outcome_records table through Store).
+	// Records overrides where the projection is read from (default:
+	// Store's outcome records).
 	Records Records
 }
 
@@ -79,8 +79,8 @@ func New(d Deps) *Service {
 		d.Threshold = outcome.DefaultThreshold
 	}
 	s := &Service{d: d, log: d.Logger.With("service", "outcomes"), recs: d.Records, finess: map[string]string{}}
-	if r, ok := d.Store.(sqlReader); ok && s.recs == nil {
-		s.recs = TableRecords{DB: r}
+	if s.recs == nil && d.Store != nil {
+		s.recs = StoreRecords{Store: d.Store}
 	}
 	return s
 }
@@ -139,7 +139,7 @@ func (s *Service) Evaluate(ctx context.Context, tenant string, p outcome.Params,
 		return nil, err
 	}
 	if s.recs == nil {
-		return nil, errNoSQL
+		return nil, errNoRecords
 	}
 	tasks := len(ids) == 0
 	for _, id := range ids {
@@ -156,7 +156,7 @@ func (s *Service) Evaluate(ctx context.Context, tenant string, p outcome.Params,
 func (s *Service) Curves(ctx context.Context, tenant string, p outcome.Params, kind, by string, horizon int) ([]outcome.Curve, error) {
 	b := outcome.NewCurveBuilder(p, kind, by, horizon)
 	if s.recs == nil {
-		return nil, errNoSQL
+		return nil, errNoRecords
 	}
 	if err := s.recs.Scan(ctx, tenant, false, func(r *outcome.Record) error { b.Add(r); return nil }); err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package outcomes
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/outcome"
 	"github.com/passerelle-sante/passerelle/pkg/store"
-	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 )
 
 // Canonical URLs of the projection's resources.
@@ -31,137 +29,52 @@ type Records interface {
 	Scan(ctx context.Context, tenant string, tasks bool, fn func(r *outcome.Record) error) error
 }
 
-// sqlTx is what the projection needs of a store transaction: statements on
-// the outcome_records table (migration 0004) that commit with the inbox
-// mark. Both store backends (pkg/store/sqlstore) provide it.
-type sqlTx interface {
-	ExecSQL(ctx context.Context, sql string, args ...any) (int64, error)
-	QueryRowSQL(ctx context.Context, sql string, args ...any) sqlstore.Row
+// recordScanner is what StoreRecords needs of the store.
+type recordScanner interface {
+	ScanOutcomeRecords(ctx context.Context, tenant string, tasks bool, fn func(text string) error) error
 }
 
-// sqlReader reads the table outside transactions, streaming.
-type sqlReader interface {
-	QuerySQL(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error)
-}
+// StoreRecords reads the records from the store's outcome records
+// (store.Store.ScanOutcomeRecords), which reads ahead while this decodes.
+type StoreRecords struct{ Store recordScanner }
 
-// TableRecords reads the records from the outcome_records table.
-type TableRecords struct{ DB sqlReader }
-
-// Scan implements Records: one query whose rows are read by one goroutine
-// while the caller's goroutine decodes and counts them (two cores, two
-// halves of the work); batches keep the hand-over cheap and the memory
-// bounded.
-func (t TableRecords) Scan(ctx context.Context, tenant string, tasks bool, fn func(r *outcome.Record) error) error {
-	// "tenant || ''" keeps SQLite from walking the primary key and seeking
-	// each row in the table (a random read per record): a plain scan of the
-	// table reads its pages in order, and a region's tenants share it.
-	q := `SELECT record FROM outcome_records WHERE tenant || '' = $1`
-	if tasks {
-		q = `SELECT record || tasks FROM outcome_records WHERE tenant || '' = $1`
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	const batchSize = 512
-	batches := make(chan []string, 4)
-	errc := make(chan error, 1)
-	go func() {
-		defer close(batches)
-		errc <- func() error {
-			rows, err := t.DB.QuerySQL(ctx, q, tenant)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			batch := make([]string, 0, batchSize)
-			for rows.Next() {
-				var text string
-				if err := rows.Scan(&text); err != nil {
-					return err
-				}
-				batch = append(batch, text)
-				if len(batch) == batchSize {
-					select {
-					case batches <- batch:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-					batch = make([]string, 0, batchSize)
-				}
-			}
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if len(batch) > 0 {
-				select {
-				case batches <- batch:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			return nil
-		}()
-	}()
+// Scan implements Records, decoding each record into the same Record so
+// that a scan over a million records allocates little.
+func (s StoreRecords) Scan(ctx context.Context, tenant string, tasks bool, fn func(r *outcome.Record) error) error {
 	var rec outcome.Record
-	var ferr error
-	for batch := range batches {
-		if ferr != nil {
-			continue
+	return s.Store.ScanOutcomeRecords(ctx, tenant, tasks, func(text string) error {
+		if err := outcome.DecodeInto(&rec, text); err != nil {
+			return fmt.Errorf("outcome record: %w", err)
 		}
-		for _, text := range batch {
-			if err := outcome.DecodeInto(&rec, text); err != nil {
-				ferr = fmt.Errorf("outcome record: %w", err)
-				cancel()
-				break
-			}
-			if err := fn(&rec); err != nil {
-				ferr = err
-				cancel()
-				break
-			}
-		}
-	}
-	if err := <-errc; err != nil && ferr == nil {
-		return fmt.Errorf("outcome records: %w", err)
-	}
-	if ferr != nil {
-		return ferr
-	}
-	return ctx.Err()
+		return fn(&rec)
+	})
 }
 
 // errUnchanged, from an update's fn, leaves the record as it was.
 var errUnchanged = errors.New("unchanged")
 
-// errNoSQL: the store gives no access to the projection's table.
-var errNoSQL = errors.New("outcomes: the store does not give access to the outcome_records table")
-
-// errConcurrent: another consumer changed the record meanwhile; the
-// message is delivered again.
-var errConcurrent = errors.New("outcome record changed concurrently")
+// errNoRecords: the service has no store to read the records from.
+var errNoRecords = errors.New("outcomes: no store to read the outcome records from")
 
 // update loads a patient's record inside tx, applies fn and saves it when
-// it changed, optimistically on its version.
+// it changed, optimistically on its version: another consumer that changed
+// it meanwhile makes the save fail with store.ErrVersionConflict, and the
+// message is delivered again.
 func update(ctx context.Context, tx store.Tx, tenant, patient string, fn func(r *outcome.Record) error) error {
 	if patient == "" {
 		return nil
 	}
-	st, ok := tx.(sqlTx)
-	if !ok {
-		return errNoSQL
-	}
-	var version int64
-	var text, tasks string
-	err := st.QueryRowSQL(ctx, `SELECT version, record, tasks FROM outcome_records WHERE tenant = $1 AND patient = $2`, tenant, patient).
-		Scan(&version, &text, &tasks)
+	cur, err := tx.OutcomeRecord(ctx, tenant, patient)
 	r := &outcome.Record{Patient: patient, BirthDate: outcome.NoDay}
 	switch {
 	case err == nil:
-		if err := outcome.DecodeInto(r, text+tasks); err != nil {
+		if err := outcome.DecodeInto(r, cur.Record+cur.Tasks); err != nil {
 			return fmt.Errorf("outcome record of %s: %w", patient, err)
 		}
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, store.ErrNotFound):
+		cur = store.OutcomeRecord{Tenant: tenant, Patient: patient}
 	default:
-		return fmt.Errorf("outcome record of %s: %w", patient, err)
+		return err
 	}
 	if err := fn(r); err != nil {
 		if errors.Is(err, errUnchanged) {
@@ -171,19 +84,11 @@ func update(ctx context.Context, tx store.Tx, tenant, patient string, fn func(r 
 	}
 	r.Patient = patient
 	nrec, ntasks := r.EncodeParts()
-	if version > 0 && nrec == text && ntasks == tasks {
+	if cur.Version > 0 && nrec == cur.Record && ntasks == cur.Tasks {
 		return nil
 	}
-	if version == 0 {
-		_, err = st.ExecSQL(ctx, `INSERT INTO outcome_records (tenant, patient, version, record, tasks) VALUES ($1, $2, 1, $3, $4)`,
-			tenant, patient, nrec, ntasks)
-		return err
-	}
-	n, err := st.ExecSQL(ctx, `UPDATE outcome_records SET version = $1, record = $2, tasks = $3 WHERE tenant = $4 AND patient = $5 AND version = $6`,
-		version+1, nrec, ntasks, tenant, patient, version)
-	if err == nil && n != 1 {
-		err = errConcurrent
-	}
+	cur.Record, cur.Tasks = nrec, ntasks
+	_, err = tx.PutOutcomeRecord(ctx, cur)
 	return err
 }
 

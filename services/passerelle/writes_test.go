@@ -12,7 +12,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -24,7 +23,6 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/jetstream"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/store"
-	"github.com/passerelle-sante/passerelle/pkg/store/sqlstore"
 )
 
 // The counting store below sees every write transaction of a whole
@@ -49,7 +47,7 @@ type writeLog struct {
 	txs, attempts, conflicts, failed, emitted, marks map[string]int
 	// By "writer Type".
 	created, updated map[string]int
-	// tables: by "writer table", the statements on a service's own tables.
+	// tables: by "writer table", the writes of a service's own tables.
 	tables map[string]int
 	// firstFailure is the first error of a failed transaction, by writer.
 	firstFailure map[string]string
@@ -90,18 +88,6 @@ func sum(m map[string]int) int {
 type countingStore struct {
 	store.Store
 	log *writeLog
-}
-
-// QuerySQL passes the outcomes service's reads of its own table through
-// (it finds them by a type assertion on the store).
-func (s *countingStore) QuerySQL(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
-	r, ok := s.Store.(interface {
-		QuerySQL(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error)
-	})
-	if !ok {
-		return nil, errors.New("counting store: the store has no QuerySQL")
-	}
-	return r.QuerySQL(ctx, sql, args...)
 }
 
 func writerOf(ctx context.Context) string {
@@ -178,7 +164,7 @@ type countingTx struct {
 	created, updated []string // "writer Type"
 	touched          []string // "Type/id", one per version written
 	taskFields       []string // "field writer"
-	tables           []string // tables of the service's own written by ExecSQL
+	tables           []string // tables of a service's own written (outcome records)
 	emits, marks     int
 }
 
@@ -253,31 +239,14 @@ func (t *countingTx) MarkHandled(ctx context.Context, consumer, msgID string) (b
 	return ok, err
 }
 
-// ExecSQL and QueryRowSQL pass the outcomes service's writes of its own
-// table through (found by a type assertion on the transaction).
-func (t *countingTx) ExecSQL(ctx context.Context, sql string, args ...any) (int64, error) {
-	x, ok := t.Tx.(interface {
-		ExecSQL(ctx context.Context, sql string, args ...any) (int64, error)
-	})
-	if !ok {
-		return 0, errors.New("counting store: the transaction has no ExecSQL")
-	}
-	n, err := x.ExecSQL(ctx, sql, args...)
+// PutOutcomeRecord records the write of an outcome record, under its
+// table's name (migration 0004), as the transaction's writer's.
+func (t *countingTx) PutOutcomeRecord(ctx context.Context, r store.OutcomeRecord) (int64, error) {
+	v, err := t.Tx.PutOutcomeRecord(ctx, r)
 	if err == nil {
-		if m := sqlTable.FindStringSubmatch(sql); m != nil {
-			t.tables = append(t.tables, strings.ToLower(m[1]))
-		}
+		t.tables = append(t.tables, "outcome_records")
 	}
-	return n, err
-}
-
-// sqlTable finds the table a statement writes.
-var sqlTable = regexp.MustCompile(`(?is)^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_][A-Za-z0-9_]*)`)
-
-func (t *countingTx) QueryRowSQL(ctx context.Context, sql string, args ...any) sqlstore.Row {
-	return t.Tx.(interface {
-		QueryRowSQL(ctx context.Context, sql string, args ...any) sqlstore.Row
-	}).QueryRowSQL(ctx, sql, args...)
+	return v, err
 }
 
 // changedFields lists the top-level fields of a resource that differ

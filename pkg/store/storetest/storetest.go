@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every store.Store backend
 // passes: versions and optimistic locking, search and keyset paging, the
-// outbox, the inbox, timers under leases, leases and the audit chain.
+// outbox, the inbox, timers under leases, leases, the audit chain, the
+// message archive, idempotency keys and the outcome records.
 package storetest
 
 import (
@@ -62,6 +63,10 @@ func Run(t *testing.T, open Factory) {
 		{"MessageArchive", testMessages},
 		{"IdempotencyKeys", testIdempotency},
 		{"IdempotencyKeyConcurrent", testIdempotencyConcurrent},
+		{"OutcomeRecords", testOutcomeRecords},
+		{"OutcomeRecordsConcurrentCreate", testOutcomeRecordsConcurrentCreate},
+		{"OutcomeRecordsScan", testOutcomeRecordsScan},
+		{"OutcomeRecordsRollback", testOutcomeRecordsRollback},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
