@@ -9,11 +9,12 @@
 //
 // An evaluation reads one compact record per patient (pkg/outcome.Record:
 // INS traits, death, hospital stays from every partner hospital, pathway
-// episodes and their tasks) from the table outcome_records (migration
-// 0004, both backends), streamed in one query: one goroutine reads rows
-// while the caller decodes and counts them, all measures and strata in one
-// pass, memory bounded by the strata and the Kaplan–Meier day histograms,
-// not by the number of episodes. The tasks are a column apart: only
+// episodes and their tasks) from the store's outcome records (table
+// outcome_records, migration 0004, both backends; docs/architecture.md,
+// "Storage"), streamed by store.Store.ScanOutcomeRecords: the store's
+// goroutine reads rows while the caller decodes and counts them, all
+// measures and strata in one pass, memory bounded by the strata and the
+// Kaplan–Meier day histograms, not by the number of episodes. The tasks are a column apart: only
 // first-contact-7d, tasks-on-time and the CSV read them.
 //
 // Measured before choosing (bench/outcomes, bench/README.md): the same
@@ -26,7 +27,8 @@
 // The records are written by the service's consumers, each through
 // bus.Inbox (exactly once: the record's change commits with the inbox
 // mark), with an optimistic version so that two consumers updating one
-// patient at once do not lose a change (the loser is delivered again):
+// patient at once do not lose a change (the loser, store.ErrVersionConflict,
+// is delivered again):
 //
 //   - outcomes-encounter, fhir.<tenant>.Encounter.*: intake's history
 //     Bundle led by the Encounter. Every stay (admission, discharge) is
