@@ -2,15 +2,20 @@ package worklist
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/internal/fhirjson"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// The JSON editing shared by the services (internal/fhirjson).
+// Tasks and Observations are read and edited as Go types
+// (pkg/fhir/model); the other resources (Flag, EpisodeOfCare, CarePlan,
+// QuestionnaireResponse) as decoded JSON, with the editing shared by the
+// services (internal/fhirjson).
 type obj = fhirjson.Obj
 
 var (
@@ -48,9 +53,7 @@ type resource struct {
 	m   obj
 }
 
-func readObj(ctx context.Context, r interface {
-	Read(ctx context.Context, typ, id string) (store.Resource, error)
-}, typ, id string) (resource, error) {
+func readObj(ctx context.Context, r reader, typ, id string) (resource, error) {
 	res, err := r.Read(ctx, typ, id)
 	if err != nil {
 		return resource{}, fmt.Errorf("read %s/%s: %w", typ, id, err)
@@ -60,4 +63,41 @@ func readObj(ctx context.Context, r interface {
 		return resource{}, fmt.Errorf("read %s/%s: %w", typ, id, err)
 	}
 	return resource{res: res, m: m}, nil
+}
+
+// reader reads a stored resource: the store, or a transaction.
+type reader interface {
+	Read(ctx context.Context, typ, id string) (store.Resource, error)
+}
+
+// task is a stored Task with its typed body.
+type task struct {
+	res store.Resource
+	t   *model.Task
+}
+
+func readTask(ctx context.Context, r reader, id string) (task, error) {
+	res, err := r.Read(ctx, "Task", id)
+	if err != nil {
+		return task{}, fmt.Errorf("read Task/%s: %w", id, err)
+	}
+	var t model.Task
+	if err := json.Unmarshal(res.Body, &t); err != nil {
+		return task{}, fmt.Errorf("read Task/%s: %w", id, err)
+	}
+	return task{res: res, t: &t}, nil
+}
+
+// typed decodes a resource given as decoded JSON (an event's) into its Go
+// type.
+func typed[T any](m obj) (*T, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }

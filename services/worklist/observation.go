@@ -14,6 +14,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -447,17 +448,17 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 		v.Encounter = "Encounter/" + v.Encounter
 	}
 	now := s.d.Clock.Now()
-	var task *resource
+	var vt *task
 	if v.TaskID != "" {
 		t, err := s.visitTask(ctx, a, v.TaskID, v.Complete)
 		if err != nil {
 			return nil, err
 		}
-		task = &t
+		vt = &t
 		if v.Patient == "" {
-			v.Patient = str(t.m, "for", "reference")
+			v.Patient = t.t.For.String()
 		}
-		if v.Patient != str(t.m, "for", "reference") {
+		if v.Patient != t.t.For.String() {
 			return nil, invalid("Le patient n'est pas celui de la tâche", "The patient is not the task's", "patient")
 		}
 	}
@@ -468,8 +469,8 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 		return nil, err
 	}
 	owner := ""
-	if task != nil {
-		owner = str(task.m, "owner", "reference")
+	if vt != nil {
+		owner = vt.t.Owner.String()
 	}
 	performer, err := performerOf(a, owner)
 	if err != nil {
@@ -490,7 +491,7 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 	var out []store.Resource
 	err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		out = out[:0]
-		var outputs []any
+		var outputs []model.TaskOutput
 		for _, m := range append(obs, qr) {
 			res, err := tx.Create(ctx, a.Tenant, mustJSON(m))
 			if err != nil {
@@ -500,14 +501,14 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 				return err
 			}
 			out = append(out, res)
-			outputs = append(outputs, obj{"type": obj{"text": res.Type}, "valueReference": ref(res.Type + "/" + res.ID)})
+			outputs = append(outputs, model.TaskOutput{Type: &model.CodeableConcept{Text: res.Type}, ValueReference: model.Ref(res.Type + "/" + res.ID)})
 		}
 		raised, err := s.raiseVisitAlerts(ctx, tx, alerts)
 		if err != nil {
 			return err
 		}
-		if task != nil {
-			res, err := s.addOutputs(ctx, tx, v.TaskID, task.res.Version, outputs, now, v.Complete)
+		if vt != nil {
+			res, err := s.addOutputs(ctx, tx, v.TaskID, vt.res.Version, outputs, now, v.Complete)
 			if err != nil {
 				return err
 			}
@@ -522,22 +523,22 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "visit recorded", "observations", len(obs), "task_id", v.TaskID, "completed", v.Complete && task != nil)
+	s.log.InfoContext(ctx, "visit recorded", "observations", len(obs), "task_id", v.TaskID, "completed", v.Complete && vt != nil)
 	return out, nil
 }
 
 // visitTask reads a task a visit is recorded for: the actor's, accepted or
 // in progress (or still requested when the visit completes it).
-func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string, complete bool) (resource, error) {
-	t, err := readObj(ctx, s.d.Store, "Task", id)
+func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string, complete bool) (task, error) {
+	t, err := readTask(ctx, s.d.Store, id)
 	if err != nil || t.res.Tenant != a.Tenant {
-		return resource{}, fhir.Errorf(fhir.NotFound, "not-found", "Tâche inconnue : "+id, "Unknown task: "+id, "task")
+		return task{}, fhir.Errorf(fhir.NotFound, "not-found", "Tâche inconnue : "+id, "Unknown task: "+id, "task")
 	}
-	if _, ok := ownerRole(a, str(t.m, "owner", "reference")); !ok {
-		return resource{}, fhir.Errorf(fhir.Forbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "task")
+	if _, ok := ownerRole(a, t.t.Owner.String()); !ok {
+		return task{}, fhir.Errorf(fhir.Forbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "task")
 	}
-	if st := str(t.m, "status"); st != "accepted" && st != "in-progress" && (!complete || st != "requested") {
-		return resource{}, fhir.Errorf(fhir.Conflict, "business-rule",
+	if st := t.t.Status; st != "accepted" && st != "in-progress" && (!complete || st != "requested") {
+		return task{}, fhir.Errorf(fhir.Conflict, "business-rule",
 			"Une visite s'enregistre sur une tâche acceptée ou en cours, pas au statut "+st,
 			"A visit is recorded on an accepted or in-progress task, not one with status "+st, "task")
 	}
@@ -546,22 +547,22 @@ func (s *Service) visitTask(ctx context.Context, a directory.Actor, id string, c
 
 // addOutputs appends outputs to a task, optimistic on the version read;
 // with complete, the task is completed in the same version.
-func (s *Service) addOutputs(ctx context.Context, tx store.Tx, id string, version int64, outputs []any, now time.Time, complete bool) (store.Resource, error) {
-	t, err := readObj(ctx, tx, "Task", id)
+func (s *Service) addOutputs(ctx context.Context, tx store.Tx, id string, version int64, outputs []model.TaskOutput, now time.Time, complete bool) (store.Resource, error) {
+	t, err := readTask(ctx, tx, id)
 	if err != nil {
 		return store.Resource{}, err
 	}
 	if t.res.Version != version {
 		return store.Resource{}, fhir.Errorf(fhir.Conflict, "conflict", "La tâche a changé pendant l'enregistrement : réessayez", "The task changed meanwhile: try again", "task")
 	}
-	t.m["output"] = append(list(t.m["output"]), outputs...)
-	t.m["lastModified"] = formatTime(now)
+	t.t.Output = append(t.t.Output, outputs...)
+	t.t.LastModified = formatTime(now)
 	if complete {
-		completeTask(t.m, now)
+		completeTask(t.t, now)
 	}
-	t.m["id"] = t.res.ID
-	delete(t.m, "meta")
-	return tx.Update(ctx, t.res.Tenant, mustJSON(t.m), t.res.Version)
+	t.t.ID = t.res.ID
+	t.t.Meta = nil
+	return tx.Update(ctx, t.res.Tenant, mustJSON(t.t), t.res.Version)
 }
 
 // response is the QuestionnaireResponse of the visit form: every answer
@@ -628,16 +629,16 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 	}
 	patient := str(m, "subject", "reference")
 	owner := ""
-	var task *resource
+	var vt *task
 	if taskID != "" {
 		t, err := s.visitTask(ctx, a, taskID, false)
 		if err != nil {
 			return store.Resource{}, err
 		}
-		if str(t.m, "for", "reference") != patient {
+		if t.t.For.String() != patient {
 			return store.Resource{}, invalid("Le patient n'est pas celui de la tâche", "The patient is not the task's", "Observation.subject")
 		}
-		task, owner = &t, str(t.m, "owner", "reference")
+		vt, owner = &t, t.t.Owner.String()
 	}
 	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, patient); err != nil {
 		return store.Resource{}, err
@@ -658,11 +659,11 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 			return err
 		}
 		out = res
-		if task == nil {
+		if vt == nil {
 			return nil
 		}
-		tr, err := s.addOutputs(ctx, tx, taskID, task.res.Version,
-			[]any{obj{"type": obj{"text": "Observation"}, "valueReference": ref("Observation/" + res.ID)}}, now, false)
+		tr, err := s.addOutputs(ctx, tx, taskID, vt.res.Version,
+			[]model.TaskOutput{{Type: &model.CodeableConcept{Text: "Observation"}, ValueReference: model.Ref("Observation/" + res.ID)}}, now, false)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/fhirapi"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -135,16 +136,16 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 	// period. The policy searches the store, so it is asked before the
 	// transaction; the owner is checked again inside it. A task no longer
 	// open moves nowhere whoever asks: the state machine answers 409.
-	if t, err := readObj(ctx, s.d.Store, "Task", taskID); err == nil && t.res.Tenant == a.Tenant && openStatuses[str(t.m, "status")] {
-		if _, mine := ownerRole(a, str(t.m, "owner", "reference")); mine {
-			if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, str(t.m, "for", "reference")); err != nil {
+	if t, err := readTask(ctx, s.d.Store, taskID); err == nil && t.res.Tenant == a.Tenant && openStatuses[t.t.Status] {
+		if _, mine := ownerRole(a, t.t.Owner.String()); mine {
+			if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, t.t.For.String()); err != nil {
 				return store.Resource{}, err
 			}
 		}
 	}
 	var out store.Resource
 	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {
-		t, err := readObj(ctx, tx, "Task", taskID)
+		t, err := readTask(ctx, tx, taskID)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
 				return fhir.Errorf(fhir.NotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
@@ -154,7 +155,7 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 		if t.res.Tenant != a.Tenant {
 			return fhir.Errorf(fhir.NotFound, "not-found", "Tâche inconnue : "+taskID, "Unknown task: "+taskID)
 		}
-		role, ok := ownerRole(a, str(t.m, "owner", "reference"))
+		role, ok := ownerRole(a, t.t.Owner.String())
 		if !ok {
 			return fhir.Errorf(fhir.Forbidden, "forbidden", "Cette tâche n'est pas à vous", "This task is not yours", "Task.owner")
 		}
@@ -163,7 +164,7 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 				fmt.Sprintf("La tâche a changé (version %d, vous aviez la version %d) : rechargez-la", t.res.Version, ifMatch),
 				fmt.Sprintf("The task has changed (version %d, you had version %d): reload it", t.res.Version, ifMatch), "If-Match")
 		}
-		cur := str(t.m, "status")
+		cur := t.t.Status
 		if m.Action == "" {
 			m.Action = actionFor(cur, m.To)
 			if m.Action == "" {
@@ -175,20 +176,20 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 			if m.Action == ActionDecline && m.Reason == "" {
 				return fhir.Errorf(fhir.Invalid, "required", "Un refus doit être motivé", "A decline needs a reason", "Task.statusReason.text")
 			}
-			if m.BusinessStatus != "" && m.Action != ActionComplete && firstCode(t.m["businessStatus"], SystemBusinessStatus) != m.BusinessStatus {
+			if m.BusinessStatus != "" && m.Action != ActionComplete && t.t.BusinessStatus.Code(SystemBusinessStatus) != m.BusinessStatus {
 				return fhir.Errorf(fhir.Invalid, "value", "Un statut métier accompagne la fin d'une tâche (completed)",
 					"A business status comes with a task's completion (completed)", "Task.businessStatus")
 			}
 		}
-		if m.Action == ActionComplete && visitRequired[firstCode(t.m["code"], SystemAction)] && !hasVisit(t.m) {
+		if m.Action == ActionComplete && visitRequired[t.t.Action(SystemAction)] && !hasVisit(t.t) {
 			if m.Reason == "" {
 				return errNoVisit()
 			}
 			// Closed without a visit: the reason says why (absent, in
 			// hospital, refused), kept as the task's status reason.
-			t.m["statusReason"] = obj{"text": m.Reason}
+			t.t.StatusReason = &model.CodeableConcept{Text: m.Reason}
 		}
-		review := m.Decision != "" && m.Action == ActionComplete && firstCode(t.m["code"], SystemAction) == CodeAlertReview
+		review := m.Decision != "" && m.Action == ActionComplete && t.t.Action(SystemAction) == CodeAlertReview
 		if m.Decision != "" && !review {
 			return fhir.Errorf(fhir.Invalid, "value", "Une décision termine la revue d'une alerte", "A decision completes an alert's review", "decision")
 		}
@@ -201,38 +202,38 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 				fmt.Sprintf("Action %s is not allowed on a task with status %s", m.Action, cur), "Task.status")
 		}
 		now := s.d.Clock.Now()
-		t.m["status"] = tr.to
-		t.m["lastModified"] = formatTime(now)
+		t.t.Status = tr.to
+		t.t.LastModified = formatTime(now)
 		switch m.Action {
 		case ActionDecline, ActionFail:
 			if m.Reason != "" {
-				t.m["statusReason"] = obj{"text": m.Reason}
+				t.t.StatusReason = &model.CodeableConcept{Text: m.Reason}
 			}
 		case ActionStart:
-			t.m["executionPeriod"] = obj{"start": formatTime(now)}
+			t.t.ExecutionPeriod = &model.Period{Start: formatTime(now)}
 		case ActionComplete:
-			if ep := asObj(t.m["executionPeriod"]); ep != nil {
-				ep["end"] = formatTime(now)
+			if t.t.ExecutionPeriod != nil {
+				t.t.ExecutionPeriod.End = formatTime(now)
 			} else {
-				t.m["executionPeriod"] = obj{"end": formatTime(now)}
+				t.t.ExecutionPeriod = &model.Period{End: formatTime(now)}
 			}
 		}
 		if m.BusinessStatus != "" {
-			t.m["businessStatus"] = codeable(SystemBusinessStatus, m.BusinessStatus, businessStatuses[m.BusinessStatus])
+			t.t.BusinessStatus = model.Codeable(SystemBusinessStatus, m.BusinessStatus, businessStatuses[m.BusinessStatus])
 		}
 		if review {
-			if _, ok := asObj(t.m["executionPeriod"])["start"]; !ok {
-				completeTask(t.m, now)
+			if t.t.ExecutionPeriod == nil || t.t.ExecutionPeriod.Start == "" {
+				completeTask(t.t, now)
 			}
-			t.m["output"] = append(list(t.m["output"]), obj{"type": obj{"text": "decision"},
-				"valueCodeableConcept": codeable(SystemReviewDecision, m.Decision, ReviewDecisions[m.Decision])})
+			t.t.Output = append(t.t.Output, model.TaskOutput{Type: &model.CodeableConcept{Text: "decision"},
+				ValueCodeableConcept: model.Codeable(SystemReviewDecision, m.Decision, ReviewDecisions[m.Decision])})
 			if m.Note != "" {
-				t.m["note"] = append(list(t.m["note"]), obj{"authorReference": ref("PractitionerRole/" + role), "time": formatTime(now), "text": m.Note})
+				t.t.Note = append(t.t.Note, model.Annotation{AuthorReference: model.Ref("PractitionerRole/" + role), Time: formatTime(now), Text: m.Note})
 			}
 		}
-		t.m["id"] = t.res.ID
-		delete(t.m, "meta")
-		res, err := tx.Update(ctx, t.res.Tenant, mustJSON(t.m), t.res.Version)
+		t.t.ID = t.res.ID
+		t.t.Meta = nil
+		res, err := tx.Update(ctx, t.res.Tenant, mustJSON(t.t), t.res.Version)
 		if err != nil {
 			return err
 		}
@@ -240,7 +241,7 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 		if err := s.written(ctx, tx, res, agent, "U", bus.OpUpdated); err != nil {
 			return err
 		}
-		if m.Action == ActionComplete && firstCode(t.m["code"], SystemAction) == CodeAlertReview {
+		if m.Action == ActionComplete && t.t.Action(SystemAction) == CodeAlertReview {
 			var extra []any
 			if review {
 				extra = append(extra, obj{"url": "decision", "valueCoding": obj{"system": SystemReviewDecision, "code": m.Decision, "display": ReviewDecisions[m.Decision]}})
@@ -248,7 +249,7 @@ func (s *Service) Move(ctx context.Context, a directory.Actor, taskID string, if
 					extra = append(extra, obj{"url": "note", "valueString": m.Note})
 				}
 			}
-			if f := str(asObj(t.m["focus"]), "reference"); strings.HasPrefix(f, "Flag/") {
+			if f := t.t.Focus.String(); strings.HasPrefix(f, "Flag/") {
 				if err := s.acknowledge(ctx, tx, a.Tenant, strings.TrimPrefix(f, "Flag/"), agent, true, extra...); err != nil {
 					return err
 				}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -28,9 +29,9 @@ func IsVisitCode(code string) bool { return visitCodes[code] }
 
 // hasVisit tells whether a task already holds a recorded visit in its
 // outputs.
-func hasVisit(t obj) bool {
-	for _, o := range list(t["output"]) {
-		r := str(asObj(o), "valueReference", "reference")
+func hasVisit(t *model.Task) bool {
+	for _, o := range t.Output {
+		r := o.ValueReference.String()
 		if strings.HasPrefix(r, "Observation/") || strings.HasPrefix(r, "QuestionnaireResponse/") {
 			return true
 		}
@@ -49,18 +50,16 @@ func errNoVisit() error {
 
 // completeTask sets a task completed now, through accepted and started
 // when it was not yet: the state machine's steps in one version.
-func completeTask(t obj, now time.Time) {
-	ep := asObj(t["executionPeriod"])
-	if ep == nil {
-		ep = obj{}
-		t["executionPeriod"] = ep
+func completeTask(t *model.Task, now time.Time) {
+	if t.ExecutionPeriod == nil {
+		t.ExecutionPeriod = &model.Period{}
 	}
-	if _, ok := ep["start"]; !ok {
-		ep["start"] = formatTime(now)
+	if t.ExecutionPeriod.Start == "" {
+		t.ExecutionPeriod.Start = formatTime(now)
 	}
-	ep["end"] = formatTime(now)
-	t["status"] = "completed"
-	t["lastModified"] = formatTime(now)
+	t.ExecutionPeriod.End = formatTime(now)
+	t.Status = "completed"
+	t.LastModified = formatTime(now)
 }
 
 // pendingAlert is an alert a visit's measurement raises, found before the
