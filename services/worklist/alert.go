@@ -17,6 +17,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
 	"github.com/passerelle-sante/passerelle/pkg/fhir"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -112,36 +113,25 @@ func (s *Service) rulesOf(ctx context.Context, tenant, canonical string) ([]path
 
 // valueOf reads the quantity of code in an Observation: its value when
 // the Observation is of that code, else a component's.
-func valueOf(o obj, system, code string) (float64, bool) {
-	if hasCoding(o["code"], system, code) {
-		v, ok := asObj(o["valueQuantity"])["value"].(float64)
-		return v, ok
+func valueOf(o *model.Observation, system, code string) (float64, bool) {
+	if o.Code.Has(system, code) {
+		return o.ValueQuantity.Float()
 	}
-	for _, c := range list(o["component"]) {
-		co := asObj(c)
-		if hasCoding(co["code"], system, code) {
-			v, ok := asObj(co["valueQuantity"])["value"].(float64)
-			return v, ok
-		}
+	if c := o.ComponentOf(system, code); c != nil {
+		return c.ValueQuantity.Float()
 	}
 	return 0, false
 }
 
 // observes tells whether an Observation carries a value of code.
-func observes(o obj, system, code string) bool {
-	if hasCoding(o["code"], system, code) {
-		return true
-	}
-	for _, c := range list(o["component"]) {
-		if hasCoding(asObj(c)["code"], system, code) {
-			return true
-		}
-	}
-	return false
+func observes(o *model.Observation, system, code string) bool {
+	return o.Code.Has(system, code) || o.ComponentOf(system, code) != nil
 }
 
-func effective(o obj) (time.Time, bool) {
-	return parseTime(str(o, "effectiveDateTime"))
+// effective is when an Observation was taken: its effectiveDateTime, the
+// only effective[x] ParseObservation accepts.
+func effective(o *model.Observation) (time.Time, bool) {
+	return parseTime(o.EffectiveDateTime)
 }
 
 // history returns the patient's final observations carrying code, oldest
@@ -149,7 +139,7 @@ func effective(o obj) (time.Time, bool) {
 type timed struct {
 	id string
 	at time.Time
-	m  obj
+	o  *model.Observation
 }
 
 func (s *Service) history(ctx context.Context, tenant, patient, code string, since time.Time) ([]timed, error) {
@@ -174,15 +164,15 @@ func (s *Service) history(ctx context.Context, tenant, patient, code string, sin
 			return nil, fmt.Errorf("observations of %s: %w", patient, err)
 		}
 		for _, r := range page.Resources {
-			m, err := decodeObj(r.Body)
-			if err != nil {
+			var o model.Observation
+			if err := json.Unmarshal(r.Body, &o); err != nil {
 				continue
 			}
-			if st := str(m, "status"); st != "final" && st != "amended" {
+			if o.Status != "final" && o.Status != "amended" {
 				continue
 			}
-			if at, ok := effective(m); ok {
-				out = append(out, timed{r.ID, at, m})
+			if at, ok := effective(&o); ok {
+				out = append(out, timed{r.ID, at, &o})
 			}
 		}
 		if page.Next == "" {
@@ -200,11 +190,17 @@ func (s *Service) history(ctx context.Context, tenant, patient, code string, sin
 func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, c event.Change) error {
 	obs := c.Of("Observation")
 	tenant := c.TenantOr(s.d.Tenant)
-	for _, o := range obs {
-		if st := str(o, "status"); st != "final" && st != "amended" {
+	for _, om := range obs {
+		o, err := typed[model.Observation](om)
+		if err != nil {
+			// Written elsewhere than ParseObservation, which refuses it.
+			s.log.WarnContext(ctx, "observation unreadable, no alert evaluated", "observation_id", str(om, "id"), "error", err)
 			continue
 		}
-		patient := str(o, "subject", "reference")
+		if o.Status != "final" && o.Status != "amended" {
+			continue
+		}
+		patient := o.Subject.String()
 		at, ok := effective(o)
 		if !strings.HasPrefix(patient, "Patient/") || !ok {
 			continue
@@ -235,7 +231,7 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, c event.Ch
 				if a == nil {
 					continue
 				}
-				a.key = "obs|" + str(o, "id")
+				a.key = "obs|" + o.ID
 				if _, err := s.raise(ctx, tx, e, r, version, *a); err != nil {
 					return err
 				}
@@ -253,8 +249,8 @@ type alert struct {
 }
 
 // evaluate applies a measurement rule to one Observation taken at at.
-func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRule, o obj, at time.Time) (*alert, error) {
-	id := str(o, "id")
+func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRule, o *model.Observation, at time.Time) (*alert, error) {
+	id := o.ID
 	switch r.Kind {
 	case pathway.AlertRange:
 		v, ok := valueOf(o, r.System, r.Observation)
@@ -275,7 +271,7 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRu
 		if !ok {
 			return nil, nil
 		}
-		hist, err := s.history(ctx, tenant, str(o, "subject", "reference"), r.Observation, at.Add(-r.Window))
+		hist, err := s.history(ctx, tenant, o.Subject.String(), r.Observation, at.Add(-r.Window))
 		if err != nil {
 			return nil, err
 		}
@@ -286,7 +282,7 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRu
 			if h.id == id || !h.at.Before(at) || h.at.Before(at.Add(-r.Window)) {
 				continue
 			}
-			if w, ok := valueOf(h.m, r.System, r.Observation); ok && w < lowV {
+			if w, ok := valueOf(h.o, r.System, r.Observation); ok && w < lowV {
 				lowV, low = w, &hist[i]
 			}
 		}
@@ -301,18 +297,16 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRu
 			en:       fmt.Sprintf("%s: +%v %s in %v day(s) (%v → %v %s)", r.Title, round2(v-lowV), r.Unit, round1(days), lowV, v, r.Unit),
 			evidence: []string{id, low.id}}, nil
 	case pathway.AlertWorsening:
-		cc := asObj(o["valueCodeableConcept"])
 		rank, label := -1, ""
-		for _, c := range list(cc["coding"]) {
-			co := asObj(c)
-			if k := r.Rank(str(co, "system"), str(co, "code")); k >= 0 {
+		for _, co := range codings(o.ValueCodeableConcept) {
+			if k := r.Rank(co.System, co.Code); k >= 0 {
 				rank, label = k, displayOf(co)
 			}
 		}
 		if rank < 0 {
 			return nil, nil
 		}
-		hist, err := s.history(ctx, tenant, str(o, "subject", "reference"), r.Observation, time.Time{})
+		hist, err := s.history(ctx, tenant, o.Subject.String(), r.Observation, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -323,9 +317,8 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRu
 			if h.id == id || !h.at.Before(at) {
 				continue
 			}
-			for _, c := range list(asObj(h.m["valueCodeableConcept"])["coding"]) {
-				co := asObj(c)
-				if k := r.Rank(str(co, "system"), str(co, "code")); k >= 0 {
+			for _, co := range codings(h.o.ValueCodeableConcept) {
+				if k := r.Rank(co.System, co.Code); k >= 0 {
 					prev, prevRank, prevLabel = &hist[i], k, displayOf(co)
 				}
 			}
@@ -343,11 +336,19 @@ func (s *Service) evaluate(ctx context.Context, tenant string, r pathway.AlertRu
 	return nil, nil
 }
 
-func displayOf(co obj) string {
-	if d := str(co, "display"); d != "" {
-		return d
+func displayOf(co model.Coding) string {
+	if co.Display != "" {
+		return co.Display
 	}
-	return str(co, "code")
+	return co.Code
+}
+
+// codings are the codings of a concept, none when it is absent.
+func codings(cc *model.CodeableConcept) []model.Coding {
+	if cc == nil {
+		return nil
+	}
+	return cc.Coding
 }
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }

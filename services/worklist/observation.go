@@ -200,7 +200,26 @@ func ParseObservation(body []byte, now time.Time) (obj, error) {
 			m["category"] = vitalSigns()
 		}
 	}
+	// What is stored is read back as a Go type (pkg/fhir/model) by the
+	// alert rules: an element of the wrong JSON type would make the
+	// measurement unreadable to them, so it is refused here.
+	if _, err := typed[model.Observation](m); err != nil {
+		el, _, _ := strings.Cut(err.Error(), ":")
+		return nil, invalid("Élément mal formé : "+el, "Malformed element: "+el, "Observation."+el)
+	}
 	return m, nil
+}
+
+// parseObservation is ParseObservation with the result as a Go type. The
+// checks stay on the decoded JSON: they tell a value of the wrong JSON
+// type (a weight sent as "74") from a missing one and name the element at
+// fault, which decoding into the type would not (json.Number takes "74").
+func parseObservation(body []byte, now time.Time) (*model.Observation, error) {
+	m, err := ParseObservation(body, now)
+	if err != nil {
+		return nil, err
+	}
+	return typed[model.Observation](m)
 }
 
 // checkQuantity checks a measured value against its kind: a number, the
@@ -315,28 +334,32 @@ const VisitQuestionnaire = "https://passerelle.health/fhir/Questionnaire/home-vi
 
 // observations builds and checks the Observations of a visit. An error's
 // expressions are the form field, then the FHIRPath in the Observation.
-func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
+func (v Visit) observations(performer string, now time.Time) ([]*model.Observation, error) {
 	at := v.At
 	if at.IsZero() {
 		at = now
 	}
-	base := func(coding obj) obj {
-		m := obj{"resourceType": "Observation", "status": "final", "code": obj{"coding": []any{coding}},
-			"subject": ref(v.Patient), "effectiveDateTime": formatTime(at)}
+	base := func(coding model.Coding) *model.Observation {
+		o := &model.Observation{ResourceType: "Observation", Status: "final", Code: &model.CodeableConcept{Coding: []model.Coding{coding}},
+			Subject: model.Ref(v.Patient), EffectiveDateTime: formatTime(at)}
 		if v.Encounter != "" {
-			m["encounter"] = ref(v.Encounter)
+			o.Encounter = model.Ref(v.Encounter)
 		}
-		return m
+		return o
 	}
-	quantity := func(code string, val float64) obj {
+	// The value as encoding/json writes a float64 (a NaN does not encode).
+	qty := func(k quantityKind, val float64) *model.Quantity {
+		return &model.Quantity{Value: json.Number(mustJSON(val)), Unit: k.unit, System: SystemUCUM, Code: k.ucum}
+	}
+	quantity := func(code string, val float64) *model.Observation {
 		k := quantities[code]
-		m := base(obj{"system": k.system, "code": k.code, "display": k.display})
-		m["valueQuantity"] = obj{"value": val, "unit": k.unit, "system": SystemUCUM, "code": k.ucum}
-		return m
+		o := base(model.Coding{System: k.system, Code: k.code, Display: k.display})
+		o.ValueQuantity = qty(k, val)
+		return o
 	}
 	type built struct {
 		field string
-		m     obj
+		m     *model.Observation
 	}
 	var out []built
 	if v.WeightKg != nil {
@@ -347,13 +370,13 @@ func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
 	}
 	switch {
 	case v.Systolic != nil && v.Diastolic != nil:
-		m := base(obj{"system": SystemLOINC, "code": LOINCBPPanel, "display": "Blood pressure panel"})
-		comp := func(code string, val float64) obj {
+		o := base(model.Coding{System: SystemLOINC, Code: LOINCBPPanel, Display: "Blood pressure panel"})
+		comp := func(code string, val float64) model.ObservationComponent {
 			k := quantities[code]
-			return obj{"code": codeable(SystemLOINC, code, k.display), "valueQuantity": obj{"value": val, "unit": k.unit, "system": SystemUCUM, "code": k.ucum}}
+			return model.ObservationComponent{Code: model.Codeable(SystemLOINC, code, k.display), ValueQuantity: qty(k, val)}
 		}
-		m["component"] = []any{comp(LOINCSystolic, *v.Systolic), comp(LOINCDiastolic, *v.Diastolic)}
-		out = append(out, built{"", m})
+		o.Component = []model.ObservationComponent{comp(LOINCSystolic, *v.Systolic), comp(LOINCDiastolic, *v.Diastolic)}
+		out = append(out, built{"", o})
 	case v.Systolic != nil:
 		out = append(out, built{FieldSystolic, quantity(LOINCSystolic, *v.Systolic)})
 	case v.Diastolic != nil:
@@ -364,9 +387,9 @@ func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
 		if !ok {
 			return nil, fhir.Errorf(fhir.Invalid, "value", "Classe NYHA : I, II, III ou IV", "NYHA class: I, II, III or IV", FieldNYHA, "Observation.valueCodeableConcept")
 		}
-		m := base(obj{"system": SystemLOINC, "code": LOINCNYHA, "display": "NYHA class"})
-		m["valueCodeableConcept"] = codeable(SystemSNOMED, sn, "NYHA "+strings.ToUpper(strings.TrimSpace(v.NYHA)))
-		out = append(out, built{FieldNYHA, m})
+		o := base(model.Coding{System: SystemLOINC, Code: LOINCNYHA, Display: "NYHA class"})
+		o.ValueCodeableConcept = model.Codeable(SystemSNOMED, sn, "NYHA "+strings.ToUpper(strings.TrimSpace(v.NYHA)))
+		out = append(out, built{FieldNYHA, o})
 	}
 	for _, s := range []struct{ field, code, val string }{{FieldOedema, SNOMEDOedema, v.Oedema}, {FieldBreathlessness, SNOMEDDyspnoea, v.Breathlessness}} {
 		if s.val == "" {
@@ -377,13 +400,13 @@ func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
 			return nil, fhir.Errorf(fhir.Invalid, "value", "Valeur attendue : absent, present, mild, moderate ou severe",
 				"Expected value: absent, present, mild, moderate or severe", s.field, "Observation.valueCodeableConcept")
 		}
-		m := base(obj{"system": SystemSNOMED, "code": s.code, "display": symptomCodes[s.code]})
-		m["valueCodeableConcept"] = codeable(SystemSNOMED, sv.code, sv.display)
-		out = append(out, built{s.field, m})
+		o := base(model.Coding{System: SystemSNOMED, Code: s.code, Display: symptomCodes[s.code]})
+		o.ValueCodeableConcept = model.Codeable(SystemSNOMED, sv.code, sv.display)
+		out = append(out, built{s.field, o})
 	}
-	var obs []obj
+	var obs []*model.Observation
 	for _, b := range out {
-		m, err := ParseObservation(mustJSON(b.m), now)
+		o, err := parseObservation(mustJSON(b.m), now)
 		if err != nil {
 			fe := fhir.FromError(err)
 			field := b.field
@@ -400,9 +423,9 @@ func (v Visit) observations(performer string, now time.Time) ([]obj, error) {
 			}
 			return nil, fe
 		}
-		m["performer"] = []any{ref(performer)}
-		m["id"] = uuid.NewString()
-		obs = append(obs, m)
+		o.Performer = []model.Reference{*model.Ref(performer)}
+		o.ID = uuid.NewString()
+		obs = append(obs, o)
 	}
 	return obs, nil
 }
@@ -492,8 +515,12 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 	err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		out = out[:0]
 		var outputs []model.TaskOutput
-		for _, m := range append(obs, qr) {
-			res, err := tx.Create(ctx, a.Tenant, mustJSON(m))
+		bodies := make([]json.RawMessage, 0, len(obs)+1)
+		for _, o := range obs {
+			bodies = append(bodies, mustJSON(o))
+		}
+		for _, b := range append(bodies, mustJSON(qr)) {
+			res, err := tx.Create(ctx, a.Tenant, b)
 			if err != nil {
 				return err
 			}
@@ -647,11 +674,15 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 	if err != nil {
 		return store.Resource{}, err
 	}
-	m["performer"] = []any{ref(performer)}
-	m["id"] = uuid.NewString()
+	o, err := typed[model.Observation](m) // decodes: ParseObservation checked it
+	if err != nil {
+		return store.Resource{}, err
+	}
+	o.Performer = []model.Reference{*model.Ref(performer)}
+	o.ID = uuid.NewString()
 	var out store.Resource
 	err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
-		res, err := tx.Create(ctx, a.Tenant, mustJSON(m))
+		res, err := tx.Create(ctx, a.Tenant, mustJSON(o))
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,7 @@ func TestParseObservation(t *testing.T) {
 		{"bad status", strings.Replace(weight("70"), `"code"`, `"status":"cancelled","code"`, 1), "Observation.status"},
 		{"nyha unknown class", `{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"88020-3"}]},"subject":{"reference":"Patient/p1"},"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"1"}]}}`, "Observation.valueCodeableConcept"},
 		{"not an observation", `{"resourceType":"Patient"}`, "resourceType"},
+		{"note not a list", strings.Replace(weight("70"), `"subject"`, `"note":"à jeun","subject"`, 1), "Observation.note"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -76,7 +76,7 @@ type pendingAlert struct {
 // HandleObservation will when their events arrive: the alert is raised in
 // the visit's own transaction so that the professional is told at once;
 // its ids derive from the same cause, so the later event finds it raised.
-func (s *Service) visitAlerts(ctx context.Context, tenant, patient string, obs []obj, now time.Time) ([]pendingAlert, error) {
+func (s *Service) visitAlerts(ctx context.Context, tenant, patient string, obs []*model.Observation, now time.Time) ([]pendingAlert, error) {
 	if len(obs) == 0 {
 		return nil, nil
 	}
@@ -106,7 +106,7 @@ func (s *Service) visitAlerts(ctx context.Context, tenant, patient string, obs [
 				if a == nil {
 					continue
 				}
-				a.key = "obs|" + str(o, "id")
+				a.key = "obs|" + o.ID
 				out = append(out, pendingAlert{e: e, r: r, version: version, a: *a})
 			}
 		}
