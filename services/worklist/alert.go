@@ -411,21 +411,21 @@ func (s *Service) raise(ctx context.Context, tx store.Tx, e episodeRef, r pathwa
 	}
 	due := r.DueAt(now)
 	for _, role := range r.Roles {
-		t := obj{"resourceType": "Task", "id": alertTaskID(flagID, role),
-			"status": "requested", "intent": "order", "priority": priority,
-			"code":          codeable(SystemAction, CodeAlertReview, "Revue d'une alerte"),
-			"description":   "Alerte : " + a.fr,
-			"for":           ref(e.patient),
-			"focus":         ref("Flag/" + flagID),
-			"performerType": []any{codeable(SystemTeamRole, role, "")},
-			"authoredOn":    formatTime(now), "lastModified": formatTime(now),
-			"restriction": obj{"period": obj{"start": formatTime(now), "end": formatTime(due)}},
+		t := &model.Task{ResourceType: "Task", ID: alertTaskID(flagID, role),
+			Status: "requested", Intent: "order", Priority: priority,
+			Code:          model.Codeable(SystemAction, CodeAlertReview, "Revue d'une alerte"),
+			Description:   "Alerte : " + a.fr,
+			For:           model.Ref(e.patient),
+			Focus:         model.Ref("Flag/" + flagID),
+			PerformerType: []model.CodeableConcept{*model.Codeable(SystemTeamRole, role, "")},
+			AuthoredOn:    formatTime(now), LastModified: formatTime(now),
+			Restriction: &model.TaskRestriction{Period: &model.Period{Start: formatTime(now), End: formatTime(due)}},
 		}
 		if e.carePlan != "" {
-			t["basedOn"] = []any{ref(e.carePlan)}
+			t.BasedOn = []model.Reference{*model.Ref(e.carePlan)}
 		}
 		if e.org != "" {
-			t["requester"] = ref(e.org)
+			t.Requester = model.Ref(e.org)
 		}
 		tr, err := tx.Create(ctx, e.tenant, mustJSON(t))
 		if err != nil {
@@ -637,12 +637,20 @@ var openStatuses = map[string]bool{"requested": true, "received": true, "accepte
 func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) error {
 	tasks := c.Of("Task")
 	tenant := c.TenantOr(s.d.Tenant)
-	for _, t := range tasks {
-		if !openStatuses[str(t, "status")] || firstCode(t["businessStatus"], SystemBusinessStatus) != "overdue" {
+	for _, tm := range tasks {
+		t, err := typed[model.Task](tm)
+		if err != nil {
+			s.log.WarnContext(ctx, "task unreadable, no missed-visit alert evaluated", "task_id", str(tm, "id"), "error", err)
 			continue
 		}
-		code := firstCode(t["code"], SystemAction)
-		cpRef := str(asObj(firstOf(t["basedOn"])), "reference")
+		if !openStatuses[t.Status] || t.BusinessStatus.Code(SystemBusinessStatus) != "overdue" {
+			continue
+		}
+		code := t.Action(SystemAction)
+		cpRef := ""
+		if len(t.BasedOn) > 0 {
+			cpRef = t.BasedOn[0].Reference
+		}
 		if code == "" || !strings.HasPrefix(cpRef, "CarePlan/") {
 			continue
 		}
@@ -655,7 +663,7 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) e
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("missed-visit alert of Task/%s: %w", str(t, "id"), err)
+			return fmt.Errorf("missed-visit alert of Task/%s: %w", t.ID, err)
 		}
 		epRef := str(asObj(firstOf(cp.m["supportingInfo"])), "reference")
 		if !strings.HasPrefix(epRef, "EpisodeOfCare/") {
@@ -666,7 +674,7 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) e
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("missed-visit alert of Task/%s: %w", str(t, "id"), err)
+			return fmt.Errorf("missed-visit alert of Task/%s: %w", t.ID, err)
 		}
 		e := episodeFrom(tenant, ep.res.ID, ep.m)
 		if e.status != "active" {
@@ -680,12 +688,15 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) e
 			if r.Kind != pathway.AlertMissedVisit || !contains(r.Actions, code) {
 				continue
 			}
-			what := str(t, "description")
+			what := t.Description
 			if what == "" {
 				what = code
 			}
-			due, _ := parseTime(str(t, "restriction", "period", "end"))
-			a := alert{key: "task|" + str(t, "id"),
+			due := time.Time{}
+			if t.Restriction != nil && t.Restriction.Period != nil {
+				due, _ = parseTime(t.Restriction.Period.End)
+			}
+			a := alert{key: "task|" + t.ID,
 				fr: fmt.Sprintf("%s : « %s » prévue au plus tard le %s", r.Title, what, due.In(paris).Format("02/01/2006")),
 				en: fmt.Sprintf("%s: %q due by %s", r.Title, what, due.In(paris).Format("2006-01-02"))}
 			if _, err := s.raise(ctx, tx, e, r, version, a); err != nil {
