@@ -15,7 +15,9 @@ import (
 // Tasks and Observations are read and edited as Go types
 // (pkg/fhir/model); the other resources (Flag, EpisodeOfCare, CarePlan,
 // QuestionnaireResponse) as decoded JSON, with the editing shared by the
-// services (internal/fhirjson).
+// services (internal/fhirjson). So are two bodies a client sends, checked
+// element by element as JSON: an Observation (ParseObservation) and a
+// Task put over HTTP (its fixed elements compared with the stored ones).
 type obj = fhirjson.Obj
 
 var (
