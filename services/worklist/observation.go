@@ -488,6 +488,16 @@ func (s *Service) RecordVisit(ctx context.Context, a directory.Actor, v Visit) (
 	if v.Patient == "" || v.Patient == "Patient/" {
 		return nil, fhir.Errorf(fhir.Invalid, "required", "Patient manquant", "Patient missing", "patient")
 	}
+	for _, f := range []struct {
+		v    *float64
+		name string
+	}{{v.WeightKg, "weight-kg"}, {v.Systolic, "systolic"}, {v.Diastolic, "diastolic"}, {v.HeartRate, "heart-rate"}} {
+		// JSON has no NaN nor infinity: such a value would be lost at the
+		// first write, with everything typed beside it.
+		if f.v != nil && (math.IsNaN(*f.v) || math.IsInf(*f.v, 0)) {
+			return nil, invalid("Valeur non numérique", "Not a number", f.name)
+		}
+	}
 	if err := (access.Policy{Now: s.d.Clock.Now}).Patient(ctx, s.d.Store, a, v.Patient); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package worklist_test
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -181,6 +182,8 @@ func TestRecordVisit(t *testing.T) {
 		{"heart rate", worklist.Visit{HeartRate: ptr(400)}, []string{"heart-rate", "Observation.valueQuantity.value"}},
 		{"nyha", worklist.Visit{NYHA: "V"}, []string{"nyha", "Observation.valueCodeableConcept"}},
 		{"nothing", worklist.Visit{}, []string{"weight-kg"}},
+		{"weight not a number", worklist.Visit{WeightKg: ptr(math.NaN()), Systolic: ptr(120), Diastolic: ptr(80)}, []string{"weight-kg"}},
+		{"heart rate infinite", worklist.Visit{HeartRate: ptr(math.Inf(1))}, []string{"heart-rate"}},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -655,7 +656,8 @@ func (u *UI) visit(w http.ResponseWriter, r *http.Request, p *page) {
 			continue
 		}
 		x, err := strconv.ParseFloat(strings.Replace(s, ",", ".", 1), 64)
-		if err != nil {
+		// ParseFloat also reads "NaN", "Inf" and hexadecimal: not a measure.
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || strings.ContainsAny(s, "xXpP_") {
 			refuse(fieldErr("err_number", f))
 			return
 		}

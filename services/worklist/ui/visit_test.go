@@ -274,3 +274,24 @@ func TestFailWithReason(t *testing.T) {
 		t.Errorf("failed task: %v %v", got["status"], got["statusReason"])
 	}
 }
+
+// TestNotANumberRefused: "NaN", "Inf" or a hexadecimal number in a
+// measure is refused next to its field, like any unreadable number, and
+// loses nothing typed beside it.
+func TestNotANumberRefused(t *testing.T) {
+	r := newRig(t, openSQLite(t))
+	r.visitTask("t-visit", "requested")
+	nurse := r.client("ide.martin")
+	for _, bad := range []string{"NaN", "inf", "0x1p6"} {
+		form := url.Values{"action": {"record-visit"}, "weight-kg": {bad}, "systolic": {"135"}, "diastolic": {"85"}, "symptoms": {"Fatigue"}}
+		status, body, _ := r.post(nurse, "ide.martin", "/tasks/t-visit/visit", form)
+		if status != http.StatusBadRequest {
+			t.Fatalf("weight %q: %d, want 400 with the form", bad, status)
+		}
+		inOrder(t, "refused "+bad, body, `id="weight-kg"`, `aria-invalid="true"`, `class="field-error" id="weight-kg-err"`)
+		contains(t, "other values", body, `value="135"`, `value="85"`, ">Fatigue</textarea>")
+	}
+	if got := r.read("Task", "t-visit")["status"]; got != "requested" {
+		t.Errorf("task %v after refused visits, want requested", got)
+	}
+}
