@@ -13,6 +13,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/intake"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -353,17 +354,17 @@ func (s *Service) addConfirmTask(ctx context.Context, tx store.Tx, e *episode, c
 	w = pastDue(w, now)
 	a := pathway.Action{Code: CodeConfirmInclusion, CodeSystem: pathway.SystemAction, Title: "Confirmer l'inclusion dans le parcours : " + e.t.Title,
 		Role: directory.RoleCoordinatingNurse}
-	m := s.newTask(e, a, w, "requested", now)
+	t := s.newTask(e, a, w, "requested", now)
 	owner, err := s.referentNurse(ctx, e.tenant)
 	if err != nil {
 		return err
 	}
 	if owner != "" {
-		m["owner"] = ref(owner)
+		t.Owner = model.Ref(owner)
 	} else {
 		s.log.WarnContext(ctx, "no referent coordinating nurse in the directory: the confirmation task has no owner", "episode_id", e.ep.res.ID)
 	}
-	return s.createTasks(ctx, tx, e, newTasks{{m: m, schedule: func(id string) error { return s.scheduleDue(ctx, tx, e.tenant, id, w.End) }}}, c, trace)
+	return s.createTasks(ctx, tx, e, newTasks{{t: t, schedule: func(id string) error { return s.scheduleDue(ctx, tx, e.tenant, id, w.End) }}}, c, trace)
 }
 
 // referentNurse finds the tenant's referent coordinating nurse: the active

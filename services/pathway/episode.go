@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -209,31 +210,31 @@ func checkKey(tenant, episodeID, check string) string {
 }
 
 // newTask builds the task of one occurrence of an action.
-func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status string, now time.Time) obj {
-	code := codeable(a.CodeSystem, a.Code, a.Title)
-	m := obj{
-		"resourceType": "Task", "id": uuid.NewString(),
-		"extension": []any{obj{"url": ExtOccurrence, "valueInteger": w.Seq}},
-		"basedOn":   []any{ref("CarePlan/" + e.cp.res.ID)},
-		"status":    status, "intent": "order", "priority": "routine",
-		"code":        code,
-		"description": a.Title,
-		"focus":       ref("CarePlan/" + e.cp.res.ID),
-		"for":         ref(str(e.ep.m, "patient", "reference")),
-		"authoredOn":  pathway.FormatTime(now), "lastModified": pathway.FormatTime(now),
-		"restriction": obj{"period": obj{"start": pathway.FormatTime(w.Start), "end": pathway.FormatTime(w.End)}},
+func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status string, now time.Time) *model.Task {
+	cp := "CarePlan/" + e.cp.res.ID
+	t := &model.Task{
+		ResourceType: "Task", ID: uuid.NewString(),
+		Extension: []model.Extension{{URL: ExtOccurrence, ValueInteger: model.Ptr(int64(w.Seq))}},
+		BasedOn:   []model.Reference{{Reference: cp}},
+		Status:    status, Intent: "order", Priority: "routine",
+		Code:        model.Codeable(a.CodeSystem, a.Code, a.Title),
+		Description: a.Title,
+		Focus:       model.Ref(cp),
+		For:         model.Ref(str(e.ep.m, "patient", "reference")),
+		AuthoredOn:  pathway.FormatTime(now), LastModified: pathway.FormatTime(now),
+		Restriction: &model.TaskRestriction{Period: &model.Period{Start: pathway.FormatTime(w.Start), End: pathway.FormatTime(w.End)}},
 	}
 	if org := str(e.ep.m, "managingOrganization", "reference"); org != "" {
-		m["requester"] = ref(org)
+		t.Requester = model.Ref(org)
 	}
 	if enc := e.indexEncounter(); enc != "" {
-		m["encounter"] = ref(enc)
+		t.Encounter = model.Ref(enc)
 	}
 	if a.Role != "" {
 		// The role the task needs: the teams service picks the owner.
-		m["performerType"] = []any{codeable(pathway.SystemTeamRole, a.Role, "")}
+		t.PerformerType = []model.CodeableConcept{*model.Codeable(pathway.SystemTeamRole, a.Role, "")}
 	}
-	return m
+	return t
 }
 
 // newTasks are tasks built and not yet written: staffed together, then
@@ -241,7 +242,7 @@ func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status
 type newTasks []pendingTask
 
 type pendingTask struct {
-	m obj
+	t *model.Task
 	// schedule writes the task's timers once it is created.
 	schedule func(taskID string) error
 }
@@ -262,17 +263,17 @@ func (s *Service) addTasks(ctx context.Context, tx store.Tx, e *episode, a pathw
 			continue
 		}
 		n.missed++
-		*out = append(*out, pendingTask{m: s.missedTask(e, a, w, now)})
+		*out = append(*out, pendingTask{t: s.missedTask(e, a, w, now)})
 	}
 	for _, w := range ws {
 		status := "requested"
 		if e.status() == "onhold" {
 			status = "on-hold"
 		}
-		m := s.newTask(e, a, w, status, now)
-		p := pendingTask{m: m}
+		t := s.newTask(e, a, w, status, now)
+		p := pendingTask{t: t}
 		if status == "on-hold" {
-			setExtension(m, obj{"url": ExtPreviousStatus, "valueCode": "requested"})
+			t.SetExtension(model.Extension{URL: ExtPreviousStatus, ValueCode: model.Ptr("requested")})
 		} else {
 			p.schedule = func(id string) error { return s.scheduleTask(ctx, tx, e.tenant, id, a, w) }
 		}
@@ -287,17 +288,18 @@ func (s *Service) createTasks(ctx context.Context, tx store.Tx, e *episode, ts n
 	if len(ts) == 0 {
 		return nil
 	}
+	// Staffer takes the tasks as decoded JSON and edits them in place.
+	ms := make([]map[string]any, len(ts))
+	for i, t := range ts {
+		ms[i] = toObj(t.t)
+	}
 	if s.d.Staff != nil {
-		ms := make([]map[string]any, len(ts))
-		for i, t := range ts {
-			ms[i] = t.m
-		}
 		if err := s.d.Staff.Staff(ctx, tx, e.tenant, trace, e.ep.res, e.ep.m, ms); err != nil {
 			return fmt.Errorf("staffing the tasks of EpisodeOfCare/%s: %w", e.ep.res.ID, err)
 		}
 	}
-	for _, t := range ts {
-		r, err := s.create(ctx, tx, e.tenant, t.m, c)
+	for i, t := range ts {
+		r, err := s.create(ctx, tx, e.tenant, ms[i], c)
 		if err != nil {
 			return err
 		}

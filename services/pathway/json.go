@@ -60,3 +60,22 @@ func readObj(ctx context.Context, tx store.Tx, typ, id string) (resource, error)
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// toObj is v (a pkg/fhir/model type) as decoded JSON, for the paths that
+// still edit maps.
+func toObj(v any) obj {
+	m, err := decodeObj(mustJSON(v))
+	if err != nil {
+		panic(err) // a model type always encodes to an object
+	}
+	return m
+}
+
+// typed decodes m into its Go type.
+func typed[T any](m obj) (*T, error) {
+	var v T
+	if err := json.Unmarshal(mustJSON(m), &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -36,12 +37,12 @@ func (n *elapsed) add(o elapsed) { n.skipped, n.missed = n.skipped+o.skipped, n.
 // (cancelled, businessStatus missed), with no owner and no timer, so that
 // the record shows the visit that could not happen and nobody is asked to
 // do it.
-func (s *Service) missedTask(e *episode, a pathway.Action, w pathway.Window, now time.Time) obj {
-	m := s.newTask(e, a, w, "cancelled", now)
-	m["businessStatus"] = codeable(SystemBusinessStatus, CodeMissed, "Occurrence manquée")
-	m["statusReason"] = obj{"text": fmt.Sprintf("Sortie d'hospitalisation notifiée à Passerelle le %s, après la fin de la fenêtre de cette occurrence (au plus tard le %s)",
+func (s *Service) missedTask(e *episode, a pathway.Action, w pathway.Window, now time.Time) *model.Task {
+	t := s.newTask(e, a, w, "cancelled", now)
+	t.BusinessStatus = model.Codeable(SystemBusinessStatus, CodeMissed, "Occurrence manquée")
+	t.StatusReason = &model.CodeableConcept{Text: fmt.Sprintf("Sortie d'hospitalisation notifiée à Passerelle le %s, après la fin de la fenêtre de cette occurrence (au plus tard le %s)",
 		now.In(clock.Paris).Format("02/01/2006"), w.End.In(clock.Paris).Format("02/01/2006"))}
-	return m
+	return t
 }
 
 // lateExtension is the extension late-inclusion of an episode opened at

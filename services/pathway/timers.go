@@ -11,6 +11,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -123,18 +124,18 @@ func (s *Service) runCheck(ctx context.Context, tx store.Tx, t store.Timer) erro
 	w := pathway.Window{Seq: 1, Start: now, End: time.Date(y, mo, d+1, 0, 0, 0, 0, clock.Paris).Add(-time.Second)}
 	a := pathway.Action{Code: CodeFollowUpCheck, CodeSystem: pathway.SystemAction, Title: "Contrôle du parcours non satisfait : " + what,
 		Role: directory.RoleCoordinatingNurse}
-	m := s.newTask(e, a, w, "requested", now)
+	tk := s.newTask(e, a, w, "requested", now)
 	owner, err := s.referentNurse(ctx, e.tenant)
 	if err != nil {
 		return err
 	}
 	if owner != "" {
-		m["owner"] = ref(owner)
+		tk.Owner = model.Ref(owner)
 	} else {
 		s.log.WarnContext(ctx, "no referent coordinating nurse in the directory: the check task has no owner", "episode_id", e.ep.res.ID)
 	}
 	c := &change{op: bus.OpUpdated}
-	if err := s.createTasks(ctx, tx, e, newTasks{{m: m, schedule: func(id string) error { return s.scheduleDue(ctx, tx, e.tenant, id, w.End) }}}, c, ""); err != nil {
+	if err := s.createTasks(ctx, tx, e, newTasks{{t: tk, schedule: func(id string) error { return s.scheduleDue(ctx, tx, e.tenant, id, w.End) }}}, c, ""); err != nil {
 		return err
 	}
 	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
