@@ -45,7 +45,7 @@ type episode struct {
 	tenant string
 	ep     resource
 	cp     resource
-	tasks  []*resource
+	tasks  []*taskRes
 	t      *pathway.Template
 }
 
@@ -100,6 +100,29 @@ func (s *Service) put(ctx context.Context, tx store.Tx, tenant string, r *resour
 	r.res = res
 	c.add(res)
 	return nil
+}
+
+// putTask is put for a task.
+func (s *Service) putTask(ctx context.Context, tx store.Tx, tenant string, r *taskRes, c *change) error {
+	r.t.ID = r.res.ID
+	r.t.Meta = nil
+	res, err := tx.Update(ctx, tenant, mustJSON(r.t), r.res.Version)
+	if err != nil {
+		return fmt.Errorf("update %s/%s: %w", r.res.Type, r.res.ID, err)
+	}
+	r.res = res
+	c.add(res)
+	return nil
+}
+
+// createTask is create for a task.
+func (s *Service) createTask(ctx context.Context, tx store.Tx, tenant string, t *model.Task, c *change) (*taskRes, error) {
+	res, err := tx.Create(ctx, tenant, mustJSON(t))
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", t.ResourceType, err)
+	}
+	c.add(res)
+	return &taskRes{res: res, t: t}, nil
 }
 
 func (s *Service) create(ctx context.Context, tx store.Tx, tenant string, m obj, c *change) (resource, error) {
@@ -169,11 +192,11 @@ func (s *Service) loadEpisode(ctx context.Context, tx store.Tx, tenant, id strin
 		return nil, fmt.Errorf("search tasks: %w", err)
 	}
 	for _, r := range page.Resources {
-		t, err := readObj(ctx, tx, "Task", r.ID)
+		t, err := readTask(ctx, tx, r.ID)
 		if err != nil {
 			return nil, err
 		}
-		e.tasks = append(e.tasks, &t)
+		e.tasks = append(e.tasks, t)
 	}
 	return e, nil
 }
@@ -299,11 +322,15 @@ func (s *Service) createTasks(ctx context.Context, tx store.Tx, e *episode, ts n
 		}
 	}
 	for i, t := range ts {
-		r, err := s.create(ctx, tx, e.tenant, ms[i], c)
+		tk, err := typed[model.Task](ms[i])
+		if err != nil {
+			return fmt.Errorf("staffing the tasks of EpisodeOfCare/%s: Task/%s: %w", e.ep.res.ID, t.t.ID, err)
+		}
+		r, err := s.createTask(ctx, tx, e.tenant, tk, c)
 		if err != nil {
 			return err
 		}
-		e.tasks = append(e.tasks, &r)
+		e.tasks = append(e.tasks, r)
 		if t.schedule != nil {
 			if err := t.schedule(r.res.ID); err != nil {
 				return err
@@ -520,15 +547,15 @@ func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, sta
 		return err
 	}
 	for _, t := range e.tasks {
-		st := str(t.m, "status")
+		st := t.t.Status
 		if !openTask[st] && st != "on-hold" {
 			continue
 		}
-		t.m["status"] = "cancelled"
-		t.m["statusReason"] = codeable(SystemEndReason, reason, "")
-		t.m["lastModified"] = pathway.FormatTime(now)
-		removeExtension(t.m, ExtPreviousStatus)
-		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
+		t.t.Status = "cancelled"
+		t.t.StatusReason = model.Codeable(SystemEndReason, reason, "")
+		t.t.LastModified = pathway.FormatTime(now)
+		t.t.Extension = withoutExtension(t.t.Extension, ExtPreviousStatus)
+		if err := s.putTask(ctx, tx, e.tenant, t, c); err != nil {
 			return err
 		}
 		if err := cancelTaskTimers(ctx, tx, e.tenant, t.res.ID); err != nil {

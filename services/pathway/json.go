@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/passerelle-sante/passerelle/internal/fhirjson"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
@@ -45,6 +46,44 @@ func removeExtension(m obj, url string) {
 type resource struct {
 	res store.Resource
 	m   obj
+}
+
+// taskRes is a stored Task with its Go type.
+type taskRes struct {
+	res store.Resource
+	t   *model.Task
+}
+
+func readTask(ctx context.Context, tx store.Tx, id string) (*taskRes, error) {
+	r, err := tx.Read(ctx, "Task", id)
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%s: %w", "Task", id, err)
+	}
+	var t model.Task
+	if err := json.Unmarshal(r.Body, &t); err != nil {
+		return nil, fmt.Errorf("read %s/%s: %w", "Task", id, err)
+	}
+	return &taskRes{res: r, t: &t}, nil
+}
+
+// withoutExtension is exts less those with url (nil when none is left, so
+// that the element is left out).
+func withoutExtension(exts []model.Extension, url string) []model.Extension {
+	var keep []model.Extension
+	for _, x := range exts {
+		if x.URL != url {
+			keep = append(keep, x)
+		}
+	}
+	return keep
+}
+
+// window is a task's restriction period as written ("" when absent).
+func window(t *model.Task) (start, end string) {
+	if t.Restriction == nil || t.Restriction.Period == nil {
+		return "", ""
+	}
+	return t.Restriction.Period.Start, t.Restriction.Period.End
 }
 
 func readObj(ctx context.Context, tx store.Tx, typ, id string) (resource, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -154,14 +155,14 @@ func (s *Service) hold(ctx context.Context, tx store.Tx, e *episode, ev *stayEve
 		return err
 	}
 	for _, t := range e.tasks {
-		st := str(t.m, "status")
+		st := t.t.Status
 		if !openTask[st] {
 			continue
 		}
-		setExtension(t.m, obj{"url": ExtPreviousStatus, "valueCode": st})
-		t.m["status"] = "on-hold"
-		t.m["lastModified"] = pathway.FormatTime(now)
-		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
+		t.t.SetExtension(model.Extension{URL: ExtPreviousStatus, ValueCode: model.Ptr(st)})
+		t.t.Status = "on-hold"
+		t.t.LastModified = pathway.FormatTime(now)
+		if err := s.putTask(ctx, tx, e.tenant, t, c); err != nil {
 			return err
 		}
 		if err := cancelTaskTimers(ctx, tx, e.tenant, t.res.ID); err != nil {
@@ -238,33 +239,37 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 	}
 	base := pathway.ShiftDays(e.discharge(), shift)
 	for _, t := range e.tasks {
-		if str(t.m, "status") != "on-hold" {
+		if t.t.Status != "on-hold" {
 			continue
 		}
-		prev, _ := extension(t.m, ExtPreviousStatus)["valueCode"].(string)
+		prev := ""
+		if x := t.t.GetExtension(ExtPreviousStatus); x != nil && x.ValueCode != nil {
+			prev = *x.ValueCode
+		}
 		if prev == "" {
 			prev = "requested"
 		}
-		t.m["status"] = prev
-		removeExtension(t.m, ExtPreviousStatus)
-		t.m["lastModified"] = pathway.FormatTime(now)
-		start, _ := parseTime(str(t.m, "restriction", "period", "start"))
-		end, _ := parseTime(str(t.m, "restriction", "period", "end"))
+		t.t.Status = prev
+		t.t.Extension = withoutExtension(t.t.Extension, ExtPreviousStatus)
+		t.t.LastModified = pathway.FormatTime(now)
+		ws, we := window(t.t)
+		start, _ := parseTime(ws)
+		end, _ := parseTime(we)
 		win := pathway.Window{Seq: 1, Start: start, End: end}
-		a, ok := e.t.Action(firstCode(t.m["code"], ""))
+		a, ok := e.t.Action(t.t.Code.Code(""))
 		if ok {
 			occ := 1
-			if f, ok := extension(t.m, ExtOccurrence)["valueInteger"].(float64); ok {
-				occ = int(f)
+			if x := t.t.GetExtension(ExtOccurrence); x != nil && x.ValueInteger != nil {
+				occ = int(*x.ValueInteger)
 			}
 			for _, w := range a.Windows(base) {
 				if w.Seq == occ {
-					t.m["restriction"] = obj{"period": obj{"start": pathway.FormatTime(w.Start), "end": pathway.FormatTime(w.End)}}
+					t.t.Restriction = &model.TaskRestriction{Period: &model.Period{Start: pathway.FormatTime(w.Start), End: pathway.FormatTime(w.End)}}
 					win = w
 				}
 			}
 		}
-		if err := s.put(ctx, tx, e.tenant, t, c); err != nil {
+		if err := s.putTask(ctx, tx, e.tenant, t, c); err != nil {
 			return err
 		}
 		if openTask[prev] && !win.End.IsZero() {
@@ -601,18 +606,18 @@ func (s *Service) taskDue(ctx context.Context, tx store.Tx, t store.Timer) error
 	if err := jsonUnmarshal(t.Payload, &p); err != nil || p.Task == "" {
 		return fmt.Errorf("task-due timer %s: bad payload", t.Key)
 	}
-	r, err := readObj(ctx, tx, "Task", p.Task)
+	r, err := readTask(ctx, tx, p.Task)
 	if err != nil {
 		return err
 	}
-	if !openTask[str(r.m, "status")] || firstCode(r.m["businessStatus"], SystemBusinessStatus) == "overdue" {
+	if !openTask[r.t.Status] || r.t.BusinessStatus.Code(SystemBusinessStatus) == "overdue" {
 		return nil
 	}
-	r.m["businessStatus"] = codeable(SystemBusinessStatus, "overdue", "Échéance dépassée")
-	r.m["lastModified"] = pathway.FormatTime(s.d.Clock.Now())
-	r.m["id"] = r.res.ID
-	delete(r.m, "meta")
-	res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.m), r.res.Version)
+	r.t.BusinessStatus = model.Codeable(SystemBusinessStatus, "overdue", "Échéance dépassée")
+	r.t.LastModified = pathway.FormatTime(s.d.Clock.Now())
+	r.t.ID = r.res.ID
+	r.t.Meta = nil
+	res, err := tx.Update(ctx, r.res.Tenant, mustJSON(r.t), r.res.Version)
 	if err != nil {
 		return err
 	}

@@ -37,19 +37,20 @@ func (s *Service) taskReminder(ctx context.Context, tx store.Tx, t store.Timer) 
 	if err := jsonUnmarshal(t.Payload, &p); err != nil || p.Task == "" {
 		return fmt.Errorf("task-reminder timer %s: bad payload", t.Key)
 	}
-	r, err := readObj(ctx, tx, "Task", p.Task)
+	r, err := readTask(ctx, tx, p.Task)
 	if err != nil {
 		return err
 	}
-	if !openTask[str(r.m, "status")] {
+	if !openTask[r.t.Status] {
 		return nil
 	}
-	title := str(r.m, "description")
+	title := r.t.Description
 	if title == "" {
-		title = firstCode(r.m["code"], "")
+		title = r.t.Code.Code("")
 	}
 	text := "Rappel : " + title
-	if due, ok := parseTime(str(r.m, "restriction", "period", "end")); ok {
+	_, end := window(r.t)
+	if due, ok := parseTime(end); ok {
 		text += " à faire avant le " + due.In(clock.Paris).Format("02/01/2006")
 	}
 	m := obj{
@@ -60,13 +61,13 @@ func (s *Service) taskReminder(ctx context.Context, tx store.Tx, t store.Timer) 
 		"sent":     pathway.FormatTime(s.d.Clock.Now()),
 		"payload":  []any{obj{"contentString": text}},
 	}
-	if p := str(r.m, "for", "reference"); p != "" {
+	if p := r.t.For.String(); p != "" {
 		m["subject"] = ref(p)
 	}
-	if o := str(r.m, "owner", "reference"); o != "" {
+	if o := r.t.Owner.String(); o != "" {
 		m["recipient"] = []any{ref(o)}
 	}
-	if org := str(r.m, "requester", "reference"); org != "" {
+	if org := r.t.Requester.String(); org != "" {
 		m["sender"] = ref(org)
 	}
 	res, err := tx.Create(ctx, r.res.Tenant, mustJSON(m))
@@ -103,7 +104,7 @@ func (s *Service) runCheck(ctx context.Context, tx store.Tx, t store.Timer) erro
 		return nil
 	}
 	for _, tk := range e.tasks {
-		if firstCode(tk.m["code"], "") == check.ActionCompleted && str(tk.m, "status") == "completed" {
+		if tk.t.Code.Code("") == check.ActionCompleted && tk.t.Status == "completed" {
 			return nil
 		}
 	}
