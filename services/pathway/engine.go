@@ -212,26 +212,26 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 	if toConfirm {
 		status, cpStatus, goalStatus = "planned", "draft", "proposed"
 	}
-	ep := obj{
-		"resourceType": "EpisodeOfCare", "id": epID,
-		"extension": []any{
-			obj{"url": pathway.ExtEpisodePathway, "valueCanonical": t.Canonical()},
-			obj{"url": pathway.ExtIndexEncounter, "valueReference": ref("Encounter/" + ev.encID)},
-			obj{"url": pathway.ExtEpisodeCarePlan, "valueReference": ref("CarePlan/" + cpID)},
+	ep := &model.EpisodeOfCare{
+		ResourceType: "EpisodeOfCare", ID: epID,
+		Extension: []model.Extension{
+			{URL: pathway.ExtEpisodePathway, ValueCanonical: model.Ptr(t.Canonical())},
+			{URL: pathway.ExtIndexEncounter, ValueReference: model.Ref("Encounter/" + ev.encID)},
+			{URL: pathway.ExtEpisodeCarePlan, ValueReference: model.Ref("CarePlan/" + cpID)},
 		},
-		"status":  status,
-		"type":    []any{obj{"text": t.Title}},
-		"patient": ref(patient),
-		"period":  obj{"start": pathway.FormatTime(discharge)},
+		Status:  status,
+		Type:    []model.CodeableConcept{{Text: t.Title}},
+		Patient: model.Ref(patient),
+		Period:  &model.Period{Start: pathway.FormatTime(discharge)},
 	}
 	if cpts != "" {
-		ep["managingOrganization"] = ref(cpts)
+		ep.ManagingOrganization = model.Ref(cpts)
 	}
 	late := t.Late(discharge, now)
 	if late {
 		// Recorded before anything is written: the worklist counts missing
 		// data from when Passerelle learnt of the discharge.
-		setExtension(ep, lateExtension(discharge, now))
+		ep.SetExtension(lateExtension(discharge, now))
 	}
 	var goalRefs []any
 	goalIDs := map[string]string{}
@@ -292,9 +292,12 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 		cp["goal"] = goalRefs
 	}
 	e := &episode{tenant: ev.tenant, t: t}
-	if e.ep, err = s.create(ctx, tx, ev.tenant, ep, c); err != nil {
-		return err
+	res, err := tx.Create(ctx, ev.tenant, mustJSON(ep))
+	if err != nil {
+		return fmt.Errorf("create %s: %w", ep.ResourceType, err)
 	}
+	c.add(res)
+	e.ep = epRes{res: res, e: ep}
 	if toConfirm {
 		if e.cp, err = s.create(ctx, tx, ev.tenant, cp, c); err != nil {
 			return err
@@ -317,7 +320,7 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 			if err := s.noticeLate(ctx, tx, e, n, now, ev.trace); err != nil {
 				return err
 			}
-			if err := s.put(ctx, tx, ev.tenant, &e.ep, c); err != nil {
+			if err := s.putEpisode(ctx, tx, ev.tenant, &e.ep, c); err != nil {
 				return err
 			}
 		}

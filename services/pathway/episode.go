@@ -43,30 +43,31 @@ var openTask = map[string]bool{"draft": true, "requested": true, "received": tru
 // transaction that changes them.
 type episode struct {
 	tenant string
-	ep     resource
+	ep     epRes
 	cp     resource
 	tasks  []*taskRes
 	t      *pathway.Template
 }
 
-func (e *episode) status() string { return str(e.ep.m, "status") }
+func (e *episode) status() string { return e.ep.e.Status }
 
 func (e *episode) discharge() time.Time {
-	t, _ := parseTime(str(e.ep.m, "period", "start"))
+	if e.ep.e.Period == nil {
+		return time.Time{}
+	}
+	t, _ := parseTime(e.ep.e.Period.Start)
 	return t
 }
 
 func (e *episode) shift() int {
-	if x := extension(e.ep.m, ExtScheduleShift); x != nil {
-		if f, ok := x["valueInteger"].(float64); ok {
-			return int(f)
-		}
+	if x := e.ep.e.GetExtension(ExtScheduleShift); x != nil && x.ValueInteger != nil {
+		return int(*x.ValueInteger)
 	}
 	return 0
 }
 
 func (e *episode) indexEncounter() string {
-	return str(extension(e.ep.m, pathway.ExtIndexEncounter), "valueReference", "reference")
+	return e.ep.e.GetExtension(pathway.ExtIndexEncounter).Ref()
 }
 
 // change collects what one event does to one episode: announced as one
@@ -94,6 +95,19 @@ func (s *Service) put(ctx context.Context, tx store.Tx, tenant string, r *resour
 	r.m["id"] = r.res.ID
 	delete(r.m, "meta")
 	res, err := tx.Update(ctx, tenant, mustJSON(r.m), r.res.Version)
+	if err != nil {
+		return fmt.Errorf("update %s/%s: %w", r.res.Type, r.res.ID, err)
+	}
+	r.res = res
+	c.add(res)
+	return nil
+}
+
+// putEpisode is put for the episode.
+func (s *Service) putEpisode(ctx context.Context, tx store.Tx, tenant string, r *epRes, c *change) error {
+	r.e.ID = r.res.ID
+	r.e.Meta = nil
+	res, err := tx.Update(ctx, tenant, mustJSON(r.e), r.res.Version)
 	if err != nil {
 		return fmt.Errorf("update %s/%s: %w", r.res.Type, r.res.ID, err)
 	}
@@ -170,12 +184,15 @@ func (s *Service) patientEpisodes(ctx context.Context, tx store.Tx, tenant, pati
 // loadEpisode reads an episode, its CarePlan, its template and its tasks.
 // It returns nil for an EpisodeOfCare the pathway service did not open.
 func (s *Service) loadEpisode(ctx context.Context, tx store.Tx, tenant, id string) (*episode, error) {
-	ep, err := readObj(ctx, tx, "EpisodeOfCare", id)
+	ep, err := readEpisode(ctx, tx, id)
 	if err != nil {
 		return nil, err
 	}
-	canonical, _ := extension(ep.m, pathway.ExtEpisodePathway)["valueCanonical"].(string)
-	cpRef := str(extension(ep.m, pathway.ExtEpisodeCarePlan), "valueReference", "reference")
+	canonical := ""
+	if x := ep.e.GetExtension(pathway.ExtEpisodePathway); x != nil && x.ValueCanonical != nil {
+		canonical = *x.ValueCanonical
+	}
+	cpRef := ep.e.GetExtension(pathway.ExtEpisodeCarePlan).Ref()
 	if canonical == "" || len(cpRef) <= len("CarePlan/") {
 		return nil, nil
 	}
@@ -203,23 +220,23 @@ func (s *Service) loadEpisode(ctx context.Context, tx store.Tx, tenant, id strin
 
 // setStatus moves an episode to a new status, keeping the old one in
 // statusHistory.
-func setStatus(m obj, status string, at time.Time) {
-	old := str(m, "status")
+func setStatus(ep *model.EpisodeOfCare, status string, at time.Time) {
+	old := ep.Status
 	if old == status {
 		return
 	}
-	since := str(m, "period", "start")
-	if h := list(m["statusHistory"]); len(h) > 0 {
-		if end := str(asObj(h[len(h)-1]), "period", "end"); end != "" {
-			since = end
+	var since string
+	if ep.Period != nil {
+		since = ep.Period.Start
+	}
+	if h := ep.StatusHistory; len(h) > 0 {
+		if p := h[len(h)-1].Period; p != nil && p.End != "" {
+			since = p.End
 		}
 	}
-	period := obj{"end": pathway.FormatTime(at)}
-	if since != "" {
-		period["start"] = since
-	}
-	m["statusHistory"] = append(list(m["statusHistory"]), obj{"status": old, "period": period})
-	m["status"] = status
+	ep.StatusHistory = append(ep.StatusHistory, model.EpisodeStatusHistory{Status: old,
+		Period: &model.Period{Start: since, End: pathway.FormatTime(at)}})
+	ep.Status = status
 }
 
 func timerKey(tenant, taskID string) string { return TimerTaskDue + ":" + tenant + ":" + taskID }
@@ -243,11 +260,11 @@ func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status
 		Code:        model.Codeable(a.CodeSystem, a.Code, a.Title),
 		Description: a.Title,
 		Focus:       model.Ref(cp),
-		For:         model.Ref(str(e.ep.m, "patient", "reference")),
+		For:         model.Ref(e.ep.e.Patient.String()),
 		AuthoredOn:  pathway.FormatTime(now), LastModified: pathway.FormatTime(now),
 		Restriction: &model.TaskRestriction{Period: &model.Period{Start: pathway.FormatTime(w.Start), End: pathway.FormatTime(w.End)}},
 	}
-	if org := str(e.ep.m, "managingOrganization", "reference"); org != "" {
+	if org := e.ep.e.ManagingOrganization.String(); org != "" {
 		t.Requester = model.Ref(org)
 	}
 	if enc := e.indexEncounter(); enc != "" {
@@ -317,7 +334,7 @@ func (s *Service) createTasks(ctx context.Context, tx store.Tx, e *episode, ts n
 		ms[i] = toObj(t.t)
 	}
 	if s.d.Staff != nil {
-		if err := s.d.Staff.Staff(ctx, tx, e.tenant, trace, e.ep.res, e.ep.m, ms); err != nil {
+		if err := s.d.Staff.Staff(ctx, tx, e.tenant, trace, e.ep.res, toObj(e.ep.e), ms); err != nil {
 			return fmt.Errorf("staffing the tasks of EpisodeOfCare/%s: %w", e.ep.res.ID, err)
 		}
 	}
@@ -375,7 +392,7 @@ func endKey(tenant, episodeID string) string { return TimerEnd + ":" + tenant + 
 // whose time is already past: nothing could have been done yet, and the
 // late-inclusion notice asks the referent to look at the follow-up.
 func (s *Service) scheduleChecks(ctx context.Context, tx store.Tx, e *episode) error {
-	_, late := pathway.LateNotified(e.ep.m)
+	_, late := pathway.LateNotified(toObj(e.ep.e))
 	now := s.d.Clock.Now()
 	if end, ok := e.t.FollowUpEnd(pathway.ShiftDays(e.discharge(), e.shift())); ok {
 		err := tx.Schedule(ctx, store.Timer{Key: endKey(e.tenant, e.ep.res.ID), Tenant: e.tenant, Kind: TimerEnd,
@@ -442,7 +459,7 @@ func activity(cp obj, code string) obj {
 // has none); conditional actions wait for their variables. It returns what
 // became of the occurrences already past (addTasks).
 func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *change, now time.Time, trace string) (elapsed, error) {
-	vars := ruleValues(e.ep.m)
+	vars := ruleValues(e.ep.e)
 	var ts newTasks
 	var n elapsed
 	for _, a := range e.t.Actions {
@@ -482,26 +499,28 @@ func (s *Service) instantiate(ctx context.Context, tx store.Tx, e *episode, c *c
 }
 
 // ruleValues reads the rule variables recorded on an episode.
-func ruleValues(ep obj) map[string]pathway.Value {
+func ruleValues(ep *model.EpisodeOfCare) map[string]pathway.Value {
 	vars := map[string]pathway.Value{}
-	for _, x := range list(ep["extension"]) {
-		xo := asObj(x)
-		if xo["url"] != ExtRuleValue {
+	for _, x := range ep.Extension {
+		if x.URL != ExtRuleValue {
 			continue
 		}
 		var name string
 		var v pathway.Value
 		set := false
-		for _, sub := range list(xo["extension"]) {
-			so := asObj(sub)
-			switch so["url"] {
+		for _, sub := range x.Extension {
+			switch sub.URL {
 			case "name":
-				name, _ = so["valueId"].(string)
+				if sub.ValueID != nil {
+					name = *sub.ValueID
+				}
 			case "value":
-				if f, ok := so["valueDecimal"].(float64); ok {
-					v, set = pathway.Number(f), true
-				} else if t, ok := so["valueString"].(string); ok {
-					v, set = pathway.Text(t), true
+				if sub.ValueDecimal != nil {
+					if f, err := sub.ValueDecimal.Float64(); err == nil {
+						v, set = pathway.Number(f), true
+					}
+				} else if sub.ValueString != nil {
+					v, set = pathway.Text(*sub.ValueString), true
 				}
 			}
 		}
@@ -518,20 +537,18 @@ func ruleValues(ep obj) map[string]pathway.Value {
 // and the goals completed (finished) or cancelled (any other end).
 func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, status, reason string, at time.Time, c *change) error {
 	now := s.d.Clock.Now()
-	setStatus(e.ep.m, status, now)
+	setStatus(e.ep.e, status, now)
 	if reason != "" {
-		setExtension(e.ep.m, obj{"url": ExtEndReason, "valueCodeableConcept": codeable(SystemEndReason, reason, "")})
+		e.ep.e.SetExtension(model.Extension{URL: ExtEndReason, ValueCodeableConcept: model.Codeable(SystemEndReason, reason, "")})
 	}
 	if status != "entered-in-error" {
-		period := asObj(e.ep.m["period"])
-		if period == nil {
-			period = obj{}
+		if e.ep.e.Period == nil {
+			e.ep.e.Period = &model.Period{}
 		}
-		if start, ok := parseTime(str(period, "start")); ok && at.Before(start) {
+		if start, ok := parseTime(e.ep.e.Period.Start); ok && at.Before(start) {
 			at = start
 		}
-		period["end"] = pathway.FormatTime(at)
-		e.ep.m["period"] = period
+		e.ep.e.Period.End = pathway.FormatTime(at)
 	}
 	cpStatus := map[string]string{"finished": "completed", "cancelled": "revoked", "entered-in-error": "entered-in-error"}[status]
 	e.cp.m["status"] = cpStatus
@@ -577,7 +594,7 @@ func (s *Service) closeEpisode(ctx context.Context, tx store.Tx, e *episode, sta
 	if err := s.setGoals(ctx, tx, e, goal, true, c); err != nil {
 		return err
 	}
-	return s.put(ctx, tx, e.tenant, &e.ep, c)
+	return s.putEpisode(ctx, tx, e.tenant, &e.ep, c)
 }
 
 // closed tells whether an episode status is final.

@@ -10,37 +10,25 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-// The JSON editing shared by the services (internal/fhirjson).
+// Tasks and the EpisodeOfCare are read and edited as Go types
+// (pkg/fhir/model); the other resources (CarePlan, Goal, Communication, the
+// Encounter and Observation of the events) as decoded JSON, with the
+// editing shared by the services (internal/fhirjson).
 type obj = fhirjson.Obj
 
 var (
-	decodeObj    = fhirjson.Decode
-	mustJSON     = fhirjson.MustJSON
-	list         = fhirjson.List
-	asObj        = fhirjson.AsObj
-	firstCode    = fhirjson.FirstCode
-	codeable     = fhirjson.Codeable
-	ref          = fhirjson.Ref
-	extension    = fhirjson.Extension
-	setExtension = fhirjson.SetExtension
-	parseTime    = fhirjson.ParseTime
-	str          = fhirjson.Str
-	hasCoding    = fhirjson.HasCoding
+	decodeObj = fhirjson.Decode
+	mustJSON  = fhirjson.MustJSON
+	list      = fhirjson.List
+	asObj     = fhirjson.AsObj
+	firstCode = fhirjson.FirstCode
+	codeable  = fhirjson.Codeable
+	ref       = fhirjson.Ref
+	extension = fhirjson.Extension
+	parseTime = fhirjson.ParseTime
+	str       = fhirjson.Str
+	hasCoding = fhirjson.HasCoding
 )
-
-func removeExtension(m obj, url string) {
-	var keep []any
-	for _, e := range list(m["extension"]) {
-		if asObj(e)["url"] != url {
-			keep = append(keep, e)
-		}
-	}
-	if keep == nil {
-		delete(m, "extension")
-		return
-	}
-	m["extension"] = keep
-}
 
 // resource is a stored resource with its decoded body.
 type resource struct {
@@ -64,6 +52,24 @@ func readTask(ctx context.Context, tx store.Tx, id string) (*taskRes, error) {
 		return nil, fmt.Errorf("read %s/%s: %w", "Task", id, err)
 	}
 	return &taskRes{res: r, t: &t}, nil
+}
+
+// epRes is a stored EpisodeOfCare with its Go type.
+type epRes struct {
+	res store.Resource
+	e   *model.EpisodeOfCare
+}
+
+func readEpisode(ctx context.Context, tx store.Tx, id string) (epRes, error) {
+	r, err := tx.Read(ctx, "EpisodeOfCare", id)
+	if err != nil {
+		return epRes{}, fmt.Errorf("read %s/%s: %w", "EpisodeOfCare", id, err)
+	}
+	var e model.EpisodeOfCare
+	if err := json.Unmarshal(r.Body, &e); err != nil {
+		return epRes{}, fmt.Errorf("read %s/%s: %w", "EpisodeOfCare", id, err)
+	}
+	return epRes{res: r, e: &e}, nil
 }
 
 // withoutExtension is exts less those with url (nil when none is left, so

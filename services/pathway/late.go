@@ -47,10 +47,10 @@ func (s *Service) missedTask(e *episode, a pathway.Action, w pathway.Window, now
 
 // lateExtension is the extension late-inclusion of an episode opened at
 // now from a discharge notified late, before its tasks are created.
-func lateExtension(discharge, now time.Time) obj {
-	return obj{"url": pathway.ExtLateInclusion, "extension": []any{
-		obj{"url": "notified", "valueDateTime": pathway.FormatTime(now)},
-		obj{"url": "daysLate", "valueInteger": pathway.DaysBetween(discharge, now)},
+func lateExtension(discharge, now time.Time) model.Extension {
+	return model.Extension{URL: pathway.ExtLateInclusion, Extension: []model.Extension{
+		{URL: "notified", ValueDateTime: model.Ptr(pathway.FormatTime(now))},
+		{URL: "daysLate", ValueInteger: model.Ptr(int64(pathway.DaysBetween(discharge, now)))},
 	}}
 }
 
@@ -64,22 +64,18 @@ func lateExtension(discharge, now time.Time) obj {
 // notice in the episode's extension late-inclusion; the caller writes the
 // episode.
 func (s *Service) noticeLate(ctx context.Context, tx store.Tx, e *episode, n elapsed, now time.Time, trace string) error {
-	x := extension(e.ep.m, pathway.ExtLateInclusion)
+	x := e.ep.e.GetExtension(pathway.ExtLateInclusion)
 	if x == nil {
 		return nil
 	}
 	days := 0
-	for _, sub := range list(x["extension"]) {
-		so := asObj(sub)
-		switch so["url"] {
+	for _, sub := range x.Extension {
+		switch sub.URL {
 		case "notice":
 			return nil
 		case "daysLate":
-			switch v := so["valueInteger"].(type) {
-			case int:
-				days = v
-			case float64:
-				days = int(v)
+			if sub.ValueInteger != nil {
+				days = int(*sub.ValueInteger)
 			}
 		}
 	}
@@ -94,7 +90,7 @@ func (s *Service) noticeLate(ctx context.Context, tx store.Tx, e *episode, n ela
 		"sent":     pathway.FormatTime(now),
 		"payload":  []any{obj{"contentString": text}},
 	}
-	if p := str(e.ep.m, "patient", "reference"); p != "" {
+	if p := e.ep.e.Patient.String(); p != "" {
 		m["subject"] = ref(p)
 	}
 	owner, err := s.referentNurse(ctx, e.tenant)
@@ -106,17 +102,17 @@ func (s *Service) noticeLate(ctx context.Context, tx store.Tx, e *episode, n ela
 	} else {
 		s.log.WarnContext(ctx, "no referent coordinating nurse in the directory: the late-inclusion notice has no recipient", "episode_id", e.ep.res.ID)
 	}
-	if org := str(e.ep.m, "managingOrganization", "reference"); org != "" {
+	if org := e.ep.e.ManagingOrganization.String(); org != "" {
 		m["sender"] = ref(org)
 	}
 	res, err := tx.Create(ctx, e.tenant, mustJSON(m))
 	if err != nil {
 		return fmt.Errorf("create late-inclusion notice: %w", err)
 	}
-	x["extension"] = append(list(x["extension"]),
-		obj{"url": "skipped", "valueInteger": n.skipped},
-		obj{"url": "missed", "valueInteger": n.missed},
-		obj{"url": "notice", "valueReference": ref("Communication/" + res.ID)})
+	x.Extension = append(x.Extension,
+		model.Extension{URL: "skipped", ValueInteger: model.Ptr(int64(n.skipped))},
+		model.Extension{URL: "missed", ValueInteger: model.Ptr(int64(n.missed))},
+		model.Extension{URL: "notice", ValueReference: model.Ref("Communication/" + res.ID)})
 	s.log.InfoContext(ctx, "late inclusion: referent told", "episode_id", e.ep.res.ID, "days_late", days, "skipped", n.skipped, "missed", n.missed)
 	return event.Emit(ctx, tx, event.New(e.tenant, bus.OpCreated, trace, res))
 }

@@ -2,6 +2,7 @@ package pathway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -89,7 +90,7 @@ func (s *Service) onAdmit(ctx context.Context, tx store.Tx, ev *stayEvent) error
 		return err
 	}
 	for _, e := range episodes {
-		if e.status() != "active" || e.indexEncounter() == "Encounter/"+ev.encID || readmissionIndex(e.ep.m, ev.encID) >= 0 {
+		if e.status() != "active" || e.indexEncounter() == "Encounter/"+ev.encID || readmissionIndex(e.ep.e, ev.encID) >= 0 {
 			continue
 		}
 		c := &change{op: bus.OpUpdated}
@@ -112,7 +113,7 @@ func (s *Service) onCancelAdmit(ctx context.Context, tx store.Tx, ev *stayEvent)
 		return err
 	}
 	for _, e := range episodes {
-		if e.status() != "onhold" || readmissionIndex(e.ep.m, ev.encID) < 0 {
+		if e.status() != "onhold" || readmissionIndex(e.ep.e, ev.encID) < 0 {
 			continue
 		}
 		if err := s.resume(ctx, tx, e, time.Time{}, ev.encID, ev.trace); err != nil {
@@ -124,14 +125,13 @@ func (s *Service) onCancelAdmit(ctx context.Context, tx store.Tx, ev *stayEvent)
 
 // readmissionIndex finds the readmission of an encounter among the
 // episode's extensions, -1 if none.
-func readmissionIndex(ep obj, encID string) int {
-	for i, x := range list(ep["extension"]) {
-		xo := asObj(x)
-		if xo["url"] != pathway.ExtReadmission {
+func readmissionIndex(ep *model.EpisodeOfCare, encID string) int {
+	for i, x := range ep.Extension {
+		if x.URL != pathway.ExtReadmission {
 			continue
 		}
-		for _, sub := range list(xo["extension"]) {
-			if so := asObj(sub); so["url"] == "encounter" && str(so, "valueReference", "reference") == "Encounter/"+encID {
+		for _, sub := range x.Extension {
+			if sub.URL == "encounter" && sub.Ref() == "Encounter/"+encID {
 				return i
 			}
 		}
@@ -141,15 +141,15 @@ func readmissionIndex(ep obj, encID string) int {
 
 func (s *Service) hold(ctx context.Context, tx store.Tx, e *episode, ev *stayEvent, start time.Time, c *change) error {
 	now := s.d.Clock.Now()
-	readm := []any{
-		obj{"url": "encounter", "valueReference": ref("Encounter/" + ev.encID)},
-		obj{"url": "start", "valueDateTime": pathway.FormatTime(start)},
+	readm := []model.Extension{
+		{URL: "encounter", ValueReference: model.Ref("Encounter/" + ev.encID)},
+		{URL: "start", ValueDateTime: model.Ptr(pathway.FormatTime(start))},
 	}
 	if firstCode(ev.enc["priority"], "") == "EL" {
-		readm = append(readm, obj{"url": "planned", "valueBoolean": true})
+		readm = append(readm, model.Extension{URL: "planned", ValueBoolean: model.Ptr(true)})
 	}
-	e.ep.m["extension"] = append(list(e.ep.m["extension"]), obj{"url": pathway.ExtReadmission, "extension": readm})
-	setStatus(e.ep.m, "onhold", now)
+	e.ep.e.Extension = append(e.ep.e.Extension, model.Extension{URL: pathway.ExtReadmission, Extension: readm})
+	setStatus(e.ep.e, "onhold", now)
 	e.cp.m["status"] = "on-hold"
 	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
 		return err
@@ -169,7 +169,7 @@ func (s *Service) hold(ctx context.Context, tx store.Tx, e *episode, ev *stayEve
 			return err
 		}
 	}
-	return s.put(ctx, tx, e.tenant, &e.ep, c)
+	return s.putEpisode(ctx, tx, e.tenant, &e.ep, c)
 }
 
 // resume ends a hold. With a discharge time, the open readmission ends
@@ -181,24 +181,24 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 	now := s.d.Clock.Now()
 	c := &change{op: bus.OpUpdated}
 	shift := e.shift()
-	exts := list(e.ep.m["extension"])
+	exts := e.ep.e.Extension
 	if cancelledEnc != "" {
-		i := readmissionIndex(e.ep.m, cancelledEnc)
-		exts = append(exts[:i:i], exts[i+1:]...)
-		e.ep.m["extension"] = exts
+		i := readmissionIndex(e.ep.e, cancelledEnc)
+		e.ep.e.Extension = append(exts[:i:i], exts[i+1:]...)
 	} else {
-		for _, x := range exts {
-			xo := asObj(x)
-			if xo["url"] != pathway.ExtReadmission {
+		for i := range exts {
+			x := &exts[i]
+			if x.URL != pathway.ExtReadmission {
 				continue
 			}
 			var start time.Time
 			ended := false
-			for _, sub := range list(xo["extension"]) {
-				so := asObj(sub)
-				switch so["url"] {
+			for _, sub := range x.Extension {
+				switch sub.URL {
 				case "start":
-					start, _ = parseTime(str(so, "valueDateTime"))
+					if sub.ValueDateTime != nil {
+						start, _ = parseTime(*sub.ValueDateTime)
+					}
 				case "end":
 					ended = true
 				}
@@ -206,33 +206,32 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 			if ended {
 				continue
 			}
-			xo["extension"] = append(list(xo["extension"]), obj{"url": "end", "valueDateTime": pathway.FormatTime(discharge)})
+			x.Extension = append(x.Extension, model.Extension{URL: "end", ValueDateTime: model.Ptr(pathway.FormatTime(discharge))})
 			if n := pathway.DaysBetween(start, discharge); n > 0 {
 				shift += n
 			}
 		}
-		setExtension(e.ep.m, obj{"url": ExtScheduleShift, "valueInteger": shift})
+		e.ep.e.SetExtension(model.Extension{URL: ExtScheduleShift, ValueInteger: model.Ptr(int64(shift))})
 	}
 	// Other admissions still open keep the episode on hold.
-	for _, x := range list(e.ep.m["extension"]) {
-		xo := asObj(x)
-		if xo["url"] != pathway.ExtReadmission {
+	for _, x := range e.ep.e.Extension {
+		if x.URL != pathway.ExtReadmission {
 			continue
 		}
 		open := true
-		for _, sub := range list(xo["extension"]) {
-			if asObj(sub)["url"] == "end" {
+		for _, sub := range x.Extension {
+			if sub.URL == "end" {
 				open = false
 			}
 		}
 		if open {
-			if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+			if err := s.putEpisode(ctx, tx, e.tenant, &e.ep, c); err != nil {
 				return err
 			}
 			return s.emit(ctx, tx, e, c, trace)
 		}
 	}
-	setStatus(e.ep.m, "active", now)
+	setStatus(e.ep.e, "active", now)
 	e.cp.m["status"] = "active"
 	if err := s.put(ctx, tx, e.tenant, &e.cp, c); err != nil {
 		return err
@@ -280,7 +279,7 @@ func (s *Service) resume(ctx context.Context, tx store.Tx, e *episode, discharge
 			}
 		}
 	}
-	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+	if err := s.putEpisode(ctx, tx, e.tenant, &e.ep, c); err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "episode resumed", "episode_id", e.ep.res.ID, "shift_days", shift)
@@ -380,21 +379,22 @@ func (s *Service) recordObservation(ctx context.Context, tx store.Tx, e *episode
 	if eff, ok := parseTime(str(o, "effectiveDateTime")); ok && eff.Before(e.discharge().Add(-12*time.Hour)) {
 		return nil
 	}
-	known := ruleValues(e.ep.m)
+	known := ruleValues(e.ep.e)
 	recorded := false
 	for _, v := range e.t.Variables {
 		if _, done := known[v.Name]; done || !hasCoding(o["code"], v.System, v.Code) {
 			continue
 		}
-		val := obj{"url": "value", "valueString": value.Text}
+		val := model.Extension{URL: "value", ValueString: model.Ptr(value.Text)}
 		if value.IsNum {
-			val = obj{"url": "value", "valueDecimal": value.Num}
+			// The text encoding/json gives the number.
+			val = model.Extension{URL: "value", ValueDecimal: model.Ptr(json.Number(mustJSON(value.Num)))}
 		}
-		sub := []any{obj{"url": "name", "valueId": v.Name}, val}
+		sub := []model.Extension{{URL: "name", ValueID: model.Ptr(v.Name)}, val}
 		if id, _ := o["id"].(string); id != "" {
-			sub = append(sub, obj{"url": "observation", "valueReference": ref("Observation/" + id)})
+			sub = append(sub, model.Extension{URL: "observation", ValueReference: model.Ref("Observation/" + id)})
 		}
-		e.ep.m["extension"] = append(list(e.ep.m["extension"]), obj{"url": ExtRuleValue, "extension": sub})
+		e.ep.e.Extension = append(e.ep.e.Extension, model.Extension{URL: ExtRuleValue, Extension: sub})
 		recorded = true
 	}
 	if !recorded {
@@ -406,7 +406,7 @@ func (s *Service) recordObservation(ctx context.Context, tx store.Tx, e *episode
 			return err
 		}
 	}
-	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+	if err := s.putEpisode(ctx, tx, e.tenant, &e.ep, c); err != nil {
 		return err
 	}
 	return s.emit(ctx, tx, e, c, trace)
@@ -437,7 +437,7 @@ func (s *Service) isVariable(ctx context.Context, tenant string, code any) (bool
 // decide creates the tasks of the conditional actions whose rule is now
 // known to hold, and marks those whose rule is known to fail.
 func (s *Service) decide(ctx context.Context, tx store.Tx, e *episode, c *change, trace string) error {
-	vars := ruleValues(e.ep.m)
+	vars := ruleValues(e.ep.e)
 	var ts newTasks
 	now := s.d.Clock.Now()
 	changed := false
@@ -552,7 +552,7 @@ func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include 
 		return s.emit(ctx, tx, e, c, trace)
 	}
 	now := s.d.Clock.Now()
-	setStatus(e.ep.m, "active", now)
+	setStatus(e.ep.e, "active", now)
 	e.cp.m["status"] = "active"
 	n, err := s.instantiate(ctx, tx, e, c, now, trace)
 	if err != nil {
@@ -569,7 +569,7 @@ func (s *Service) confirm(ctx context.Context, tx store.Tx, e *episode, include 
 	if err := s.setGoals(ctx, tx, e, "active", false, c); err != nil {
 		return err
 	}
-	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+	if err := s.putEpisode(ctx, tx, e.tenant, &e.ep, c); err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "inclusion confirmed: episode opened", "episode_id", e.ep.res.ID)

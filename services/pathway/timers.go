@@ -139,7 +139,7 @@ func (s *Service) runCheck(ctx context.Context, tx store.Tx, t store.Timer) erro
 	if err := s.createTasks(ctx, tx, e, newTasks{{t: tk, schedule: func(id string) error { return s.scheduleDue(ctx, tx, e.tenant, id, w.End) }}}, c, ""); err != nil {
 		return err
 	}
-	if err := s.put(ctx, tx, e.tenant, &e.ep, c); err != nil {
+	if err := s.putEpisode(ctx, tx, e.tenant, &e.ep, c); err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "pathway check failed: follow-up task", "episode_id", e.ep.res.ID, "check", check.Code)

@@ -13,6 +13,7 @@ type Extension struct {
 	ValueDecimal         *json.Number     `json:"valueDecimal"`
 	ValueString          *string          `json:"valueString"`
 	ValueCode            *string          `json:"valueCode"`
+	ValueID              *string          `json:"valueId"`
 	ValueURI             *string          `json:"valueUri"`
 	ValueCanonical       *string          `json:"valueCanonical"`
 	ValueDate            *string          `json:"valueDate"`
