@@ -92,7 +92,7 @@ func scrape(client *http.Client, url string) (sample, error) {
 // waitPipeline polls until the instance has settled, or until limit, and
 // reports the pipeline's throughput and what each discharge cost.
 func waitPipeline(url string, before sample, start time.Time, n int, limit time.Duration) error {
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second}
 	last, err := scrape(client, url)
 	if err != nil {
 		return err
@@ -107,7 +107,9 @@ func waitPipeline(url string, before sample, start time.Time, n int, limit time.
 		time.Sleep(200 * time.Millisecond)
 		cur, err := scrape(client, url)
 		if err != nil {
-			return err
+			// A loaded instance may answer /metrics late: look again.
+			still = 0
+			continue
 		}
 		if cur.moved(last) || cur.backlog > 0 {
 			still, end = 0, cur.at
