@@ -339,7 +339,7 @@ func (s *Service) createTasks(ctx context.Context, tx store.Tx, e *episode, ts n
 		}
 	}
 	for i, t := range ts {
-		tk, err := typed[model.Task](ms[i])
+		tk, err := model.FromMap[model.Task](ms[i])
 		if err != nil {
 			return fmt.Errorf("staffing the tasks of EpisodeOfCare/%s: Task/%s: %w", e.ep.res.ID, t.t.ID, err)
 		}

@@ -115,12 +115,3 @@ func toObj(v any) obj {
 	}
 	return m
 }
-
-// typed decodes m into its Go type.
-func typed[T any](m obj) (*T, error) {
-	var v T
-	if err := json.Unmarshal(mustJSON(m), &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
-}

@@ -197,7 +197,7 @@ func eventTasks(c event.Change) ([]task, error) {
 		if r.Type != "Task" || r.Obj == nil {
 			continue
 		}
-		t, err := typed[model.Task](r.Obj)
+		t, err := model.FromMap[model.Task](r.Obj)
 		if err != nil {
 			return nil, fmt.Errorf("Task/%s: %w", r.ID, err)
 		}

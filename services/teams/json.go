@@ -93,20 +93,6 @@ func readTeam(ctx context.Context, tx store.Tx, id string) (store.Resource, *mod
 	return readAs[model.CareTeam](ctx, tx, "CareTeam", id)
 }
 
-// typed decodes a resource given as decoded JSON (an event's, the
-// pathway's) into its Go type.
-func typed[T any](m obj) (*T, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
-}
-
 // putBack rewrites m, in place, as t: the pathway hands its tasks to Staff
 // as decoded JSON and writes them as Staff leaves them. Numbers keep their
 // text.

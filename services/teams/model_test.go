@@ -57,7 +57,7 @@ func TestStaffKeepsThePathwaysElements(t *testing.T) {
 		"meta":      obj{"source": "#pathway"},
 	}
 	before := mustJSON(m)
-	task, err := typed[model.Task](m)
+	task, err := model.FromMap[model.Task](m)
 	if err != nil {
 		t.Fatal(err)
 	}

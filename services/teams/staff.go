@@ -39,12 +39,12 @@ func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, 
 	}
 	ts := make([]*model.Task, len(tasks))
 	for i, m := range tasks {
-		if ts[i], err = typed[model.Task](m); err != nil {
+		if ts[i], err = model.FromMap[model.Task](m); err != nil {
 			return fmt.Errorf("Task/%s: %w", str(m, "id"), err)
 		}
 	}
 	if t == nil {
-		e, err := typed[model.EpisodeOfCare](ep)
+		e, err := model.FromMap[model.EpisodeOfCare](ep)
 		if err != nil {
 			return fmt.Errorf("EpisodeOfCare/%s: %w", epRes.ID, err)
 		}

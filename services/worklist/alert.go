@@ -191,7 +191,7 @@ func (s *Service) HandleObservation(ctx context.Context, tx store.Tx, c event.Ch
 	obs := c.Of("Observation")
 	tenant := c.TenantOr(s.d.Tenant)
 	for _, om := range obs {
-		o, err := typed[model.Observation](om)
+		o, err := model.FromMap[model.Observation](om)
 		if err != nil {
 			// Written elsewhere than ParseObservation, which refuses it.
 			s.log.WarnContext(ctx, "observation unreadable, no alert evaluated", "observation_id", str(om, "id"), "error", err)
@@ -638,7 +638,7 @@ func (s *Service) HandleTask(ctx context.Context, tx store.Tx, c event.Change) e
 	tasks := c.Of("Task")
 	tenant := c.TenantOr(s.d.Tenant)
 	for _, tm := range tasks {
-		t, err := typed[model.Task](tm)
+		t, err := model.FromMap[model.Task](tm)
 		if err != nil {
 			s.log.WarnContext(ctx, "task unreadable, no missed-visit alert evaluated", "task_id", str(tm, "id"), "error", err)
 			continue

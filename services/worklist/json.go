@@ -89,17 +89,3 @@ func readTask(ctx context.Context, r reader, id string) (task, error) {
 	}
 	return task{res: res, t: &t}, nil
 }
-
-// typed decodes a resource given as decoded JSON (an event's) into its Go
-// type.
-func typed[T any](m obj) (*T, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
-}

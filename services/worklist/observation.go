@@ -203,7 +203,7 @@ func ParseObservation(body []byte, now time.Time) (obj, error) {
 	// What is stored is read back as a Go type (pkg/fhir/model) by the
 	// alert rules: an element of the wrong JSON type would make the
 	// measurement unreadable to them, so it is refused here.
-	if _, err := typed[model.Observation](m); err != nil {
+	if _, err := model.FromMap[model.Observation](m); err != nil {
 		el, _, _ := strings.Cut(err.Error(), ":")
 		return nil, invalid("Élément mal formé : "+el, "Malformed element: "+el, "Observation."+el)
 	}
@@ -219,7 +219,7 @@ func parseObservation(body []byte, now time.Time) (*model.Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return typed[model.Observation](m)
+	return model.FromMap[model.Observation](m)
 }
 
 // checkQuantity checks a measured value against its kind: a number, the
@@ -684,7 +684,7 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 	if err != nil {
 		return store.Resource{}, err
 	}
-	o, err := typed[model.Observation](m) // decodes: ParseObservation checked it
+	o, err := model.FromMap[model.Observation](m) // decodes: ParseObservation checked it
 	if err != nil {
 		return store.Resource{}, err
 	}

@@ -131,3 +131,17 @@ func absent(v reflect.Value) bool {
 	}
 	return false
 }
+
+// FromMap decodes a resource given as decoded JSON (an event's, another
+// service's) into its Go type T.
+func FromMap[T any](m map[string]any) (*T, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
