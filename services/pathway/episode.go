@@ -328,21 +328,17 @@ func (s *Service) createTasks(ctx context.Context, tx store.Tx, e *episode, ts n
 	if len(ts) == 0 {
 		return nil
 	}
-	// Staffer takes the tasks as decoded JSON and edits them in place.
-	ms := make([]map[string]any, len(ts))
-	for i, t := range ts {
-		ms[i] = toObj(t.t)
-	}
 	if s.d.Staff != nil {
-		if err := s.d.Staff.Staff(ctx, tx, e.tenant, trace, e.ep.res, toObj(e.ep.e), ms); err != nil {
+		tks := make([]*model.Task, len(ts))
+		for i, t := range ts {
+			tks[i] = t.t
+		}
+		if err := s.d.Staff.Staff(ctx, tx, e.tenant, trace, e.ep.res, e.ep.e, tks); err != nil {
 			return fmt.Errorf("staffing the tasks of EpisodeOfCare/%s: %w", e.ep.res.ID, err)
 		}
 	}
-	for i, t := range ts {
-		tk, err := model.FromMap[model.Task](ms[i])
-		if err != nil {
-			return fmt.Errorf("staffing the tasks of EpisodeOfCare/%s: Task/%s: %w", e.ep.res.ID, t.t.ID, err)
-		}
+	for _, t := range ts {
+		tk := t.t
 		r, err := s.createTask(ctx, tx, e.tenant, tk, c)
 		if err != nil {
 			return err

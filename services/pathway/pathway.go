@@ -14,6 +14,7 @@ import (
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
+	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/validate"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -77,7 +78,7 @@ type Deps struct {
 // (the CareTeam, the notifications, the acceptance deadlines). episode is
 // the EpisodeOfCare as stored, ep its current content.
 type Staffer interface {
-	Staff(ctx context.Context, tx store.Tx, tenant, trace string, episode store.Resource, ep map[string]any, tasks []map[string]any) error
+	Staff(ctx context.Context, tx store.Tx, tenant, trace string, episode store.Resource, ep *model.EpisodeOfCare, tasks []*model.Task) error
 }
 
 // Service is the pathway service.

@@ -1,11 +1,9 @@
 package teams
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/internal/fhirjson"
@@ -91,25 +89,6 @@ func readEpisode(ctx context.Context, tx store.Tx, id string) (episode, error) {
 
 func readTeam(ctx context.Context, tx store.Tx, id string) (store.Resource, *model.CareTeam, error) {
 	return readAs[model.CareTeam](ctx, tx, "CareTeam", id)
-}
-
-// putBack rewrites m, in place, as t: the pathway hands its tasks to Staff
-// as decoded JSON and writes them as Staff leaves them. Numbers keep their
-// text.
-func putBack(t *model.Task, m obj) error {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var n obj
-	if err := d.Decode(&n); err != nil {
-		return err
-	}
-	clear(m)
-	maps.Copy(m, n)
-	return nil
 }
 
 // val is a value[x] string ("" when absent).

@@ -45,39 +45,3 @@ func TestAssignmentRecord(t *testing.T) {
 		t.Errorf("a task without record reads %+v", got)
 	}
 }
-
-// TestStaffKeepsThePathwaysElements: the pathway's task, typed for the
-// team rules and written back in place, keeps every element the rules do
-// not touch, decimals as written.
-func TestStaffKeepsThePathwaysElements(t *testing.T) {
-	m := obj{"resourceType": "Task", "id": "t1", "status": "requested", "intent": "order",
-		"for":       obj{"reference": "Patient/p"},
-		"extension": []any{obj{"url": "https://example.org/dose", "valueDecimal": json.Number("1.50")}},
-		"input":     []any{obj{"type": obj{"text": "range"}, "valueRange": obj{"low": obj{"value": 1}}}},
-		"meta":      obj{"source": "#pathway"},
-	}
-	before := mustJSON(m)
-	task, err := model.FromMap[model.Task](m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task.Owner = model.Ref("Patient/p")
-	if err := putBack(task, m); err != nil {
-		t.Fatal(err)
-	}
-	var want obj
-	if err := json.Unmarshal(before, &want); err != nil {
-		t.Fatal(err)
-	}
-	want["owner"] = map[string]any{"reference": "Patient/p"}
-	var got obj
-	if err := json.Unmarshal(mustJSON(m), &got); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("written back\n %s\nwant\n %s", mustJSON(got), mustJSON(want))
-	}
-	if d := asObj(list(m["extension"])[0])["valueDecimal"]; d != json.Number("1.50") {
-		t.Errorf("decimal written back as %v (%T), want 1.50", d, d)
-	}
-}

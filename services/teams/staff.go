@@ -2,7 +2,6 @@ package teams
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -21,7 +20,7 @@ import (
 //
 // The writes are the teams service's: ctx carries its actor, whatever
 // process runs the pathway.
-func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, epRes store.Resource, ep map[string]any, tasks []map[string]any) error {
+func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, epRes store.Resource, ep *model.EpisodeOfCare, ts []*model.Task) error {
 	cause := "staffing of EpisodeOfCare/" + epRes.ID
 	if a, ok := store.ActorFrom(ctx); ok && a.Cause != "" {
 		// What set the pathway off (its event, its timer) is the cause.
@@ -37,23 +36,13 @@ func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, 
 	if err != nil {
 		return err
 	}
-	ts := make([]*model.Task, len(tasks))
-	for i, m := range tasks {
-		if ts[i], err = model.FromMap[model.Task](m); err != nil {
-			return fmt.Errorf("Task/%s: %w", str(m, "id"), err)
-		}
-	}
 	if t == nil {
-		e, err := model.FromMap[model.EpisodeOfCare](ep)
-		if err != nil {
-			return fmt.Errorf("EpisodeOfCare/%s: %w", epRes.ID, err)
-		}
 		roles, pre := rolesAndOwners(ts)
-		if _, err := p.form(episode{res: epRes, ep: e}, roles, pre); err != nil {
+		if _, err := p.form(episode{res: epRes, ep: ep}, roles, pre); err != nil {
 			return err
 		}
 	}
-	for i, tk := range ts {
+	for _, tk := range ts {
 		if tk.Status != "requested" {
 			continue
 		}
@@ -80,9 +69,6 @@ func (s *Service) Staff(ctx context.Context, tx store.Tx, tenant, trace string, 
 			}
 		}
 		a.set(tk)
-		if err := putBack(tk, tasks[i]); err != nil {
-			return err
-		}
 	}
 	return p.commit()
 }
