@@ -94,38 +94,29 @@ func (c *change) add(r store.Resource) {
 func (s *Service) put(ctx context.Context, tx store.Tx, tenant string, r *resource, c *change) error {
 	r.m["id"] = r.res.ID
 	delete(r.m, "meta")
-	res, err := tx.Update(ctx, tenant, mustJSON(r.m), r.res.Version)
-	if err != nil {
-		return fmt.Errorf("update %s/%s: %w", r.res.Type, r.res.ID, err)
-	}
-	r.res = res
-	c.add(res)
-	return nil
+	return update(ctx, tx, tenant, &r.res, mustJSON(r.m), c)
 }
 
 // putEpisode is put for the episode.
 func (s *Service) putEpisode(ctx context.Context, tx store.Tx, tenant string, r *epRes, c *change) error {
-	r.e.ID = r.res.ID
-	r.e.Meta = nil
-	res, err := tx.Update(ctx, tenant, mustJSON(r.e), r.res.Version)
-	if err != nil {
-		return fmt.Errorf("update %s/%s: %w", r.res.Type, r.res.ID, err)
-	}
-	r.res = res
-	c.add(res)
-	return nil
+	r.e.ID, r.e.Meta = r.res.ID, nil
+	return update(ctx, tx, tenant, &r.res, mustJSON(r.e), c)
 }
 
 // putTask is put for a task.
 func (s *Service) putTask(ctx context.Context, tx store.Tx, tenant string, r *taskRes, c *change) error {
-	r.t.ID = r.res.ID
-	r.t.Meta = nil
-	res, err := tx.Update(ctx, tenant, mustJSON(r.t), r.res.Version)
+	r.t.ID, r.t.Meta = r.res.ID, nil
+	return update(ctx, tx, tenant, &r.res, mustJSON(r.t), c)
+}
+
+// update writes body as the version after res and records it in c.
+func update(ctx context.Context, tx store.Tx, tenant string, res *store.Resource, body []byte, c *change) error {
+	out, err := tx.Update(ctx, tenant, body, res.Version)
 	if err != nil {
-		return fmt.Errorf("update %s/%s: %w", r.res.Type, r.res.ID, err)
+		return fmt.Errorf("update %s/%s: %w", res.Type, res.ID, err)
 	}
-	r.res = res
-	c.add(res)
+	*res = out
+	c.add(out)
 	return nil
 }
 
