@@ -162,6 +162,33 @@ func token(base string) (string, error) {
 	return t.AccessToken, nil
 }
 
+// latencies times the sends that succeed and logs the first failures.
+type latencies struct {
+	mu     sync.Mutex
+	lat    []time.Duration
+	failed atomic.Int64
+}
+
+func (l *latencies) send(i int, send func(i int) error) {
+	t0 := time.Now()
+	if err := send(i); err != nil {
+		if l.failed.Add(1) <= 5 {
+			log.Printf("message %d: %v", i, err)
+		}
+		return
+	}
+	l.mu.Lock()
+	l.lat = append(l.lat, time.Since(t0))
+	l.mu.Unlock()
+}
+
+func (l *latencies) done(sent int) []time.Duration {
+	if f := l.failed.Load(); f > 0 {
+		log.Printf("%d of %d messages failed", f, sent)
+	}
+	return l.lat
+}
+
 // paced calls send n times at the given rate, each in its own goroutine,
 // and collects the latencies of the successful ones. With rate 0, workers
 // send one after the other for d, each when its last is answered.
@@ -171,68 +198,34 @@ func paced(rate, workers int, d time.Duration, send func(i int) error) []time.Du
 	}
 	n := int(float64(rate) * d.Seconds())
 	interval := time.Second / time.Duration(rate)
-	var mu sync.Mutex
-	lat := make([]time.Duration, 0, n)
-	var failed atomic.Int64
+	l := &latencies{lat: make([]time.Duration, 0, n)}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
 		if w := time.Until(start.Add(time.Duration(i) * interval)); w > 0 {
 			time.Sleep(w)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			if err := send(i); err != nil {
-				if failed.Add(1) <= 5 {
-					log.Printf("message %d: %v", i, err)
-				}
-				return
-			}
-			mu.Lock()
-			lat = append(lat, time.Since(t0))
-			mu.Unlock()
-		}()
+		wg.Go(func() { l.send(i, send) })
 	}
 	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		log.Printf("%d of %d messages failed", f, n)
-	}
-	return lat
+	return l.done(n)
 }
 
 // closedLoop runs workers that send back to back until d has passed.
 func closedLoop(workers int, d time.Duration, send func(i int) error) []time.Duration {
-	var mu sync.Mutex
-	var lat []time.Duration
-	var next, failed atomic.Int64
+	l := &latencies{}
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	stop := time.Now().Add(d)
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for time.Now().Before(stop) {
-				i := int(next.Add(1) - 1)
-				t0 := time.Now()
-				if err := send(i); err != nil {
-					if failed.Add(1) <= 5 {
-						log.Printf("message %d: %v", i, err)
-					}
-					continue
-				}
-				mu.Lock()
-				lat = append(lat, time.Since(t0))
-				mu.Unlock()
+				l.send(int(next.Add(1)-1), send)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		log.Printf("%d of %d messages failed", f, next.Load())
-	}
-	return lat
+	return l.done(int(next.Load()))
 }
 
 func runFHIR(base, samplePath string, rate, clients int, d time.Duration) ([]time.Duration, error) {
