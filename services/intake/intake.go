@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
@@ -96,7 +95,7 @@ func (s *Service) accept(ctx context.Context, m store.Message, ev *intake.Event)
 	ctx = store.WithActor(ctx, store.Actor{Agent: "System/intake", Cause: "message " + m.ControlID + " from FINESS " + m.Sender})
 	err := s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		if m.ID == "" {
-			m.ID = uuid.NewString()
+			m.ID = store.NewID()
 		}
 		var err error
 		got, created, err = tx.PutMessage(ctx, m)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -274,6 +275,10 @@ func (p *Platform) routes() {
 	})
 	p.Mux.HandleFunc("GET /readyz", p.readyz)
 	p.Mux.Handle("GET /metrics", metricsGuard(p.Cfg.MetricsToken, promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{Registry: p.Metrics})))
+	// Profiles, for the operator measuring where the time goes (bench/README.md),
+	// behind the same guard as the metrics.
+	p.Mux.Handle("GET /debug/pprof/", metricsGuard(p.Cfg.MetricsToken, http.HandlerFunc(pprof.Index)))
+	p.Mux.Handle("GET /debug/pprof/profile", metricsGuard(p.Cfg.MetricsToken, http.HandlerFunc(pprof.Profile)))
 	if p.IdP != nil {
 		p.Mux.Handle("/dev-idp/", p.IdP.Handler())
 	}

@@ -243,11 +243,13 @@ func perType(f func(typ, id string) []probe) []probe {
 // outsider might try to reach a patient's data through it. A route missing
 // here fails TestEveryRouteRefusesOutsiders: add it with its probes.
 var accessTable = map[string][]probe{
-	"GET /healthz":       {{method: "GET", path: "/healthz"}},
-	"GET /readyz":        {{method: "GET", path: "/readyz"}},
-	"GET /metrics":       {{method: "GET", path: "/metrics"}},
-	"/dev-idp/":          {{method: "GET", path: "/dev-idp/.well-known/openid-configuration"}, {method: "GET", path: "/dev-idp/jwks"}},
-	"GET /fhir/metadata": {{method: "GET", path: "/fhir/metadata"}},
+	"GET /healthz":             {{method: "GET", path: "/healthz"}},
+	"GET /readyz":              {{method: "GET", path: "/readyz"}},
+	"GET /metrics":             {{method: "GET", path: "/metrics"}},
+	"GET /debug/pprof/":        {{method: "GET", path: "/debug/pprof/"}, {method: "GET", path: "/debug/pprof/goroutine?debug=2"}},
+	"GET /debug/pprof/profile": {{method: "GET", path: "/debug/pprof/profile?seconds=1"}},
+	"/dev-idp/":                {{method: "GET", path: "/dev-idp/.well-known/openid-configuration"}, {method: "GET", path: "/dev-idp/jwks"}},
+	"GET /fhir/metadata":       {{method: "GET", path: "/fhir/metadata"}},
 	"GET /fhir/{type}": perType(func(typ, id string) []probe {
 		return []probe{
 			{method: "GET", path: "/fhir/" + typ + "?_total=accurate"},

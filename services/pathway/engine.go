@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
@@ -207,7 +206,7 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 		return err
 	}
 	patient := "Patient/" + ev.patientID
-	epID, cpID := uuid.NewString(), uuid.NewString()
+	epID, cpID := store.NewID(), store.NewID()
 	status, cpStatus, goalStatus := "active", "active", "active"
 	if toConfirm {
 		status, cpStatus, goalStatus = "planned", "draft", "proposed"
@@ -238,7 +237,7 @@ func (s *Service) open(ctx context.Context, tx store.Tx, ev *stayEvent, tr *temp
 	day0 := discharge.In(clock.Paris)
 	for _, g := range t.Goals {
 		gm := obj{
-			"resourceType": "Goal", "id": uuid.NewString(), "lifecycleStatus": goalStatus,
+			"resourceType": "Goal", "id": store.NewID(), "lifecycleStatus": goalStatus,
 			"description": obj{"text": g.Text}, "subject": ref(patient),
 			"startDate": day0.Format("2006-01-02"),
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
@@ -244,7 +243,7 @@ func checkKey(tenant, episodeID, check string) string {
 func (s *Service) newTask(e *episode, a pathway.Action, w pathway.Window, status string, now time.Time) *model.Task {
 	cp := "CarePlan/" + e.cp.res.ID
 	t := &model.Task{
-		ResourceType: "Task", ID: uuid.NewString(),
+		ResourceType: "Task", ID: store.NewID(),
 		Extension: []model.Extension{{URL: ExtOccurrence, ValueInteger: model.Ptr(int64(w.Seq))}},
 		BasedOn:   []model.Reference{{Reference: cp}},
 		Status:    status, Intent: "order", Priority: "routine",

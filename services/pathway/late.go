@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
@@ -83,7 +82,7 @@ func (s *Service) noticeLate(ctx context.Context, tx store.Tx, e *episode, n ela
 		"Occurrences déjà échues : %d enregistrée(s) manquée(s), %d non créée(s). Vérifiez le suivi de ce parcours dans Passerelle.",
 		e.discharge().In(clock.Paris).Format("02/01/2006"), days, n.missed, n.skipped)
 	m := obj{
-		"resourceType": "Communication", "id": uuid.NewString(),
+		"resourceType": "Communication", "id": store.NewID(),
 		"status":   "completed",
 		"category": []any{codeable(SystemCommunicationKind, CodeLateInclusion, "Inclusion tardive")},
 		"about":    []any{ref("EpisodeOfCare/" + e.ep.res.ID)},

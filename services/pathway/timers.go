@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
@@ -54,7 +53,7 @@ func (s *Service) taskReminder(ctx context.Context, tx store.Tx, t store.Timer) 
 		text += " à faire avant le " + due.In(clock.Paris).Format("02/01/2006")
 	}
 	m := obj{
-		"resourceType": "Communication", "id": uuid.NewString(),
+		"resourceType": "Communication", "id": store.NewID(),
 		"status":   "completed",
 		"category": []any{codeable(SystemCommunicationKind, CodeReminder, "Rappel")},
 		"about":    []any{ref("Task/" + r.res.ID)},

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
@@ -607,7 +606,7 @@ func (p *plan) provenance(r task, prev, reason string) error {
 		text += " — aucun autre professionnel disponible"
 	}
 	body := obj{
-		"resourceType": "Provenance", "id": uuid.NewString(),
+		"resourceType": "Provenance", "id": store.NewID(),
 		"target":   []any{ref("Task/" + r.res.ID)},
 		"recorded": fmtTime(p.now),
 		"activity": codeable("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE", "revise"),
@@ -649,7 +648,7 @@ func (p *plan) escalate(r task, a *assignment, episodeID, why string) error {
 	}
 	t := r.t
 	esc := &model.Task{
-		ResourceType: "Task", ID: uuid.NewString(), Status: "requested", Intent: "order", Priority: "urgent",
+		ResourceType: "Task", ID: store.NewID(), Status: "requested", Intent: "order", Priority: "urgent",
 		Code:          model.Codeable(SystemAction, CodeEscalation, "Escalade d'une tâche sans réponse"),
 		Description:   "Escalade : " + t.Title() + " — " + why,
 		Focus:         model.Ref("Task/" + r.res.ID),

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
@@ -152,7 +151,7 @@ func (p *plan) flushNotes() ([]store.Resource, error) {
 		}
 		id := n.id
 		if id == "" {
-			id = uuid.NewString()
+			id = store.NewID()
 		}
 		c := obj{
 			"resourceType": "Communication", "id": id, "status": "in-progress",

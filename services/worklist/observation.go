@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
@@ -424,7 +423,7 @@ func (v Visit) observations(performer string, now time.Time) ([]*model.Observati
 			return nil, fe
 		}
 		o.Performer = []model.Reference{*model.Ref(performer)}
-		o.ID = uuid.NewString()
+		o.ID = store.NewID()
 		obs = append(obs, o)
 	}
 	return obs, nil
@@ -643,7 +642,7 @@ func (v Visit) response(performer string, now time.Time) obj {
 	if t := strings.TrimSpace(v.Note); t != "" {
 		add(FieldNote, "Note", obj{"valueString": t})
 	}
-	qr := obj{"resourceType": "QuestionnaireResponse", "id": uuid.NewString(), "questionnaire": VisitQuestionnaire,
+	qr := obj{"resourceType": "QuestionnaireResponse", "id": store.NewID(), "questionnaire": VisitQuestionnaire,
 		"status": "completed", "subject": ref(v.Patient), "authored": formatTime(now), "author": ref(performer), "item": items}
 	if v.Encounter != "" {
 		qr["encounter"] = ref(v.Encounter)
@@ -689,7 +688,7 @@ func (s *Service) RecordObservation(ctx context.Context, a directory.Actor, body
 		return store.Resource{}, err
 	}
 	o.Performer = []model.Reference{*model.Ref(performer)}
-	o.ID = uuid.NewString()
+	o.ID = store.NewID()
 	var out store.Resource
 	err = s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		res, err := tx.Create(ctx, a.Tenant, mustJSON(o))

@@ -8,11 +8,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -58,6 +61,10 @@ func Migrate(ctx context.Context, be *Backend) ([]int, error) {
 // Backend is the database/sql implementation of sqlstore.Backend for SQLite.
 type Backend struct {
 	w, r *sql.DB
+	// cp is the checkpointer's connection (see checkpoints).
+	cp            *sql.DB
+	stop, stopped chan struct{}
+	closeOnce     sync.Once
 	// wc is the one writer connection, held for the store's life, so that
 	// its prepared statements are reused from one transaction to the next.
 	// Transactions on it are plain BEGIN IMMEDIATE … COMMIT.
@@ -144,11 +151,18 @@ func connect(ctx context.Context, path string, readers int, relaxed bool) (*Back
 	if relaxed {
 		sync = "synchronous(NORMAL)"
 	}
-	for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
+	// mmap_size lets every connection read pages from the operating system's
+	// cache without a read call each (writes still go through the log).
+	for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)",
+		"mmap_size(" + strconv.Itoa(mmapSize) + ")"} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	// The writer keeps a larger page cache (the index pages a discharge's
+	// writes touch stay in memory) and never checkpoints: copying the log
+	// back into the database is the checkpointer's work, on its own
+	// connection, so that a commit does not pay for it (docs/store.md).
+	w, err := sql.Open("sqlite", dsn+"&_pragma=cache_size(-"+strconv.Itoa(writerCacheKiB)+")&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -174,7 +188,57 @@ func connect(ctx context.Context, path string, readers int, relaxed bool) (*Back
 	}
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	return &Backend{w: w, wc: wc, r: r}, nil
+	cp, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		_ = r.Close()
+		_ = wc.Close()
+		_ = w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	cp.SetMaxOpenConns(1)
+	b := &Backend{w: w, wc: wc, r: r, cp: cp, stop: make(chan struct{}), stopped: make(chan struct{})}
+	go b.checkpoints()
+	return b, nil
+}
+
+const (
+	mmapSize       = 1 << 30 // address space only: pages come from the OS cache
+	writerCacheKiB = 64 << 10
+	// checkpointEvery is how often the checkpointer copies the log into
+	// the database; restartAt is the log size (in pages) past which it
+	// waits for the writer to let it start the log over, so that the
+	// log stays bounded under a sustained load.
+	checkpointEvery = 200 * time.Millisecond
+	restartAt       = 64 << 10
+)
+
+// checkpoints copies committed pages from the write-ahead log into the
+// database beside the writer (PASSIVE: it never blocks a commit), and
+// restarts the log when it has grown past restartAt pages.
+func (b *Backend) checkpoints() {
+	defer close(b.stopped)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	mode := "PASSIVE"
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		var busy, logPages, done int
+		err := b.cp.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logPages, &done)
+		if err != nil {
+			slog.Default().Warn("sqlite checkpoint", "mode", mode, "err", err)
+			continue
+		}
+		mode = "PASSIVE"
+		if logPages > restartAt {
+			// A RESTART checkpoint waits (busy_timeout) for readers of
+			// the old log and holds the next writer until it is done.
+			mode = "RESTART"
+		}
+	}
 }
 
 // Name implements sqlstore.Backend.
@@ -227,9 +291,13 @@ func (b *Backend) Ping(ctx context.Context) error {
 
 // Close implements sqlstore.Backend.
 func (b *Backend) Close() error {
+	b.closeOnce.Do(func() { close(b.stop) })
+	<-b.stopped
 	b.stmts.close()
 	b.rstmts.close()
-	return errors.Join(b.r.Close(), b.wc.Close(), b.w.Close())
+	// A last checkpoint leaves the database whole in its file.
+	_, _ = b.cp.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	return errors.Join(b.cp.Close(), b.r.Close(), b.wc.Close(), b.w.Close())
 }
 
 // stmtConn runs statements on the writer connection through its cache.

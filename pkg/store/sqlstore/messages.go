@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
@@ -38,7 +37,7 @@ func (t *tx) PutMessage(ctx context.Context, m store.Message) (store.Message, bo
 		return m, false, err
 	}
 	if m.ID == "" {
-		m.ID = uuid.NewString()
+		m.ID = store.NewID()
 	}
 	if m.Received.IsZero() {
 		m.Received = t.s.clock.Now()

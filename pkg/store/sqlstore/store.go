@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
@@ -311,7 +310,7 @@ func (t *tx) Create(ctx context.Context, tenant string, body json.RawMessage) (s
 	}
 	id := p.id
 	if id == "" {
-		id = uuid.NewString()
+		id = store.NewID()
 	} else {
 		var one int
 		err := t.c.QueryRow(ctx, `SELECT 1 FROM resources WHERE res_type = $1 AND res_id = $2`, p.typ, id).Scan(&one)
