@@ -19,7 +19,9 @@ import (
 // (lease renewals, timer claims): a few per second.
 // The pipeline's end is the last look at which something still moved.
 
-const settleLooks = 5
+// Three seconds without movement: on PostgreSQL a consumer was seen to
+// pause for over a second between two batches with work still queued.
+const settleLooks = 15
 
 // sample is what the watcher reads of /metrics.
 type sample struct {

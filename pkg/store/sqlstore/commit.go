@@ -102,20 +102,26 @@ const starveAfter = 8
 func (c *committer) work() {
 	defer c.wg.Done()
 	batch := make([]*job, 0, c.maxBatch)
+	// carry holds the background jobs an urgent one preempted: they go
+	// first in the next batch.
+	var carry []*job
 	urgentRun := 0
 	for {
-		batch = batch[:0]
-		select {
-		case j := <-c.urgent:
-			batch = append(batch, j)
-		default:
+		batch = append(batch[:0], carry...)
+		carry = nil
+		if len(batch) == 0 {
 			select {
 			case j := <-c.urgent:
 				batch = append(batch, j)
-			case j := <-c.jobs:
-				batch = append(batch, j)
-			case <-c.quit:
-				return
+			default:
+				select {
+				case j := <-c.urgent:
+					batch = append(batch, j)
+				case j := <-c.jobs:
+					batch = append(batch, j)
+				case <-c.quit:
+					return
+				}
 			}
 		}
 	fillUrgent:
@@ -143,13 +149,13 @@ func (c *committer) work() {
 				}
 			}
 		}
-		c.run(batch)
+		carry = c.run(batch)
 	}
 }
 
 // run commits one batch, retrying the whole batch when the database says a
-// retry may succeed.
-func (c *committer) run(batch []*job) {
+// retry may succeed. It returns the jobs an urgent one preempted, not run.
+func (c *committer) run(batch []*job) (leftover []*job) {
 	live := batch[:0:0]
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
@@ -159,17 +165,21 @@ func (c *committer) run(batch []*job) {
 		live = append(live, j)
 	}
 	if len(live) == 0 {
-		return
+		return nil
 	}
 	const attempts = 5
+	var ran []*job
 	var results []error
 	var err error
 	start := time.Now()
 	for attempt := range attempts {
-		results, err = c.runOnce(live)
+		ran, results, leftover, err = c.runOnce(live)
 		if err == nil || !c.be.Retryable(err) {
 			break
 		}
+		// The urgent jobs taken in join the next attempt.
+		live = append(ran, leftover...)
+		leftover = nil
 		if attempt < attempts-1 {
 			// Back off a little, more each time, so that two writers in a
 			// deadlock do not meet again at once.
@@ -177,62 +187,99 @@ func (c *committer) run(batch []*job) {
 		}
 	}
 	if c.onCommit != nil && err == nil {
-		c.onCommit(len(live), time.Since(start))
+		c.onCommit(len(ran), time.Since(start))
 	}
-	for i, j := range live {
+	for i, j := range ran {
 		if err != nil {
 			j.done <- err
 		} else {
 			j.done <- results[i]
 		}
 	}
+	return leftover
 }
 
-// runOnce runs the jobs in one transaction. It returns each job's own error,
-// and a transaction-level error when nothing was committed.
-func (c *committer) runOnce(jobs []*job) ([]error, error) {
+// preempt takes the urgent jobs waiting, if any, up to room.
+func (c *committer) preempt(room int) []*job {
+	var got []*job
+	for len(got) < room {
+		select {
+		case j := <-c.urgent:
+			if j.ctx.Err() != nil {
+				j.done <- j.ctx.Err()
+				continue
+			}
+			got = append(got, j)
+		default:
+			return got
+		}
+	}
+	return got
+}
+
+// runOnce runs the jobs in one transaction. It returns the jobs it ran, each
+// one's own error, and a transaction-level error when nothing was committed.
+//
+// Between two background jobs it looks for urgent ones (an acknowledgement
+// a hospital waits for): if any wait, they run next and the transaction
+// commits at once, the background jobs not yet run returned as leftover. An
+// acknowledgement thus waits for at most one background job, not a batch.
+func (c *committer) runOnce(jobs []*job) (ran []*job, results []error, leftover []*job, err error) {
 	ctx := context.WithoutCancel(jobs[0].ctx)
 	tx, err := c.be.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return jobs, nil, nil, fmt.Errorf("begin: %w", err)
 	}
-	results := make([]error, len(jobs))
 	single := len(jobs) == 1
-	for i, j := range jobs {
+	ran = make([]*job, 0, len(jobs))
+	results = make([]error, 0, len(jobs))
+	for i := 0; i < len(jobs); i++ {
+		j := jobs[i]
+		if i > 0 && !store.IsUrgent(j.ctx) && len(c.urgent) > 0 {
+			if urgent := c.preempt(c.maxBatch); len(urgent) > 0 {
+				leftover = jobs[i:]
+				jobs = append(jobs[:i:i], urgent...)
+				single = false
+				j = jobs[i]
+			}
+		}
+		ran = append(ran, j)
 		if single {
-			results[i] = runJob(j, tx)
-			if results[i] != nil {
+			res := runJob(j, tx)
+			results = append(results, res)
+			if res != nil {
 				_ = tx.Rollback(ctx)
-				if c.be.Retryable(results[i]) {
-					return nil, results[i]
+				if c.be.Retryable(res) {
+					return ran, nil, leftover, res
 				}
-				return results, nil
+				return ran, results, leftover, nil
 			}
 			continue
 		}
 		sp := "sp" + strconv.Itoa(i)
 		tx.Queue("SAVEPOINT " + sp)
-		results[i] = runJob(j, tx)
-		if results[i] != nil {
-			if c.be.Retryable(results[i]) {
+		res := runJob(j, tx)
+		results = append(results, res)
+		if res != nil {
+			if c.be.Retryable(res) {
 				_ = tx.Rollback(ctx)
-				return nil, results[i]
+				return ran, nil, leftover, res
 			}
 			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
 				_ = tx.Rollback(ctx)
-				return nil, fmt.Errorf("rollback to savepoint: %w", err)
+				return ran, nil, leftover, fmt.Errorf("rollback to savepoint: %w", err)
 			}
 		}
 		tx.Queue("RELEASE SAVEPOINT " + sp)
 	}
 	if err := tx.Flush(ctx); err != nil {
 		_ = tx.Rollback(ctx)
-		return nil, fmt.Errorf("release savepoint: %w", err)
+		return ran, nil, leftover, fmt.Errorf("release savepoint: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+		return ran, nil, leftover, fmt.Errorf("commit: %w", err)
 	}
-	return results, nil
+	return ran, results, leftover, nil
 }
 
 // runJob runs one job and sends its queued statements, so that their errors

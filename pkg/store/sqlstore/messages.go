@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 

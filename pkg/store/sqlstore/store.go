@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/search"
 	"github.com/passerelle-sante/passerelle/pkg/store"
@@ -142,6 +141,9 @@ func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	return err
 }
+
+// Queued is how many write transactions wait for a writer.
+func (s *Store) Queued() int { return len(s.com.jobs) + len(s.com.urgent) }
 
 // write runs an internal write through the committer.
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, c WriteConn) error) error {
