@@ -304,6 +304,24 @@ func Handle(h Handler) func(ctx context.Context, tx store.Tx, m bus.Msg) error {
 
 // Inbox is bus.Inbox for a change handler: the durable consumer's handler
 // that runs h at most once per message.
+//
+// The message is decoded before the transaction, outside the store's
+// writer, whose time every other write waits for; a transaction run again
+// decodes it afresh.
 func Inbox(s store.Store, durable string, h Handler) bus.Handler {
-	return bus.Inbox(s, durable, Handle(h))
+	return func(ctx context.Context, m bus.Msg) error {
+		first, ferr := Decode(m)
+		fresh := true
+		return bus.Inbox(s, durable, func(ctx context.Context, tx store.Tx, m bus.Msg) error {
+			c, err := first, ferr
+			if !fresh {
+				c, err = Decode(m)
+			}
+			fresh = false
+			if err != nil {
+				return bus.Permanent(err)
+			}
+			return h(ctx, tx, c)
+		})(ctx, m)
+	}
 }

@@ -24,6 +24,11 @@ func deleteIndex(c WriteConn, typ, id string) {
 func insertIndex(c WriteConn, typ, id string, entries []IndexEntry) {
 	var tok, ref, str, date []IndexEntry
 	for _, e := range entries {
+		if e.Param == "_id" {
+			// Searched on resources.res_id (see param): an index row
+			// would only cost a write.
+			continue
+		}
 		switch e.Kind {
 		case store.KindToken:
 			tok = append(tok, e)
