@@ -94,7 +94,7 @@ func (s *Service) Run(ctx context.Context) error {
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*")},
 			Handler: event.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
-			Handler: event.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+			Handler: event.InboxPrepared(s.d.Store, DurableEpisode, s.prepareEpisode, s.applyEpisode)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
 			Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*")},

@@ -285,7 +285,23 @@ func (s *Service) finessOf(ctx context.Context, tx store.Tx, tenant, ref string)
 
 // HandleEpisode records an episode and the tasks its event carries.
 func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change) error {
-	tenant := c.TenantOr(s.d.Tenant)
+	p, err := s.prepareEpisode(ctx, c)
+	if err != nil {
+		return err
+	}
+	return s.applyEpisode(ctx, tx, p)
+}
+
+// episodeChange is what an episode event brings to the patient's record,
+// read from the event before the transaction (see event.InboxPrepared).
+type episodeChange struct {
+	tenant, patient string
+	episode         outcome.Episode
+	tasks           []outcome.Task
+}
+
+func (s *Service) prepareEpisode(_ context.Context, c event.Change) (episodeChange, error) {
+	out := episodeChange{tenant: c.TenantOr(s.d.Tenant)}
 	var ep *model.EpisodeOfCare
 	var tasks []*model.Task
 	for _, res := range c.Resources {
@@ -297,33 +313,40 @@ func (s *Service) HandleEpisode(ctx context.Context, tx store.Tx, c event.Change
 			if ep == nil {
 				e, err := typed[model.EpisodeOfCare](res)
 				if err != nil {
-					return bus.Permanent(err)
+					return out, bus.Permanent(err)
 				}
 				ep = e
 			}
 		case "Task":
 			t, err := typed[model.Task](res)
 			if err != nil {
-				return bus.Permanent(err)
+				return out, bus.Permanent(err)
 			}
 			tasks = append(tasks, t)
 		}
 	}
 	if ep == nil {
-		return bus.Permanent(fmt.Errorf("episode event without an EpisodeOfCare"))
+		return out, bus.Permanent(fmt.Errorf("episode event without an EpisodeOfCare"))
 	}
-	pid := refID(ep.Patient.String(), "Patient")
-	if pid == "" {
-		return bus.Permanent(fmt.Errorf("episode %s has no patient", ep.ID))
+	out.patient = refID(ep.Patient.String(), "Patient")
+	if out.patient == "" {
+		return out, bus.Permanent(fmt.Errorf("episode %s has no patient", ep.ID))
 	}
-	return update(ctx, tx, tenant, pid, func(r *outcome.Record) error {
-		canonical, _, _ := strings.Cut(ep.GetExtension(pathway.ExtEpisodePathway).String(), "|")
-		e := outcome.Episode{ID: ep.ID, Status: ep.Status, Pathway: canonical,
-			CPTS: ep.ManagingOrganization.String(), IndexEncounter: refID(ep.GetExtension(pathway.ExtIndexEncounter).Ref(), "Encounter"),
-			Discharge: parseTime(periodStart(ep.Period))}
-		r.PutEpisode(e)
-		for _, t := range tasks {
-			r.PutTask(e.ID, taskOf(t))
+	canonical, _, _ := strings.Cut(ep.GetExtension(pathway.ExtEpisodePathway).String(), "|")
+	out.episode = outcome.Episode{ID: ep.ID, Status: ep.Status, Pathway: canonical,
+		CPTS: ep.ManagingOrganization.String(), IndexEncounter: refID(ep.GetExtension(pathway.ExtIndexEncounter).Ref(), "Encounter"),
+		Discharge: parseTime(periodStart(ep.Period))}
+	for _, t := range tasks {
+		out.tasks = append(out.tasks, taskOf(t))
+	}
+	return out, nil
+}
+
+func (s *Service) applyEpisode(ctx context.Context, tx store.Tx, p episodeChange) error {
+	return update(ctx, tx, p.tenant, p.patient, func(r *outcome.Record) error {
+		r.PutEpisode(p.episode)
+		for _, t := range p.tasks {
+			r.PutTask(p.episode.ID, t)
 		}
 		return nil
 	})

@@ -325,3 +325,35 @@ func Inbox(s store.Store, durable string, h Handler) bus.Handler {
 		})(ctx, m)
 	}
 }
+
+// InboxPrepared is Inbox for a handler in two halves: prepare does the work
+// that needs only the change (decoding resources into Go types, building
+// what will be written) before the transaction, outside the store's writer;
+// apply runs inside it with prepare's result. A transaction run again
+// prepares again, so apply may consume what it is given.
+func InboxPrepared[P any](s store.Store, durable string, prepare func(ctx context.Context, c Change) (P, error),
+	apply func(ctx context.Context, tx store.Tx, p P) error) bus.Handler {
+	return func(ctx context.Context, m bus.Msg) error {
+		prep := func() (P, error) {
+			c, err := Decode(m)
+			if err != nil {
+				var zero P
+				return zero, bus.Permanent(err)
+			}
+			return prepare(ctx, c)
+		}
+		first, ferr := prep()
+		fresh := true
+		return bus.Inbox(s, durable, func(ctx context.Context, tx store.Tx, m bus.Msg) error {
+			p, err := first, ferr
+			if !fresh {
+				p, err = prep()
+			}
+			fresh = false
+			if err != nil {
+				return err
+			}
+			return apply(ctx, tx, p)
+		})(ctx, m)
+	}
+}
