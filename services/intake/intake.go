@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/clock"
 	"github.com/passerelle-sante/passerelle/pkg/directory"

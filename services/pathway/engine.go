@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/clock"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/passerelle-sante/passerelle/pkg/bus/event"
 	"github.com/passerelle-sante/passerelle/pkg/fhir/model"
 	"github.com/passerelle-sante/passerelle/pkg/pathway"

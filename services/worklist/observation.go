@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/passerelle-sante/passerelle/pkg/access"
 	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"github.com/passerelle-sante/passerelle/pkg/directory"
