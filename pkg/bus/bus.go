@@ -29,6 +29,11 @@ const (
 	// hospital notification recorded (pkg/intake Kind…). Consumers read it
 	// as event.Change.IntakeEvent (pkg/bus/event).
 	HeaderIntakeEvent = "Passerelle-Intake-Event"
+	// HeaderOrderKey names what an event must stay in order with: the
+	// patient it is about ("Patient/<id>"), else its own resource
+	// ("<Type>/<id>"). A consumer with Lanes handles the messages of one
+	// key one at a time, in delivery order (ConsumerConfig.Lanes).
+	HeaderOrderKey = "Passerelle-Order-Key"
 )
 
 // Msg is a message to publish or a delivered one.
