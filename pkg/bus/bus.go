@@ -81,8 +81,21 @@ type ConsumerConfig struct {
 	// crashed process waits, not how long a handler may take.
 	AckWait time.Duration
 	// Concurrency is how many messages are handled at once (default 1, which
-	// keeps per-subject order).
+	// keeps per-subject order). Not with Lanes.
 	Concurrency int
+	// Lanes, when set, is how many messages are handled at once, keeping
+	// the order that matters rather than the subject's: messages with the
+	// same order key (header HeaderOrderKey; without it, one key for every
+	// such message of the consumer) are handled one at a time, in delivery
+	// order; messages with different keys, up to Lanes at once. A message
+	// that fails and waits out its back-off holds back the later messages
+	// of its key, not the others, until it succeeds or is dead-lettered.
+	// The order of a key holds within one process; it may not when a
+	// process stops while a message of the key waits out its back-off (its
+	// followers go back to the server at once and may be handled before
+	// it), nor when several processes pull from the same consumer (each
+	// keeps the order of what it receives). Zero keeps Concurrency.
+	Lanes int
 	// Transient consumers see only messages published from their creation
 	// on, and are removed by the server a minute after their process stops
 	// pulling: for live views (one per process), not for work.
