@@ -65,6 +65,10 @@ func (p permanentError) Unwrap() []error { return []error{p.err, ErrPermanent} }
 // is dead-lettered.
 type Handler func(ctx context.Context, m Msg) error
 
+// DefaultLanes is how many messages the services' durable consumers handle
+// at once (ConsumerConfig.Lanes), unless told otherwise.
+const DefaultLanes = 8
+
 // ConsumerConfig describes one durable pull consumer.
 type ConsumerConfig struct {
 	// Durable is the consumer's name; it is also the inbox's consumer key.

@@ -41,6 +41,10 @@ type Deps struct {
 	// PublicURL is the URL systems use, for the response's source endpoint.
 	PublicURL string
 	Dir       *directory.Resolver
+	// Lanes is how many accepted messages are applied at once, those about
+	// one patient of one facility one at a time and in order
+	// (bus.ConsumerConfig.Lanes; default bus.DefaultLanes).
+	Lanes int
 }
 
 // Service is the intake service.
@@ -63,6 +67,9 @@ func New(d Deps) *Service {
 	if d.Dir == nil {
 		d.Dir = &directory.Resolver{Store: d.Store}
 	}
+	if d.Lanes <= 0 {
+		d.Lanes = bus.DefaultLanes
+	}
 	return &Service{d: d, log: d.Logger.With("service", "intake")}
 }
 
@@ -71,7 +78,7 @@ const Durable = "intake-apply"
 
 // Run applies accepted messages until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	return s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: Durable, Subject: bus.InboundSubject(s.d.Tenant, ">")},
+	return s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: Durable, Subject: bus.InboundSubject(s.d.Tenant, ">"), Lanes: s.d.Lanes},
 		bus.Inbox(s.d.Store, Durable, s.applyMsg))
 }
 
