@@ -15,7 +15,8 @@ import (
 // without it. It comes back here unless another process pulling from the
 // same consumer received it (or the server lost it): the wait must end, or
 // the key would be held for good, and with it a share of MaxAckPending.
-const awayGrace = 10 * time.Second
+// A variable for the tests.
+var awayGrace = 10 * time.Second
 
 // lanes runs the handler for a consumer with Lanes (bus.ConsumerConfig).
 //
