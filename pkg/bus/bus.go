@@ -97,8 +97,10 @@ type ConsumerConfig struct {
 	// The order of a key holds within one process; it may not when a
 	// process stops while a message of the key waits out its back-off (its
 	// followers go back to the server at once and may be handled before
-	// it), nor when several processes pull from the same consumer (each
-	// keeps the order of what it receives). Zero keeps Concurrency.
+	// it), nor when several processes pull from the same consumer (two
+	// messages of one key may go to two processes and be handled at the
+	// same time; Concurrency 1 keeps the order across processes). Zero
+	// keeps Concurrency.
 	Lanes int
 	// Transient consumers see only messages published from their creation
 	// on, and are removed by the server a minute after their process stops
