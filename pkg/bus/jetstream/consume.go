@@ -184,9 +184,10 @@ func (c *consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// pull hands each delivered message to give until ctx ends. When pulling fails while the connection is
-// still usable (consumer deleted by an operator, stream recreated, JetStream
-// briefly unavailable), it waits a moment and recreates the consumer.
+// pull hands each delivered message to give until ctx ends. When pulling
+// fails while the connection is still usable (consumer deleted by an
+// operator, stream recreated, JetStream briefly unavailable), it waits a
+// moment and recreates the consumer.
 func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer, give func(jetstream.Msg)) error {
 	for {
 		err := c.dispatch(ctx, cons, give)
