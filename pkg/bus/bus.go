@@ -29,6 +29,11 @@ const (
 	// hospital notification recorded (pkg/intake Kind…). Consumers read it
 	// as event.Change.IntakeEvent (pkg/bus/event).
 	HeaderIntakeEvent = "Passerelle-Intake-Event"
+	// HeaderOrderKey names what an event must stay in order with: the
+	// patient it is about ("Patient/<id>"), else its own resource
+	// ("<Type>/<id>"). A consumer with Lanes handles the messages of one
+	// key one at a time, in delivery order (ConsumerConfig.Lanes).
+	HeaderOrderKey = "Passerelle-Order-Key"
 )
 
 // Msg is a message to publish or a delivered one.
@@ -60,6 +65,10 @@ func (p permanentError) Unwrap() []error { return []error{p.err, ErrPermanent} }
 // is dead-lettered.
 type Handler func(ctx context.Context, m Msg) error
 
+// DefaultLanes is how many messages the services' durable consumers handle
+// at once (ConsumerConfig.Lanes), unless told otherwise.
+const DefaultLanes = 8
+
 // ConsumerConfig describes one durable pull consumer.
 type ConsumerConfig struct {
 	// Durable is the consumer's name; it is also the inbox's consumer key.
@@ -76,8 +85,23 @@ type ConsumerConfig struct {
 	// crashed process waits, not how long a handler may take.
 	AckWait time.Duration
 	// Concurrency is how many messages are handled at once (default 1, which
-	// keeps per-subject order).
+	// keeps per-subject order). Not with Lanes.
 	Concurrency int
+	// Lanes, when set, is how many messages are handled at once, keeping
+	// the order that matters rather than the subject's: messages with the
+	// same order key (header HeaderOrderKey; without it, one key for every
+	// such message of the consumer) are handled one at a time, in delivery
+	// order; messages with different keys, up to Lanes at once. A message
+	// that fails and waits out its back-off holds back the later messages
+	// of its key, not the others, until it succeeds or is dead-lettered.
+	// The order of a key holds within one process; it may not when a
+	// process stops while a message of the key waits out its back-off (its
+	// followers go back to the server at once and may be handled before
+	// it), nor when several processes pull from the same consumer (two
+	// messages of one key may go to two processes and be handled at the
+	// same time; Concurrency 1 keeps the order across processes). Zero
+	// keeps Concurrency.
+	Lanes int
 	// Transient consumers see only messages published from their creation
 	// on, and are removed by the server a minute after their process stops
 	// pulling: for live views (one per process), not for work.

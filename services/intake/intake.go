@@ -41,6 +41,10 @@ type Deps struct {
 	// PublicURL is the URL systems use, for the response's source endpoint.
 	PublicURL string
 	Dir       *directory.Resolver
+	// Lanes is how many accepted messages are applied at once, those about
+	// one patient of one facility one at a time and in order
+	// (bus.ConsumerConfig.Lanes; default bus.DefaultLanes).
+	Lanes int
 }
 
 // Service is the intake service.
@@ -63,6 +67,9 @@ func New(d Deps) *Service {
 	if d.Dir == nil {
 		d.Dir = &directory.Resolver{Store: d.Store}
 	}
+	if d.Lanes <= 0 {
+		d.Lanes = bus.DefaultLanes
+	}
 	return &Service{d: d, log: d.Logger.With("service", "intake")}
 }
 
@@ -71,7 +78,7 @@ const Durable = "intake-apply"
 
 // Run applies accepted messages until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	return s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: Durable, Subject: bus.InboundSubject(s.d.Tenant, ">")},
+	return s.d.Bus.Consume(ctx, bus.ConsumerConfig{Durable: Durable, Subject: bus.InboundSubject(s.d.Tenant, ">"), Lanes: s.d.Lanes},
 		bus.Inbox(s.d.Store, Durable, s.applyMsg))
 }
 
@@ -106,12 +113,12 @@ func (s *Service) accept(ctx context.Context, m store.Message, ev *intake.Event)
 		if err != nil {
 			return err
 		}
-		h := map[string]string{bus.HeaderTenant: s.d.Tenant}
+		h := map[string]string{bus.HeaderTenant: s.d.Tenant, bus.HeaderOrderKey: inboundOrderKey(*ev)}
 		if ev.Trace != "" {
 			h[bus.HeaderTraceparent] = ev.Trace
 		}
 		return tx.Emit(ctx, store.Event{Subject: bus.InboundSubject(s.d.Tenant, ev.Kind), MsgID: "inbound/" + got.ID,
-			Key: "Encounter|" + ev.Encounter.Identifier.System + "|" + ev.Encounter.Identifier.Value, Headers: h, Data: data})
+			Key: stayKey(*ev), Headers: h, Data: data})
 	})
 	if errors.Is(err, store.ErrExists) {
 		// Another request archived the same key meanwhile.
@@ -140,9 +147,32 @@ func (s *Service) Replay(ctx context.Context, id string) error {
 	return s.d.Store.Tx(ctx, func(tx store.Tx) error {
 		return tx.Emit(ctx, store.Event{Subject: bus.InboundSubject(m.Tenant, ev.Kind),
 			MsgID:   fmt.Sprintf("inbound/%s/replay/%d", m.ID, s.d.Clock.Now().UnixNano()),
-			Key:     "Encounter|" + ev.Encounter.Identifier.System + "|" + ev.Encounter.Identifier.Value,
-			Headers: map[string]string{bus.HeaderTenant: m.Tenant}, Data: data})
+			Key:     stayKey(ev),
+			Headers: map[string]string{bus.HeaderTenant: m.Tenant, bus.HeaderOrderKey: inboundOrderKey(ev)}, Data: data})
 	})
+}
+
+// stayKey is the outbox key of an inbound event: its stay, as the facility
+// names it.
+func stayKey(ev intake.Event) string {
+	return "Encounter|" + ev.Encounter.Identifier.System + "|" + ev.Encounter.Identifier.Value
+}
+
+// inboundOrderKey is the order key (bus.HeaderOrderKey) of an inbound
+// event: the patient as the sending facility names it, its first own
+// identifier (the IPP, the key matchPatient falls back on), so that the
+// messages about one patient from one facility are applied one at a time
+// and in order, whichever stay they are about — two of them applied at
+// once could both find no patient and create it twice. Not the INS: its
+// qualification may change from one message to the next, and the key with
+// it. Without such an identifier, the stay.
+func inboundOrderKey(ev intake.Event) string {
+	for _, id := range ev.Patient.Identifiers {
+		if (id.Type == "" || id.Type == "PI") && id.System != "" && id.Value != "" && !IsINS(id.System) {
+			return "Patient|" + id.System + "|" + id.Value
+		}
+	}
+	return stayKey(ev)
 }
 
 // eventOf rebuilds the event of an archived message from its raw content.

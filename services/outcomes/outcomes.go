@@ -55,6 +55,10 @@ type Deps struct {
 	// Records overrides where the projection is read from (default:
 	// Store's outcome records).
 	Records Records
+	// Lanes is how many events each of the service's consumers handles at
+	// once, those about one patient one at a time and in order
+	// (bus.ConsumerConfig.Lanes; default bus.DefaultLanes).
+	Lanes int
 }
 
 // Service is the outcomes service.
@@ -78,6 +82,9 @@ func New(d Deps) *Service {
 	if d.Threshold <= 0 {
 		d.Threshold = outcome.DefaultThreshold
 	}
+	if d.Lanes <= 0 {
+		d.Lanes = bus.DefaultLanes
+	}
 	s := &Service{d: d, log: d.Logger.With("service", "outcomes"), recs: d.Records, finess: map[string]string{}}
 	if s.recs == nil && d.Store != nil {
 		s.recs = StoreRecords{Store: d.Store}
@@ -91,13 +98,13 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("outcomes measures: %w", err)
 	}
 	return bus.RunAll(ctx, s.d.Bus,
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*"), Lanes: s.d.Lanes},
 			Handler: event.InboxPrepared(s.d.Store, DurableEpisode, s.prepareEpisode, s.applyEpisode)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
 	)
 }

@@ -16,12 +16,8 @@ func addTeams(p *Platform) ([]func(context.Context) error, error) {
 	if p.sim != nil {
 		n = simNotifier{n, p.sim}
 	}
-	concurrency := 1
-	if p.Cfg.DatabaseURL != "" {
-		concurrency = 4 // PostgreSQL runs transactions side by side
-	}
 	svc := teams.New(teams.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-		Notifier: n, PublicURL: p.Cfg.PublicURL, Metrics: p.Metrics, Concurrency: concurrency})
+		Notifier: n, PublicURL: p.Cfg.PublicURL, Metrics: p.Metrics})
 	p.teamsSvc = svc
 	for kind, h := range svc.TimerHandlers() {
 		p.Timers.Handlers[kind] = h

@@ -70,6 +70,10 @@ type Deps struct {
 	// are written without owner and the teams service assigns them from
 	// the event.
 	Staff Staffer
+	// Lanes is how many events each of the service's consumers handles at
+	// once, those about one patient one at a time and in order
+	// (bus.ConsumerConfig.Lanes; default bus.DefaultLanes).
+	Lanes int
 }
 
 // Staffer applies the team rules to tasks about to be created: it forms
@@ -107,6 +111,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.Lanes <= 0 {
+		d.Lanes = bus.DefaultLanes
 	}
 	s := &Service{d: d, log: d.Logger.With("service", "pathway"), cpts: map[string]string{}}
 	if d.Store != nil {
@@ -210,13 +217,13 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("pathway templates: %w", err)
 	}
 	return bus.RunAll(ctx, s.d.Bus,
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEncounter, Subject: bus.ResourceSubject(s.d.Tenant, "Encounter", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableEncounter, s.HandleEncounter)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurablePatient, Subject: bus.ResourceSubject(s.d.Tenant, "Patient", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurablePatient, s.HandlePatient)},
 	)
 }

@@ -34,9 +34,9 @@ import (
 )
 
 var (
-	loadDuration    = flag.Duration("teams.load", time.Second, "how long the load test sends discharges (short by default; 60s to measure)")
-	loadRate        = flag.Int("teams.rate", 20, "discharges per second of the load test")
-	loadConcurrency = flag.Int("teams.concurrency", 4, "events handled at once by the teams consumers on PostgreSQL")
+	loadDuration = flag.Duration("teams.load", time.Second, "how long the load test sends discharges (short by default; 60s to measure)")
+	loadRate     = flag.Int("teams.rate", 20, "discharges per second of the load test")
+	loadLanes    = flag.Int("teams.lanes", bus.DefaultLanes, "events handled at once by the pathway and teams consumers")
 )
 
 var wake atomic.Pointer[bus.Relay]
@@ -60,7 +60,7 @@ func TestOwnedLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		runOwnedLoad(t, s, 1)
+		runOwnedLoad(t, s, *loadLanes)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		s, err := postgres.Open(context.Background(), testenv.PostgresURL(t), postgres.Options{Options: sqlstore.Options{OnEmit: func() {
@@ -72,11 +72,11 @@ func TestOwnedLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		runOwnedLoad(t, s, *loadConcurrency)
+		runOwnedLoad(t, s, *loadLanes)
 	})
 }
 
-func runOwnedLoad(t *testing.T, s store.Store, concurrency int) {
+func runOwnedLoad(t *testing.T, s store.Store, lanes int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, err := directory.SeedDev(ctx, s, tenant); err != nil {
@@ -97,12 +97,12 @@ func runOwnedLoad(t *testing.T, s store.Store, concurrency int) {
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pw, err := pathway.New(pathway.Deps{Store: s, Bus: b, Logger: log, Tenant: tenant, Clock: clock.System{}, Package: fhirprofiles.FS()})
+	pw, err := pathway.New(pathway.Deps{Store: s, Bus: b, Logger: log, Tenant: tenant, Clock: clock.System{}, Package: fhirprofiles.FS(), Lanes: lanes})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tm := teams.New(teams.Deps{Store: s, Bus: b, Logger: log, Tenant: tenant, Notifier: notify.Log{Logger: log}, PublicURL: "http://passerelle.test",
-		Concurrency: concurrency})
+		Lanes: lanes})
 	relay := &bus.Relay{Store: s, Publisher: b, Owner: "t", Poll: 10 * time.Millisecond, Logger: log}
 	relay.Init()
 	wake.Store(relay)

@@ -70,10 +70,10 @@ type Deps struct {
 	MembersTTL time.Duration
 	// Metrics, when set, receives the service's metrics.
 	Metrics prometheus.Registerer
-	// Concurrency is how many episode and task events are handled at once
-	// (default 1). Worth raising on PostgreSQL, whose transactions run side
-	// by side; SQLite has one writer.
-	Concurrency int
+	// Lanes is how many events each of the service's consumers handles at
+	// once, those about one patient one at a time and in order
+	// (bus.ConsumerConfig.Lanes; default bus.DefaultLanes).
+	Lanes int
 	// NotifyBackOff are the delays between delivery attempts (default 5 s,
 	// 30 s, 2 min, 10 min, 30 min, 1 h, 2 h: about 4 h in all).
 	NotifyBackOff []time.Duration
@@ -126,8 +126,8 @@ func New(d Deps) *Service {
 	if d.MembersTTL == 0 {
 		d.MembersTTL = 5 * time.Second
 	}
-	if d.Concurrency <= 0 {
-		d.Concurrency = 1
+	if d.Lanes <= 0 {
+		d.Lanes = bus.DefaultLanes
 	}
 	if d.NotifyBackOff == nil {
 		d.NotifyBackOff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
@@ -151,15 +151,16 @@ func New(d Deps) *Service {
 // Run consumes episode and task events and delivers notifications until
 // ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	// Events may be handled several at a time (Deps.Concurrency): every
-	// rule reads the current state and a concurrent change of one task
-	// ends in a version conflict and a redelivery, so the order between
-	// events of one episode does not matter.
+	// Episode and task events are handled several at a time (Deps.Lanes),
+	// one patient's one at a time and in order. Every rule reads the
+	// current state, and a concurrent change of one task (from another
+	// consumer) ends in a version conflict and a redelivery. Notifications
+	// have no order to keep: up to four are delivered at once.
 	return bus.RunAll(ctx, s.d.Bus,
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*"),
-			Concurrency: s.d.Concurrency}, Handler: event.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
+			Lanes: s.d.Lanes}, Handler: event.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"),
-			Concurrency: s.d.Concurrency}, Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
+			Lanes: s.d.Lanes}, Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableNotify, Subject: bus.ResourceSubject(s.d.Tenant, "Communication", bus.OpCreated),
 			MaxDeliver: len(s.d.NotifyBackOff) + 1, BackOff: s.d.NotifyBackOff, Concurrency: 4}, Handler: s.Deliver},
 	)

@@ -65,6 +65,10 @@ type Deps struct {
 	Tenant string
 	// Metrics, when set, gets the tasks-by-status gauge.
 	Metrics prometheus.Registerer
+	// Lanes is how many events each of the service's consumers handles at
+	// once, those about one patient one at a time and in order
+	// (bus.ConsumerConfig.Lanes; default bus.DefaultLanes).
+	Lanes int
 }
 
 // Service is the worklist service.
@@ -91,6 +95,9 @@ func New(d Deps) *Service {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
+	if d.Lanes <= 0 {
+		d.Lanes = bus.DefaultLanes
+	}
 	s := &Service{d: d, log: d.Logger.With("service", "worklist"), templates: pathway.NewLibrary(d.Store, d.Logger.With("service", "worklist"))}
 	if d.Metrics != nil {
 		c := &taskGauge{s: s, desc: prometheus.NewDesc("passerelle_tasks", "Tasks of the tenant by status.", []string{"status"}, nil)}
@@ -104,11 +111,11 @@ func New(d Deps) *Service {
 // Run handles events until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	return bus.RunAll(ctx, s.d.Bus,
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableObservation, Subject: bus.ResourceSubject(s.d.Tenant, "Observation", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableObservation, s.HandleObservation)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableEpisode, Subject: bus.ResourceSubject(s.d.Tenant, "EpisodeOfCare", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableEpisode, s.HandleEpisode)},
-		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*")},
+		bus.Consumption{Config: bus.ConsumerConfig{Durable: DurableTask, Subject: bus.ResourceSubject(s.d.Tenant, "Task", "*"), Lanes: s.d.Lanes},
 			Handler: event.Inbox(s.d.Store, DurableTask, s.HandleTask)},
 	)
 }

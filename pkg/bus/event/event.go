@@ -106,7 +106,9 @@ var (
 )
 
 // Encode is the outbox row announcing c. The subject, ordering key and
-// headers are the lead's (c.Resources[0]). The message id, unless c.MsgID
+// headers are the lead's (c.Resources[0]); the order key header
+// (bus.HeaderOrderKey) is the patient the lead is about, else the lead
+// itself (see OrderKey). The message id, unless c.MsgID
 // sets one, is the lead's version "<Type>/<id>/_history/<version>"; for a
 // batch of several resources of one type (teams' tasks, notifications), it is
 // "<Type>-batch/<digest of every id and version>", as no one of them stands
@@ -128,6 +130,7 @@ func (c Change) Encode() (store.Event, error) {
 	if c.IntakeEvent != "" {
 		h[bus.HeaderIntakeEvent] = c.IntakeEvent
 	}
+	h[bus.HeaderOrderKey] = lead.orderKey()
 	ev := store.Event{Subject: bus.ResourceSubject(c.Tenant, lead.Type, c.Op), MsgID: c.MsgID, Key: lead.Type + "/" + lead.ID, Headers: h}
 	if ev.MsgID == "" {
 		ev.MsgID = c.msgID()
@@ -159,6 +162,46 @@ func (c Change) Encode() (store.Event, error) {
 	ev.Data = b.Bytes()
 	return ev, nil
 }
+
+// OrderKey is what a change of r must stay in order with on a consumer
+// with lanes (bus.ConsumerConfig.Lanes): the patient it is about,
+// "Patient/<id>" — itself for a Patient, else the Patient its subject,
+// patient (EpisodeOfCare), for (Task) or beneficiary (Coverage) names, the
+// members the store's patient compartment reads — and otherwise the
+// resource, "<Type>/<id>". So every change of one patient is handled in
+// order, whichever resource it leads with.
+func OrderKey(r Resource) string { return r.orderKey() }
+
+func (r Resource) orderKey() string {
+	if r.Type == "Patient" {
+		return "Patient/" + r.ID
+	}
+	var refs [4]string
+	if r.Obj != nil {
+		for i, k := range patientMembers {
+			m, _ := r.Obj[k].(map[string]any)
+			refs[i], _ = m["reference"].(string)
+		}
+	} else {
+		// Only the four references are kept; the rest is skipped. A
+		// member of another shape is left empty.
+		var b struct {
+			Subject, Patient, For, Beneficiary struct{ Reference string }
+		}
+		_ = json.Unmarshal(r.Body, &b)
+		refs = [4]string{b.Subject.Reference, b.Patient.Reference, b.For.Reference, b.Beneficiary.Reference}
+	}
+	for _, ref := range refs {
+		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && id != "" && !strings.Contains(id, "/") {
+			return ref
+		}
+	}
+	return r.Type + "/" + r.ID
+}
+
+// patientMembers are the members that name the patient a resource is about,
+// in the order OrderKey reads them.
+var patientMembers = [4]string{"subject", "patient", "for", "beneficiary"}
 
 // body is the resource's JSON: Body, or Obj encoded.
 func (r Resource) body() (json.RawMessage, error) {

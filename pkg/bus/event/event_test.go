@@ -142,6 +142,57 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestOrderKey: the order key header is the patient the lead is about —
+// itself, or its subject, patient, for or beneficiary when it names a
+// Patient —, else the lead itself; read from the stored JSON (what
+// producers give) and from the decoded form (what a consumer edits and
+// emits again) alike.
+func TestOrderKey(t *testing.T) {
+	for _, tc := range []struct {
+		typ, body, want string
+	}{
+		{"Patient", `{"resourceType":"Patient","id":"x"}`, "Patient/x"},
+		{"Encounter", `{"resourceType":"Encounter","id":"x","subject":{"reference":"Patient/p1"}}`, "Patient/p1"},
+		{"EpisodeOfCare", `{"resourceType":"EpisodeOfCare","id":"x","status":"active","patient":{"reference":"Patient/p2"}}`, "Patient/p2"},
+		{"Task", `{"resourceType":"Task","id":"x","for":{"reference":"Patient/p3"},"owner":{"reference":"PractitionerRole/r"}}`, "Patient/p3"},
+		{"Coverage", `{"resourceType":"Coverage","id":"x","beneficiary":{"reference":"Patient/p4"}}`, "Patient/p4"},
+		{"Observation", `{"resourceType":"Observation","id":"x","subject":{"reference":"Group/g1"}}`, "Observation/x"},
+		{"Observation", `{"resourceType":"Observation","id":"x","subject":{"reference":"Patient/p5/_history/2"}}`, "Observation/x"},
+		{"Communication", `{"resourceType":"Communication","id":"x","recipient":[{"reference":"Patient/p6"}]}`, "Communication/x"},
+		{"Flag", `{"resourceType":"Flag","id":"x","subject":"Patient/p7"}`, "Flag/x"},
+		{"Organization", `{"resourceType":"Organization","id":"x"}`, "Organization/x"},
+	} {
+		r := res(tc.typ, "x", 1, tc.body)
+		ev, err := event.New("t1", bus.OpCreated, "", r).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.Headers[bus.HeaderOrderKey]; got != tc.want {
+			t.Errorf("%s: order key %q from the stored JSON, want %q", tc.body, got, tc.want)
+		}
+		c, err := event.Decode(msgOf(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := event.OrderKey(c.Resources[0]); got != tc.want {
+			t.Errorf("%s: order key %q from the decoded resource, want %q", tc.body, got, tc.want)
+		}
+		if ev2, err := c.Encode(); err != nil || ev2.Headers[bus.HeaderOrderKey] != tc.want {
+			t.Errorf("%s: encoded again, order key %q (%v), want %q", tc.body, ev2.Headers[bus.HeaderOrderKey], err, tc.want)
+		}
+	}
+	// The lead's, not the related resources'.
+	enc := res("Encounter", "e1", 1, `{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"}}`)
+	cp := res("CarePlan", "cp1", 1, `{"resourceType":"CarePlan","id":"cp1","subject":{"reference":"Patient/other"}}`)
+	ev, err := event.New("t1", bus.OpUpdated, "", enc, cp).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.Headers[bus.HeaderOrderKey]; got != "Patient/p1" {
+		t.Errorf("order key of a Bundle led by Encounter/e1: %q, want Patient/p1", got)
+	}
+}
+
 func TestEncodeRefuses(t *testing.T) {
 	if _, err := (event.Change{Tenant: "t1", Op: bus.OpCreated}).Encode(); !errors.Is(err, event.ErrEmpty) {
 		t.Errorf("a change without resources: %v, want ErrEmpty", err)
@@ -185,6 +236,10 @@ func TestDecodeRecorded(t *testing.T) {
 				t.Errorf("encoded on %s as %s key %s; recorded on %s as %s", ev.Subject, ev.MsgID, ev.Key, rec.Subject, rec.Header[bus.HeaderMsgID])
 			}
 			for k, v := range ev.Headers {
+				if k == bus.HeaderOrderKey {
+					// Recorded before the header existed (TestOrderKey).
+					continue
+				}
 				if rec.Header[k] != v {
 					t.Errorf("header %s = %q, recorded %q", k, v, rec.Header[k])
 				}

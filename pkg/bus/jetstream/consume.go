@@ -53,7 +53,8 @@ var errNoOutcome = errors.New("delivered more than max deliver times without an 
 // MaxAckPending is set to Concurrency: with the default of 1, a message that
 // fails holds back the ones after it until it succeeds or is dead-lettered,
 // so the order of the subject holds through redeliveries too, at the price of
-// the back-off delays for the messages behind it.
+// the back-off delays for the messages behind it. With Lanes, MaxAckPending
+// is Lanes and the order is kept per order key (see lanes).
 func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error {
 	if h == nil {
 		return errors.New("consume: nil handler")
@@ -74,6 +75,9 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = defaultAckWait
 	}
+	if cfg.Lanes < 0 || cfg.Lanes > 0 && cfg.Concurrency > 0 {
+		return fmt.Errorf("consume %s: Lanes %d with Concurrency %d: set one of them", cfg.Durable, cfg.Lanes, cfg.Concurrency)
+	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = defaultConcurrency
 	}
@@ -82,7 +86,11 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 		cfg:    cfg,
 		h:      h,
 		stream: stream,
+		window: cfg.Concurrency,
 		log:    b.log.With("durable", cfg.Durable),
+	}
+	if cfg.Lanes > 0 {
+		c.window = cfg.Lanes
 	}
 	return c.run(ctx)
 }
@@ -93,6 +101,9 @@ type consumer struct {
 	cfg    bus.ConsumerConfig
 	h      bus.Handler
 	stream string // logical stream name
+	// window is how many messages may be delivered and not yet acknowledged
+	// (MaxAckPending): Concurrency, or Lanes.
+	window int
 	log    *slog.Logger
 }
 
@@ -115,20 +126,32 @@ func (c *consumer) run(ctx context.Context) error {
 		c.b.track(c.stream, c.cfg.Durable, 1)
 		defer c.b.track(c.stream, c.cfg.Durable, -1)
 	}
-	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
-	for range c.cfg.Concurrency {
-		wg.Go(func() {
-			for m := range work {
-				c.handle(runCtx, m)
+	wg.Go(func() { c.reportPending(runCtx) })
+	if c.cfg.Lanes > 0 {
+		l := newLanes(runCtx, c)
+		err = c.pull(runCtx, cons, l.arrive)
+		cancel()
+		l.close()
+	} else {
+		work := make(chan jetstream.Msg)
+		for range c.cfg.Concurrency {
+			wg.Go(func() {
+				for m := range work {
+					c.handle(runCtx, m)
+				}
+			})
+		}
+		err = c.pull(runCtx, cons, func(m jetstream.Msg) {
+			select {
+			case work <- m:
+			case <-runCtx.Done():
+				c.release(m)
 			}
 		})
+		close(work)
+		cancel()
 	}
-	wg.Go(func() { c.reportPending(runCtx) })
-
-	err = c.pull(runCtx, cons, work)
-	close(work)
-	cancel()
 	wg.Wait()
 	c.b.metrics.pending.DeleteLabelValues(c.cfg.Durable)
 	if ctx.Err() != nil {
@@ -146,7 +169,7 @@ func (c *consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 		// Unlimited on the server: the client counts deliveries and
 		// dead-letters (see the package doc).
 		MaxDeliver:    -1,
-		MaxAckPending: c.cfg.Concurrency,
+		MaxAckPending: c.window,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
 	}
@@ -161,12 +184,13 @@ func (c *consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// pull feeds work until ctx ends. When pulling fails while the connection is
-// still usable (consumer deleted by an operator, stream recreated, JetStream
-// briefly unavailable), it waits a moment and recreates the consumer.
-func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer, work chan<- jetstream.Msg) error {
+// pull hands each delivered message to give until ctx ends. When pulling
+// fails while the connection is still usable (consumer deleted by an
+// operator, stream recreated, JetStream briefly unavailable), it waits a
+// moment and recreates the consumer.
+func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer, give func(jetstream.Msg)) error {
 	for {
-		err := c.dispatch(ctx, cons, work)
+		err := c.dispatch(ctx, cons, give)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -197,17 +221,17 @@ func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer, work chan<
 	}
 }
 
-// dispatch hands messages to the workers until ctx ends or pulling fails.
+// dispatch hands messages to give until ctx ends or pulling fails.
 //
-// Each pull is one Fetch of up to Concurrency messages: a request the server
+// Each pull is one Fetch of up to window messages: a request the server
 // keeps open (up to 30s, with heartbeats) and fills as MaxAckPending allows.
 // Explicit requests keep the client's view of what is outstanding equal to
 // the server's: the long-lived iterator (Consumer.Messages) with batches of
 // one was seen to stall after a delayed negative acknowledgement, with no
 // request left on the server, until its heartbeat check 30s later.
-func (c *consumer) dispatch(ctx context.Context, cons jetstream.Consumer, work chan<- jetstream.Msg) error {
+func (c *consumer) dispatch(ctx context.Context, cons jetstream.Consumer, give func(jetstream.Msg)) error {
 	for {
-		batch, err := cons.Fetch(c.cfg.Concurrency, jetstream.FetchContext(ctx))
+		batch, err := cons.Fetch(c.window, jetstream.FetchContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -219,11 +243,7 @@ func (c *consumer) dispatch(ctx context.Context, cons jetstream.Consumer, work c
 				c.release(m)
 				continue
 			}
-			select {
-			case work <- m:
-			case <-ctx.Done():
-				c.release(m)
-			}
+			give(m)
 		}
 		switch err := batch.Error(); {
 		case ctx.Err() != nil:
@@ -272,15 +292,30 @@ func (c *consumer) keepAlive(m jetstream.Msg) (stop func()) {
 	}
 }
 
-func (c *consumer) handle(ctx context.Context, m jetstream.Msg) {
+// outcome is how a delivery ended.
+type outcome int
+
+const (
+	// settled: acknowledged or dead-lettered (or not a JetStream delivery).
+	settled outcome = iota
+	// away: negatively acknowledged, to come back after a delay.
+	away
+	// released: handed back at shutdown, for immediate redelivery.
+	released
+)
+
+// handle handles one delivery. It returns how it ended, with, when away,
+// the message's stream sequence and the delay before its redelivery.
+func (c *consumer) handle(ctx context.Context, m jetstream.Msg) (out outcome, seq uint64, delay time.Duration) {
 	// From delivery to acknowledgement (dead-lettering included).
 	defer c.keepAlive(m)()
 	md, err := m.Metadata()
 	if err != nil {
 		// Not a JetStream delivery: nothing to acknowledge it with.
 		c.log.ErrorContext(ctx, "delivery without metadata", "subject", m.Subject(), "error", err)
-		return
+		return settled, 0, 0
 	}
+	seq = md.Sequence.Stream
 	msg := bus.Msg{
 		Subject:      c.b.logicalSubject(m.Subject()),
 		Header:       headerMap(m.Headers()),
@@ -295,11 +330,11 @@ func (c *consumer) handle(ctx context.Context, m jetstream.Msg) {
 		// A dead letter replayed for another consumer.
 		c.ack(ctx, m, log)
 		c.b.metrics.consumed.WithLabelValues(c.cfg.Durable, resultSkipped).Inc()
-		return
+		return settled, seq, 0
 	}
 	if md.NumDelivered > uint64(c.cfg.MaxDeliver) {
-		c.deadLetter(ctx, m, msg, errNoOutcome, log)
-		return
+		out, delay = c.deadLetter(ctx, m, msg, errNoOutcome, log)
+		return out, seq, delay
 	}
 
 	start := time.Now()
@@ -309,11 +344,14 @@ func (c *consumer) handle(ctx context.Context, m jetstream.Msg) {
 	case herr == nil:
 		c.ack(ctx, m, log)
 		c.b.metrics.consumed.WithLabelValues(c.cfg.Durable, resultOK).Inc()
+		return settled, seq, 0
 	case ctx.Err() != nil:
 		// Shutting down: the handler was interrupted rather than wrong.
 		c.release(m)
+		return released, seq, 0
 	case errors.Is(herr, bus.ErrPermanent) || md.NumDelivered >= uint64(c.cfg.MaxDeliver):
-		c.deadLetter(ctx, m, msg, herr, log)
+		out, delay = c.deadLetter(ctx, m, msg, herr, log)
+		return out, seq, delay
 	default:
 		delay := c.backOff(md.NumDelivered)
 		if err := m.NakWithDelay(delay); err != nil {
@@ -323,6 +361,7 @@ func (c *consumer) handle(ctx context.Context, m jetstream.Msg) {
 		c.b.metrics.consumed.WithLabelValues(c.cfg.Durable, resultRetry).Inc()
 		c.b.metrics.retries.WithLabelValues(c.cfg.Durable, retryReason(herr)).Inc()
 		log.WarnContext(ctx, "handler failed, will retry", "error", herr, "retry_in", delay)
+		return away, seq, delay
 	}
 }
 
@@ -357,8 +396,8 @@ func (c *consumer) ack(ctx context.Context, m jetstream.Msg, log *slog.Logger) {
 
 // deadLetter copies the message to the dead-letter stream, then acknowledges
 // it. If the copy fails, the message is redelivered later and dead-lettered
-// then (errNoOutcome).
-func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, msg bus.Msg, reason error, log *slog.Logger) {
+// then (errNoOutcome): it is then away for that delay.
+func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, msg bus.Msg, reason error, log *slog.Logger) (outcome, time.Duration) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	dm := c.b.deadLetterMsg(c.cfg.Durable, msg, reason)
@@ -370,12 +409,13 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, msg bus.Msg,
 		}
 		c.b.metrics.consumed.WithLabelValues(c.cfg.Durable, resultRetry).Inc()
 		log.ErrorContext(ctx, "dead-lettering failed, will retry", "error", err, "handler_error", reason.Error(), "retry_in", delay)
-		return
+		return away, delay
 	}
 	c.ack(ctx, m, log)
 	c.b.metrics.consumed.WithLabelValues(c.cfg.Durable, resultDeadLetter).Inc()
 	c.b.metrics.deadLettered.WithLabelValues(c.cfg.Durable).Inc()
 	log.WarnContext(ctx, "message dead-lettered", "dlq_seq", ack.Sequence, "error", reason)
+	return settled, 0
 }
 
 // reportPending refreshes the consumer lag gauge until ctx ends.

@@ -20,6 +20,18 @@
 // redeliveries; a failing message holds back those behind it until it
 // succeeds or is dead-lettered.
 //
+// With Lanes (bus.ConsumerConfig), MaxAckPending is Lanes and the order kept
+// is the order key's (header Passerelle-Order-Key, see lanes.go): the
+// messages of one key are handled one at a time in delivery order, those of
+// different keys up to Lanes at once. A message of a busy key waits in
+// memory, kept alive with in-progress signals, so it is neither redelivered
+// nor counted as a delivery; a failed message waiting out its back-off
+// holds back its key's later messages, not the other keys'. This holds
+// within one process: a process that stops while a message of a key is
+// backing off hands its followers back, and they may be handled before it;
+// two processes pulling from one consumer may handle two messages of a key
+// at once.
+//
 // Config.Namespace prefixes stream names and subjects, so that several buses
 // (test runs, staging next to production) share one NATS account without
 // seeing each other's messages; callers keep the subjects of pkg/bus.

@@ -507,6 +507,8 @@ func TestConfigErrors(t *testing.T) {
 		{Durable: "a.b", Subject: "fhir.>"},
 		{Durable: "x", Subject: "elsewhere.>"},
 		{Durable: "x", Subject: ">"},
+		{Durable: "x", Subject: "fhir.>", Lanes: 4, Concurrency: 2},
+		{Durable: "x", Subject: "fhir.>", Lanes: -1},
 	} {
 		if err := b.Consume(t.Context(), cfg, h); err == nil {
 			t.Errorf("Consume(%+v) succeeded", cfg)
