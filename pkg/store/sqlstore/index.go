@@ -8,71 +8,159 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/passerelle-sante/passerelle/pkg/store"
 )
 
-func deleteIndex(c WriteConn, typ, id string) {
+func deleteIndex(c *batchConn, typ, id string) {
+	// Rows of this resource still pending would otherwise land after the
+	// deletion.
+	c.flushIndex()
 	for _, table := range []string{"idx_token", "idx_ref", "idx_string", "idx_date"} {
 		c.Queue("DELETE FROM "+table+" WHERE res_type = $1 AND res_id = $2", typ, id)
 	}
 }
 
-// insertIndex writes the entries with one multi-row INSERT per table, to keep
-// round trips per write few.
-func insertIndex(c WriteConn, typ, id string, entries []IndexEntry) {
-	var tok, ref, str, date []IndexEntry
+// indexTable is one of the search index tables, with how an entry becomes
+// its row.
+type indexTable struct {
+	name, cols string
+	row        func(typ, id string, e IndexEntry) []any
+}
+
+var indexTables = [...]indexTable{
+	{"idx_token", "res_type, res_id, param, sys, code", func(typ, id string, e IndexEntry) []any { return []any{typ, id, e.Param, e.System, e.Code} }},
+	{"idx_ref", "res_type, res_id, param, ref", func(typ, id string, e IndexEntry) []any { return []any{typ, id, e.Param, e.Ref} }},
+	{"idx_string", "res_type, res_id, param, norm, raw", func(typ, id string, e IndexEntry) []any { return []any{typ, id, e.Param, e.Text, e.Raw} }},
+	{"idx_date", "res_type, res_id, param, lo, hi", func(typ, id string, e IndexEntry) []any {
+		return []any{typ, id, e.Param, micros(e.Lo), micros(e.Hi)}
+	}},
+}
+
+func tableOf(k store.ParamKind) int {
+	switch k {
+	case store.KindToken:
+		return 0
+	case store.KindReference:
+		return 1
+	case store.KindString, store.KindURI:
+		return 2
+	case store.KindDate:
+		return 3
+	}
+	return -1
+}
+
+// batchConn is a write transaction's connection that holds the index rows
+// of the resources written until something needs them: a read, a deletion
+// of index rows, or the end of the job. They then go in one multi-row INSERT
+// per table for all the resources written since, instead of one per
+// resource and table: a discharge's thirteen tasks are four statements, not
+// fifty (docs/architecture.md, "Store").
+type batchConn struct {
+	WriteConn
+	rows [len(indexTables)][][]any
+}
+
+// addIndex holds the entries of one resource.
+func (c *batchConn) addIndex(typ, id string, entries []IndexEntry) {
 	for _, e := range entries {
 		if e.Param == "_id" {
 			// Searched on resources.res_id (see param): an index row
 			// would only cost a write.
 			continue
 		}
-		switch e.Kind {
-		case store.KindToken:
-			tok = append(tok, e)
-		case store.KindReference:
-			ref = append(ref, e)
-		case store.KindString, store.KindURI:
-			str = append(str, e)
-		case store.KindDate:
-			date = append(date, e)
+		if i := tableOf(e.Kind); i >= 0 {
+			c.rows[i] = append(c.rows[i], indexTables[i].row(typ, id, e))
 		}
 	}
-	type table struct {
-		name, cols string
-		n          int
-		vals       func(e IndexEntry) []any
-		rows       []IndexEntry
-	}
-	tables := []table{
-		{"idx_token", "param, sys, code", 3, func(e IndexEntry) []any { return []any{e.Param, e.System, e.Code} }, tok},
-		{"idx_ref", "param, ref", 2, func(e IndexEntry) []any { return []any{e.Param, e.Ref} }, ref},
-		{"idx_string", "param, norm, raw", 3, func(e IndexEntry) []any { return []any{e.Param, e.Text, e.Raw} }, str},
-		{"idx_date", "param, lo, hi", 3, func(e IndexEntry) []any { return []any{e.Param, micros(e.Lo), micros(e.Hi)} }, date},
-	}
-	for _, tb := range tables {
-		if len(tb.rows) == 0 {
-			continue
-		}
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO " + tb.name + " (res_type, res_id, " + tb.cols + ") VALUES ")
-		args := []any{typ, id}
-		for i, e := range tb.rows {
-			if i > 0 {
-				sb.WriteByte(',')
+}
+
+// insertChunks are the row counts of the index INSERT statements: a batch
+// is cut into the largest that fit (195 rows: three of 64, three of 1), so
+// that a handful of statement texts serve every batch and stay prepared.
+var insertChunks = [...]int{256, 64, 16, 4, 1}
+
+// flushIndex queues the held index rows.
+func (c *batchConn) flushIndex() {
+	for i, rows := range c.rows {
+		for len(rows) > 0 {
+			n := 1
+			for _, k := range insertChunks {
+				if k <= len(rows) {
+					n = k
+					break
+				}
 			}
-			sb.WriteString("($1, $2")
-			for _, v := range tb.vals(e) {
-				args = append(args, v)
-				sb.WriteString(", $" + strconv.Itoa(len(args)))
+			args := make([]any, 0, n*len(rows[0]))
+			for _, r := range rows[:n] {
+				args = append(args, r...)
 			}
-			sb.WriteByte(')')
+			c.Queue(insertSQL(i, n), args...)
+			rows = rows[n:]
 		}
-		sb.WriteString(" ON CONFLICT DO NOTHING")
-		c.Queue(sb.String(), args...)
+		c.rows[i] = c.rows[i][:0]
 	}
+}
+
+// insertSQL is the INSERT of n rows into index table i, built once.
+func insertSQL(i, n int) string {
+	key := [2]int{i, n}
+	insertMu.Lock()
+	defer insertMu.Unlock()
+	if q, ok := insertCache[key]; ok {
+		return q
+	}
+	t := indexTables[i]
+	width := strings.Count(t.cols, ",") + 1
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + t.name + " (" + t.cols + ") VALUES ")
+	arg := 0
+	for r := range n {
+		if r > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		for c := range width {
+			if c > 0 {
+				sb.WriteString(", ")
+			}
+			arg++
+			sb.WriteString("$" + strconv.Itoa(arg))
+		}
+		sb.WriteByte(')')
+	}
+	sb.WriteString(" ON CONFLICT DO NOTHING")
+	q := sb.String()
+	insertCache[key] = q
+	return q
+}
+
+var (
+	insertMu    sync.Mutex
+	insertCache = map[[2]int]string{}
+)
+
+func (c *batchConn) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	c.flushIndex()
+	return c.WriteConn.Exec(ctx, sql, args...)
+}
+
+func (c *batchConn) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	c.flushIndex()
+	return c.WriteConn.Query(ctx, sql, args...)
+}
+
+func (c *batchConn) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	c.flushIndex()
+	return c.WriteConn.QueryRow(ctx, sql, args...)
+}
+
+func (c *batchConn) Flush(ctx context.Context) error {
+	c.flushIndex()
+	return c.WriteConn.Flush(ctx)
 }
 
 // Search implements store.Store.

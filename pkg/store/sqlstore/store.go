@@ -112,7 +112,8 @@ func (s *Store) Close() error {
 // Tx implements store.Store.
 func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	emitted, claimed, lost := false, false, false
-	err := s.com.do(ctx, func(ctx context.Context, c WriteConn) error {
+	err := s.com.do(ctx, func(ctx context.Context, wc WriteConn) error {
+		c := &batchConn{WriteConn: wc}
 		t := &tx{s: s, c: c}
 		err := fn(t)
 		emitted, claimed, lost = t.emitted, t.keyClaimed, t.keyLost
@@ -290,7 +291,7 @@ func clampCount(n int) int {
 // tx implements store.Tx on one connection of a group commit.
 type tx struct {
 	s       *Store
-	c       WriteConn
+	c       *batchConn
 	emitted bool
 	// audit holds the records to chain when the function returns; auto
 	// says which of them the store added for a service's write (auditWrite).
@@ -396,7 +397,7 @@ VALUES ($1, $2, $3, $4, $5, `+t.s.d.nextSeq()+`)`, p.typ, id, tenant, version, d
 		t.c.Queue(`UPDATE resources SET version = $3, deleted = $4 WHERE res_type = $1 AND res_id = $2`, p.typ, id, version, deleted)
 		deleteIndex(t.c, p.typ, id)
 	}
-	insertIndex(t.c, p.typ, id, entries)
+	t.c.addIndex(p.typ, id, entries)
 	if a, ok := store.ActorFrom(ctx); ok {
 		t.auditWrite(a, tenant, p, id, version, create, deleted)
 	}
