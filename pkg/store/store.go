@@ -536,5 +536,5 @@ const IdempotencyRetention = 7 * 24 * time.Hour
 // the time of its making, so that the resources written one after the other
 // sit side by side in every index keyed by id instead of at random places
 // (a write then touches a few index pages, not one per entry; see
-// docs/architecture.md, "Store"). Ids are opaque to clients all the same.
+// docs/architecture.md, "Write path"). Ids are opaque to clients all the same.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }

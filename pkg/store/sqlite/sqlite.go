@@ -161,7 +161,7 @@ func connect(ctx context.Context, path string, readers int, relaxed bool) (*Back
 	// The writer keeps a larger page cache (the index pages a discharge's
 	// writes touch stay in memory) and never checkpoints: copying the log
 	// back into the database is the checkpointer's work, on its own
-	// connection, so that a commit does not pay for it (docs/store.md).
+	// connection, so that a commit does not pay for it (docs/architecture.md, "Write path").
 	w, err := sql.Open("sqlite", dsn+"&_pragma=cache_size(-"+strconv.Itoa(writerCacheKiB)+")&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)

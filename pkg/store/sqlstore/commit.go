@@ -37,6 +37,9 @@ type committer struct {
 	quit     chan struct{}
 	wg       sync.WaitGroup
 	onCommit func(batch int, d time.Duration)
+	// beforeCommit writes, last in the transaction, the audit records of
+	// the jobs that succeeded (see auditLater).
+	beforeCommit func(ctx context.Context, c WriteConn, recs []store.AuditRecord) error
 
 	closeOnce sync.Once
 }
@@ -231,6 +234,7 @@ func (c *committer) runOnce(jobs []*job) (ran []*job, results []error, leftover 
 		return jobs, nil, nil, fmt.Errorf("begin: %w", err)
 	}
 	single := len(jobs) == 1
+	var audit []store.AuditRecord
 	ran = make([]*job, 0, len(jobs))
 	results = make([]error, 0, len(jobs))
 	for i := 0; i < len(jobs); i++ {
@@ -245,7 +249,7 @@ func (c *committer) runOnce(jobs []*job) (ran []*job, results []error, leftover 
 		}
 		ran = append(ran, j)
 		if single {
-			res := runJob(j, tx)
+			res := runJob(j, tx, &audit)
 			results = append(results, res)
 			if res != nil {
 				_ = tx.Rollback(ctx)
@@ -258,9 +262,11 @@ func (c *committer) runOnce(jobs []*job) (ran []*job, results []error, leftover 
 		}
 		sp := "sp" + strconv.Itoa(i)
 		tx.Queue("SAVEPOINT " + sp)
-		res := runJob(j, tx)
+		mark := len(audit)
+		res := runJob(j, tx, &audit)
 		results = append(results, res)
 		if res != nil {
+			audit = audit[:mark]
 			if c.be.Retryable(res) {
 				_ = tx.Rollback(ctx)
 				return ran, nil, leftover, res
@@ -276,21 +282,50 @@ func (c *committer) runOnce(jobs []*job) (ran []*job, results []error, leftover 
 		_ = tx.Rollback(ctx)
 		return ran, nil, leftover, fmt.Errorf("release savepoint: %w", err)
 	}
+	if c.beforeCommit != nil && len(audit) > 0 {
+		err := c.beforeCommit(ctx, tx, audit)
+		if err == nil {
+			err = tx.Flush(ctx)
+		}
+		if err != nil {
+			_ = tx.Rollback(ctx)
+			return ran, nil, leftover, fmt.Errorf("audit: %w", err)
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return ran, nil, leftover, fmt.Errorf("commit: %w", err)
 	}
 	return ran, results, leftover, nil
 }
 
+// jobConn is the connection a job runs on: the transaction's, plus the audit
+// records the job leaves for the end of the batch.
+type jobConn struct {
+	WriteTx
+	audit []store.AuditRecord
+}
+
+// auditLater leaves records to be chained when the batch commits, if the
+// job succeeds (a job rolled back to its savepoint leaves none).
+func auditLater(c WriteConn, recs []store.AuditRecord) {
+	if jc, ok := c.(*jobConn); ok {
+		jc.audit = append(jc.audit, recs...)
+	}
+}
+
 // runJob runs one job and sends its queued statements, so that their errors
 // are the job's own. A job runs to its end once dequeued, whatever becomes of
 // its caller (its outcome is awaited anyway): a caller's cancellation must not
 // break, midway through a statement, the connection the whole batch shares.
-func runJob(j *job, tx WriteTx) error {
+func runJob(j *job, tx WriteTx, audit *[]store.AuditRecord) error {
 	ctx := context.WithoutCancel(j.ctx)
-	err := j.fn(ctx, tx)
+	jc := &jobConn{WriteTx: tx}
+	err := j.fn(ctx, jc)
 	if ferr := tx.Flush(ctx); err == nil {
 		err = ferr
+	}
+	if err == nil {
+		*audit = append(*audit, jc.audit...)
 	}
 	return err
 }

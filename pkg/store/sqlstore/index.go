@@ -58,7 +58,7 @@ func tableOf(k store.ParamKind) int {
 // of index rows, or the end of the job. They then go in one multi-row INSERT
 // per table for all the resources written since, instead of one per
 // resource and table: a discharge's thirteen tasks are four statements, not
-// fifty (docs/architecture.md, "Store").
+// fifty (docs/architecture.md, "Write path").
 type batchConn struct {
 	WriteConn
 	rows [len(indexTables)][][]any

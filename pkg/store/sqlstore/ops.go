@@ -204,10 +204,11 @@ func (l leases) Release(ctx context.Context, name, owner string) error {
 	})
 }
 
-// Audit queues a record for the tenant's hash chain; appendAudit chains
-// the queued records when the transaction's function returns, so that a
-// transaction that writes many resources locks and reads the chain's head
-// once, not once per record.
+// Audit queues a record for the tenant's hash chain; the records of every
+// job of a group commit are chained together just before it commits
+// (chainAudit), so that a transaction that writes many resources locks and
+// reads the chain's head once, not once per record, and holds the lock for
+// the commit only.
 func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
 	if r.Time.IsZero() {
 		r.Time = t.s.clock.Now()
@@ -216,22 +217,13 @@ func (t *tx) Audit(ctx context.Context, r store.AuditRecord) error {
 	return nil
 }
 
-// appendAudit appends the queued records to their tenants' hash chains:
-// each record's hash covers the hash of the tenant's previous record and
-// this record's fields (keyed, see store.AuditKey), so that removing or
-// changing a record breaks every link after it. Seq is global and gapless,
-// so that removing a tenant's last record shows too.
-func (t *tx) appendAudit(ctx context.Context) error {
+// auditRecords returns the transaction's records to chain: a handler that
+// audits a write itself (with its own agent and detail) is not audited
+// twice for it.
+func (t *tx) auditRecords() []store.AuditRecord {
 	if len(t.audit) == 0 {
 		return nil
 	}
-	if t.s.d.AuditLock != "" {
-		// Sent with the transaction's queued writes, before the head is
-		// read: the head read after the lock is the committed one.
-		t.c.Queue(t.s.d.AuditLock)
-	}
-	// A handler that audits a write itself (with its own agent and
-	// detail) is not audited twice for it.
 	explicit := map[string]bool{}
 	for i, r := range t.audit {
 		if !t.auto[i] {
@@ -244,14 +236,35 @@ func (t *tx) appendAudit(ctx context.Context) error {
 			recs = append(recs, r)
 		}
 	}
-	key := t.s.AuditKey()
+	t.audit, t.auto = nil, nil
+	return recs
+}
+
+// chainAudit appends records to their tenants' hash chains, in the
+// transaction about to commit: each record's hash covers the hash of the
+// tenant's previous record and this record's fields (keyed, see
+// store.AuditKey), so that removing or changing a record breaks every link
+// after it. Seq is global and gapless, so that removing a tenant's last
+// record shows too. Where several writers commit at once (PostgreSQL), the
+// chain's lock is taken here, at the end of the batch, and held until its
+// commit.
+func (s *Store) chainAudit(ctx context.Context, c WriteConn, recs []store.AuditRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if s.d.AuditLock != "" {
+		// Sent with the transaction's queued writes, before the head is
+		// read: the head read after the lock is the committed one.
+		c.Queue(s.d.AuditLock)
+	}
+	key := s.AuditKey()
 	var seq int64
 	heads := map[string]string{}
 	for i, r := range recs {
 		prev, ok := heads[r.Tenant]
 		if !ok {
 			var last int64
-			err := t.c.QueryRow(ctx, `SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit),
+			err := c.QueryRow(ctx, `SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit),
   COALESCE((SELECT hash FROM audit WHERE tenant = $1 ORDER BY seq DESC LIMIT 1), '')`, r.Tenant).Scan(&last, &prev)
 			if err != nil {
 				return fmt.Errorf("audit head: %w", err)
@@ -266,11 +279,10 @@ func (t *tx) appendAudit(ctx context.Context) error {
 		r.PrevHash = prev
 		r.Hash = key.Hash(r)
 		heads[r.Tenant] = r.Hash
-		t.c.Queue(`INSERT INTO audit (seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash)
+		c.Queue(`INSERT INTO audit (seq, tenant, at, agent, action, entity, patient, outcome, detail, prev_hash, hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			r.Seq, r.Tenant, micros(r.Time), r.Agent, r.Action, r.Entity, r.Patient, r.Outcome, r.Detail, r.PrevHash, r.Hash)
 	}
-	t.audit, t.auto = nil, nil
 	return nil
 }
 

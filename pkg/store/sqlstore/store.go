@@ -94,6 +94,7 @@ func New(be Backend, d Dialect, o Options) *Store {
 	}
 	s.com = newCommitter(be, d.Writers, d.MaxBatch)
 	s.com.onCommit = o.OnCommit
+	s.com.beforeCommit = s.chainAudit
 	return s
 }
 
@@ -118,7 +119,8 @@ func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 		err := fn(t)
 		emitted, claimed, lost = t.emitted, t.keyClaimed, t.keyLost
 		if err == nil {
-			err = t.appendAudit(ctx)
+			// Chained with the batch's other records before it commits.
+			auditLater(wc, t.auditRecords())
 		}
 		if err == nil {
 			// Queued writes fail here, not in fn: a unique violation is then
