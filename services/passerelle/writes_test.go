@@ -517,6 +517,7 @@ func TestWritesPerDischarge(t *testing.T) {
 			t.Errorf("Task/%s written %d times, want once", r.ID, v)
 		}
 	}
+	checkEveryDischarge(t, tp, n)
 	created, updated := sum(wl.created), sum(wl.updated)
 	events, txs := sum(wl.emitted), sum(wl.txs)
 	if events < n || txs < n || created < n {
@@ -730,5 +731,99 @@ func TestWhoWritesWhat(t *testing.T) {
 		if _, ok := ownership[k]; !ok {
 			t.Errorf("%s written by %v, which the ownership table does not list", k, got[k])
 		}
+	}
+}
+
+// tasksPerEpisode is how many tasks hf-post-discharge opens with.
+const tasksPerEpisode = 13
+
+// checkEveryDischarge checks what each of n discharges must have given,
+// whatever the speed: one episode, its tasks each with an owner, and one
+// notification for each professional owning some of them.
+func checkEveryDischarge(t *testing.T, tp *testPlatform, n int) {
+	t.Helper()
+	ref := func(v any) string {
+		m, _ := v.(map[string]any)
+		s, _ := m["reference"].(string)
+		return s
+	}
+	episodes := map[string]int{}
+	for _, ep := range searchAll(t, tp, "EpisodeOfCare") {
+		episodes[ref(ep["patient"])]++
+	}
+	if len(episodes) != n {
+		t.Errorf("%d patients with an episode for %d discharges", len(episodes), n)
+	}
+	for p, k := range episodes {
+		if k != 1 {
+			t.Errorf("%s: %d episodes, want 1", p, k)
+		}
+	}
+	tasks := map[string]int{}
+	owners := map[string]map[string]bool{} // patient → professionals owning a task
+	for _, task := range searchAll(t, tp, "Task") {
+		p, owner := ref(task["for"]), ref(task["owner"])
+		tasks[p]++
+		switch {
+		case owner == "":
+			t.Errorf("Task/%v of %s has no owner", task["id"], p)
+		case !strings.HasPrefix(owner, "Patient/"):
+			if owners[p] == nil {
+				owners[p] = map[string]bool{}
+			}
+			owners[p][owner] = true
+		}
+	}
+	notes := map[string]map[string]int{} // patient → recipient → notifications
+	for _, c := range searchAll(t, tp, "Communication") {
+		p := ref(c["subject"])
+		for _, r := range c["recipient"].([]any) {
+			if notes[p] == nil {
+				notes[p] = map[string]int{}
+			}
+			notes[p][ref(r)]++
+		}
+	}
+	for p := range episodes {
+		if tasks[p] != tasksPerEpisode {
+			t.Errorf("%s: %d tasks, want %d", p, tasks[p], tasksPerEpisode)
+		}
+		if len(owners[p]) == 0 {
+			t.Errorf("%s: no professional owns a task", p)
+		}
+		for who := range owners[p] {
+			if k := notes[p][who]; k != 1 {
+				t.Errorf("%s: %d notifications to %s, owner of some of its tasks; want 1", p, k, who)
+			}
+		}
+		for who, k := range notes[p] {
+			if !owners[p][who] {
+				t.Errorf("%s: %d notifications to %s, who owns none of its tasks", p, k, who)
+			}
+		}
+	}
+}
+
+// searchAll reads every resource of a type of the instance's tenant.
+func searchAll(t *testing.T, tp *testPlatform, typ string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	q := store.Query{Tenant: tp.Cfg.Tenant, Type: typ, Count: 1000}
+	for {
+		page, err := tp.Store.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Resources {
+			var m map[string]any
+			if err := json.Unmarshal(r.Body, &m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		if page.Next == "" {
+			return out
+		}
+		q.Cursor = page.Next
 	}
 }
