@@ -43,7 +43,11 @@ type Deps struct {
 	Dir       *directory.Resolver
 	// Lanes is how many accepted messages are applied at once, those about
 	// one patient of one facility one at a time and in order
-	// (bus.ConsumerConfig.Lanes; default bus.DefaultLanes).
+	// (bus.ConsumerConfig.Lanes). The default, 0, applies one message at a
+	// time across every replica: lanes keep a patient's order within one
+	// process only, and two replicas applying two messages of a new patient
+	// at once would each create the patient (the match is read before the
+	// write). Set it where intake runs as a single process.
 	Lanes int
 }
 
@@ -67,8 +71,8 @@ func New(d Deps) *Service {
 	if d.Dir == nil {
 		d.Dir = &directory.Resolver{Store: d.Store}
 	}
-	if d.Lanes <= 0 {
-		d.Lanes = bus.DefaultLanes
+	if d.Lanes < 0 {
+		d.Lanes = 0
 	}
 	return &Service{d: d, log: d.Logger.With("service", "intake")}
 }

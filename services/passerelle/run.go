@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/passerelle-sante/passerelle/pkg/bus"
 	"io"
 	"log/slog"
 	"os"
@@ -62,9 +63,17 @@ func addIntake(p *Platform) ([]func(context.Context) error, error) {
 
 // newIntake builds the intake service. It decodes archived HL7 v2 messages
 // for a replay whether or not this process listens for MLLP.
+//
+// On the embedded database the process is the only one, and intake applies
+// messages in lanes; on PostgreSQL other replicas may consume beside it, and
+// it applies one message at a time (intake.Deps.Lanes).
 func newIntake(p *Platform) *intake.Service {
+	lanes := 0
+	if p.Cfg.DatabaseURL == "" {
+		lanes = bus.DefaultLanes
+	}
 	return intake.New(intake.Deps{Store: p.Store, Bus: p.Bus, Clock: p.Clock, Logger: p.Log, Tenant: p.Cfg.Tenant,
-		Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir})
+		Production: p.Cfg.Production(), Validator: p.Validator, PublicURL: p.Cfg.PublicURL, Dir: p.Dir, Lanes: lanes})
 }
 
 func addPathway(p *Platform) ([]func(context.Context) error, error) {
