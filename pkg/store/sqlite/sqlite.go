@@ -188,7 +188,9 @@ func connect(ctx context.Context, path string, readers int, relaxed bool) (*Back
 	}
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	cp, err := sql.Open("sqlite", dsn)
+	// The checkpointer waits 100 ms at most for readers of the old log:
+	// while a RESTART waits, new writes wait too.
+	cp, err := sql.Open("sqlite", dsn+"&_pragma=busy_timeout(100)")
 	if err != nil {
 		_ = r.Close()
 		_ = wc.Close()
