@@ -136,8 +136,19 @@ func scanTimers(rows Rows) ([]store.Timer, error) {
 }
 
 func (tm timers) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Timer, error) {
+	// A look on a reader first: most polls find nothing due, and then need
+	// no write transaction (and no wait for the writer).
+	var one int
+	err := tm.s.be.Reader().QueryRow(ctx, `SELECT 1 FROM timers WHERE state = 'pending' AND due <= $1
+  AND (lease_until IS NULL OR lease_until <= $1) LIMIT 1`, micros(now)).Scan(&one)
+	if isNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim timers: %w", err)
+	}
 	var out []store.Timer
-	err := tm.s.write(ctx, func(ctx context.Context, c WriteConn) error {
+	err = tm.s.write(ctx, func(ctx context.Context, c WriteConn) error {
 		rows, err := c.Query(ctx, `UPDATE timers SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
 WHERE tkey IN (SELECT tkey FROM timers WHERE state = 'pending' AND due <= $3
   AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due LIMIT $4`+tm.s.d.SkipLocked+`)
