@@ -118,7 +118,15 @@ func devLogin(r *rig, dir *directory.Resolver, mux *http.ServeMux, base string) 
 // logIn goes through the login page of the development identity provider.
 func logIn(base, user string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
-		chromedp.Navigate(base+"/"), chromedp.Click(`main a.button`),
+		chromedp.Navigate(base+"/"),
+		// The link loads the identity provider's form: wait for that page
+		// before typing, or a field found while the browser is still
+		// committing the new document may be forgotten under it.
+		chromedp.WaitVisible(`main a.button`),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.RunResponse(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector("main a.button").click()`))
+			return err
+		}),
 		chromedp.WaitVisible(`input[name="username"]`),
 		chromedp.SendKeys(`input[name="username"]`, user),
 		chromedp.SendKeys(`input[name="password"]`, user+kb.Enter),
