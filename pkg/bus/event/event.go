@@ -332,41 +332,13 @@ func resource(o Obj, version int64) (Resource, error) {
 // Handler handles one change inside the transaction of its inbox mark.
 type Handler func(ctx context.Context, tx store.Tx, c Change) error
 
-// Handle adapts h to bus.Inbox: each call decodes the message afresh (a
-// transaction run again must not see the edits of its first run), and a
-// message that is not a change event is dead-lettered at once.
-func Handle(h Handler) func(ctx context.Context, tx store.Tx, m bus.Msg) error {
-	return func(ctx context.Context, tx store.Tx, m bus.Msg) error {
-		c, err := Decode(m)
-		if err != nil {
-			return bus.Permanent(err)
-		}
-		return h(ctx, tx, c)
-	}
-}
-
 // Inbox is bus.Inbox for a change handler: the durable consumer's handler
-// that runs h at most once per message.
-//
-// The message is decoded before the transaction, outside the store's
-// writer, whose time every other write waits for; a transaction run again
-// decodes it afresh.
+// that runs h at most once per message. The message is decoded before the
+// transaction, outside the store's writer; a transaction run again decodes
+// it afresh (it must not see the edits of its first run), and a message
+// that is not a change event is dead-lettered at once.
 func Inbox(s store.Store, durable string, h Handler) bus.Handler {
-	return func(ctx context.Context, m bus.Msg) error {
-		first, ferr := Decode(m)
-		fresh := true
-		return bus.Inbox(s, durable, func(ctx context.Context, tx store.Tx, m bus.Msg) error {
-			c, err := first, ferr
-			if !fresh {
-				c, err = Decode(m)
-			}
-			fresh = false
-			if err != nil {
-				return bus.Permanent(err)
-			}
-			return h(ctx, tx, c)
-		})(ctx, m)
-	}
+	return InboxPrepared(s, durable, func(_ context.Context, c Change) (Change, error) { return c, nil }, h)
 }
 
 // InboxPrepared is Inbox for a handler in two halves: prepare does the work

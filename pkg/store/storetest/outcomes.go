@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/passerelle-sante/passerelle/pkg/clock"
@@ -149,27 +147,10 @@ func testOutcomeRecords(t *testing.T, open Factory) {
 func testOutcomeRecordsConcurrentCreate(t *testing.T, open Factory) {
 	s := open(t, clock.NewFake(t0)).Store
 	const n = 8
-	var wins, conflicts atomic.Int32
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := putOutcome(t, s, store.OutcomeRecord{Tenant: "demo", Patient: "p1", Record: fmt.Sprintf("r1;P|p1|%d", i)})
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, store.ErrVersionConflict):
-				conflicts.Add(1)
-			default:
-				t.Errorf("create: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if wins.Load() != 1 || conflicts.Load() != n-1 {
-		t.Fatalf("wins %d, conflicts %d; want 1 and %d", wins.Load(), conflicts.Load(), n-1)
-	}
+	oneWins(t, n, "create", func(i int) error {
+		_, err := putOutcome(t, s, store.OutcomeRecord{Tenant: "demo", Patient: "p1", Record: fmt.Sprintf("r1;P|p1|%d", i)})
+		return err
+	})
 	if got, err := readOutcome(t, s, "demo", "p1"); err != nil || got.Version != 1 {
 		t.Fatalf("after race: %+v, %v; want version 1", got, err)
 	}

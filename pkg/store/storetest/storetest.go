@@ -197,28 +197,11 @@ func testConcurrentUpdate(t *testing.T, open Factory) {
 	s := open(t, clock.NewFake(t0)).Store
 	r := create(t, s, "demo", `{"resourceType":"Task","status":"requested","intent":"order"}`)
 	const n = 8
-	var wins, conflicts atomic.Int32
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body := fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":"accepted","intent":"order","note":[{"text":"%d"}]}`, r.ID, i)
-			_, err := update(s, "demo", body, 1)
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, store.ErrVersionConflict):
-				conflicts.Add(1)
-			default:
-				t.Errorf("update: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if wins.Load() != 1 || conflicts.Load() != n-1 {
-		t.Fatalf("wins %d, conflicts %d; want 1 and %d", wins.Load(), conflicts.Load(), n-1)
-	}
+	oneWins(t, n, "update", func(i int) error {
+		body := fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":"accepted","intent":"order","note":[{"text":"%d"}]}`, r.ID, i)
+		_, err := update(s, "demo", body, 1)
+		return err
+	})
 	cur, err := s.Read(ctx(t), "Task", r.ID)
 	if err != nil || cur.Version != 2 {
 		t.Fatalf("after race: %+v, %v", cur, err)
@@ -1103,5 +1086,29 @@ func testIdempotencyConcurrent(t *testing.T, open Factory) {
 	}
 	if written != 1 {
 		t.Errorf("%d resources written, want 1", written)
+	}
+}
+
+// oneWins runs n writes at once, each expecting the same version: exactly
+// one must succeed and every other fail with ErrVersionConflict.
+func oneWins(t *testing.T, n int, what string, write func(i int) error) {
+	t.Helper()
+	var wins, conflicts atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			switch err := write(i); {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrVersionConflict):
+				conflicts.Add(1)
+			default:
+				t.Errorf("%s: %v", what, err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 || conflicts.Load() != int32(n-1) {
+		t.Fatalf("%s: wins %d, conflicts %d; want 1 and %d", what, wins.Load(), conflicts.Load(), n-1)
 	}
 }
