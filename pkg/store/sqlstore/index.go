@@ -54,8 +54,9 @@ func tableOf(k store.ParamKind) int {
 }
 
 // batchConn is a write transaction's connection that holds the index rows
-// of the resources written until something needs them: a read, a deletion
-// of index rows, or the end of the job. They then go in one multi-row INSERT
+// of the resources written until something needs them: a statement on an
+// index table (a search, a deletion of index rows), or the end of the job.
+// Other statements go by: the rows are not theirs to see. They then go in one multi-row INSERT
 // per table for all the resources written since, instead of one per
 // resource and table: a discharge's thirteen tasks are four statements, not
 // fifty (docs/architecture.md, "Write path").
@@ -143,18 +144,26 @@ var (
 	insertCache = map[[2]int]string{}
 )
 
+// flushFor flushes the held rows before a statement that touches an index
+// table.
+func (c *batchConn) flushFor(sql string) {
+	if strings.Contains(sql, "idx_") {
+		c.flushIndex()
+	}
+}
+
 func (c *batchConn) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	c.flushIndex()
+	c.flushFor(sql)
 	return c.WriteConn.Exec(ctx, sql, args...)
 }
 
 func (c *batchConn) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
-	c.flushIndex()
+	c.flushFor(sql)
 	return c.WriteConn.Query(ctx, sql, args...)
 }
 
 func (c *batchConn) QueryRow(ctx context.Context, sql string, args ...any) Row {
-	c.flushIndex()
+	c.flushFor(sql)
 	return c.WriteConn.QueryRow(ctx, sql, args...)
 }
 
