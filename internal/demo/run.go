@@ -37,6 +37,10 @@ type Deps struct {
 	Backlog func(ctx context.Context) (int, error)
 	// FireDue fires one batch of the timers due now and says how many.
 	FireDue func(ctx context.Context) (int, error)
+	// Committed, when set, returns a channel closed at the store's next
+	// commit: settle then looks again as soon as a step of the work in
+	// flight is done, rather than after a fixed pause.
+	Committed func() <-chan struct{}
 	// Progress, when set, is told how far the simulation is.
 	Progress func(fr string)
 }
@@ -300,13 +304,19 @@ func (r *runner) advance(ctx context.Context, t time.Time) error {
 	return r.settle(ctx)
 }
 
+// settlePause is the longest wait between two looks at work in flight:
+// an acknowledgement to the broker, or the relay's publication, ends with
+// no commit to wake the wait.
+const settlePause = 2 * time.Millisecond
+
 // settleWithin bounds how long the platform may take to settle after one
 // step: past it the simulation stops with an error rather than hang.
 const settleWithin = 5 * time.Minute
 
 // settle waits until the platform has done everything the last change
 // started: due timers fired, outbox published, every event handled, twice
-// in a row.
+// in a row. Between two looks that found work in flight it waits for the
+// next commit (the next step of that work), at most settlePause.
 func (r *runner) settle(ctx context.Context) error {
 	quiet, failures := 0, 0
 	deadline := time.Now().Add(settleWithin)
@@ -316,6 +326,11 @@ func (r *runner) settle(ctx context.Context) error {
 		fmt.Errorf("demo: the platform did not settle within %v", settleWithin+time.Minute))
 	defer cancel()
 	for quiet < 2 {
+		var committed <-chan struct{}
+		if r.d.Committed != nil {
+			// Taken before looking: a commit while we look ends the wait.
+			committed = r.d.Committed()
+		}
 		type result struct {
 			n   int
 			err error
@@ -349,18 +364,24 @@ func (r *runner) settle(ctx context.Context) error {
 			return fmt.Errorf("demo: backlog: %w", err)
 		}
 		if fired == 0 && n == 0 {
+			// Looked at again at once: what was caught between two
+			// commits shows in the second look.
 			quiet++
-		} else {
-			quiet = 0
+			continue
 		}
+		quiet = 0
 		if time.Now().After(deadline) {
 			return fmt.Errorf("demo: the platform did not settle within 5 minutes (%d events in flight)", n)
 		}
+		pause := time.NewTimer(settlePause)
 		select {
 		case <-ctx.Done():
+			pause.Stop()
 			return ctx.Err()
-		case <-time.After(2 * time.Millisecond):
+		case <-committed:
+		case <-pause.C:
 		}
+		pause.Stop()
 	}
 	return nil
 }

@@ -79,6 +79,8 @@ type Platform struct {
 	// sim is the clock of a --demo instance: the simulated months, then
 	// the wall clock.
 	sim *clock.Sim
+	// commits is told of every group commit; the demo waits on it.
+	commits notice
 	// The services built in this process, set as they are added: the web
 	// pages and the demo use them.
 	intakeSvc   *intake.Service
@@ -138,6 +140,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (p *Platform, err e
 	p.Relay.Init()
 	opts := sqlstore.Options{Clock: p.Clock, Indexer: sqlstore.RegistryIndexer(p.Search), OnCommit: func(n int, _ time.Duration) {
 		commitHist.Observe(float64(n))
+		p.commits.fire()
 	}, OnEmit: p.Relay.Notify}
 	if cfg.DatabaseURL != "" {
 		p.Store, err = postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Options: opts})
@@ -426,4 +429,29 @@ func (p *Platform) openProfiles() error {
 	p.Profiles = reg
 	p.Validator = validate.Bundles{V: v}
 	return nil
+}
+
+// notice tells its waiters that something happened: next returns a channel
+// closed at the next fire.
+type notice struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *notice) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *notice) fire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
 }

@@ -59,8 +59,9 @@ func (p *Platform) demo(ctx context.Context, log *slog.Logger, level *slog.Level
 			}
 			return p.Store.Outbox().Backlog(ctx)
 		},
-		FireDue:  func(ctx context.Context) (int, error) { return p.Timers.FireDue(ctx, nil) },
-		Progress: p.SetNotReady,
+		FireDue:   func(ctx context.Context) (int, error) { return p.Timers.FireDue(ctx, nil) },
+		Committed: p.commits.next,
+		Progress:  p.SetNotReady,
 	}
 	p.SetNotReady("démo : préparation / demo: starting")
 	return func(ctx context.Context) error {
