@@ -23,11 +23,130 @@ func deleteIndex(c *batchConn, typ, id string) {
 	}
 }
 
+// replaceIndex makes a resource's index rows those of entries, for a new
+// version of it: the rows it has and keeps stay, the others are deleted and
+// the new ones added. A task moving along its states changes two or three
+// of its fifteen rows; deleting all and writing all again cost each of the
+// others two index updates for nothing.
+func replaceIndex(ctx context.Context, c *batchConn, typ, id string, entries []IndexEntry) error {
+	// Rows held for this resource (created earlier in the job) are compared
+	// too.
+	c.flushIndex()
+	var want [len(indexTables)]map[string]bool
+	var add []IndexEntry
+	for _, e := range entries {
+		i := tableOf(e.Kind)
+		if i < 0 || e.Param == "_id" {
+			continue
+		}
+		if want[i] == nil {
+			want[i] = map[string]bool{}
+		}
+		want[i][rowKey(indexTables[i].row(typ, id, e)[2:])] = true
+	}
+	// One statement for the four tables: a round trip on PostgreSQL.
+	rows, err := c.WriteConn.Query(ctx, indexRowsSQL, typ, id)
+	if err != nil {
+		return fmt.Errorf("index of %s/%s: %w", typ, id, err)
+	}
+	var gone [len(indexTables)][][]any
+	for rows.Next() {
+		var i int64
+		var a, b, d string
+		if err := rows.Scan(&i, &a, &b, &d); err != nil {
+			rows.Close()
+			return fmt.Errorf("index of %s/%s: %w", typ, id, err)
+		}
+		if i < 0 || int(i) >= len(indexTables) {
+			continue
+		}
+		v := []any{a, b, d}[:strings.Count(indexTables[i].vals(), ",")+1]
+		k := rowKey(v)
+		if want[i][k] {
+			delete(want[i], k) // kept: not added again
+			continue
+		}
+		if i == dateTable {
+			lo, _ := strconv.ParseInt(b, 10, 64)
+			hi, _ := strconv.ParseInt(d, 10, 64)
+			v = []any{a, lo, hi}
+		}
+		gone[i] = append(gone[i], v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("index of %s/%s: %w", typ, id, err)
+	}
+	for i, t := range indexTables {
+		if len(gone[i]) == 0 {
+			continue
+		}
+		var where strings.Builder
+		where.WriteString("DELETE FROM " + t.name + " WHERE res_type = $1 AND res_id = $2")
+		for k, col := range strings.Split(t.vals(), ", ") {
+			where.WriteString(" AND " + col + " = $" + strconv.Itoa(k+3))
+		}
+		del := where.String()
+		for _, v := range gone[i] {
+			c.Queue(del, append([]any{typ, id}, v...)...)
+		}
+	}
+	for _, e := range entries {
+		i := tableOf(e.Kind)
+		if i < 0 || e.Param == "_id" || !want[i][rowKey(indexTables[i].row(typ, id, e)[2:])] {
+			continue
+		}
+		add = append(add, e)
+	}
+	c.addIndex(typ, id, add)
+	return nil
+}
+
+// indexRowsSQL reads a resource's index rows from the four tables: the
+// table's number in indexTables, then its values as text (dates in
+// microseconds), an empty text past the table's own.
+const indexRowsSQL = `SELECT 0, param, sys, code FROM idx_token WHERE res_type = $1 AND res_id = $2
+UNION ALL SELECT 1, param, ref, '' FROM idx_ref WHERE res_type = $1 AND res_id = $2
+UNION ALL SELECT 2, param, norm, raw FROM idx_string WHERE res_type = $1 AND res_id = $2
+UNION ALL SELECT 3, param, CAST(lo AS TEXT), CAST(hi AS TEXT) FROM idx_date WHERE res_type = $1 AND res_id = $2`
+
+// dateTable is idx_date's place in indexTables.
+const dateTable = 3
+
+// rowKey is an index row's values as one comparable string.
+func rowKey(vals []any) string {
+	var b strings.Builder
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			b.WriteString(v)
+		case []byte:
+			b.Write(v)
+		case int64:
+			b.WriteString(strconv.FormatInt(v, 10))
+		case int:
+			b.WriteString(strconv.Itoa(v))
+		case int32:
+			b.WriteString(strconv.FormatInt(int64(v), 10))
+		default:
+			fmt.Fprint(&b, v)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 // indexTable is one of the search index tables, with how an entry becomes
-// its row.
+// its row. A row's columns are res_type, res_id, then its values (vals).
 type indexTable struct {
 	name, cols string
 	row        func(typ, id string, e IndexEntry) []any
+}
+
+// vals are the columns after res_type and res_id.
+func (t indexTable) vals() string {
+	_, v, _ := strings.Cut(t.cols, "res_id, ")
+	return v
 }
 
 var indexTables = [...]indexTable{

@@ -392,14 +392,20 @@ func (t *tx) put(ctx context.Context, tenant string, p parsed, id string, versio
 	}
 	t.c.Queue(`INSERT INTO resource_versions (res_type, res_id, version, tenant, last_updated, deleted, body)
 VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.typ, id, version, tenant, micros(now), deleted, body)
-	if create {
+	switch {
+	case create:
 		t.c.Queue(`INSERT INTO resources (res_type, res_id, tenant, version, deleted, seq)
 VALUES ($1, $2, $3, $4, $5, `+t.s.d.nextSeq()+`)`, p.typ, id, tenant, version, deleted)
-	} else {
+		t.c.addIndex(p.typ, id, entries)
+	case deleted:
 		t.c.Queue(`UPDATE resources SET version = $3, deleted = $4 WHERE res_type = $1 AND res_id = $2`, p.typ, id, version, deleted)
 		deleteIndex(t.c, p.typ, id)
+	default:
+		t.c.Queue(`UPDATE resources SET version = $3, deleted = $4 WHERE res_type = $1 AND res_id = $2`, p.typ, id, version, deleted)
+		if err := replaceIndex(ctx, t.c, p.typ, id, entries); err != nil {
+			return store.Resource{}, err
+		}
 	}
-	t.c.addIndex(p.typ, id, entries)
 	if a, ok := store.ActorFrom(ctx); ok {
 		t.auditWrite(a, tenant, p, id, version, create, deleted)
 	}

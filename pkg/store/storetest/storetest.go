@@ -48,6 +48,7 @@ func Run(t *testing.T, open Factory) {
 		{"CreateExistingID", testCreateExisting},
 		{"InvalidBody", testInvalid},
 		{"Search", testSearch},
+		{"SearchAfterUpdates", testReindex},
 		{"PagingStableUnderInserts", testPaging},
 		{"RollbackLeavesNothing", testRollback},
 		{"GroupCommitIsolatesFailures", testGroupCommit},
@@ -298,6 +299,91 @@ func testSearch(t *testing.T, open Factory) {
 	if err != nil || len(page.Resources) != 0 || page.Total != 0 {
 		t.Fatalf("after update: %v, total %d, %v", ids(page.Resources), page.Total, err)
 	}
+}
+
+// testReindex: an update's index is the new version's, whatever the old
+// one had — values kept, changed, removed, added — including for a resource
+// updated in the transaction that created it, and after a deletion and a
+// new version.
+func testReindex(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	c := ctx(t)
+	search := func(typ, name string, kind store.ParamKind, v store.Value) []string {
+		t.Helper()
+		page, err := s.Search(c, store.Query{Type: typ, Params: []store.Param{{Name: name, Kind: kind, Values: []store.Value{v}}}})
+		if err != nil {
+			t.Fatalf("%s?%s: %v", typ, name, err)
+		}
+		return ids(page.Resources)
+	}
+	expect := func(what string, got []string, want ...string) {
+		t.Helper()
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: got %v, want %v", what, got, want)
+		}
+	}
+	task := func(status, owner, due string) string {
+		b := `{"resourceType":"Task","id":"t1","status":"` + status + `","intent":"order","for":{"reference":"Patient/p1"}`
+		if owner != "" {
+			b += `,"owner":{"reference":"` + owner + `"}`
+		}
+		if due != "" {
+			b += `,"restriction":{"period":{"end":"` + due + `"}}`
+		}
+		return b + `}`
+	}
+	// Created and updated twice in one transaction: only the last version's
+	// rows are left.
+	err := s.Tx(c, func(tx store.Tx) error {
+		r, err := tx.Create(c, "demo", json.RawMessage(task("requested", "PractitionerRole/a", "")))
+		if err != nil {
+			return err
+		}
+		if r, err = tx.Update(c, "demo", json.RawMessage(task("accepted", "PractitionerRole/a", "")), r.Version); err != nil {
+			return err
+		}
+		_, err = tx.Update(c, "demo", json.RawMessage(task("in-progress", "PractitionerRole/b", "")), r.Version)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{"requested", "accepted"} {
+		expect("status "+st+" after one transaction", search("Task", "status", store.KindToken, store.Value{Code: st}))
+	}
+	expect("status in-progress", search("Task", "status", store.KindToken, store.Value{Code: "in-progress"}), "t1")
+	expect("old owner", search("Task", "owner", store.KindReference, store.Value{Ref: "PractitionerRole/a"}))
+	expect("new owner", search("Task", "owner", store.KindReference, store.Value{Ref: "PractitionerRole/b"}), "t1")
+	expect("kept patient", search("Task", "patient", store.KindReference, store.Value{Ref: "Patient/p1"}), "t1")
+
+	// The owner removed, the status kept, a date added.
+	if _, err := update(s, "demo", task("in-progress", "", "2025-03-20"), 3); err != nil {
+		t.Fatal(err)
+	}
+	expect("owner removed", search("Task", "owner", store.KindReference, store.Value{Ref: "PractitionerRole/b"}))
+	expect("status kept", search("Task", "status", store.KindToken, store.Value{Code: "in-progress"}), "t1")
+	expect("patient kept", search("Task", "patient", store.KindReference, store.Value{Ref: "Patient/p1"}), "t1")
+
+	// A string whose normalised form stays while its written form changes.
+	create(t, s, "demo", `{"resourceType":"Patient","id":"p9","name":[{"family":"Élodie"}]}`)
+	if _, err := update(s, "demo", `{"resourceType":"Patient","id":"p9","name":[{"family":"Elodie"}]}`, 1); err != nil {
+		t.Fatal(err)
+	}
+	expect("string prefix", search("Patient", "family", store.KindString, store.Value{Text: "elodie"}), "p9")
+	expect("exact new", search("Patient", "family", store.KindString, store.Value{Text: "Elodie", Exact: true}), "p9")
+	expect("exact old", search("Patient", "family", store.KindString, store.Value{Text: "Élodie", Exact: true}))
+
+	// Deleted, then written again: indexed as the new version.
+	if err := s.Tx(c, func(tx store.Tx) error { _, err := tx.Delete(c, "Task", "t1", 0); return err }); err != nil {
+		t.Fatal(err)
+	}
+	expect("deleted", search("Task", "patient", store.KindReference, store.Value{Ref: "Patient/p1"}))
+	if _, err := update(s, "demo", task("completed", "PractitionerRole/c", ""), 0); err != nil {
+		t.Fatal(err)
+	}
+	expect("back, new status", search("Task", "status", store.KindToken, store.Value{Code: "completed"}), "t1")
+	expect("back, new owner", search("Task", "owner", store.KindReference, store.Value{Ref: "PractitionerRole/c"}), "t1")
+	expect("back, old status", search("Task", "status", store.KindToken, store.Value{Code: "in-progress"}))
 }
 
 func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, clock.Paris) }
