@@ -39,7 +39,7 @@ func Open(ctx context.Context, url string, o Options) (*sqlstore.Store, error) {
 	}
 	writers := o.Writers
 	if writers == 0 {
-		writers = 2
+		writers = 4
 	}
 	return sqlstore.New(be, sqlstore.Dialect{
 		SkipLocked: " FOR UPDATE SKIP LOCKED",

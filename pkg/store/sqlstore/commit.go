@@ -221,7 +221,8 @@ func (c *committer) preempt(room int) []*job {
 }
 
 // runOnce runs the jobs in one transaction. It returns the jobs it ran, each
-// one's own error, and a transaction-level error when nothing was committed.
+// one's own error, and a transaction-level error when nothing was committed;
+// every job it was given and did not run is in leftover.
 //
 // Between two background jobs it looks for urgent ones (an acknowledgement
 // a hospital waits for): if any wait, they run next and the transaction
@@ -268,8 +269,11 @@ func (c *committer) runOnce(jobs []*job) (ran []*job, results []error, leftover 
 		if res != nil {
 			audit = audit[:mark]
 			if c.be.Retryable(res) {
+				// The whole batch is tried again: the jobs not run yet go
+				// with it (leaving them out left their writers waiting for
+				// ever).
 				_ = tx.Rollback(ctx)
-				return ran, nil, leftover, res
+				return ran, nil, append(leftover, jobs[i+1:]...), res
 			}
 			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
 				_ = tx.Rollback(ctx)
