@@ -141,17 +141,22 @@ func (p *plan) openLoad(ref string) (int, error) {
 		return n, nil
 	}
 	// Counted up to loadCap: past it a member is full whatever the exact
-	// figure, and the count stays cheap however many tasks they hold.
-	page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: loadCap, Params: []store.Param{
-		{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: ref}}},
-		{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}, {Code: "accepted"}, {Code: "in-progress"}}},
-	}})
+	// figure. Handlers that need the same count at once share one search.
+	n, err := p.s.countLoad(p.tenant, ref, func() (int, error) {
+		page, err := p.s.d.Store.Search(p.ctx, store.Query{Tenant: p.tenant, Type: "Task", Count: loadCap, Params: []store.Param{
+			{Name: "owner", Kind: store.KindReference, Values: []store.Value{{Ref: ref}}},
+			{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: "requested"}, {Code: "accepted"}, {Code: "in-progress"}}},
+		}})
+		if err != nil {
+			return 0, fmt.Errorf("load of %s: %w", ref, err)
+		}
+		p.s.storeLoad(p.tenant, ref, len(page.Resources))
+		return len(page.Resources), nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("load of %s: %w", ref, err)
+		return 0, err
 	}
-	n := len(page.Resources)
 	p.load[ref] = n
-	p.s.storeLoad(p.tenant, ref, n)
 	return n, nil
 }
 

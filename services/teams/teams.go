@@ -90,6 +90,9 @@ type Service struct {
 	// loads are recent counts of open tasks by tenant|owner: a hint for
 	// choosing among candidates, so a few seconds old is fine.
 	loads map[string]cachedLoad
+	// counting are the counts under way, by tenant|owner: the handlers
+	// that need one at once share it (countLoad).
+	counting map[string]*loadCount
 	// templates is the one reading of the stored templates (pkg/pathway).
 	templates Templates
 
@@ -134,7 +137,7 @@ func New(d Deps) *Service {
 			30 * time.Minute, time.Hour, 2 * time.Hour}
 	}
 	s := &Service{d: d, log: d.Logger.With("service", "teams"), members: map[string]memberCache{}, cpts: map[string]string{},
-		templates: pathway.NewLibrary(d.Store, d.Logger.With("service", "teams")), loads: map[string]cachedLoad{}}
+		templates: pathway.NewLibrary(d.Store, d.Logger.With("service", "teams")), loads: map[string]cachedLoad{}, counting: map[string]*loadCount{}}
 	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passerelle_notifications_total",
 		Help: "Notifications by channel and outcome (delivered, failed, retry)."}, []string{"channel", "outcome"})
 	if d.Metrics != nil {
@@ -256,8 +259,40 @@ type cachedLoad struct {
 }
 
 // loadTTL is how long a count of open tasks is trusted, plus what the
-// service itself assigned since.
-const loadTTL = 5 * time.Second
+// service itself assigned since (assigned). Tasks closed meanwhile are not
+// taken off: a member looks a little busier than they are until the next
+// count. The count is a search whose cost grows with the tasks the member
+// ever held on PostgreSQL (it orders them all): counted every 5 s by each
+// of eight lanes at once, it took most of the database's CPU under load.
+const loadTTL = 30 * time.Second
+
+// loadCount is one count of a member's open tasks under way.
+type loadCount struct {
+	done chan struct{}
+	n    int
+	err  error
+}
+
+// countLoad runs count for tenant|ref, or waits for the count already
+// under way and takes its result.
+func (s *Service) countLoad(tenant, ref string, count func() (int, error)) (int, error) {
+	key := tenant + "|" + ref
+	s.mu.Lock()
+	if c, ok := s.counting[key]; ok {
+		s.mu.Unlock()
+		<-c.done
+		return c.n, c.err
+	}
+	c := &loadCount{done: make(chan struct{})}
+	s.counting[key] = c
+	s.mu.Unlock()
+	c.n, c.err = count()
+	s.mu.Lock()
+	delete(s.counting, key)
+	s.mu.Unlock()
+	close(c.done)
+	return c.n, c.err
+}
 
 func (s *Service) cachedLoad(tenant, ref string) (int, bool) {
 	if s.d.MembersTTL < 0 {
