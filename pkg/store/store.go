@@ -109,6 +109,13 @@ type AuditRecord struct {
 	Hash     string
 }
 
+// TokenCounter is a Store that counts its resources by token value in one
+// pass (the SQL store does): a tenant's resources of a type, by the code
+// they have for a token parameter, deleted ones left out.
+type TokenCounter interface {
+	CountTokens(ctx context.Context, tenant, typ, param string) (map[string]int, error)
+}
+
 // Store is the persistence contract shared by every backend.
 type Store interface {
 	// Read returns the current version. ErrNotFound, ErrGone.

@@ -291,6 +291,37 @@ func (c *batchConn) Flush(ctx context.Context) error {
 	return c.WriteConn.Flush(ctx)
 }
 
+// CountTokens counts the tenant's resources of a type by the code they
+// have for a token parameter (a task's status, say): one pass over the
+// parameter's index rows, where a search per code with its total would read
+// them once per code (store.TokenCounter).
+func (s *Store) CountTokens(ctx context.Context, tenant, typ, param string) (map[string]int, error) {
+	if !ValidType(typ) {
+		return nil, fmt.Errorf("%w: resource type %q", store.ErrInvalid, typ)
+	}
+	rows, err := s.be.Reader().Query(ctx, `SELECT x.code, COUNT(DISTINCT x.res_id) FROM idx_token x
+JOIN resources r ON r.res_type = x.res_type AND r.res_id = x.res_id
+WHERE x.res_type = $1 AND x.param = $2 AND r.tenant = $3 AND r.deleted = $4
+GROUP BY x.code`, typ, param, tenant, false)
+	if err != nil {
+		return nil, fmt.Errorf("count %s by %s: %w", typ, param, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var code string
+		var n int64
+		if err := rows.Scan(&code, &n); err != nil {
+			return nil, fmt.Errorf("count %s by %s: %w", typ, param, err)
+		}
+		out[code] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count %s by %s: %w", typ, param, err)
+	}
+	return out, nil
+}
+
 // Search implements store.Store.
 func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 	page := store.Page{Total: -1}

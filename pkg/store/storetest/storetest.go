@@ -49,6 +49,7 @@ func Run(t *testing.T, open Factory) {
 		{"InvalidBody", testInvalid},
 		{"Search", testSearch},
 		{"SearchAfterUpdates", testReindex},
+		{"CountTokens", testCountTokens},
 		{"PagingStableUnderInserts", testPaging},
 		{"RollbackLeavesNothing", testRollback},
 		{"GroupCommitIsolatesFailures", testGroupCommit},
@@ -384,6 +385,50 @@ func testReindex(t *testing.T, open Factory) {
 	expect("back, new status", search("Task", "status", store.KindToken, store.Value{Code: "completed"}), "t1")
 	expect("back, new owner", search("Task", "owner", store.KindReference, store.Value{Ref: "PractitionerRole/c"}), "t1")
 	expect("back, old status", search("Task", "status", store.KindToken, store.Value{Code: "in-progress"}))
+}
+
+// testCountTokens: the counts by token value are the totals a search per
+// value gives — by tenant, deleted resources left out, a resource updated
+// counted at its new value only.
+func testCountTokens(t *testing.T, open Factory) {
+	s := open(t, clock.NewFake(t0)).Store
+	tc, ok := s.(store.TokenCounter)
+	if !ok {
+		t.Fatal("the store does not count by token value (store.TokenCounter)")
+	}
+	c := ctx(t)
+	task := func(tenant, id, status string) {
+		create(t, s, tenant, `{"resourceType":"Task","id":"`+id+`","status":"`+status+`","intent":"order"}`)
+	}
+	task("demo", "a", "requested")
+	task("demo", "b", "requested")
+	task("demo", "c", "completed")
+	task("demo", "d", "requested")
+	task("other", "e", "requested")
+	if _, err := update(s, "demo", `{"resourceType":"Task","id":"b","status":"accepted","intent":"order"}`, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tx(c, func(tx store.Tx) error { _, err := tx.Delete(c, "Task", "d", 0); return err }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tc.CountTokens(c, "demo", "Task", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"requested": 1, "accepted": 1, "completed": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("counts %v, want %v", got, want)
+	}
+	for code, n := range want {
+		page, err := s.Search(c, store.Query{Tenant: "demo", Type: "Task", Total: true, Count: 1,
+			Params: []store.Param{{Name: "status", Kind: store.KindToken, Values: []store.Value{{Code: code}}}}})
+		if err != nil || page.Total != n {
+			t.Errorf("search status=%s: total %d, %v; counted %d", code, page.Total, err, n)
+		}
+	}
+	if _, err := tc.CountTokens(c, "demo", "not a type", "status"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("bad type: %v, want ErrInvalid", err)
+	}
 }
 
 func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, clock.Paris) }
