@@ -11,6 +11,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -328,11 +330,21 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	var runMu sync.Mutex
+	running := map[string]bool{}
 	errc := make(chan error, 4+len(extra))
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
+		runMu.Lock()
+		running[name] = true
+		runMu.Unlock()
 		go func() {
 			defer wg.Done()
+			defer func() {
+				runMu.Lock()
+				delete(running, name)
+				runMu.Unlock()
+			}()
 			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
 				errc <- fmt.Errorf("%s: %w", name, err)
 			}
@@ -364,9 +376,34 @@ func (p *Platform) Serve(ctx context.Context, extra ...func(context.Context) err
 	defer shutCancel()
 	_ = srv.Shutdown(shutCtx)
 	cancel()
-	wg.Wait()
+	// A handler that never returns (a write waiting for ever) must not keep
+	// the process from stopping: past stopGrace it stops without it, and
+	// says which part was still running.
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	grace := time.NewTimer(stopGrace)
+	defer grace.Stop()
+	select {
+	case <-stopped:
+	case <-grace.C:
+		runMu.Lock()
+		var names []string
+		for n := range running {
+			names = append(names, n)
+		}
+		runMu.Unlock()
+		sort.Strings(names)
+		p.Log.Error("stopping without the parts still running", "after", stopGrace.String(), "running", strings.Join(names, ", "))
+		if err == nil {
+			err = fmt.Errorf("stopped after %v with %s still running", stopGrace, strings.Join(names, ", "))
+		}
+	}
 	return err
 }
+
+// stopGrace is how long a stop waits for the services to finish what they
+// are doing (changed by tests).
+var stopGrace = 30 * time.Second
 
 // Handler is the whole HTTP surface: the routes behind the security
 // headers, the body limits and the request metrics.
