@@ -47,7 +47,10 @@ type testPlatform struct {
 	stop func()
 }
 
-func startPlatform(t *testing.T, env map[string]string) *testPlatform {
+// testConfig is the configuration of an instance in a test: a data
+// directory of its own, HTTP and MLLP on free loopback ports, then env;
+// "--demo": "true" is the flag.
+func testConfig(t *testing.T, env map[string]string) Config {
 	t.Helper()
 	dir := t.TempDir()
 	get := func(k string) (string, bool) {
@@ -70,6 +73,12 @@ func startPlatform(t *testing.T, env map[string]string) *testPlatform {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func startPlatform(t *testing.T, env map[string]string) *testPlatform {
+	t.Helper()
+	cfg := testConfig(t, env)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,20 +13,7 @@ import (
 // handler waiting for ever) does not keep the instance from stopping: Serve
 // returns after stopGrace and names it.
 func TestStopIsBounded(t *testing.T) {
-	dir := t.TempDir()
-	get := func(k string) (string, bool) {
-		switch k {
-		case "PASSERELLE_DATA_DIR":
-			return dir, true
-		case "PASSERELLE_HTTP_ADDR", "PASSERELLE_MLLP_ADDR":
-			return "127.0.0.1:0", true
-		}
-		return "", false
-	}
-	cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), nil, get)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig(t, nil)
 	defer func(g time.Duration) { stopGrace = g }(stopGrace)
 	stopGrace = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())

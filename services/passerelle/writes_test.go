@@ -303,22 +303,11 @@ func changedFields(before, after json.RawMessage) []string {
 // are added, so that every service's store calls are counted.
 func startCountingPlatform(t *testing.T) (*testPlatform, *writeLog) {
 	t.Helper()
-	dir := t.TempDir()
-	get := func(k string) (string, bool) {
-		switch k {
-		case "PASSERELLE_DATA_DIR":
-			return dir, true
-		case "PASSERELLE_HTTP_ADDR", "PASSERELLE_MLLP_ADDR":
-			return "127.0.0.1:0", true
-		case "PASSERELLE_DATABASE_URL":
-			return *writesDB, *writesDB != ""
-		}
-		return "", false
+	env := map[string]string{}
+	if *writesDB != "" {
+		env["PASSERELLE_DATABASE_URL"] = *writesDB
 	}
-	cfg, _, err := LoadConfig(flag.NewFlagSet("t", flag.ContinueOnError), nil, get)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig(t, env)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := Open(ctx, cfg, log)
