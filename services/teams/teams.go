@@ -87,8 +87,8 @@ type Service struct {
 	mu      sync.Mutex
 	members map[string]memberCache // by tenant
 	cpts    map[string]string
-	// loads are recent counts of open tasks by tenant|owner: a hint for
-	// choosing among candidates, so a few seconds old is fine.
+	// loads are recent counts of open tasks by tenant|owner (loadTTL): a
+	// hint for choosing among candidates, so a little old is fine.
 	loads map[string]cachedLoad
 	// counting are the counts under way, by tenant|owner: the handlers
 	// that need one at once share it (countLoad).

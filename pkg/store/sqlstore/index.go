@@ -32,38 +32,41 @@ func replaceIndex(ctx context.Context, c *batchConn, typ, id string, entries []I
 	// Rows held for this resource (created earlier in the job) are compared
 	// too.
 	c.flushIndex()
-	var want [len(indexTables)]map[string]bool
-	var add []IndexEntry
+	type wanted struct {
+		table int
+		key   string
+		e     IndexEntry
+	}
+	var want []wanted
+	missing := map[string]bool{} // table number and key of the rows not stored yet
 	for _, e := range entries {
 		i := tableOf(e.Kind)
 		if i < 0 || e.Param == "_id" {
 			continue
 		}
-		if want[i] == nil {
-			want[i] = map[string]bool{}
-		}
-		want[i][rowKey(indexTables[i].row(typ, id, e)[2:])] = true
+		k := strconv.Itoa(i) + rowKey(indexTables[i].row(typ, id, e)[2:])
+		want = append(want, wanted{i, k, e})
+		missing[k] = true
 	}
 	// One statement for the four tables: a round trip on PostgreSQL.
 	rows, err := c.WriteConn.Query(ctx, indexRowsSQL, typ, id)
 	if err != nil {
 		return fmt.Errorf("index of %s/%s: %w", typ, id, err)
 	}
-	var gone [len(indexTables)][][]any
+	var gone [][]any // table number, then the row's values
 	for rows.Next() {
-		var i int64
+		var i int
 		var a, b, d string
 		if err := rows.Scan(&i, &a, &b, &d); err != nil {
 			rows.Close()
 			return fmt.Errorf("index of %s/%s: %w", typ, id, err)
 		}
-		if i < 0 || int(i) >= len(indexTables) {
+		if i < 0 || i >= len(indexTables) {
 			continue
 		}
-		v := []any{a, b, d}[:strings.Count(indexTables[i].vals(), ",")+1]
-		k := rowKey(v)
-		if want[i][k] {
-			delete(want[i], k) // kept: not added again
+		v := []any{a, b, d}[:tableWidth[i]]
+		if k := strconv.Itoa(i) + rowKey(v); missing[k] {
+			delete(missing, k) // kept: not written again
 			continue
 		}
 		if i == dateTable {
@@ -71,32 +74,20 @@ func replaceIndex(ctx context.Context, c *batchConn, typ, id string, entries []I
 			hi, _ := strconv.ParseInt(d, 10, 64)
 			v = []any{a, lo, hi}
 		}
-		gone[i] = append(gone[i], v)
+		gone = append(gone, append([]any{i}, v...))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("index of %s/%s: %w", typ, id, err)
 	}
-	for i, t := range indexTables {
-		if len(gone[i]) == 0 {
-			continue
-		}
-		var where strings.Builder
-		where.WriteString("DELETE FROM " + t.name + " WHERE res_type = $1 AND res_id = $2")
-		for k, col := range strings.Split(t.vals(), ", ") {
-			where.WriteString(" AND " + col + " = $" + strconv.Itoa(k+3))
-		}
-		del := where.String()
-		for _, v := range gone[i] {
-			c.Queue(del, append([]any{typ, id}, v...)...)
-		}
+	for _, g := range gone {
+		c.Queue(deleteRowSQL[g[0].(int)], append([]any{typ, id}, g[1:]...)...)
 	}
-	for _, e := range entries {
-		i := tableOf(e.Kind)
-		if i < 0 || e.Param == "_id" || !want[i][rowKey(indexTables[i].row(typ, id, e)[2:])] {
-			continue
+	var add []IndexEntry
+	for _, w := range want {
+		if missing[w.key] {
+			add = append(add, w.e)
 		}
-		add = append(add, e)
 	}
 	c.addIndex(typ, id, add)
 	return nil
@@ -113,23 +104,36 @@ UNION ALL SELECT 3, param, CAST(lo AS TEXT), CAST(hi AS TEXT) FROM idx_date WHER
 // dateTable is idx_date's place in indexTables.
 const dateTable = 3
 
-// rowKey is an index row's values as one comparable string.
+// tableWidth is how many values (columns after res_type and res_id) a row
+// of each index table has, and deleteRowSQL the deletion of one row.
+var (
+	tableWidth   [len(indexTables)]int
+	deleteRowSQL [len(indexTables)]string
+)
+
+func init() {
+	for i, t := range indexTables {
+		_, vals, _ := strings.Cut(t.cols, "res_id, ")
+		cols := strings.Split(vals, ", ")
+		tableWidth[i] = len(cols)
+		q := "DELETE FROM " + t.name + " WHERE res_type = $1 AND res_id = $2"
+		for k, col := range cols {
+			q += " AND " + col + " = $" + strconv.Itoa(k+3)
+		}
+		deleteRowSQL[i] = q
+	}
+}
+
+// rowKey is an index row's values as one comparable string: text as it is,
+// dates as their microseconds in decimal (as indexRowsSQL reads them).
 func rowKey(vals []any) string {
 	var b strings.Builder
 	for _, v := range vals {
 		switch v := v.(type) {
 		case string:
 			b.WriteString(v)
-		case []byte:
-			b.Write(v)
 		case int64:
 			b.WriteString(strconv.FormatInt(v, 10))
-		case int:
-			b.WriteString(strconv.Itoa(v))
-		case int32:
-			b.WriteString(strconv.FormatInt(int64(v), 10))
-		default:
-			fmt.Fprint(&b, v)
 		}
 		b.WriteByte(0)
 	}
@@ -137,16 +141,10 @@ func rowKey(vals []any) string {
 }
 
 // indexTable is one of the search index tables, with how an entry becomes
-// its row. A row's columns are res_type, res_id, then its values (vals).
+// its row: res_type, res_id, then its values.
 type indexTable struct {
 	name, cols string
 	row        func(typ, id string, e IndexEntry) []any
-}
-
-// vals are the columns after res_type and res_id.
-func (t indexTable) vals() string {
-	_, v, _ := strings.Cut(t.cols, "res_id, ")
-	return v
 }
 
 var indexTables = [...]indexTable{
